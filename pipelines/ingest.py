@@ -1,0 +1,201 @@
+"""Ingest tables (Parquet, CSV, JSON lines) and text corpora into typed DataFrames.
+
+Schemas are declared in configuration as Spark DDL (``"label INT, price DOUBLE, city STRING"``).
+CSV and JSON records that do not fit the schema (wrong field count, unparseable value, broken JSON)
+are split off with their raw text for quarantine instead of being silently nulled. Problems that no
+quarantine can fix (missing path, empty input, missing column, wrong Parquet type) raise
+``IngestError`` naming the path or column and what was expected.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipelines.output import HadoopFS, qualify
+
+if TYPE_CHECKING:
+    from pipelines.cli import JobContext
+
+CORRUPT_COL = "_corrupt_record"
+TABLE_FORMATS = ("parquet", "csv", "json")
+CORPUS_FORMATS = ("text", "json", "parquet")
+
+
+class IngestError(ValueError):
+    """Input that cannot be ingested as declared. The message names the path or column."""
+
+
+@dataclass
+class Ingested:
+    """Typed good records, the malformed ones (raw text and source file), and their counts."""
+
+    data: DataFrame
+    malformed: DataFrame | None
+    rows_in: int
+    rows_malformed: int
+
+    @property
+    def rows_good(self) -> int:
+        return self.rows_in - self.rows_malformed
+
+    @property
+    def malformed_fraction(self) -> float:
+        return self.rows_malformed / self.rows_in if self.rows_in else 0.0
+
+
+def parse_schema(ddl: str, where: str = "schema") -> T.StructType:
+    """Parse a DDL schema string, with an error that says where it came from."""
+    try:
+        return T.StructType.fromDDL(ddl)
+    except Exception as exc:  # Spark raises a parse exception with a multi-line message
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IngestError(f"{where}: cannot parse schema {ddl!r} as Spark DDL "
+                          f"(e.g. 'id BIGINT, text STRING'): {first}") from None
+
+
+def _require_path(spark: SparkSession, path: str) -> str:
+    full = qualify(path)
+    if not HadoopFS(spark, full).exists(full):
+        raise IngestError(f"input path not found: {full}")
+    return full
+
+
+def _csv_header(spark: SparkSession, path: str, options: Mapping[str, str]) -> list[str]:
+    first = spark.read.text(path).limit(1).collect()
+    if not first:
+        raise IngestError(f"{path}: empty input, expected a CSV header line and records")
+    sep = options.get("sep", options.get("delimiter", ","))
+    return next(csv.reader([first[0][0]], delimiter=sep))
+
+
+def _read_permissive(spark: SparkSession, path: str, fmt: str, declared: T.StructType,
+                     options: Mapping[str, str]) -> DataFrame:
+    """CSV/JSON read that keeps malformed records in ``_corrupt_record`` (cached: read once)."""
+    read_schema = declared
+    reader = spark.read.options(**options).option("mode", "PERMISSIVE") \
+        .option("columnNameOfCorruptRecord", CORRUPT_COL)
+    if fmt == "csv":
+        header = _csv_header(spark, path, options)
+        missing = [f.name for f in declared if f.name not in header]
+        if missing:
+            raise IngestError(f"{path}: missing column(s) {missing} in the CSV header {header}; "
+                              f"declared schema: {declared.simpleString()}")
+        by_name = {f.name: f for f in declared}
+        # Read in header order so that values are matched by name, not by position.
+        read_schema = T.StructType([by_name.get(name, T.StructField(name, T.StringType())) for name in header])
+        reader = reader.option("header", "true").option("enforceSchema", "false")
+    full_schema = T.StructType(read_schema.fields + [T.StructField(CORRUPT_COL, T.StringType())])
+    df = reader.schema(full_schema).format(fmt).load(path).withColumn("_source_file", F.input_file_name())
+    return df.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def _check_columns(df: DataFrame, declared: T.StructType, path: str) -> None:
+    actual = {f.name: f.dataType for f in df.schema}
+    for field in declared:
+        if field.name not in actual:
+            raise IngestError(f"{path}: missing column '{field.name}' (expected {field.dataType.simpleString()}); "
+                              f"found columns {sorted(actual)}")
+        if actual[field.name] != field.dataType:
+            raise IngestError(f"{path}: column '{field.name}' has type {actual[field.name].simpleString()}, "
+                              f"expected {field.dataType.simpleString()}")
+
+
+def read_table(spark: SparkSession, path: str, fmt: str, schema: str,
+               options: Mapping[str, Any] | None = None) -> Ingested:
+    """Read a table in ``fmt`` with the declared DDL ``schema``; malformed CSV/JSON records split off."""
+    if fmt not in TABLE_FORMATS:
+        raise IngestError(f"{path}: unknown table format '{fmt}', expected one of {list(TABLE_FORMATS)}")
+    full = _require_path(spark, path)
+    declared = parse_schema(schema, f"{full}: schema")
+    opts = {k: str(v) for k, v in (options or {}).items()}
+    if fmt == "parquet":
+        df = spark.read.options(**opts).parquet(full)
+        _check_columns(df, declared, full)
+        data = df.select(*[f.name for f in declared])
+        rows = data.count()
+        if rows == 0:
+            raise IngestError(f"{full}: empty input, expected at least one record")
+        return Ingested(data, None, rows, 0)
+    raw = _read_permissive(spark, full, fmt, declared, opts)
+    counts = raw.agg(F.count(F.lit(1)).alias("n"), F.count(CORRUPT_COL).alias("bad")).first()
+    if counts["n"] == 0:
+        raw.unpersist()
+        raise IngestError(f"{full}: empty input, expected at least one record")
+    good = raw.filter(F.col(CORRUPT_COL).isNull()).select(*[f.name for f in declared])
+    bad = raw.filter(F.col(CORRUPT_COL).isNotNull()).select(
+        F.col(CORRUPT_COL).alias("record"), F.col("_source_file").alias("source_file"))
+    return Ingested(good, bad, counts["n"], counts["bad"])
+
+
+def read_corpus(spark: SparkSession, path: str, fmt: str, id_col: str = "id", text_col: str = "text",
+                id_type: str = "string", options: Mapping[str, Any] | None = None) -> Ingested:
+    """Read documents as ``(doc_id, text)``.
+
+    ``text``: one document per line, ``doc_id`` = line number (0-based, files in path order);
+    ``json``: JSON lines with ``id_col``/``text_col`` fields; ``parquet``: those two columns.
+    """
+    if fmt not in CORPUS_FORMATS:
+        raise IngestError(f"{path}: unknown corpus format '{fmt}', expected one of {list(CORPUS_FORMATS)}")
+    if fmt == "text":
+        full = _require_path(spark, path)
+        lines = spark.read.options(**{k: str(v) for k, v in (options or {}).items()}).text(full)
+        numbered = lines.rdd.zipWithIndex().map(lambda pair: (pair[1], pair[0][0]))
+        data = spark.createDataFrame(numbered, "doc_id BIGINT, text STRING")
+        rows = data.count()
+        if rows == 0:
+            raise IngestError(f"{full}: empty input, expected one document per line")
+        return Ingested(data, None, rows, 0)
+    ingested = read_table(spark, path, fmt, f"`{id_col}` {id_type}, `{text_col}` STRING", options)
+    ingested.data = ingested.data.select(F.col(id_col).alias("doc_id"), F.col(text_col).alias("text"))
+    return ingested
+
+
+def ingest_dataset(ctx: "JobContext", key: str, source: Mapping[str, Any], output_path: str,
+                   quarantine_path: str, max_malformed_fraction: float) -> DataFrame:
+    """Read one source, commit its malformed records to quarantine, enforce the threshold, stage the rest.
+
+    The quarantine is committed before the threshold check so that a failing run still leaves the
+    bad records where the error message says they are.
+    """
+    if source["kind"] == "corpus":
+        ingested = read_corpus(ctx.spark, source["path"], source["format"], source["id_col"], source["text_col"],
+                               source["id_type"], source["options"])
+    elif source["kind"] == "table":
+        if not source["schema"]:
+            raise IngestError(f"{source['path']}: no schema declared; set input.schema to Spark DDL, "
+                              f"e.g. 'label INT, price DOUBLE'")
+        ingested = read_table(ctx.spark, source["path"], source["format"], source["schema"], source["options"])
+    else:
+        raise IngestError(f"{source['path']}: unknown input kind '{source['kind']}', expected 'table' or 'corpus'")
+    committed_quarantine = None
+    if ingested.rows_malformed:
+        committed_quarantine = ctx.commit_now(f"{key}_quarantine", ingested.malformed, quarantine_path)
+    ctx.metrics.setdefault("ingest", {})[key] = {
+        "source": qualify(source["path"]), "rows_in": ingested.rows_in, "rows_good": ingested.rows_good,
+        "rows_quarantined": ingested.rows_malformed, "malformed_fraction": round(ingested.malformed_fraction, 6),
+        "quarantine_path": committed_quarantine,
+    }
+    ctx.log(f"{key}: {ingested.rows_in} records, {ingested.rows_malformed} malformed")
+    if ingested.malformed_fraction > max_malformed_fraction:
+        raise IngestError(
+            f"{qualify(source['path'])}: {ingested.rows_malformed} of {ingested.rows_in} records "
+            f"({ingested.malformed_fraction:.2%}) are malformed, above max_malformed_fraction "
+            f"{max_malformed_fraction:.2%}; they were quarantined to {committed_quarantine}")
+    out = ctx.stage(key, ingested.data, output_path)
+    if out.rows != ingested.rows_good:
+        raise IngestError(f"{output_path}: wrote {out.rows} rows, expected {ingested.rows_good}")
+    return ingested.data
+
+
+def ingest_job(ctx: "JobContext") -> None:
+    """``jobs/ingest.py``: one input (table or corpus) to Parquet, with quarantine."""
+    cfg = ctx.config
+    out = cfg["output"]["path"]
+    ingest_dataset(ctx, "output", cfg["input"], out, cfg["output"]["quarantine_path"] or f"{out}_quarantine",
+                   cfg["max_malformed_fraction"])

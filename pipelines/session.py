@@ -1,0 +1,71 @@
+"""SparkSession factory shared by jobs and tests.
+
+Under ``spark-submit`` the launcher has already decided master, ``--conf`` values and
+spark-defaults; the YAML only fills what is still unset. Under plain ``python`` there is no
+launcher, so the YAML (``conf/spark/local.yaml`` by default) decides everything.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pyspark import SparkConf
+from pyspark.sql import SparkSession
+
+LOCAL_SPARK_CONF = Path(__file__).resolve().parents[1] / "conf" / "spark" / "local.yaml"
+
+
+def load_spark_yaml(path: str | os.PathLike | None) -> dict[str, Any]:
+    """Read a ``conf/spark/*.yaml`` file: ``{master: ..., conf: {spark.key: value}}``."""
+    if path is None:
+        return {"master": "local[*]", "conf": {}}
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"Spark configuration file not found: {p}")
+    data = yaml.safe_load(p.read_text()) or {}
+    unknown = set(data) - {"master", "conf"}
+    if unknown:
+        raise ValueError(f"{p}: unknown keys {sorted(unknown)}; valid keys: ['conf', 'master']")
+    return {"master": data.get("master", "local[*]"), "conf": dict(data.get("conf") or {})}
+
+
+def under_spark_submit() -> bool:
+    """True when this Python process was launched by spark-submit (or pyspark) with a JVM waiting."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _as_conf_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def get_spark(app_name: str, spark_conf: str | os.PathLike | None = LOCAL_SPARK_CONF,
+              overrides: Mapping[str, Any] | None = None) -> SparkSession:
+    """Return the active SparkSession or build one.
+
+    ``overrides`` (``spark.*`` keys) win over the YAML; values set by spark-submit win over both.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    settings = load_spark_yaml(spark_conf)
+    wanted = {k: _as_conf_value(v) for k, v in {**settings["conf"], **(overrides or {})}.items()}
+    builder = SparkSession.builder.appName(app_name)
+    if under_spark_submit():
+        # The JVM exists already: read what the launcher set and only fill the gaps.
+        from pyspark import SparkContext
+        SparkContext._ensure_initialized()
+        launched = SparkConf()
+        for key, value in wanted.items():
+            if not launched.contains(key):
+                builder = builder.config(key, value)
+    else:
+        builder = builder.master(os.environ.get("SPARK_MASTER", settings["master"]))
+        for key, value in wanted.items():
+            builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
+    return spark

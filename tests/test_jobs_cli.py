@@ -1,0 +1,62 @@
+"""Every job: --help, one-line configuration errors, and spark-submit honouring --master."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+JOBS = sorted(p for p in (ROOT / "jobs").glob("*.py") if p.name != "__init__.py")
+
+
+def _env():
+    return {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable}
+
+
+def spark_submit() -> str:
+    import pyspark
+    return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda p: p.stem)
+def test_help_lists_usage_and_configuration_keys(job):
+    done = subprocess.run([sys.executable, str(job), "--help"], capture_output=True, text=True, env=_env(),
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: jobs/{job.name}")
+    assert "--conf FILE" in done.stdout and "--set KEY=VALUE" in done.stdout and "--run-date" in done.stdout
+    assert f"configuration keys (defaults from {ROOT / 'conf' / 'jobs' / (job.stem + '.yaml')})" in done.stdout
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda p: p.stem)
+def test_bad_conf_key_is_one_line_listing_valid_keys(job):
+    done = subprocess.run([sys.executable, str(job), "--set", "no_such_key=1"], capture_output=True, text=True,
+                          env=_env(), timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: unknown key 'no_such_key'; valid keys: ")
+
+
+def test_help_through_spark_submit():
+    done = subprocess.run([spark_submit(), str(ROOT / "jobs" / "ingest.py"), "--help"], capture_output=True,
+                          text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "usage: jobs/ingest.py" in done.stdout
+
+
+def test_spark_submit_master_and_conf_win_over_local_yaml(tmp_path):
+    out = tmp_path / "raw"
+    done = subprocess.run(
+        [spark_submit(), "--master", "local[1]", "--conf", "spark.sql.shuffle.partitions=3",
+         str(ROOT / "jobs" / "generate_demo_data.py"), "--set", "size=0.01", "--set", f"output.path={out}"],
+        capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "clicks" / "_metrics.json").read_text())
+    assert metrics["spark"]["master"] == "local[1]"  # conf/spark/local.yaml says local[*]
+    assert metrics["spark"]["shuffle_partitions"] == 3  # --conf beats the YAML's 8
+    assert metrics["spark"]["default_parallelism"] == 4  # unset by spark-submit: filled from the YAML
+    assert metrics["rows_out"]["clicks"] == 500
