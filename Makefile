@@ -8,7 +8,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: demo test test-unit test-cluster bench pyfiles check-env clean
+.PHONY: demo test test-unit test-cluster test-slow lint pyfiles check-env clean
 
 check-env:
 	@bash scripts/check_env.sh $(PYTHON)
@@ -34,6 +34,10 @@ test-cluster: check-env $(STAMP)
 
 test-slow: check-env $(STAMP)
 	$(PY) -m pytest tests -m slow -q
+
+lint: $(STAMP)
+	$(PY) -m pip install --quiet 'ruff==0.17.6'
+	$(PY) -m ruff check pipelines jobs udfs tests benchmarks scripts
 
 pyfiles: check-env $(STAMP)
 	$(PY) -m pipelines.packaging dist

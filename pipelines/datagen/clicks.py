@@ -49,7 +49,8 @@ def clicks_chunk(seed: int, chunk: int, start: int, count: int, intercept: float
              + fx["site"][site] + fx["ad"][ad] + mobile * fx["mobile_ad"][ad] + fx["user"][user])
     label = (rng.random(count) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int32)
     return pd.DataFrame({
-        "click_id": np.arange(start, start + count, dtype=np.int64), "label": label, "i1": i1.astype(np.int32), "i2": i2, "i3": i3, "i4": i4.astype(np.int32),
+        "click_id": np.arange(start, start + count, dtype=np.int64), "label": label,
+        "i1": i1.astype(np.int32), "i2": i2, "i3": i3, "i4": i4.astype(np.int32),
         "i5": np.where(i5_missing, np.nan, i5), "i6": i6, "c1": DEVICES[device],
         "c2": np.char.add("site", site.astype(str)), "c3": np.char.add("ad", ad.astype(str)),
         "c4": np.char.add("u", user.astype(str)),
