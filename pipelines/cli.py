@@ -19,17 +19,13 @@ from pyspark.sql import DataFrame, SparkSession
 
 from pipelines import __version__
 from pipelines.config import ConfigError, dump_config, leaf_keys, load_config, read_yaml
+from pipelines.errors import UserError
 from pipelines.output import CONFIG_FILE, METRICS_FILE, StagedOutput
 from pipelines.session import get_spark
 
 
-class JobError(RuntimeError):
-    """A failure the user can act on; printed as one line, without a traceback."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from pipelines.ingest import IngestError
-    return ConfigError, IngestError, JobError, FileNotFoundError
+class JobError(UserError):
+    """A failure a job detects itself; printed as one line, without a traceback."""
 
 
 def spark_summary(spark: SparkSession) -> dict[str, Any]:
@@ -73,8 +69,16 @@ class JobContext:
         self.stage(key, df, path, **kwargs)
         return self.commit([key])[key]
 
-    def stage_files(self, key: str, path: str, files: dict[str, str], dated: bool = True) -> StagedOutput:
-        """Stage a directory of small text files (a report); committed like any output."""
+    def stage_model(self, key: str, model: Any, path: str) -> StagedOutput:
+        """Stage a Spark ML model directory (not dated: a model is replaced as a whole)."""
+        out = StagedOutput(self.spark, path)
+        self.log(f"saving model {key} -> {out.final_path}")
+        out.write_model(model)
+        self.outputs[key] = out
+        return out
+
+    def stage_files(self, key: str, path: str, files: dict[str, str | bytes], dated: bool = True) -> StagedOutput:
+        """Stage a directory of small files (a report with plots); committed like any output."""
         out = StagedOutput(self.spark, path, self.run_date if dated else None)
         for name, text in files.items():
             out.put_text(name, text)
@@ -169,7 +173,7 @@ def run_job(name: str, job_file: str, main: Callable[[JobContext], Any], descrip
     try:
         main(ctx)
         ctx.commit()
-    except _user_errors() as exc:
+    except (UserError, FileNotFoundError) as exc:
         ctx.abort()
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -14,8 +14,10 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from pipelines.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A configuration value or key that the job does not accept. The message is one line."""
 
 

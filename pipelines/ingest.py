@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pipelines.errors import UserError
 from pipelines.output import HadoopFS, qualify
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ TABLE_FORMATS = ("parquet", "csv", "json")
 CORPUS_FORMATS = ("text", "json", "parquet")
 
 
-class IngestError(ValueError):
+class IngestError(UserError):
     """Input that cannot be ingested as declared. The message names the path or column."""
 
 
@@ -199,3 +200,21 @@ def ingest_job(ctx: "JobContext") -> None:
     out = cfg["output"]["path"]
     ingest_dataset(ctx, "output", cfg["input"], out, cfg["output"]["quarantine_path"] or f"{out}_quarantine",
                    cfg["max_malformed_fraction"])
+
+
+def read_input(spark: SparkSession, source: Mapping[str, Any]) -> DataFrame:
+    """A job's input table from ``{path, format, schema, options}``: Parquet may omit the schema.
+
+    Used by jobs that consume tables other jobs wrote; malformed CSV/JSON records are an error here
+    (quarantine is the ingest job's work).
+    """
+    if source["format"] == "parquet" and not source["schema"]:
+        return spark.read.options(**{k: str(v) for k, v in source["options"].items()}).parquet(
+            _require_path(spark, source["path"]))
+    if not source["schema"]:
+        raise IngestError(f"{source['path']}: input.schema is required for format '{source['format']}'")
+    ingested = read_table(spark, source["path"], source["format"], source["schema"], source["options"])
+    if ingested.rows_malformed:
+        raise IngestError(f"{qualify(source['path'])}: {ingested.rows_malformed} of {ingested.rows_in} records are "
+                          f"malformed; run jobs/ingest.py first to quarantine them")
+    return ingested.data

@@ -42,6 +42,7 @@ class HadoopFS:
 
     def __init__(self, spark: SparkSession, path: str):
         jvm = spark.sparkContext._jvm
+        self._jvm = jvm
         self._Path = jvm.org.apache.hadoop.fs.Path
         self._fs = self._Path(path).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
@@ -58,10 +59,23 @@ class HadoopFS:
     def mkdirs(self, path: str) -> None:
         self._fs.mkdirs(self._Path(path))
 
-    def write_text(self, path: str, text: str) -> None:
+    def write_bytes(self, path: str, data: bytes) -> None:
         stream = self._fs.create(self._Path(path), True)
         try:
-            stream.write(bytearray(text.encode("utf-8")))
+            stream.write(bytearray(data))
+        finally:
+            stream.close()
+
+    def write_text(self, path: str, text: str) -> None:
+        self.write_bytes(path, text.encode("utf-8"))
+
+    def read_text(self, path: str) -> str:
+        """A small text file (metrics, configuration) beside an output, on any Hadoop file system."""
+        if not self.exists(path):
+            raise FileNotFoundError(f"not found: {path}")
+        stream = self._fs.open(self._Path(path))
+        try:
+            return self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
         finally:
             stream.close()
 
@@ -99,9 +113,14 @@ class StagedOutput:
         self.rows = reader.load(self.staging_path).count()
         return self.rows
 
-    def put_text(self, name: str, text: str) -> None:
-        """Add a small file (metrics, resolved configuration) that commits with the data."""
-        self._fs.write_text(f"{self.staging_path}/{name}", text)
+    def write_model(self, model: Any) -> None:
+        """Save a Spark ML model (``MLWritable``) to the staging directory."""
+        model.write().save(self.staging_path)
+
+    def put_text(self, name: str, text: str | bytes) -> None:
+        """Add a small file (metrics, configuration, a plot) that commits with the data."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        self._fs.write_bytes(f"{self.staging_path}/{name}", data)
 
     def put_json(self, name: str, payload: Mapping[str, Any]) -> None:
         self.put_text(name, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")

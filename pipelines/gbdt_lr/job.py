@@ -1,0 +1,81 @@
+"""The mains of ``jobs/train_gbdt_lr.py`` and ``jobs/score.py``."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import yaml
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.gbdt_lr.features import FeatureError, FeatureSpec, check_columns
+from pipelines.gbdt_lr.model import SCORE, stratified_split, train
+from pipelines.gbdt_lr.report import (
+    MODELS,
+    calibration_plot,
+    calibration_table,
+    compare,
+    feature_importances,
+    render_markdown,
+    roc_plot,
+)
+from pipelines.ingest import read_input
+from pipelines.output import CONFIG_FILE, METRICS_FILE, HadoopFS, qualify
+
+if TYPE_CHECKING:
+    from pipelines.cli import JobContext
+
+
+def train_job(ctx: "JobContext") -> None:
+    """Split, train the three models, score the test split, report, and save the GBDT+LR pipeline."""
+    cfg = ctx.config
+    spec = FeatureSpec.from_config(cfg["schema"])
+    data = read_input(ctx.spark, cfg["input"])
+    train_df, test_df = stratified_split(data, spec.label, cfg["split"]["test_fraction"], cfg["split"]["seed"])
+    train_df, test_df = train_df.cache(), test_df.cache()
+    ctx.metrics["rows_in"] = {"train": train_df.count(), "test": test_df.count()}
+    models = train(train_df, spec, cfg, ctx.log)
+    scored = {name: getattr(models, name).transform(test_df).select(spec.label, SCORE).cache() for name in MODELS}
+    ctx.log("evaluating on the test split")
+    results = compare(scored, spec.label)
+    importances = feature_importances(models.leaf_model().gbt_model, spec.tree_input_names())
+    version = f"gbdt_lr-{ctx.spark.sparkContext.applicationId}-{int(ctx.started)}"
+    ctx.metrics.update({"model_version": version, "test": results, "chosen": models.chosen,
+                        "feature_importances": importances})
+    root = cfg["output"]["path"].rstrip("/")
+    ctx.stage_model("model", models.gbdt_lr, f"{root}/model")
+    keep = [spec.label, *cfg["output"]["keep_columns"]]
+    ctx.stage("test_scores", score_table(models.gbdt_lr, test_df, version, ctx.run_date, keep), f"{root}/test_scores")
+    report = render_markdown(results, importances, models.chosen)
+    ctx.stage_files("report", f"{root}/report", {
+        "report.md": report, "results.json": json.dumps(results, indent=2) + "\n",
+        "roc.png": roc_plot(scored, spec.label, results),
+        "calibration.png": calibration_plot({n: calibration_table(df, spec.label) for n, df in scored.items()})})
+    print(report)
+
+
+def score_table(model: PipelineModel, df: DataFrame, version: str, run_date: str | None,
+                keep: list[str]) -> DataFrame:
+    """The kept input columns, ``score``, the model version and the run date."""
+    scored = model.transform(df)
+    return scored.select(*keep, SCORE, F.lit(version).alias("model_version"),
+                         F.lit(run_date).cast("date").alias("run_date"))
+
+
+def score_job(ctx: "JobContext") -> None:
+    """Batch-score a table with a saved GBDT+LR model; columns are checked against the training schema."""
+    cfg = ctx.config
+    model_path = qualify(cfg["model_path"])
+    fs = HadoopFS(ctx.spark, model_path)
+    trained = json.loads(fs.read_text(f"{model_path}/{METRICS_FILE}"))
+    spec = FeatureSpec.from_config(yaml.safe_load(fs.read_text(f"{model_path}/{CONFIG_FILE}"))["schema"])
+    data = read_input(ctx.spark, cfg["input"])
+    check_columns(data, spec, qualify(cfg["input"]["path"]), need_label=False)
+    missing_keep = [c for c in cfg["keep_columns"] if c not in data.columns]
+    if missing_keep:
+        raise FeatureError(f"{qualify(cfg['input']['path'])}: keep_columns {missing_keep} are not in the input")
+    model = PipelineModel.load(model_path)
+    ctx.metrics.update({"model_path": model_path, "model_version": trained["model_version"]})
+    ctx.stage("scores", score_table(model, data, trained["model_version"], ctx.run_date, cfg["keep_columns"]),
+              cfg["output"]["path"])

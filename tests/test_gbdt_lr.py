@@ -1,0 +1,165 @@
+"""GBDT+LR: leaf slots, re-calibration, unseen categories, bad input, persistence and batch scoring."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from chispa import assert_df_equality
+from pyspark.ml.feature import VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import functions as F
+
+from pipelines.cli import run_job
+from pipelines.config import load_config
+from pipelines.datagen import demo_tables
+from pipelines.gbdt_lr.calibration import ProbabilityScore, recalibrate
+from pipelines.gbdt_lr.categories import OTHER, RareCategoryGrouper
+from pipelines.gbdt_lr.features import FeatureError, FeatureSpec
+from pipelines.gbdt_lr.job import score_job, train_job
+from pipelines.gbdt_lr.leaves import LeafEncoder, LeafEncoderModel, leaf_offsets
+from pipelines.gbdt_lr.model import downsample_negatives, stratified_split, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["trees.num_trees=4", "trees.max_depth=3", "lr.reg_grid=[0.01, 0.1]", "lr.max_iter=30"]
+
+
+@pytest.fixture(scope="module")
+def clicks(spark):
+    return demo_tables(spark, size=0.06, seed=3)["clicks"].cache()
+
+
+@pytest.fixture(scope="module")
+def leaf_model(clicks):
+    df = VectorAssembler(inputCols=["i2", "i3", "i4"], outputCol="f").transform(clicks)
+    return LeafEncoder(featuresCol="f", labelCol="label", numTrees=4, maxDepth=3, minInstancesPerNode=5).fit(df), df
+
+
+def test_one_active_slot_per_tree_within_its_offsets(leaf_model):
+    model, df = leaf_model
+    counts = model.leaf_counts()
+    offsets = leaf_offsets(counts)
+    assert offsets == [sum(counts[:t]) for t in range(len(counts))]
+    rows = model.transform(df).select(vector_to_array("leaves").alias("v")).toPandas()
+    dense = np.stack(rows.v.values)
+    assert dense.shape[1] == sum(counts)
+    for t, (start, n) in enumerate(zip(offsets, counts)):
+        block = dense[:, start:start + n]
+        assert (block.sum(axis=1) == 1).all(), f"tree {t}"
+        assert set(np.unique(block)) <= {0.0, 1.0}
+
+
+def test_leaf_encoder_persistence(leaf_model, tmp_path):
+    model, df = leaf_model
+    model.write().overwrite().save(str(tmp_path / "leaves"))
+    loaded = LeafEncoderModel.load(str(tmp_path / "leaves"))
+    assert loaded.leaf_counts() == model.leaf_counts()
+    assert_df_equality(loaded.transform(df).select("click_id", "leaves"),
+                       model.transform(df).select("click_id", "leaves"))
+
+
+def test_recalibration_formula(spark):
+    p, w = np.array([0.01, 0.2, 0.5, 0.9]), 0.1
+    np.testing.assert_allclose(recalibrate(p, w), p / (p + (1 - p) / w))
+    # With w = 0.1 a model that predicts 0.5 on downsampled data means 1 in 11 on all data.
+    assert recalibrate(0.5, 0.1) == pytest.approx(1 / 11)
+    assert recalibrate(0.3, 1.0) == 0.3
+    with pytest.raises(ValueError):
+        recalibrate(0.5, 0.0)
+    from pyspark.ml.linalg import Vectors
+    df = spark.createDataFrame([(Vectors.dense([1 - x, x]),) for x in p.tolist()], ["probability"])
+    got = ProbabilityScore(negativeRate=w).transform(df).select("score").toPandas().score.values
+    np.testing.assert_allclose(got, p / (p + (1 - p) / w), rtol=1e-12)
+
+
+def test_downsampling_keeps_positives_and_a_share_of_negatives(clicks):
+    sampled = downsample_negatives(clicks, "label", 0.25, seed=1)
+    counts = {r.label: r["count"] for r in sampled.groupBy("label").count().collect()}
+    full = {r.label: r["count"] for r in clicks.groupBy("label").count().collect()}
+    assert counts[1] == full[1]
+    assert 0.2 < counts[0] / full[0] < 0.3
+
+
+def test_unseen_and_missing_categories_map_to_known_buckets(spark):
+    train = spark.createDataFrame([("a",)] * 5 + [("b",)] * 5 + [("rare",)], "c STRING")
+    model = RareCategoryGrouper(inputCols=["c"], outputCols=["g"], minCount=3).fit(train)
+    new = spark.createDataFrame([("a",), ("rare",), ("never-seen",), (None,)], "c STRING")
+    expected = spark.createDataFrame([("a", "a"), ("rare", OTHER), ("never-seen", OTHER), (None, OTHER)],
+                                     "c STRING, g STRING")
+    assert_df_equality(model.transform(new), expected, ignore_nullable=True)
+
+
+def test_stratified_split_splits_each_class(clicks):
+    train_df, test_df = stratified_split(clicks, "label", 0.2, seed=42)
+    assert train_df.count() + test_df.count() == clicks.count()
+    assert train_df.join(test_df, "click_id").count() == 0
+    per_class = lambda df: {r.label: r["count"] for r in df.groupBy("label").count().collect()}  # noqa: E731
+    full, test = per_class(clicks), per_class(test_df)
+    for label in (0, 1):
+        assert abs(test[label] / full[label] - 0.2) < 0.05, label
+    again = stratified_split(clicks, "label", 0.2, seed=42)[1]
+    assert_df_equality(again, test_df, ignore_row_order=True)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda df: df.withColumn("label", F.when(F.col("click_id") == 3, 2).otherwise(F.col("label"))),
+     r"label column 'label': 1 rows are null or not 0/1"),
+    (lambda df: df.withColumn("i6", F.lit(None).cast("double")), r"feature column\(s\) \['i6'\] are null in every"),
+    (lambda df: df.withColumn("c1", F.lit("mobile")), r"categorical column\(s\) \['c1'\] have a single value"),
+    (lambda df: df.drop("c3"), r"training data: missing column\(s\) \['c3'\]"),
+])
+def test_bad_training_input_is_a_clear_error(clicks, mutate, message):
+    cfg = load_config(ROOT / "conf" / "jobs" / "train_gbdt_lr.yaml", overrides=SMALL)
+    with pytest.raises(FeatureError, match=message):
+        train(mutate(clicks), FeatureSpec.from_config(cfg["schema"]), cfg, log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def trained(clicks, tmp_path_factory):
+    """One small GBDT+LR trained through the job, shared by the scoring tests."""
+    root = tmp_path_factory.mktemp("gbdt_lr")
+    data, out = root / "clicks", root / "gl"
+    clicks.write.parquet(str(data))
+    sets = [f"input.path={data}", f"output.path={out}", *SMALL]
+    code = run_job("train_gbdt_lr", str(ROOT / "jobs" / "train_gbdt_lr.py"), train_job, "t",
+                   [arg for s in sets for arg in ("--set", s)])
+    assert code == 0
+    return data, out
+
+
+def _score(model_dir, data, out, *extra):
+    return run_job("score", str(ROOT / "jobs" / "score.py"), score_job, "s",
+                   ["--set", f"model_path={model_dir}", "--set", f"input.path={data}", "--set", f"output.path={out}",
+                    *extra])
+
+
+def test_train_job_reports_three_models(trained):
+    _, out = trained
+    metrics = json.loads((out / "report" / "_metrics.json").read_text())
+    for name in ("gbdt_lr", "lr_only", "trees_only"):
+        assert 0.5 < metrics["test"][name]["roc_auc"] <= 1.0
+        assert metrics["test"][name]["normalized_entropy"] > 0
+    assert metrics["test"]["trees_only"]["relative_ne_pct"] == pytest.approx(100.0)
+    assert (out / "report" / "roc.png").stat().st_size > 1000
+    assert (out / "report" / "calibration.png").stat().st_size > 1000
+    assert "| gbdt_lr |" in (out / "report" / "report.md").read_text()
+
+
+def test_score_job_reproduces_test_scores(spark, trained, tmp_path):
+    data, out = trained
+    scores = tmp_path / "scores"
+    assert _score(out / "model", data, scores, "--run-date", "2026-02-03") == 0
+    test_scores = spark.read.parquet(str(out / "test_scores"))
+    rescored = spark.read.parquet(str(scores / "ds=2026-02-03")).join(test_scores.select("click_id"), "click_id")
+    assert rescored.count() == test_scores.count() > 0
+    assert_df_equality(rescored.select("click_id", "score", "model_version"),
+                       test_scores.select("click_id", "score", "model_version"), ignore_row_order=True)
+    assert rescored.select("run_date").distinct().first()[0].isoformat() == "2026-02-03"
+
+
+def test_scoring_with_missing_column_names_it(trained, clicks, tmp_path, capsys):
+    _, out = trained
+    broken = tmp_path / "broken"
+    clicks.drop("c2").write.parquet(str(broken))
+    capsys.readouterr()
+    assert _score(out / "model", broken, tmp_path / "scores") == 1
+    assert f"error: {broken}: missing column(s) ['c2']" in capsys.readouterr().err
