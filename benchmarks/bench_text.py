@@ -1,0 +1,221 @@
+"""Text benchmark (local[2]): TF-IDF parity and speed against scikit-learn, similar-document recall, Chinese words.
+
+1. Wikipedia slice (``enwiki_2015_wikiextractor``): our TF-IDF in scikit-learn mode against ``TfidfVectorizer``
+   fed our own token lists, compared per (document, term); fit + transform + keywords timed on both sides
+   (ours includes tokenisation; scikit-learn gets the tokens ready-made, on one process).
+2. Similar documents on the same slice: recall@10 against exact brute-force cosine (scikit-learn matrix).
+3. THUCNews titles (``zh_thucnews_titles``): jieba words, keywords, and the share of the 10 neighbours in the
+   query's class.
+
+The last line printed is one JSON object with the figures. Usage:
+``python benchmarks/bench_text.py [--data ../shared/data] [--max-docs N]``.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipelines.session import LOCAL_SPARK_CONF, get_spark  # noqa: E402
+from pipelines.text.keywords import term_index, top_keywords  # noqa: E402
+from pipelines.text.similar import similar_documents  # noqa: E402
+from pipelines.text.stop_words import stop_words  # noqa: E402
+from pipelines.text.tfidf import TfidfSettings, fit_tfidf, vector_entries  # noqa: E402
+from pipelines.text.tokenizer import TextTokenizer  # noqa: E402
+
+K = 10
+DOC_START = re.compile(r'^<doc id="(\d+)"')
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def read_wiki(path: Path, max_docs: int) -> pd.DataFrame:
+    """Articles of the WikiExtractor dump as (doc_id, text); the <doc> wrapper lines dropped."""
+    ids, texts, lines, current = [], [], [], None
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            start = DOC_START.match(line)
+            if start:
+                current, lines = int(start.group(1)), []
+            elif line.startswith("</doc>"):
+                ids.append(current)
+                texts.append("".join(lines))
+                if len(ids) == max_docs:
+                    break
+            else:
+                lines.append(line)
+    return pd.DataFrame({"doc_id": np.array(ids, dtype=np.int64), "text": texts})
+
+
+def materialise(df: DataFrame) -> None:
+    df.write.format("noop").mode("overwrite").save()
+
+
+def ours_tfidf(docs: DataFrame, tokenizer: TextTokenizer) -> tuple[DataFrame, DataFrame, DataFrame, float]:
+    """Fit + transform + keywords in Spark; returns transformed docs, weights (doc_id, term, weight), keywords."""
+    start = time.perf_counter()
+    model, transformed = fit_tfidf(docs, tokenizer, TfidfSettings())
+    transformed = transformed.select("doc_id", "tokens", "tfidf").cache()
+    materialise(transformed)
+    terms = term_index(model, transformed).cache()
+    entries = vector_entries(transformed)
+    keywords = top_keywords(entries, terms, K).cache()
+    materialise(keywords)
+    elapsed = time.perf_counter() - start
+    weights = entries.join(terms, "index").select("doc_id", "term", "weight")
+    return transformed, weights, keywords, elapsed
+
+
+def sklearn_tfidf(token_lists: list[list[str]]) -> tuple[TfidfVectorizer, sp.csr_matrix, float]:
+    """``TfidfVectorizer`` on ready-made tokens, plus the same top-k keywords per row, timed."""
+    start = time.perf_counter()
+    vectorizer = TfidfVectorizer(analyzer=lambda tokens: tokens, dtype=np.float64)
+    matrix = vectorizer.fit_transform(token_lists).tocsr()
+    terms = vectorizer.get_feature_names_out()
+    for row in range(matrix.shape[0]):
+        lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
+        cols, vals = matrix.indices[lo:hi], matrix.data[lo:hi]
+        order = np.lexsort((terms[cols], -vals))[:K]
+        _ = list(zip(terms[cols[order]], vals[order]))
+    return vectorizer, matrix, time.perf_counter() - start
+
+
+def as_matrix(weights: pd.DataFrame, row_of: dict[int, int], vectorizer: TfidfVectorizer, shape) -> sp.csr_matrix:
+    cols = weights["term"].map(vectorizer.vocabulary_)
+    if cols.isna().any():
+        raise AssertionError(f"terms missing from scikit-learn's vocabulary: {weights['term'][cols.isna()].head()}")
+    rows = weights["doc_id"].map(row_of)
+    return sp.csr_matrix((weights["weight"].to_numpy(), (rows.to_numpy(), cols.to_numpy())), shape=shape)
+
+
+def exact_top_k(matrix: sp.csr_matrix, k: int, chunk: int = 500) -> np.ndarray:
+    """Brute-force cosine top-k of every row (rows are unit length), itself excluded."""
+    result = np.empty((matrix.shape[0], k), dtype=np.int64)
+    transposed = matrix.T.tocsc()
+    for lo in range(0, matrix.shape[0], chunk):
+        scores = (matrix[lo:lo + chunk] @ transposed).toarray()
+        scores[np.arange(scores.shape[0]), np.arange(lo, lo + scores.shape[0])] = -np.inf
+        result[lo:lo + chunk] = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return result
+
+
+def neighbours_of(neighbours: DataFrame) -> dict[int, set[int]]:
+    found: dict[int, set[int]] = {}
+    for doc, neighbour in neighbours.select("doc_id", "neighbour_id").toPandas().itertuples(index=False):
+        found.setdefault(int(doc), set()).add(int(neighbour))
+    return found
+
+
+def similar(transformed: DataFrame, max_df_fraction: float, candidates: int) -> tuple[DataFrame, float]:
+    start = time.perf_counter()
+    entries = vector_entries(transformed, unit=True).cache()
+    neighbours = similar_documents(entries, K, max_df_fraction, candidates).cache()
+    materialise(neighbours)
+    return neighbours, time.perf_counter() - start
+
+
+def bench_wiki(spark: SparkSession, data: Path, max_docs: int, max_df_fraction: float,
+               candidates: int) -> dict[str, float]:
+    wiki = read_wiki(data / "enwiki_2015_wikiextractor" / "enwiki_wikiextractor_AA_00-99.txt.gz", max_docs)
+    log(f"wiki: {len(wiki):,} articles, {wiki['text'].str.len().sum():,} characters")
+    docs = spark.createDataFrame(wiki).repartition(8).cache()
+    materialise(docs)
+    transformed, weights, keywords, ours_s = ours_tfidf(docs, TextTokenizer(stopWords=stop_words(["english"])))
+    log(f"ours: fit + transform + keywords {ours_s:.1f}s")
+
+    tokens = transformed.select("doc_id", "tokens").toPandas().sort_values("doc_id")
+    token_lists = [list(t) for t in tokens["tokens"]]
+    log(f"tokens: {sum(map(len, token_lists)):,}")
+    vectorizer, theirs, sklearn_s = sklearn_tfidf(token_lists)
+    log(f"scikit-learn: fit + transform + keywords {sklearn_s:.1f}s; ratio ours/sklearn {ours_s / sklearn_s:.2f}")
+
+    row_of = {int(d): i for i, d in enumerate(tokens["doc_id"])}
+    ours = as_matrix(weights.toPandas(), row_of, vectorizer, theirs.shape)
+    diff = abs(ours - theirs)
+    max_diff = float(diff.max()) if diff.nnz else 0.0
+    log(f"parity: {theirs.nnz:,} non-zeros (ours {ours.nnz:,}), vocabulary {len(vectorizer.vocabulary_):,}, "
+        f"max |ours - sklearn| = {max_diff:.3g}")
+    top = keywords.filter(F.col("doc_id") == int(tokens["doc_id"].iloc[0])).orderBy("rank").collect()
+    log(f"keywords of article {tokens['doc_id'].iloc[0]}: {[r.term for r in top]}")
+
+    neighbours, similar_s = similar(transformed, max_df_fraction, candidates)
+    exact = exact_top_k(theirs, K)
+    found = neighbours_of(neighbours)
+    doc_ids = tokens["doc_id"].to_numpy()
+    hits = sum(len(found.get(int(doc_ids[i]), set()) & set(doc_ids[exact[i]].tolist())) for i in range(len(doc_ids)))
+    recall = hits / (K * len(doc_ids))
+    log(f"similar documents: recall@{K} {recall:.4f} in {similar_s:.1f}s "
+        f"(max_df_fraction {max_df_fraction}, candidates {candidates})")
+    spark.catalog.clearCache()
+    return {"wiki_docs": len(wiki), "tfidf_max_abs_diff": max_diff, "ours_tfidf_s": round(ours_s, 2),
+            "sklearn_tfidf_s": round(sklearn_s, 2), "tfidf_time_ratio": round(ours_s / sklearn_s, 2),
+            "similar_recall_at_10": round(recall, 4), "similar_s": round(similar_s, 2)}
+
+
+def bench_thucnews(spark: SparkSession, data: Path, max_df_fraction: float, candidates: int) -> dict[str, float]:
+    folder = data / "zh_thucnews_titles"
+    frames = [pd.read_csv(folder / name, sep="\t", names=["text", "label"], quoting=3, dtype={"text": str})
+              for name in ("dev.txt.gz", "test.txt.gz")]
+    titles = pd.concat(frames, ignore_index=True)
+    titles.insert(0, "doc_id", np.arange(len(titles), dtype=np.int64))
+    log(f"thucnews: {len(titles):,} titles in {titles['label'].nunique()} classes")
+    docs = spark.createDataFrame(titles).repartition(4).cache()
+    tokenizer = TextTokenizer(segmenter="jieba", stopWords=stop_words(["chinese", "english"]))
+    start = time.perf_counter()
+    transformed, _, keywords, _ = ours_tfidf(docs.select("doc_id", "text"), tokenizer)
+    zh_s = time.perf_counter() - start
+    lengths = transformed.select(F.explode("tokens").alias("t")).agg(
+        F.avg(F.char_length("t")).alias("chars"), F.avg((F.char_length("t") == 1).cast("double")).alias("single"),
+        F.count(F.lit(1)).alias("n")).first()
+    log(f"jieba: {lengths['n']:,} tokens, {lengths['chars']:.3f} characters per token, "
+        f"{lengths['single']:.1%} single characters ({zh_s:.1f}s with TF-IDF and keywords)")
+    for row in docs.orderBy("doc_id").limit(3).collect():
+        terms = [r.term for r in keywords.filter(F.col("doc_id") == row.doc_id).orderBy("rank").collect()]
+        log(f"  {row.text} -> keywords {terms}")
+    neighbours, zh_similar_s = similar(transformed, max_df_fraction, candidates)
+    labels = docs.select("doc_id", "label")
+    same = neighbours.join(labels, "doc_id").join(
+        labels.withColumnRenamed("doc_id", "neighbour_id").withColumnRenamed("label", "neighbour_label"),
+        "neighbour_id").agg(F.avg((F.col("label") == F.col("neighbour_label")).cast("double"))).first()[0]
+    log(f"similar titles: {same:.1%} of the {K} neighbours share the query's class (chance 10%), {zh_similar_s:.1f}s")
+    spark.catalog.clearCache()
+    return {"zh_mean_token_chars": round(lengths["chars"], 4), "zh_single_char_share": round(lengths["single"], 4),
+            "zh_same_class_at_10": round(same, 4), "zh_tfidf_s": round(zh_s, 2), "zh_similar_s": round(zh_similar_s, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--max-docs", type=int, default=0, help="Wikipedia articles to use (0: all)")
+    parser.add_argument("--max-df-fraction", type=float, default=0.05)
+    parser.add_argument("--candidates", type=int, default=20)
+    args = parser.parse_args()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ["SPARK_MASTER"] = "local[2]"
+    spark = get_spark("bench_text", LOCAL_SPARK_CONF, {"spark.ui.showConsoleProgress": False})
+    data = Path(args.data)
+    results = {**bench_wiki(spark, data, args.max_docs, args.max_df_fraction, args.candidates),
+               **bench_thucnews(spark, data, args.max_df_fraction, args.candidates)}
+    spark.stop()
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

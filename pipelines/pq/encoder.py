@@ -1,0 +1,403 @@
+"""``PQEncoder``: a Spark ML Estimator that trains PQ codebooks; its Model adds a binary code column.
+
+``fit`` samples the training vectors, trains M codebooks of 2^nbits centroids (plus an optional
+OPQ rotation and IVF coarse centroids); ``transform`` encodes every row in a vectorised pandas UDF
+(one matmul per sub-space per Arrow batch); ``decode`` reconstructs vectors from codes. The
+model saves its Params as Spark ML metadata and its arrays as one Parquet row under ``data/``.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from pyspark.ml import Estimator, Model
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasMaxIter, HasOutputCol, HasSeed
+from pyspark.ml.util import (
+    DefaultParamsReadable,
+    DefaultParamsReader,
+    DefaultParamsWritable,
+    DefaultParamsWriter,
+    MLReadable,
+    MLReader,
+    MLWritable,
+    MLWriter,
+)
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipelines.pq.codebooks import INITS, kmeans, train_codebooks, train_codebooks_spark, train_opq
+from pipelines.pq.validation import (
+    PQError,
+    check_layout,
+    check_training_size,
+    float_array,
+    infer_dim,
+    problem,
+)
+from udfs.pq import (
+    METRICS,
+    code_size,
+    codes_to_series,
+    decode,
+    encode,
+    nearest,
+    pack_codes,
+    prepare,
+    series_to_codes,
+    stack_vectors,
+    unpack_codes,
+    vectors_to_series,
+)
+
+
+class _PQParams(HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
+    """Params shared by ``PQEncoder`` and ``PQEncoderModel``."""
+
+    m = Param(
+        Params._dummy(),
+        "m",
+        "number of sub-spaces (sub-quantisers); must divide the dimension",
+        TypeConverters.toInt,
+    )
+    nbits = Param(
+        Params._dummy(),
+        "nbits",
+        "bits per sub-space code, 4 to 8 (2^nbits centroids each)",
+        TypeConverters.toInt,
+    )
+    metric = Param(
+        Params._dummy(),
+        "metric",
+        "'l2', 'ip' (inner product) or 'cosine' (vectors normalised)",
+        TypeConverters.toString,
+    )
+    sampleSize = Param(
+        Params._dummy(),
+        "sampleSize",
+        "maximum number of training vectors sampled from the input",
+        TypeConverters.toInt,
+    )
+    distributedMinRows = Param(
+        Params._dummy(),
+        "distributedMinRows",
+        "train the sub-space k-means as Spark tasks (one per sub-space) when the sample "
+        "has at least this many rows; smaller samples train on the driver",
+        TypeConverters.toInt,
+    )
+    opq = Param(
+        Params._dummy(),
+        "opq",
+        "learn an OPQ rotation before quantising (driver-side training)",
+        TypeConverters.toBoolean,
+    )
+    opqIter = Param(
+        Params._dummy(), "opqIter", "OPQ alternations (rotation / PQ re-training)", TypeConverters.toInt
+    )
+    nlist = Param(
+        Params._dummy(),
+        "nlist",
+        "IVF coarse centroids (0: no IVF); transform then fills listCol",
+        TypeConverters.toInt,
+    )
+    listCol = Param(Params._dummy(), "listCol", "output column of the IVF list id", TypeConverters.toString)
+    initMode = Param(
+        Params._dummy(),
+        "initMode",
+        "k-means initialisation: 'k-means++' or 'random' (distinct sample points, as Faiss)",
+        TypeConverters.toString,
+    )
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self._setDefault(
+            inputCol="vector",
+            outputCol="code",
+            m=8,
+            nbits=8,
+            metric="l2",
+            maxIter=25,
+            seed=42,
+            sampleSize=65536,
+            distributedMinRows=200000,
+            opq=False,
+            opqIter=20,
+            nlist=0,
+            listCol="list_id",
+            initMode="k-means++",
+        )
+
+    def getM(self) -> int:
+        return self.getOrDefault(self.m)
+
+    def getNbits(self) -> int:
+        return self.getOrDefault(self.nbits)
+
+    def getMetric(self) -> str:
+        return self.getOrDefault(self.metric)
+
+    def getSampleSize(self) -> int:
+        return self.getOrDefault(self.sampleSize)
+
+    def getDistributedMinRows(self) -> int:
+        return self.getOrDefault(self.distributedMinRows)
+
+    def getOpq(self) -> bool:
+        return self.getOrDefault(self.opq)
+
+    def getOpqIter(self) -> int:
+        return self.getOrDefault(self.opqIter)
+
+    def getNlist(self) -> int:
+        return self.getOrDefault(self.nlist)
+
+    def getListCol(self) -> str:
+        return self.getOrDefault(self.listCol)
+
+    def getInitMode(self) -> str:
+        return self.getOrDefault(self.initMode)
+
+
+def _normalised(vec: Column) -> Column:
+    """Spark-side unit-length vectors (cosine), for training that never leaves Spark."""
+    norm = F.sqrt(F.aggregate(vec, F.lit(0.0), lambda acc, x: acc + x * x))
+    return F.transform(vec, lambda x: F.when(norm > 0, x / norm).otherwise(x).cast("float"))
+
+
+class PQEncoder(Estimator, _PQParams, DefaultParamsWritable, DefaultParamsReadable):
+    """Product quantiser trainer: ``fit`` learns M x 2^nbits centroids per sub-space (k-means++, Lloyd)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__()
+        self._set(**kwargs)
+
+    def setParams(self, **kwargs: object) -> "PQEncoder":
+        return self._set(**kwargs)
+
+    def _fit(self, dataset: DataFrame) -> "PQEncoderModel":
+        metric, m, nbits = self.getMetric(), self.getM(), self.getNbits()
+        if metric not in METRICS:
+            raise PQError(f"unknown metric '{metric}', expected one of {list(METRICS)}")
+        init = self.getInitMode()
+        if init not in INITS:
+            raise PQError(f"unknown initMode '{init}', expected one of {list(INITS)}")
+        vec = float_array(dataset, self.getInputCol())
+        dim = infer_dim(dataset, vec)
+        check_layout(dim, m, nbits)
+        k = 1 << nbits
+        marked = dataset.select(vec.alias("_v")).withColumn("_problem", problem(F.col("_v"), dim))
+        stats = marked.agg(F.count(F.lit(1)).alias("n"), F.count("_problem").alias("bad")).first()
+        if stats["bad"]:
+            raise PQError(
+                f"{stats['bad']} of {stats['n']} training rows have a null, wrong-dimension "
+                f"(expected {dim}) or NaN/inf vector; quarantine them first (validation.split_vectors)"
+            )
+        sample = self._sample(marked.select("_v"), stats["n"])
+        n_train = sample.count()
+        check_training_size(n_train, k)
+        if n_train >= self.getDistributedMinRows() and not self.getOpq():
+            train_vec = _normalised(F.col("_v")) if metric == "cosine" else F.col("_v")
+            books = train_codebooks_spark(
+                sample.select("_row", train_vec.alias("_v")),
+                "_v",
+                dim,
+                m,
+                k,
+                self.getMaxIter(),
+                self.getSeed(),
+                init,
+            )
+            rotation, x = None, None
+        else:
+            x = prepare(stack_vectors(sample.orderBy("_row").toPandas()["_v"], dim), metric, None)
+            rotation = None
+            if self.getOpq():
+                rotation = train_opq(x, m, k, self.getOpqIter(), 4, self.getSeed())
+                x = x @ rotation
+            books = train_codebooks(x, m, k, self.getMaxIter(), self.getSeed(), init)
+        coarse = None
+        if self.getNlist():
+            check_training_size(n_train, self.getNlist(), "IVF coarse quantiser")
+            if x is None:
+                x = prepare(stack_vectors(sample.orderBy("_row").toPandas()["_v"], dim), metric, None)
+            coarse = kmeans(x, self.getNlist(), self.getMaxIter(), self.getSeed() - 1, init)
+        model = PQEncoderModel(books, rotation, coarse)
+        return self._copyValues(model)
+
+    def _sample(self, vectors: DataFrame, n: int) -> DataFrame:
+        """At most ``sampleSize`` rows (all for a smaller input), numbered by ``_row`` for a stable order."""
+        size = self.getSampleSize()
+        if n > size:
+            vectors = vectors.sample(fraction=min(1.0, 1.1 * size / n), seed=self.getSeed())
+        numbered = vectors.withColumn("_row", F.monotonically_increasing_id())
+        if n > size:
+            numbered = numbered.orderBy(F.rand(self.getSeed())).limit(size)
+        return numbered.cache()
+
+
+class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
+    """Trained product quantiser: codebooks ``(M, K, dsub)``, optional OPQ rotation and IVF centroids."""
+
+    def __init__(
+        self,
+        codebooks: np.ndarray | None = None,
+        rotation: np.ndarray | None = None,
+        coarse: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        self.codebooks = None if codebooks is None else np.ascontiguousarray(codebooks, np.float32)
+        self.rotation = None if rotation is None else np.ascontiguousarray(rotation, np.float32)
+        self.coarse = None if coarse is None else np.ascontiguousarray(coarse, np.float32)
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension d."""
+        return int(self.codebooks.shape[0] * self.codebooks.shape[2])
+
+    @property
+    def code_size(self) -> int:
+        """Bytes per encoded vector."""
+        return code_size(self.getM(), self.getNbits())
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """Raw vectors into the quantised space (normalised for cosine, OPQ-rotated)."""
+        return prepare(x, self.getMetric(), self.rotation)
+
+    def decode_array(self, packed: np.ndarray) -> np.ndarray:
+        """Raw-space reconstructions of packed codes (numpy, driver side)."""
+        x = decode(unpack_codes(packed, self.getM(), self.getNbits()), self.codebooks)
+        return x @ self.rotation.T if self.rotation is not None else x
+
+    def probes(self, x: np.ndarray, nprobe: int) -> np.ndarray:
+        """The ``nprobe`` nearest IVF lists ``(n, nprobe)`` of raw vectors."""
+        q = self.prepare(x)
+        c_sq = np.einsum("kd,kd->k", self.coarse, self.coarse)
+        scores = c_sq - 2.0 * (q @ self.coarse.T)
+        nprobe = min(nprobe, len(self.coarse))
+        return np.argpartition(scores, nprobe - 1, axis=1)[:, :nprobe]
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        vec = float_array(dataset, self.getInputCol())
+        valid = F.when(
+            F.size(vec) == self.dim, vec
+        )  # NaN/inf rows are nulled in numpy (cheaper than a SQL lambda)
+        books, rotation, coarse, metric, nbits = (
+            self.codebooks,
+            self.rotation,
+            self.coarse,
+            self.getMetric(),
+            self.getNbits(),
+        )
+        if coarse is None:
+
+            def codes(vectors: pd.Series) -> pd.Series:
+                return _encode_batch(vectors, books, rotation, None, metric, nbits)
+
+            return dataset.withColumn(self.getOutputCol(), F.pandas_udf(codes, T.BinaryType())(valid))
+
+        def codes_and_lists(vectors: pd.Series) -> pd.DataFrame:
+            return _encode_batch(vectors, books, rotation, coarse, metric, nbits)
+
+        struct = F.pandas_udf(codes_and_lists, "code binary, list_id int")(valid)
+        return (
+            dataset.withColumn("_pq", struct)
+            .withColumn(self.getOutputCol(), F.col("_pq.code"))
+            .withColumn(self.getListCol(), F.col("_pq.list_id"))
+            .drop("_pq")
+        )
+
+    def decode(self, dataset: DataFrame, output_col: str = "decoded") -> DataFrame:
+        """Add ``output_col`` (``array<float>``): the vector each code stands for, in the raw space."""
+        books, rotation, nbits = self.codebooks, self.rotation, self.getNbits()
+
+        def vectors(codes: pd.Series) -> pd.Series:
+            return _decode_batch(codes, books, rotation, nbits)
+
+        return dataset.withColumn(
+            output_col, F.pandas_udf(vectors, T.ArrayType(T.FloatType()))(F.col(self.getOutputCol()))
+        )
+
+    def write(self) -> MLWriter:
+        return _PQModelWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _PQModelReader()
+
+
+def _encode_batch(
+    vectors: pd.Series,
+    codebooks: np.ndarray,
+    rotation: np.ndarray | None,
+    coarse: np.ndarray | None,
+    metric: str,
+    nbits: int,
+) -> pd.Series | pd.DataFrame:
+    """Pandas UDF body: one Arrow batch of vectors to packed codes (and IVF lists); null for a null,
+    wrong-dimension (nulled by the caller) or NaN/inf vector."""
+    valid = vectors.notna().to_numpy()
+    raw = stack_vectors(vectors[valid], codebooks.shape[0] * codebooks.shape[2])
+    finite = np.isfinite(raw).all(axis=1)
+    valid[valid] = finite
+    x = prepare(raw[finite], metric, rotation)
+    codes = codes_to_series(pack_codes(encode(x, codebooks), nbits), valid, vectors.index)
+    if coarse is None:
+        return codes
+    lists = pd.Series(pd.NA, index=vectors.index, dtype="Int32")
+    lists[valid] = nearest(x, coarse)
+    return pd.DataFrame({"code": codes, "list_id": lists})
+
+
+def _decode_batch(
+    codes: pd.Series, codebooks: np.ndarray, rotation: np.ndarray | None, nbits: int
+) -> pd.Series:
+    """Pandas UDF body: packed codes (no nulls) to raw-space reconstructions."""
+    m = codebooks.shape[0]
+    x = decode(unpack_codes(series_to_codes(codes, code_size(m, nbits)), m, nbits), codebooks)
+    return vectors_to_series(x @ rotation.T if rotation is not None else x, codes.index)
+
+
+def _to_bytes(array: np.ndarray | None) -> bytes | None:
+    if array is None:
+        return None
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_bytes(blob: bytes | bytearray | None) -> np.ndarray | None:
+    return None if blob is None else np.load(io.BytesIO(bytes(blob)), allow_pickle=False)
+
+
+_ARRAYS = ("codebooks", "rotation", "coarse")
+
+
+class _PQModelWriter(MLWriter):
+    """Params as ML metadata (``metadata/``), arrays as ``.npy`` blobs in one Parquet row (``data/``)."""
+
+    def __init__(self, instance: PQEncoderModel) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def saveImpl(self, path: str) -> None:
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession, {"dim": self.instance.dim})
+        row = tuple(_to_bytes(getattr(self.instance, name)) for name in _ARRAYS)
+        schema = ", ".join(f"{name} binary" for name in _ARRAYS)
+        self.sparkSession.createDataFrame([row], schema).coalesce(1).write.parquet(f"{path}/data")
+
+
+class _PQModelReader(MLReader):
+    """Reads what ``_PQModelWriter`` wrote."""
+
+    def load(self, path: str) -> PQEncoderModel:
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        row = self.sparkSession.read.parquet(f"{path}/data").first()
+        if row is None:
+            raise PQError(f"{path}: model data is empty")
+        model = PQEncoderModel(*(_from_bytes(row[name]) for name in _ARRAYS))
+        model._resetUid(metadata["uid"])
+        DefaultParamsReader.getAndSetParams(model, metadata)
+        return model

@@ -1,0 +1,190 @@
+"""The two PQ jobs: ``build_pq`` (train and encode the item table) and ``search_pq`` (batch top-k).
+
+Both quarantine rows whose vector is null, of the wrong dimension or has a NaN/inf component
+(committed at once, like ingest's quarantine) and fail above ``max_bad_fraction``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+from pyspark.ml.util import MLWritable
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.cli import JobContext
+from pipelines.output import HadoopFS, StagedOutput, qualify
+from pipelines.pq.encoder import PQEncoder, PQEncoderModel
+from pipelines.pq.evaluation import RECALL_KS, index_summary, recall_at, reconstruction_mse
+from pipelines.pq.search import Queries, exact_neighbours, search
+from pipelines.pq.validation import (
+    Checked,
+    PQError,
+    check_bad_fraction,
+    check_layout,
+    check_unique_ids,
+    float_array,
+    infer_dim,
+    split_vectors,
+)
+
+
+def read_vectors(ctx: JobContext, source: Mapping[str, Any], id_name: str) -> DataFrame:
+    """``(id_name, vector)`` from a Parquet/JSON table with ``id_col`` and ``vector_col``."""
+    path = qualify(source["path"])
+    if not HadoopFS(ctx.spark, path).exists(path):
+        raise PQError(f"input path not found: {path}")
+    df = ctx.spark.read.format(source["format"]).load(path)
+    for col in (source["id_col"], source["vector_col"]):
+        if col not in df.columns:
+            raise PQError(f"{path}: column '{col}' not found; columns: {df.columns}")
+    return df.select(F.col(source["id_col"]).alias(id_name), F.col(source["vector_col"]).alias("vector"))
+
+
+def checked_vectors(
+    ctx: JobContext, key: str, df: DataFrame, dim: int, source: str, quarantine_path: str, limit: float
+) -> Checked:
+    """Split off bad vectors, commit them to quarantine, record counts, enforce the limit."""
+    checked = split_vectors(df, "vector", dim)
+    committed = (
+        ctx.commit_now(f"{key}_quarantine", checked.bad, quarantine_path) if checked.rows_bad else None
+    )
+    ctx.metrics.setdefault("input", {})[key] = {
+        "source": qualify(source),
+        "rows_in": checked.rows_in,
+        "rows_quarantined": checked.rows_bad,
+        "quarantined_by_reason": checked.bad_by_reason,
+        "quarantine_path": committed,
+    }
+    ctx.log(f"{key}: {checked.rows_in} vectors, {checked.rows_bad} quarantined")
+    check_bad_fraction(checked, limit, qualify(source), committed)
+    return checked
+
+
+def stage_model(ctx: JobContext, key: str, model: MLWritable, path: str) -> StagedOutput:
+    """Save a Spark ML model into a staged output, committed (with metrics) like any other output."""
+    out = StagedOutput(ctx.spark, path, ctx.run_date)
+    ctx.log(f"writing {key} -> {out.final_path}")
+    model.save(out.staging_path)
+    ctx.outputs[key] = out
+    return out
+
+
+def build_pq_job(ctx: JobContext) -> None:
+    """``jobs/build_pq.py``: train the quantiser on a sample, encode every item, save codes and model."""
+    cfg, q = ctx.config, ctx.config["quantizer"]
+    items = read_vectors(ctx, cfg["input"], "item_id")
+    dim = q["dim"] or infer_dim(items, float_array(items, "vector"))
+    check_layout(dim, q["m"], q["nbits"])
+    codes_path = cfg["output"]["codes_path"]
+    checked = checked_vectors(
+        ctx,
+        "items",
+        items,
+        dim,
+        cfg["input"]["path"],
+        cfg["output"]["quarantine_path"] or f"{codes_path}_quarantine",
+        cfg["max_bad_fraction"],
+    )
+    good = checked.good.cache()
+    check_unique_ids(good, "item_id", qualify(cfg["input"]["path"]))
+    encoder = PQEncoder(
+        inputCol="vector",
+        outputCol="code",
+        m=q["m"],
+        nbits=q["nbits"],
+        metric=q["metric"],
+        maxIter=q["max_iter"],
+        seed=q["seed"],
+        sampleSize=q["train_sample_size"],
+        distributedMinRows=q["distributed_min_rows"],
+        opq=q["opq"],
+        opqIter=q["opq_iter"],
+        nlist=q["nlist"],
+        listCol="list_id",
+        initMode=q["init"],
+    )
+    started = time.time()
+    model = encoder.fit(good)
+    train_s = time.time() - started
+    ctx.log(f"trained {q['m']} x {1 << q['nbits']} centroids in {train_s:.1f}s")
+    columns = (
+        ["item_id", "code"]
+        + (["list_id"] if q["nlist"] else [])
+        + (["vector"] if cfg["output"]["keep_vectors"] else [])
+    )
+    started = time.time()
+    out = ctx.stage("codes", model.transform(good).select(*columns), codes_path)
+    encode_s = time.time() - started
+    stage_model(ctx, "model", model, cfg["output"]["model_path"])
+    fraction = min(1.0, cfg["evaluate"]["mse_sample_size"] / max(out.rows or 1, 1))
+    mse = reconstruction_mse(model, model.transform(good.sample(fraction=fraction, seed=q["seed"])))
+    ctx.metrics["pq"] = {
+        **index_summary(model),
+        "train_s": round(train_s, 3),
+        "encode_and_write_s": round(encode_s, 3),
+        "vectors_encoded": out.rows,
+        "vectors_per_s": round((out.rows or 0) / max(encode_s, 1e-9), 1),
+        "reconstruction_mse": mse,
+        "mse_sample_fraction": round(fraction, 6),
+    }
+    good.unpersist()
+
+
+def search_pq_job(ctx: JobContext) -> None:
+    """``jobs/search_pq.py``: exact ADC top-k of every query over the coded items, with optional recall."""
+    cfg, s = ctx.config, ctx.config["search"]
+    model = PQEncoderModel.load(qualify(cfg["items"]["model_path"]))
+    items = ctx.spark.read.parquet(qualify(cfg["items"]["codes_path"]))
+    vectors = None
+    if cfg["items"]["vectors"]["path"]:
+        vectors = read_vectors(ctx, cfg["items"]["vectors"], "item_id")
+    elif "vector" in items.columns:
+        vectors = items.select("item_id", "vector")
+    raw = read_vectors(ctx, cfg["queries"], "query_id")
+    out_path = cfg["output"]["path"]
+    checked = checked_vectors(
+        ctx,
+        "queries",
+        raw,
+        model.dim,
+        cfg["queries"]["path"],
+        cfg["output"]["quarantine_path"] or f"{out_path}_quarantine",
+        cfg["max_bad_fraction"],
+    )
+    queries = Queries.collect(checked.good, "query_id", "vector")
+    started = time.time()
+    result = search(
+        model,
+        items,
+        queries,
+        s["k"],
+        s["nprobe"],
+        s["rerank_k"],
+        vectors,
+        "vector",
+        s["query_block"],
+        s["partitions"],
+    )
+    out = ctx.stage("neighbours", result, out_path)
+    search_s = time.time() - started
+    ctx.metrics["search"] = {
+        **index_summary(model),
+        "queries": len(queries.ids),
+        "k": s["k"],
+        "nprobe": s["nprobe"],
+        "rerank_k": s["rerank_k"],
+        "search_and_write_s": round(search_s, 3),
+    }
+    e = cfg["evaluate"]
+    if e["sample_size"] > 0 and vectors is not None:
+        sample = queries.sample(e["sample_size"], e["seed"])
+        truth = exact_neighbours(vectors, sample, 1, model.getMetric())
+        ids = ctx.spark.createDataFrame([(i,) for i in sample.ids.tolist()], ["query_id"])
+        found = ctx.spark.read.parquet(out.staging_path).join(ids, "query_id")
+        recall = recall_at(found, truth, [k for k in RECALL_KS if k <= s["k"]])
+        ctx.metrics["evaluation"] = {"queries_sampled": len(sample.ids), **recall}
+        ctx.log(f"recall on {len(sample.ids)} queries: {recall}")
+    elif e["sample_size"] > 0:
+        ctx.log("evaluation skipped: no raw item vectors (set items.vectors.path or build with keep_vectors)")

@@ -1,0 +1,6 @@
+"""Text corpora: tokenisation (English and Chinese), TF-IDF with scikit-learn parity, keywords, similar documents.
+
+Modules: ``validation`` (bad input), ``stop_words`` (shipped lists), ``tokenizer`` (the tokeniser stage),
+``tfidf`` (the IDF stage and the pipeline builder), ``keywords``, ``similar`` (inverted-index cosine
+neighbours) and ``jobs`` (the mains of ``jobs/build_tfidf.py`` and ``jobs/similar_docs.py``).
+"""

@@ -1,0 +1,110 @@
+"""Mains of ``jobs/build_tfidf.py`` and ``jobs/similar_docs.py``.
+
+``build_tfidf`` writes three outputs under ``output.path``: ``model`` (the fitted pipeline, Spark ML
+persistence: tokeniser, term counts, IDF), ``features`` (``doc_id``, TF-IDF vector) and ``keywords``.
+``similar_docs`` reads ``model`` and ``features`` back as the index and writes the neighbours of every
+indexed document (``mode: corpus``) or of new documents (``mode: query``).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+from pyspark import StorageLevel
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.config import ConfigError
+from pipelines.ingest import read_corpus
+from pipelines.output import StagedOutput
+from pipelines.text.keywords import term_index, top_keywords
+from pipelines.text.similar import similar_documents
+from pipelines.text.stop_words import stop_words
+from pipelines.text.tfidf import TfidfSettings, fit_tfidf, idf_model, term_counter, tfidf_features, vector_entries
+from pipelines.text.tokenizer import TextTokenizer
+from pipelines.text.validation import clean_corpus
+
+if TYPE_CHECKING:
+    from pipelines.cli import JobContext
+
+TOKENS = "tokens"
+MODES = ("corpus", "query")
+
+
+def tokenizer_from_config(cfg: Mapping[str, Any]) -> TextTokenizer:
+    """The tokeniser described by a job's ``tokenizer`` section."""
+    try:
+        return TextTokenizer(segmenter=cfg["segmenter"], pattern=cfg["pattern"], normalization=cfg["normalization"],
+                             lowercase=cfg["lowercase"], ngramMax=cfg["ngram_max"], userDict=cfg["user_dict"],
+                             stopWords=stop_words(cfg["stop_words"], cfg["extra_stop_words"]))
+    except ValueError as exc:
+        raise ConfigError(f"tokenizer: {exc}") from None
+
+
+def read_documents(ctx: "JobContext", key: str, source: Mapping[str, Any]) -> DataFrame:
+    """Read a corpus as ``(doc_id, text)``, repaired and checked (``clean_corpus``); counts go to metrics."""
+    ingested = read_corpus(ctx.spark, source["path"], source["format"], source["id_col"], source["text_col"],
+                           source["id_type"], source["options"])
+    docs, counts = clean_corpus(ingested.data)
+    ctx.metrics.setdefault("text", {})[key] = {**counts.as_dict(), "malformed_records": ingested.rows_malformed}
+    ctx.log(f"{key}: {counts.documents} documents, {counts.empty_documents} empty, "
+            f"{counts.invalid_utf8_documents} with invalid UTF-8, {ingested.rows_malformed} malformed records skipped")
+    return docs.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def stage_model(ctx: "JobContext", key: str, model: PipelineModel, path: str) -> None:
+    """Save a fitted pipeline into a staging directory, committed with the job's other outputs."""
+    out = StagedOutput(ctx.spark, path, ctx.run_date)
+    ctx.log(f"writing {key} -> {out.final_path}")
+    model.write().save(out.staging_path)
+    ctx.outputs[key] = out
+
+
+def build_tfidf_job(ctx: "JobContext") -> None:
+    """Fit tokeniser + TF-IDF on a corpus; write the model, the TF-IDF vectors and each document's keywords."""
+    cfg = ctx.config
+    docs = read_documents(ctx, "corpus", cfg["input"])
+    tokenizer = tokenizer_from_config(cfg["tokenizer"])
+    try:
+        settings = TfidfSettings(**cfg["tfidf"])
+    except ValueError as exc:
+        raise ConfigError(f"tfidf: {exc}") from None
+    model, transformed = fit_tfidf(docs, tokenizer, settings, TOKENS)
+    vectors = idf_model(model).getOutputCol()
+    transformed = transformed.select("doc_id", TOKENS, vectors)
+    stats = transformed.agg(F.sum(F.size(TOKENS)).alias("tokens"),
+                            F.count_if(F.size(TOKENS) == 0).alias("empty_vectors")).first()
+    counter = term_counter(model)
+    ctx.metrics["text"]["tfidf"] = {
+        "mode": settings.mode, "tokens": stats["tokens"], "empty_vectors": stats["empty_vectors"],
+        "features": len(counter.vocabulary) if settings.mode == "vocabulary" else settings.num_features}
+    root = cfg["output"]["path"].rstrip("/")
+    stage_model(ctx, "model", model, f"{root}/model")
+    features = transformed.select("doc_id", vectors)
+    ctx.stage("features", features, f"{root}/features")
+    keywords = top_keywords(vector_entries(features, vectors), term_index(model, transformed, TOKENS),
+                            cfg["keywords"]["k"])
+    ctx.stage("keywords", keywords, f"{root}/keywords")
+
+
+def similar_docs_job(ctx: "JobContext") -> None:
+    """Top-k cosine neighbours of every indexed document, or of new documents, from a ``build_tfidf`` output."""
+    cfg = ctx.config
+    if cfg["mode"] not in MODES:
+        raise ConfigError(f"mode: expected one of {list(MODES)}, got {cfg['mode']!r}")
+    root = cfg["tfidf_path"].rstrip("/")
+    model = PipelineModel.load(f"{root}/model")
+    vectors = idf_model(model).getOutputCol()
+    corpus = vector_entries(ctx.spark.read.parquet(f"{root}/features"), vectors, unit=True) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    queries = None
+    if cfg["mode"] == "query":
+        new_docs = read_documents(ctx, "queries", cfg["query"])
+        queries = vector_entries(tfidf_features(model, new_docs), vectors, unit=True)
+    try:
+        neighbours = similar_documents(corpus, cfg["k"], cfg["max_df_fraction"], cfg["candidates"], queries)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    ctx.metrics["similar"] = {"mode": cfg["mode"], "k": cfg["k"], "max_df_fraction": cfg["max_df_fraction"],
+                              "candidates": cfg["candidates"]}
+    ctx.stage("neighbours", neighbours, cfg["output"]["path"])

@@ -1,0 +1,60 @@
+"""Bad text input: null or empty documents, invalid UTF-8 and duplicate document ids.
+
+Empty and null documents are kept (they get an empty vector) and counted; invalid UTF-8 byte
+sequences are replaced with U+FFFD and counted (documents that arrive with U+FFFD already in them
+count too, since some readers replace bad bytes while decoding); duplicate or null ids stop the job with an error that
+names an example, because every later join (keywords, neighbours) is keyed on the id.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.ingest import IngestError
+
+# Readers that decode bytes themselves (text files, JSON) have already replaced bad sequences with it.
+REPLACEMENT = "\ufffd"
+
+
+class TextInputError(IngestError):
+    """A corpus the text jobs cannot use as it is (the jobs print it as one line)."""
+
+
+@dataclass(frozen=True)
+class CorpusCounts:
+    """What ``clean_corpus`` found."""
+
+    documents: int
+    empty_documents: int
+    invalid_utf8_documents: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def clean_corpus(docs: DataFrame, id_col: str = "doc_id", text_col: str = "text") -> tuple[DataFrame, CorpusCounts]:
+    """Check ids and repair text of ``(id_col, text_col)``: text becomes valid UTF-8, null becomes ''.
+
+    ``text_col`` may be a string or binary column (raw bytes are decoded as UTF-8). Two passes over
+    the input: one aggregate for the counts and one group-by on the id for duplicates.
+    """
+    raw = F.col(text_col).cast("string")
+    counts = docs.agg(
+        F.count(F.lit(1)).alias("documents"),
+        F.count_if(raw.isNull() | (F.trim(raw) == "")).alias("empty"),
+        F.count_if(~F.is_valid_utf8(raw) | F.contains(raw, F.lit(REPLACEMENT))).alias("invalid"),
+        F.count_if(F.col(id_col).isNull()).alias("null_ids"),
+    ).first()
+    if counts["null_ids"]:
+        raise TextInputError(f"{counts['null_ids']} document(s) have a null id in column '{id_col}'; "
+                             f"every document needs a unique id")
+    duplicate = docs.groupBy(id_col).count().filter(F.col("count") > 1).limit(1).collect()
+    if duplicate:
+        example, n = duplicate[0][id_col], duplicate[0]["count"]
+        raise TextInputError(f"duplicate document id {example!r} in column '{id_col}' ({n} documents share it); "
+                             f"document ids must be unique")
+    cleaned = docs.withColumn(text_col, F.coalesce(F.make_valid_utf8(raw), F.lit("")))
+    return cleaned, CorpusCounts(counts["documents"], counts["empty"], counts["invalid"])

@@ -1,0 +1,109 @@
+"""PQ numpy kernels: code packing, ADC = distance to the decoded vector, top-k merging, k-means."""
+
+import numpy as np
+import pytest
+
+from pipelines.pq.codebooks import kmeans, train_codebooks, train_opq
+from udfs.pq import (
+    RunningTopK,
+    adc_distances,
+    code_size,
+    decode,
+    encode,
+    exact_distances,
+    ivf_groups,
+    lookup_tables,
+    nearest,
+    pack_codes,
+    prepare,
+    scan_topk,
+    unpack_codes,
+)
+
+RNG = np.random.default_rng(3)
+X = (RNG.standard_normal((600, 16)) @ RNG.standard_normal((16, 16))).astype(np.float32)
+
+
+@pytest.mark.parametrize("nbits", [4, 5, 6, 7, 8])
+def test_pack_unpack_round_trip_uses_faiss_layout(nbits):
+    codes = RNG.integers(0, 1 << nbits, (50, 6)).astype(np.uint8)
+    packed = pack_codes(codes, nbits)
+    assert packed.shape == (50, code_size(6, nbits))
+    np.testing.assert_array_equal(unpack_codes(packed, 6, nbits), codes)
+    if nbits == 4:  # two codes per byte, the first in the low nibble
+        np.testing.assert_array_equal(packed[:, 0], codes[:, 0] | (codes[:, 1] << 4))
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_adc_equals_distance_to_decoded_vectors(metric):
+    books = train_codebooks(X, 4, 16, 10, seed=0)
+    codes = encode(X, books)
+    q = X[:7] + 0.1
+    adc = adc_distances(lookup_tables(q, books, metric), codes)
+    np.testing.assert_allclose(adc, exact_distances(q, decode(codes, books), metric), rtol=1e-4, atol=1e-3)
+
+
+def test_encode_picks_the_nearest_centroid_per_sub_space():
+    books = train_codebooks(X, 4, 16, 5, seed=1)
+    codes = encode(X, books)
+    sub = X.reshape(len(X), 4, 4)
+    brute = ((sub[:, :, None, :] - books[None]) ** 2).sum(-1).argmin(-1)
+    assert (codes == brute).mean() > 0.999  # float ties aside
+
+
+def test_running_top_k_matches_a_full_sort():
+    dist = RNG.random((5, 300)).astype(np.float32)
+    top = RunningTopK(5, 10)
+    for start in range(0, 300, 70):
+        top.push(np.arange(5), dist[:, start : start + 70], np.arange(start, min(start + 70, 300)))
+    got = np.sort(top.pos, axis=1)
+    np.testing.assert_array_equal(got, np.sort(np.argsort(dist, axis=1)[:, :10], axis=1))
+
+
+def test_scan_with_ivf_groups_only_scores_probed_lists():
+    lists = np.array([0, 1, 0, 1, 2])
+    probes = np.array([[0], [2]])
+    groups = ivf_groups(5, 2, lists, probes)
+    seen = {lst: (set(items.tolist()), set(q.tolist())) for lst, (items, q) in zip([0, 1, 2], groups)}
+    assert seen == {0: ({0, 2}, {0}), 1: ({1, 3}, set()), 2: ({4}, {1})}
+    x = RNG.random((5, 4)).astype(np.float32)
+    q = RNG.random((2, 4)).astype(np.float32)
+    top = scan_topk(
+        5, groups, 3, 2, 8, lambda rows: q[rows], lambda qb, pos: exact_distances(qb, x[pos], "l2")
+    )
+    assert set(top.pos[0][top.pos[0] >= 0]) == {0, 2} and set(top.pos[1][top.pos[1] >= 0]) == {4}
+
+
+def test_kmeans_is_seeded_and_not_worse_than_random_init():
+    a, b = kmeans(X, 32, 10, seed=5), kmeans(X, 32, 10, seed=5)
+    np.testing.assert_array_equal(a, b)
+    sse = ((X - a[nearest(X, a)]) ** 2).sum()
+    rand = X[RNG.choice(len(X), 32, replace=False)]
+    assert sse < ((X - rand[nearest(X, rand)]) ** 2).sum() * 0.8
+
+
+def test_kmeans_fills_empty_clusters_on_duplicate_points():
+    x = np.repeat(X[:10], 20, axis=0)  # 10 distinct points, 16 clusters
+    centroids = kmeans(x, 16, 5, seed=0)
+    assert np.isfinite(centroids).all() and len(centroids) == 16
+
+
+def test_opq_rotation_is_orthogonal_and_lowers_the_error():
+    x = X @ np.linalg.qr(RNG.standard_normal((16, 16)))[0].astype(np.float32)
+    rotation = train_opq(x, 4, 16, 5, 5, seed=0)
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(16), atol=1e-4)
+    plain = train_codebooks(x, 4, 16, 10, 0)
+    rotated = train_codebooks(x @ rotation, 4, 16, 10, 0)
+    err = lambda v, b: ((v - decode(encode(v, b), b)) ** 2).sum()  # noqa: E731
+    assert err(x @ rotation, rotated) < err(x, plain)
+
+
+def test_cosine_prepare_normalises():
+    got = prepare(np.array([[3.0, 4.0], [0.0, 0.0]]), "cosine", None)
+    np.testing.assert_allclose(got, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_random_init_is_supported_and_seeded():
+    a, b = kmeans(X, 16, 5, seed=2, init="random"), kmeans(X, 16, 5, seed=2, init="random")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, kmeans(X, 16, 5, seed=2))

@@ -1,0 +1,86 @@
+"""Keywords (top-k with ties by term) and similar documents (inverted index) against brute-force cosine."""
+import numpy as np
+import pytest
+from chispa import assert_df_equality
+
+from pipelines.text.keywords import top_keywords
+from pipelines.text.similar import similar_documents
+
+ENTRIES = "doc_id BIGINT, index INT, weight DOUBLE"
+
+
+def test_keywords_top_k_ties_broken_by_term(spark):
+    weights = spark.createDataFrame([(1, 0, 0.5), (1, 1, 0.5), (1, 2, 0.7), (1, 3, 0.1), (2, 3, 0.0), (2, 1, 0.2)],
+                                    ENTRIES)
+    terms = spark.createDataFrame([(0, "zebra"), (1, "apple"), (2, "mango"), (3, "kiwi")], "index INT, term STRING")
+    expected = spark.createDataFrame([(1, "mango", 0.7, 1), (1, "apple", 0.5, 2), (1, "zebra", 0.5, 3),
+                                      (2, "apple", 0.2, 1)], "doc_id BIGINT, term STRING, weight DOUBLE, rank INT")
+    assert_df_equality(top_keywords(weights, terms, 3), expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def _unit_rows(seed, n_docs, n_terms, density):
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_docs, n_terms)) * (rng.random((n_docs, n_terms)) < density)
+    dense[:, 0] += 0.3 * (rng.random(n_docs) < 0.9)  # one term in 90% of documents
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    dense = np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 0)
+    return dense
+
+
+def _entries(spark, dense, first_id=0):
+    rows = [(first_id + int(i), int(j), float(dense[i, j])) for i, j in zip(*np.nonzero(dense))]
+    return spark.createDataFrame(rows, ENTRIES)
+
+
+def _brute_force(queries, corpus, k, exclude_self, max_df_fraction=1.0):
+    """Exact top-k among the pairs that share a term found in at most ``max_df_fraction`` of the corpus."""
+    scores = queries @ corpus.T
+    n_docs = (corpus > 0).any(axis=1).sum()
+    kept = (corpus > 0).sum(axis=0) <= max_df_fraction * n_docs
+    scores[(queries[:, kept] > 0).astype(int) @ (corpus[:, kept] > 0).T.astype(int) == 0] = -np.inf
+    if exclude_self:
+        np.fill_diagonal(scores, -np.inf)
+    result = {}
+    for i, row in enumerate(scores):
+        order = sorted((j for j in range(len(row)) if row[j] > 0 and np.isfinite(row[j])), key=lambda j: (-row[j], j))
+        result[i] = [(j, row[j]) for j in order[:k]]
+    return result
+
+
+def _as_lists(neighbours, first_id=0):
+    result = {}
+    for r in neighbours.orderBy("doc_id", "rank").collect():
+        result.setdefault(r.doc_id - first_id, []).append((r.neighbour_id, r.cosine))
+    return result
+
+
+def _assert_same(got, want):
+    assert got.keys() == {i for i, pairs in want.items() if pairs}
+    for i, pairs in got.items():
+        assert [j for j, _ in pairs] == [j for j, _ in want[i]], i
+        assert np.allclose([c for _, c in pairs], [c for _, c in want[i]], atol=1e-12)
+
+
+@pytest.mark.parametrize("max_df_fraction, candidates", [(1.0, 5), (0.5, 40)])
+def test_all_pairs_neighbours_equal_brute_force(spark, max_df_fraction, candidates):
+    """No skipped term: the partial dot product is the cosine. Skipped terms: candidates rescored exactly;
+    pairs that share only skipped terms are out of reach by design."""
+    dense = _unit_rows(7, n_docs=40, n_terms=30, density=0.15)
+    entries = _entries(spark, dense)
+    got = similar_documents(entries, k=5, max_df_fraction=max_df_fraction, candidates=candidates)
+    assert got.columns == ["doc_id", "neighbour_id", "cosine", "rank"]
+    _assert_same(_as_lists(got), _brute_force(dense, dense, 5, True, max_df_fraction))
+
+
+def test_query_mode_against_an_indexed_corpus(spark):
+    corpus = _unit_rows(8, n_docs=30, n_terms=20, density=0.2)
+    queries = _unit_rows(9, n_docs=6, n_terms=20, density=0.2)
+    got = similar_documents(_entries(spark, corpus), k=3, max_df_fraction=0.5, candidates=30,
+                            queries=_entries(spark, queries, first_id=1000))
+    _assert_same(_as_lists(got, first_id=1000), _brute_force(queries, corpus, 3, False, 0.5))
+
+
+def test_k_larger_than_candidates_is_refused(spark):
+    entries = spark.createDataFrame([(1, 0, 1.0)], ENTRIES)
+    with pytest.raises(ValueError, match="need 1 <= k <= candidates"):
+        similar_documents(entries, k=10, candidates=5)
