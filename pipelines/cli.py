@@ -18,10 +18,13 @@ from typing import Any, Callable, Sequence
 from pyspark.sql import DataFrame, SparkSession
 
 from pipelines import __version__
-from pipelines.config import ConfigError, dump_config, leaf_keys, load_config, read_yaml
+from pipelines.config import ConfigError, dump_config, leaf_keys, load_config, merge, read_yaml
 from pipelines.errors import UserError
 from pipelines.output import CONFIG_FILE, METRICS_FILE, StagedOutput
 from pipelines.session import get_spark
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "jobs"
 
 
 class JobError(UserError):
@@ -40,8 +43,10 @@ def spark_summary(spark: SparkSession) -> dict[str, Any]:
 class JobContext:
     """What a job function gets: session, resolved configuration, run date, outputs and metrics."""
 
-    def __init__(self, name: str, spark: SparkSession, config: dict[str, Any], run_date: str | None):
+    def __init__(self, name: str, spark: SparkSession, config: dict[str, Any], run_date: str | None,
+                 conf_dir: Path = CONF_DIR):
         self.name = name
+        self.conf_dir = conf_dir
         self.spark = spark
         self.config = config
         self.run_date = run_date
@@ -116,6 +121,23 @@ class JobContext:
             self.committed[key] = self.outputs.pop(key)
         return done
 
+    def run_step(self, name: str, main: Callable[["JobContext"], Any], updates: dict[str, Any]) -> "JobContext":
+        """Run job ``name``'s main in this session, its defaults merged with ``updates``; commit its outputs.
+
+        For multi-step jobs (the demo): each step's outputs carry that step's own configuration and metrics.
+        """
+        config = merge(read_yaml(self.conf_dir / f"{name}.yaml"), updates)
+        step = JobContext(name, self.spark, config, self.run_date, self.conf_dir)
+        self.log(f"step {name}")
+        try:
+            main(step)
+            step.commit()
+        except BaseException:
+            step.abort()
+            raise
+        self.committed.update({f"{name}.{key}": out for key, out in step.committed.items()})
+        return step
+
     def abort(self) -> None:
         for out in self.outputs.values():
             out.abort()
@@ -160,7 +182,8 @@ def run_job(name: str, job_file: str, main: Callable[[JobContext], Any], descrip
             argv: Sequence[str] | None = None) -> int:
     """Parse arguments, load configuration, build the session, run ``main``, commit outputs."""
     root = Path(job_file).resolve().parents[1]
-    defaults_path = root / "conf" / "jobs" / f"{name}.yaml"
+    conf_dir = root / "conf" / "jobs"
+    defaults_path = conf_dir / f"{name}.yaml"
     parser = build_parser(name, description, defaults_path, root / "conf" / "spark" / "local.yaml")
     args = parser.parse_args(argv)
     try:
@@ -169,7 +192,7 @@ def run_job(name: str, job_file: str, main: Callable[[JobContext], Any], descrip
         print(f"error: {exc}", file=sys.stderr)
         return 2
     spark = get_spark(name, args.spark_conf)
-    ctx = JobContext(name, spark, config, args.run_date)
+    ctx = JobContext(name, spark, config, args.run_date, conf_dir)
     try:
         main(ctx)
         ctx.commit()

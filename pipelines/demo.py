@@ -1,4 +1,4 @@
-"""The end-to-end demo behind ``make demo``: generate data, ingest it, summarise it.
+"""The end-to-end demo behind ``make demo``: generate data, ingest it, summarise it, train, evaluate.
 
 Each capability that lands adds its step here (TF-IDF, Word2Vec, GBDT+LR, PQ, evaluation), so
 the demo always runs everything the product can do, on data it makes itself.
@@ -12,10 +12,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.datagen import write_demo_data
+from pipelines.gbdt_lr.job import train_job
 from pipelines.ingest import ingest_dataset
+from pipelines.metrics.job import evaluate_job
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
+
+
+HEADLINE = ("rows", "roc_auc", "pr_auc", "log_loss", "normalized_entropy", "calibration")
 
 
 def summarise(tables: dict[str, DataFrame]) -> dict[str, Any]:
@@ -39,8 +44,8 @@ def summarise(tables: dict[str, DataFrame]) -> dict[str, Any]:
     }
 
 
-def render_report(summary: dict[str, Any], ingest: dict[str, Any]) -> str:
-    """The summary as Markdown, for people."""
+def render_report(summary: dict[str, Any], ingest: dict[str, Any], evaluation: dict[str, Any]) -> str:
+    """The summary and the click model's evaluation as Markdown, for people."""
     lines = ["# Demo pipeline report", "", "## Ingest", "",
              "| table | records | good | quarantined | share |", "|---|---|---|---|---|"]
     for key, m in ingest.items():
@@ -49,6 +54,8 @@ def render_report(summary: dict[str, Any], ingest: dict[str, Any]) -> str:
     for section, values in summary.items():
         lines += ["", f"## {section.capitalize()}", ""]
         lines += [f"- {name.replace('_', ' ')}: {json.dumps(value)}" for name, value in values.items()]
+    lines += ["", "## Evaluation of the GBDT+LR click model (test split)", ""]
+    lines += [f"- {name.replace('_', ' ')}: {value}" for name, value in evaluation.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -72,7 +79,18 @@ def demo_job(ctx: "JobContext") -> None:
     tables = {k: ctx.spark.read.parquet(ctx.committed[k].final_path) for k in clean}
     summary = summarise(tables)
     ctx.metrics["summary"] = summary
-    report = render_report(summary, ctx.metrics["ingest"])
+    ctx.log("step 4: GBDT+LR click model on the clean clicks")
+    steps = cfg["steps"]
+    trained = ctx.run_step("train_gbdt_lr", train_job, {
+        **steps["train_gbdt_lr"], "input": {"path": ctx.committed["clicks"].final_path},
+        "output": {"path": f"{root}/gbdt_lr"}})
+    ctx.log("step 5: evaluation of the GBDT+LR test scores")
+    evaluated = ctx.run_step("evaluate", evaluate_job, {
+        "input": {"path": trained.committed["test_scores"].final_path}, "output": {"path": f"{root}/evaluation"}})
+    plots = evaluated.committed["report"].final_path
+    ctx.metrics["evaluation"] = {**{k: evaluated.metrics["evaluation"][k] for k in HEADLINE},
+                                 "roc_plot": f"{plots}/roc.png", "pr_plot": f"{plots}/pr.png"}
+    report = render_report(summary, ctx.metrics["ingest"], ctx.metrics["evaluation"])
     ctx.stage_files("report", f"{root}/report", {"report.md": report,
                                                  "summary.json": json.dumps(summary, indent=2) + "\n"})
     print(report)

@@ -7,6 +7,7 @@ launcher, so the YAML (``conf/spark/local.yaml`` by default) decides everything.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -63,6 +64,8 @@ def get_spark(app_name: str, spark_conf: str | os.PathLike | None = LOCAL_SPARK_
             if not launched.contains(key):
                 builder = builder.config(key, value)
     else:
+        # Workers run the interpreter that runs the job (its venv has numpy/pandas), unless told otherwise.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(os.environ.get("SPARK_MASTER", settings["master"]))
         for key, value in wanted.items():
             builder = builder.config(key, value)
