@@ -48,10 +48,11 @@ def load_mnist(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def recalls(found: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """R@k for a ``(Q, >=100)`` matrix of found ids (-1 padded) against the exact nearest neighbours."""
+def recalls(found: np.ndarray, gt: np.ndarray, side: str) -> dict[str, float]:
+    """``<side>_r<k>``: R@k of a ``(Q, >=100)`` matrix of found ids (-1 padded) against the exact
+    nearest neighbours."""
     hit = found == gt[:, :1]
-    return {f"r{k}": round(float(hit[:, :k].any(axis=1).mean()), 4) for k in KS}
+    return {f"{side}_r{k}": round(float(hit[:, :k].any(axis=1).mean()), 4) for k in KS}
 
 
 def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, m: int, nbits: int) -> dict[str, float]:
@@ -70,11 +71,8 @@ def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, m: int, nbi
     _, found = index.search(queries, 100)
     search_s = time.time() - started
     mse = float(((index.pq.decode(codes) - base) ** 2).sum(axis=1).mean())
-    r = recalls(found, gt)
     return {
-        "faiss_r1": r["r1"],
-        "faiss_r10": r["r10"],
-        "faiss_r100": r["r100"],
+        **recalls(found, gt, "faiss"),
         "faiss_mse": round(mse, 1),
         "faiss_train_s": round(train_s, 2),
         "faiss_encode_vps": round(len(base) / encode_s, 1),
@@ -112,13 +110,10 @@ def run_ours(
     res = spark.read.parquet(result_path).toPandas()
     found = np.full((len(queries.ids), 100), -1, np.int64)
     found[res["query_id"].to_numpy(), res["rank"].to_numpy() - 1] = res["item_id"].to_numpy()
-    r = recalls(found, gt)
     coded = spark.read.parquet(codes_path).join(items, "item_id")
     mse = reconstruction_mse(model, coded)
     return {
-        "ours_r1": r["r1"],
-        "ours_r10": r["r10"],
-        "ours_r100": r["r100"],
+        **recalls(found, gt, "ours"),
         "ours_mse": round(mse, 1),
         "ours_train_s": round(train_s, 2),
         "ours_encode_s": round(encode_s, 2),
@@ -138,8 +133,8 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument(
         "--init",
-        default="k-means++",
-        choices=["k-means++", "random"],
+        default="random",
+        choices=["random", "k-means++"],
         help="our k-means initialisation (default: %(default)s)",
     )
     args = parser.parse_args()

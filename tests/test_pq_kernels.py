@@ -74,12 +74,13 @@ def test_scan_with_ivf_groups_only_scores_probed_lists():
     assert set(top.pos[0][top.pos[0] >= 0]) == {0, 2} and set(top.pos[1][top.pos[1] >= 0]) == {4}
 
 
-def test_kmeans_is_seeded_and_not_worse_than_random_init():
-    a, b = kmeans(X, 32, 10, seed=5), kmeans(X, 32, 10, seed=5)
+@pytest.mark.parametrize("init", ["random", "k-means++"])
+def test_kmeans_is_seeded_and_improves_on_its_initial_points(init):
+    a, b = kmeans(X, 32, 10, seed=5, init=init), kmeans(X, 32, 10, seed=5, init=init)
     np.testing.assert_array_equal(a, b)
     sse = ((X - a[nearest(X, a)]) ** 2).sum()
-    rand = X[RNG.choice(len(X), 32, replace=False)]
-    assert sse < ((X - rand[nearest(X, rand)]) ** 2).sum() * 0.8
+    start = kmeans(X, 32, 0, seed=5, init=init)
+    assert sse < ((X - start[nearest(X, start)]) ** 2).sum() * 0.8
 
 
 def test_kmeans_fills_empty_clusters_on_duplicate_points():
@@ -103,7 +104,9 @@ def test_cosine_prepare_normalises():
     np.testing.assert_allclose(got, [[0.6, 0.8], [0.0, 0.0]])
 
 
-def test_random_init_is_supported_and_seeded():
-    a, b = kmeans(X, 16, 5, seed=2, init="random"), kmeans(X, 16, 5, seed=2, init="random")
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, kmeans(X, 16, 5, seed=2))
+def test_default_init_is_faiss_random_distinct_points():
+    start = kmeans(X, 16, 0, seed=2)
+    rows = [np.nonzero((X == c).all(axis=1))[0] for c in start]
+    assert all(len(r) == 1 for r in rows) and len({int(r[0]) for r in rows}) == 16
+    np.testing.assert_array_equal(kmeans(X, 16, 5, seed=2), kmeans(X, 16, 5, seed=2, init="random"))
+    assert not np.array_equal(kmeans(X, 16, 5, seed=2), kmeans(X, 16, 5, seed=2, init="k-means++"))

@@ -1,9 +1,15 @@
-"""Codebook training: k-means++ and Lloyd per sub-space, optional OPQ rotation, driver or Spark.
+"""Codebook training: k-means per sub-space, optional OPQ rotation, driver or Spark.
+
+The k-means follows Faiss's ``Clustering`` defaults (what ``ProductQuantizer`` trains each
+sub-space with): initial centroids are ``k`` distinct training points drawn at random, then 25
+Lloyd iterations. k-means++ seeding is kept as an option: on MNIST-784 at M=8 it gave R@10 0.822
+against Faiss's 0.838, while random points gave 0.838-0.842 over five seeds (Faiss 0.835-0.838).
 
 The sub-space k-means runs in numpy on the driver for a sample that fits comfortably there, or as
 Spark tasks (one per sub-space, ``applyInPandas``) when the sample is large; both paths take the
 same rows in the same order with the same seed (``seed + m``), so they give the same codebooks.
-Empty clusters are re-seeded by splitting the largest one, as Faiss does.
+Empty clusters are re-seeded by splitting a cluster drawn with probability proportional to its
+size minus one, as Faiss does.
 """
 
 from __future__ import annotations
@@ -55,12 +61,13 @@ def _update(
     return centroids
 
 
-INITS = ("k-means++", "random")
+# k-means initialisations: distinct random sample points (Faiss's default) or k-means++ seeding.
+INITS = ("random", "k-means++")
 
 
-def kmeans(x: np.ndarray, k: int, n_iter: int = 25, seed: int = 0, init: str = "k-means++") -> np.ndarray:
-    """``k`` centroids of ``x`` (float32): k-means++ (or Faiss's random-points) initialisation, then
-    ``n_iter`` Lloyd iterations."""
+def kmeans(x: np.ndarray, k: int, n_iter: int = 25, seed: int = 0, init: str = "random") -> np.ndarray:
+    """``k`` centroids of ``x`` (float32): random distinct points (Faiss) or k-means++ as initial
+    centroids, then ``n_iter`` Lloyd iterations."""
     x = np.ascontiguousarray(x, np.float32)
     rng = np.random.default_rng(seed)
     centroids = (
@@ -72,7 +79,7 @@ def kmeans(x: np.ndarray, k: int, n_iter: int = 25, seed: int = 0, init: str = "
 
 
 def train_codebooks(
-    x: np.ndarray, m: int, k: int, n_iter: int, seed: int, init: str = "k-means++"
+    x: np.ndarray, m: int, k: int, n_iter: int, seed: int, init: str = "random"
 ) -> np.ndarray:
     """``(M, K, dsub)`` codebooks: an independent k-means in each of the M sub-spaces of ``x``."""
     dsub = x.shape[1] // m
@@ -106,7 +113,7 @@ def _train_group(
 
 
 def train_codebooks_spark(
-    sample: DataFrame, vec: str, dim: int, m: int, k: int, n_iter: int, seed: int, init: str = "k-means++"
+    sample: DataFrame, vec: str, dim: int, m: int, k: int, n_iter: int, seed: int, init: str = "random"
 ) -> np.ndarray:
     """Codebooks trained as M Spark tasks: the sample (with a ``_row`` order column) is exploded
     into sub-vectors, grouped by sub-space, and each group is one numpy k-means."""

@@ -107,7 +107,8 @@ class _PQParams(HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
     initMode = Param(
         Params._dummy(),
         "initMode",
-        "k-means initialisation: 'k-means++' or 'random' (distinct sample points, as Faiss)",
+        "k-means initialisation: 'random' (distinct training points, Faiss's default and ours) "
+        "or 'k-means++'",
         TypeConverters.toString,
     )
 
@@ -127,7 +128,7 @@ class _PQParams(HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
             opqIter=20,
             nlist=0,
             listCol="list_id",
-            initMode="k-means++",
+            initMode="random",
         )
 
     def getM(self) -> int:
@@ -168,7 +169,7 @@ def _normalised(vec: Column) -> Column:
 
 
 class PQEncoder(Estimator, _PQParams, DefaultParamsWritable, DefaultParamsReadable):
-    """Product quantiser trainer: ``fit`` learns M x 2^nbits centroids per sub-space (k-means++, Lloyd)."""
+    """Product quantiser trainer: ``fit`` learns M x 2^nbits centroids per sub-space (k-means as Faiss)."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__()
