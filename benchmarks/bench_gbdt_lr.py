@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,8 +19,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.criteo import ARFF_45K, CSV_4K, NUMERIC, read_arff, read_full_sample  # noqa: E402
+from pipelines.cli import JobContext  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
 from pipelines.gbdt_lr.features import FeatureSpec  # noqa: E402
+from pipelines.gbdt_lr.job import stage_model_and_test_scores  # noqa: E402
 from pipelines.gbdt_lr.model import SCORE, stratified_split, train  # noqa: E402
 from pipelines.gbdt_lr.report import MODELS, compare  # noqa: E402
 from pipelines.session import get_spark  # noqa: E402
@@ -27,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def ours(spark, data, categorical, hashed, seed, overrides):
-    """Train our three models on the split; return test metrics and training seconds."""
+    """Train our three models on the split; return test metrics, training seconds, the split and the models."""
     cfg = load_config(ROOT / "conf" / "jobs" / "train_gbdt_lr.yaml", overrides=[
         "schema.label=Label", f"schema.numeric={json.dumps(NUMERIC)}", f"schema.categorical={json.dumps(categorical)}",
         f"schema.hashed={json.dumps(hashed)}", f"split.seed={seed}", *overrides])
@@ -39,7 +43,36 @@ def ours(spark, data, categorical, hashed, seed, overrides):
     models = train(train_df, spec, cfg, log=lambda m: print(m, flush=True))
     seconds = time.time() - started
     scored = {n: getattr(models, n).transform(test_df).select("Label", SCORE).cache() for n in MODELS}
-    return compare(scored, "Label"), seconds, train_df, test_df
+    return compare(scored, "Label"), seconds, train_df, test_df, models, cfg
+
+
+def fresh_session_rescoring(spark, models, cfg, test_df) -> bool:
+    """Save GBDT+LR as the train job does, score the test rows with ``jobs/score.py`` in a new process
+    (new JVM, fresh session) and compare with the training-time scores, exactly (chispa)."""
+    from chispa import assert_df_equality
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-gbdt-lr-"))
+    keep = test_df.columns  # the arff has no id: every input column identifies a row (duplicates too)
+    ctx = JobContext("train_gbdt_lr", spark, {**cfg, "output": {**cfg["output"], "path": str(tmp / "train")}}, None)
+    stage_model_and_test_scores(ctx, models.gbdt_lr, test_df, "bench", keep)
+    ctx.commit()
+    test_df.write.parquet(str(tmp / "test_rows"))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / "score.py"), "--set", f"model_path={tmp / 'train' / 'model'}",
+         "--set", f"input.path={tmp / 'test_rows'}", "--set", f"output.path={tmp / 'scores'}",
+         "--set", f"keep_columns={json.dumps(keep)}"], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stderr[-3000:])
+        return False
+    columns = [*keep, SCORE, "model_version"]
+    try:
+        assert_df_equality(spark.read.parquet(str(tmp / "scores")).select(*columns),
+                           spark.read.parquet(str(tmp / "train" / "test_scores")).select(*columns),
+                           ignore_row_order=True)
+    except AssertionError as exc:
+        print(str(exc)[:3000])
+        return False
+    return True
 
 
 def lightgbm_reference(train_pdf, test_pdf, categorical, seed):
@@ -86,7 +119,7 @@ def main() -> None:
     data, categorical = read_arff(spark)
     data = data.cache()
     print(f"Criteo 45K: {data.count()} rows, {len(categorical)} categorical columns", flush=True)
-    results, ours_s, train_df, test_df = ours(spark, data, categorical, [], args.seed, args.set)
+    results, ours_s, train_df, test_df, models, cfg = ours(spark, data, categorical, [], args.seed, args.set)
     lgb_result, lgb_s = lightgbm_reference(train_df.toPandas(), test_df.toPandas(), categorical, args.seed)
 
     print("\nmodel        AUC     NE      log loss")
@@ -103,7 +136,9 @@ def main() -> None:
           f"ratio {ours_s / lgb_s:.1f}x")
 
     full, full_categorical = read_full_sample(spark, CSV_4K)
-    full_results, full_s, _, _ = ours(spark, full.cache(), [], full_categorical, args.seed,
+    rescored_same = fresh_session_rescoring(spark, models, cfg, test_df)
+    print(f"jobs/score.py in a fresh session reproduces the training-time test scores exactly: {rescored_same}")
+    full_results, full_s, *_ = ours(spark, full.cache(), [], full_categorical, args.seed,
                                       ["features.min_category_count=5", *args.set])
     print(f"full-column sample (4.6K rows, 26 hashed categoricals): GBDT+LR AUC "
           f"{full_results['gbdt_lr']['roc_auc']:.4f} NE {full_results['gbdt_lr']['normalized_entropy']:.4f}, "
@@ -116,7 +151,8 @@ def main() -> None:
         "trees_auc": results["trees_only"]["roc_auc"], "trees_ne": results["trees_only"]["normalized_entropy"],
         "lightgbm_auc": lgb_result["roc_auc"], "lightgbm_ne": lgb_result["normalized_entropy"],
         "ne_gain_vs_lr_pct": gain_lr, "ne_gain_vs_trees_pct": gain_trees,
-        "ours_s": ours_s, "lightgbm_s": lgb_s, "full_sample_gbdt_lr_auc": full_results["gbdt_lr"]["roc_auc"],
+        "ours_s": ours_s, "lightgbm_s": lgb_s, "fresh_session_scores_equal": rescored_same,
+        "full_sample_gbdt_lr_auc": full_results["gbdt_lr"]["roc_auc"],
     }))
 
 

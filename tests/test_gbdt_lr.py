@@ -1,5 +1,8 @@
 """GBDT+LR: leaf slots, re-calibration, unseen categories, bad input, persistence and batch scoring."""
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -144,13 +147,22 @@ def test_train_job_reports_three_models(trained):
     assert "| gbdt_lr |" in (out / "report" / "report.md").read_text()
 
 
-def test_score_job_reproduces_test_scores(spark, trained, tmp_path):
-    data, out = trained
-    scores = tmp_path / "scores"
-    assert _score(out / "model", data, scores, "--run-date", "2026-02-03") == 0
+def test_fresh_session_scoring_reproduces_training_time_test_scores(spark, clicks, trained, tmp_path):
+    """``jobs/score.py`` in a new process (new JVM, new session) on the test rows gives the very same scores."""
+    _, out = trained
     test_scores = spark.read.parquet(str(out / "test_scores"))
-    rescored = spark.read.parquet(str(scores / "ds=2026-02-03")).join(test_scores.select("click_id"), "click_id")
-    assert rescored.count() == test_scores.count() > 0
+    test_rows = tmp_path / "test_rows"
+    clicks.join(test_scores.select("click_id"), "click_id").write.parquet(str(test_rows))
+    scores = tmp_path / "scores"
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / "score.py"), "--spark-conf", str(ROOT / "conf" / "spark" / "test.yaml"),
+         "--run-date", "2026-02-03", "--set", f"model_path={out / 'model'}", "--set", f"input.path={test_rows}",
+         "--set", f"output.path={scores}"], capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rescored = spark.read.parquet(str(scores / "ds=2026-02-03"))
+    assert test_scores.count() > 0
     assert_df_equality(rescored.select("click_id", "score", "model_version"),
                        test_scores.select("click_id", "score", "model_version"), ignore_row_order=True)
     assert rescored.select("run_date").distinct().first()[0].isoformat() == "2026-02-03"

@@ -41,18 +41,26 @@ def train_job(ctx: "JobContext") -> None:
     results = compare(scored, spec.label)
     importances = feature_importances(models.leaf_model().gbt_model, spec.tree_input_names())
     version = f"gbdt_lr-{ctx.spark.sparkContext.applicationId}-{int(ctx.started)}"
-    ctx.metrics.update({"model_version": version, "test": results, "chosen": models.chosen,
-                        "feature_importances": importances})
-    root = cfg["output"]["path"].rstrip("/")
-    ctx.stage_model("model", models.gbdt_lr, f"{root}/model")
-    keep = [spec.label, *cfg["output"]["keep_columns"]]
-    ctx.stage("test_scores", score_table(models.gbdt_lr, test_df, version, ctx.run_date, keep), f"{root}/test_scores")
+    ctx.metrics.update({"test": results, "chosen": models.chosen, "feature_importances": importances})
+    root = stage_model_and_test_scores(ctx, models.gbdt_lr, test_df, version,
+                                       [spec.label, *cfg["output"]["keep_columns"]])
     report = render_markdown(results, importances, models.chosen)
     ctx.stage_files("report", f"{root}/report", {
         "report.md": report, "results.json": json.dumps(results, indent=2) + "\n",
         "roc.png": roc_plot(scored, spec.label, results),
         "calibration.png": calibration_plot({n: calibration_table(df, spec.label) for n, df in scored.items()})})
     print(report)
+
+
+def stage_model_and_test_scores(ctx: "JobContext", model: PipelineModel, test_df: DataFrame, version: str,
+                                keep: list[str]) -> str:
+    """Stage the model and its test-split scores under ``output.path`` as ``jobs/score.py`` reads them
+    (model version in the metrics, schema in the config); returns that root."""
+    root = ctx.config["output"]["path"].rstrip("/")
+    ctx.metrics["model_version"] = version
+    ctx.stage_model("model", model, f"{root}/model")
+    ctx.stage("test_scores", score_table(model, test_df, version, ctx.run_date, keep), f"{root}/test_scores")
+    return root
 
 
 def score_table(model: PipelineModel, df: DataFrame, version: str, run_date: str | None,

@@ -54,7 +54,8 @@ def downsample_negatives(df: DataFrame, label: str, rate: float, seed: int) -> D
 
 def _lr(cfg: Mapping[str, Any], features: str, label: str, reg: float) -> LogisticRegression:
     return LogisticRegression(featuresCol=features, labelCol=label, regParam=reg,
-                              elasticNetParam=cfg["elastic_net"], maxIter=cfg["max_iter"], tol=1e-7,
+                              elasticNetParam=cfg["elastic_net"], standardization=cfg["standardization"],
+                              maxIter=cfg["max_iter"], tol=1e-7,
                               predictionCol="lr_prediction", rawPredictionCol="lr_raw", probabilityCol="lr_prob")
 
 
