@@ -1,20 +1,23 @@
-"""Vectorised UDF bodies for text: Unicode normalisation, jieba segmentation, sparse TF-IDF arithmetic.
+"""Vectorised UDF bodies for text: Unicode normalisation, jieba segmentation, sparse TF-IDF arithmetic,
+blocked cosine top-k.
 
 The segmenters are built once per Python worker (jieba's dictionary takes about a second to load) and
 kept in a module-level cache, which survives between tasks because Spark reuses its Python workers.
 Sparse vectors travel as Arrow structs ``(type, size, indices, values)``; the arithmetic runs on the
-flattened entries of a whole batch at once with numpy, never row by row.
+flattened entries of a whole batch at once with numpy, never row by row. Blocks of documents travel as
+one row each (a scipy CSR matrix as bytes); a pair of blocks is one sparse matrix product.
 """
 from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
 from pyspark.sql import Column
 from pyspark.sql import types as T
 from pyspark.sql.functions import arrow_udf, pandas_udf
@@ -134,3 +137,81 @@ def vector_entries_udf(vectors: pa.Array) -> pa.Array:
     return pa.StructArray.from_arrays([_lists(lengths, indices, pa.list_(pa.int32())),
                                        _lists(lengths, values, pa.list_(pa.float64()))],
                                       names=["indices", "values"])
+
+
+def block_schema(id_type: T.DataType) -> T.StructType:
+    """One row per block of documents: its ids in row order and its CSR matrix (``pack_block``)."""
+    return T.StructType([T.StructField("block", T.IntegerType()), T.StructField("ids", T.ArrayType(id_type)),
+                         T.StructField("indptr", T.BinaryType()), T.StructField("indices", T.BinaryType()),
+                         T.StructField("data", T.BinaryType())])
+
+
+def pack_block(entries: pd.DataFrame) -> pd.DataFrame:
+    """``applyInPandas`` body: the entries ``(block, doc_id, index, weight)`` of one block as one row.
+
+    Rows are the block's documents sorted by id, so a lower column is a lower id (the tie-break of
+    ``top_k_positive``); the CSR arrays travel as raw bytes (int64 indptr, int32 indices, float64 data).
+    """
+    entries = entries.sort_values(["doc_id", "index"], kind="stable")
+    rows, ids = pd.factorize(entries["doc_id"], sort=True)
+    indptr = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(ids)), out=indptr[1:])
+    return pd.DataFrame({"block": [int(entries["block"].iloc[0])], "ids": [np.asarray(ids)],
+                         "indptr": [indptr.tobytes()],
+                         "indices": [entries["index"].to_numpy(np.int32).tobytes()],
+                         "data": [entries["weight"].to_numpy(np.float64).tobytes()]})
+
+
+def _csr(ids: np.ndarray, indptr: bytes, indices: bytes, data: bytes) -> sp.csr_matrix:
+    cols = np.frombuffer(indices, dtype=np.int32)
+    return sp.csr_matrix((np.frombuffer(data, dtype=np.float64), cols, np.frombuffer(indptr, dtype=np.int64)),
+                         shape=(len(ids), int(cols.max()) + 1 if len(cols) else 0))
+
+
+def top_k_positive(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``scores``, the columns of its ``k`` largest positive scores, equal scores by lower column.
+
+    Returns ``(rows, cols)`` ordered by row, then rank. ``np.partition`` finds each row's k-th largest
+    score; every score at or above it (ties included) is then sorted, so the cut is deterministic.
+    """
+    keep = scores > 0
+    if scores.shape[1] > k:
+        kth = np.partition(scores, scores.shape[1] - k, axis=1)[:, scores.shape[1] - k]
+        keep &= scores >= kth[:, None]
+    rows, cols = np.nonzero(keep)
+    order = np.lexsort((cols, -scores[rows, cols], rows))
+    rows, cols = rows[order], cols[order]
+    first = np.arange(len(rows)) - np.searchsorted(rows, rows) < k
+    return rows[first], cols[first]
+
+
+def _neighbours(scores: np.ndarray, ids: np.ndarray, neighbour_ids: np.ndarray, k: int) -> pd.DataFrame:
+    rows, cols = top_k_positive(scores, k)
+    return pd.DataFrame({"doc_id": ids[rows], "neighbour_id": neighbour_ids[cols], "cosine": scores[rows, cols]})
+
+
+def block_pair_top_k(k: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """``mapInPandas`` body over pairs of packed blocks ``q_*`` and ``d_*`` (``pack_block``) with flags
+    ``same`` (a block against itself: no document is its own neighbour) and ``mirror`` (also the
+    top-k of the ``d`` documents among the ``q`` ones, for the all-pairs upper triangle).
+
+    Each pair is one scipy sparse product ``Q @ D.T``, densified (block x block), and its rows' top-k;
+    out come ``(doc_id, neighbour_id, cosine)``, at most ``k`` per document and pair of blocks.
+    """
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            for pair in batch.itertuples(index=False):
+                q = _csr(pair.q_ids, pair.q_indptr, pair.q_indices, pair.q_data)
+                d = _csr(pair.d_ids, pair.d_indptr, pair.d_indices, pair.d_data)
+                width = max(q.shape[1], d.shape[1])
+                q.resize(q.shape[0], width)
+                d.resize(d.shape[0], width)
+                scores = (q @ d.T).toarray()
+                if pair.same:
+                    np.fill_diagonal(scores, 0.0)
+                yield _neighbours(scores, pair.q_ids, pair.d_ids, k)
+                if pair.mirror:
+                    yield _neighbours(np.ascontiguousarray(scores.T), pair.d_ids, pair.q_ids, k)
+
+    return run

@@ -1,30 +1,42 @@
-"""Similar documents: top-k cosine neighbours through an inverted index, as sparse dot products in Spark.
+"""Similar documents: top-k cosine neighbours in Spark, exact by blocked sparse products or through an inverted index.
 
 Inputs are unit-length TF-IDF entries ``(doc_id, index, weight)`` (``vector_entries(..., unit=True)``),
-so a dot product is a cosine. The index is the corpus entries grouped by term (its postings).
+so a dot product is a cosine. Two methods (``method``), both ending with a top-k per query by a window
+on ``doc_id`` (ties: lower ``neighbour_id`` first); never a dense N x N matrix, nothing per document on
+the driver.
 
-1. Candidates: terms in more than ``max_df_fraction`` of the indexed documents are skipped; the
-   remaining postings are joined on the term and the products summed per (query, document) pair.
-   This partial dot product is already the exact cosine when no term was skipped.
-2. Rescoring: otherwise each query keeps its ``candidates`` best pairs, and the skipped terms'
-   contribution is added exactly by joining both documents' entries for those terms.
-3. Top-k per query by a window on ``doc_id`` (ties: lower ``neighbour_id`` first).
+``blocked`` (exact, the default): documents are hashed into blocks of about ``block_size``; each block
+becomes one scipy CSR matrix (``applyInPandas``); pairs of blocks (the upper triangle for all pairs, every
+(query block, corpus block) in query mode) are joined and multiplied in ``mapInPandas``, each keeping
+every row's top-k (and every column's, for an off-diagonal pair of the triangle); the window merges the
+per-block lists. Cost: the sparse products (sum of df^2 / 2 multiply-adds) plus a block x block dense score
+matrix per pair (8 MB at 1,000); each block is shuffled once per pair it is in (about blocks / 2 times).
 
-Never a dense N x N matrix, nothing per document on the driver. Pairs that share only skipped
-terms are not found, so a document made only of very common terms may get fewer than k neighbours.
+``inverted_index``: the corpus entries grouped by term (postings) are self-joined on the term and the
+products summed per pair. Terms in more than ``max_df_fraction`` of the indexed documents are skipped;
+each query then keeps its ``candidates`` best partial scores and the skipped terms' contribution is added
+exactly. Pairs that share only skipped terms are not found, so recall is below 1 when terms are skipped.
+The join emits sum(df^2) rows over the kept terms.
 
-Cost and recall: the candidate self-join emits sum(df^2) rows over the kept terms, so the cap trades
-time for recall. On long documents whose cosine is dominated by common words (plain-tf TF-IDF of
-Wikipedia articles) recall@10 needs a high cap: on the 6,514-article benchmark slice, rescoring the
-best 100 candidates gives recall 0.63 / 0.70 / 0.82 / 0.94 at caps 0.01 / 0.02 / 0.05 / 0.2, while the
-join grows from 2e7 to 1.3e9 rows (2.6e9 with no cap). Short documents (titles) do well with a low cap.
+Which to use (benchmarks/bench_text.py, local[2] on a contended 2-core machine): Wikipedia slice
+(6,514 long articles, 4.3M entries, sum df^2 2.6e9): ``blocked`` recall@10 BLOCKED_RECALL in BLOCKED_WIKI_S s;
+``inverted_index`` needs a high cap for recall (rescoring 100 candidates: recall 0.63 / 0.70 / 0.82 / 0.94
+at caps 0.01 / 0.02 / 0.05 / 0.2, the join growing from 2e7 to 1.3e9 rows) and took 364 s for recall
+0.69 (cap 0.05, 20 candidates). THUCNews titles (20,000 short documents): ``blocked`` ZH_BLOCKED_S s,
+``inverted_index`` (cap 0.05, 20 candidates) ZH_INVERTED_S s. Use ``blocked`` whenever exact neighbours
+matter or documents are long; ``inverted_index`` with a low cap only for short texts (titles, queries of
+a few words) on corpora so large that the blocked method's N^2 / 2 dense scores are out of reach.
 """
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from udfs.text import block_pair_top_k, block_schema, pack_block
 
 NEIGHBOUR_COLUMNS = ["doc_id", "neighbour_id", "cosine", "rank"]
+METHODS = ("blocked", "inverted_index")
 
 
 def _top(scored: DataFrame, score: str, n: int) -> DataFrame:
@@ -47,16 +59,9 @@ def common_terms(corpus: DataFrame, max_df_fraction: float) -> DataFrame:
     return corpus.groupBy("index").count().filter(F.col("count") > max_df_fraction * n_docs).select("index")
 
 
-def similar_documents(corpus: DataFrame, k: int = 10, max_df_fraction: float = 1.0, candidates: int = 100,
-                      queries: DataFrame | None = None) -> DataFrame:
-    """``(doc_id, neighbour_id, cosine, rank)``: for each query document its ``k`` nearest corpus documents.
-
-    ``corpus`` and ``queries`` are unit-length entries ``(doc_id, index, weight)``. Without ``queries``
-    every corpus document is a query and is not its own neighbour; each pair is then computed once
-    (``doc_id < neighbour_id``) and mirrored, which halves the self-join.
-    """
-    if k < 1 or candidates < k:
-        raise ValueError(f"need 1 <= k <= candidates, got k={k}, candidates={candidates}")
+def inverted_index_scores(corpus: DataFrame, max_df_fraction: float, candidates: int,
+                          queries: DataFrame | None = None) -> DataFrame:
+    """``(doc_id, neighbour_id, cosine)`` of the pairs sharing a term not skipped (see the module docstring)."""
     all_pairs = queries is None
     q = (corpus if all_pairs else queries).select("doc_id", "index", F.col("weight").alias("q_weight"))
     d = corpus.select(F.col("doc_id").alias("neighbour_id"), "index", F.col("weight").alias("d_weight"))
@@ -69,12 +74,73 @@ def similar_documents(corpus: DataFrame, k: int = 10, max_df_fraction: float = 1
                                              F.col("doc_id").alias("neighbour_id"), "cosine"))
     else:
         pairs = _dot(q_kept, d_kept, ["index"], "cosine")
-    if skipped:
-        shortlist = _top(pairs, "cosine", candidates).select("doc_id", "neighbour_id", F.col("cosine").alias("part"))
-        q_common = q.join(common, "index")
-        d_common = d.join(common, "index")
-        rest = _dot(shortlist.select("doc_id", "neighbour_id").join(q_common, "doc_id"), d_common,
-                    ["neighbour_id", "index"], "rest")
-        pairs = shortlist.join(rest, ["doc_id", "neighbour_id"], "left") \
-            .select("doc_id", "neighbour_id", (F.col("part") + F.coalesce(F.col("rest"), F.lit(0.0))).alias("cosine"))
+    if not skipped:
+        return pairs
+    shortlist = _top(pairs, "cosine", candidates).select("doc_id", "neighbour_id", F.col("cosine").alias("part"))
+    q_common = q.join(common, "index")
+    d_common = d.join(common, "index")
+    rest = _dot(shortlist.select("doc_id", "neighbour_id").join(q_common, "doc_id"), d_common,
+                ["neighbour_id", "index"], "rest")
+    return shortlist.join(rest, ["doc_id", "neighbour_id"], "left") \
+        .select("doc_id", "neighbour_id", (F.col("part") + F.coalesce(F.col("rest"), F.lit(0.0))).alias("cosine"))
+
+
+def _blocks(entries: DataFrame, block_size: int) -> tuple[DataFrame, int]:
+    """The documents of ``entries`` hashed into blocks of about ``block_size``, one packed row per block
+    (``udfs.text.pack_block``); and the number of blocks."""
+    n_docs = entries.agg(F.countDistinct("doc_id")).first()[0]
+    n_blocks = max(1, -(-n_docs // block_size))
+    keyed = entries.select("doc_id", "index", "weight",
+                           F.pmod(F.xxhash64("doc_id"), F.lit(n_blocks)).cast("int").alias("block"))
+    return keyed.groupBy("block").applyInPandas(pack_block, block_schema(entries.schema["doc_id"].dataType)), n_blocks
+
+
+def _block_ids(spark: SparkSession, n: int, name: str) -> DataFrame:
+    return spark.range(n).select(F.col("id").cast("int").alias(name))
+
+
+def _prefixed(packed: DataFrame, prefix: str) -> DataFrame:
+    return packed.select(*[F.col(c).alias(f"{prefix}_{c}") for c in packed.columns])
+
+
+def blocked_scores(corpus: DataFrame, k: int, block_size: int, queries: DataFrame | None = None) -> DataFrame:
+    """``(doc_id, neighbour_id, cosine)``: each query's exact top-k within every block of the corpus
+    (see the module docstring); their union holds each query's exact top-k."""
+    spark = corpus.sparkSession
+    d, n_d = _blocks(corpus, block_size)
+    q, n_q = (d, n_d) if queries is None else _blocks(queries, block_size)
+    pairs = _block_ids(spark, n_q, "q_block").crossJoin(_block_ids(spark, n_d, "d_block"))
+    all_pairs = F.lit(queries is None)
+    if queries is None:
+        pairs = pairs.filter(F.col("q_block") <= F.col("d_block"))
+    pairs = pairs.select("q_block", "d_block", (all_pairs & (F.col("q_block") == F.col("d_block"))).alias("same"),
+                         (all_pairs & (F.col("q_block") < F.col("d_block"))).alias("mirror"))
+    n_pairs = n_d * (n_d + 1) // 2 if queries is None else n_q * n_d
+    joined = pairs.join(_prefixed(q, "q"), "q_block").join(_prefixed(d, "d"), "d_block") \
+        .repartition(n_pairs, "q_block", "d_block")
+    schema = T.StructType([T.StructField("doc_id", q.schema["ids"].dataType.elementType),
+                           T.StructField("neighbour_id", d.schema["ids"].dataType.elementType),
+                           T.StructField("cosine", T.DoubleType())])
+    return joined.mapInPandas(block_pair_top_k(k), schema)
+
+
+def similar_documents(corpus: DataFrame, k: int = 10, queries: DataFrame | None = None, method: str = "blocked",
+                      max_df_fraction: float = 1.0, candidates: int = 100, block_size: int = 1000) -> DataFrame:
+    """``(doc_id, neighbour_id, cosine, rank)``: for each query document its ``k`` nearest corpus documents.
+
+    ``corpus`` and ``queries`` are unit-length entries ``(doc_id, index, weight)``. Without ``queries``
+    every corpus document is a query and is not its own neighbour; each pair is then computed once and
+    mirrored. ``method`` is ``blocked`` (exact; ``block_size``) or ``inverted_index`` (``max_df_fraction``,
+    ``candidates``); only pairs with a positive cosine (a shared term) are neighbours.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
+    if method == "blocked":
+        if k < 1 or block_size < 1:
+            raise ValueError(f"need k >= 1 and block_size >= 1, got k={k}, block_size={block_size}")
+        pairs = blocked_scores(corpus, k, block_size, queries)
+    else:
+        if k < 1 or candidates < k:
+            raise ValueError(f"need 1 <= k <= candidates, got k={k}, candidates={candidates}")
+        pairs = inverted_index_scores(corpus, max_df_fraction, candidates, queries)
     return _top(pairs, "cosine", k).select(*NEIGHBOUR_COLUMNS[:3], F.col("rank").cast("int"))
