@@ -23,7 +23,6 @@ from pipelines.errors import UserError
 from pipelines.output import CONFIG_FILE, METRICS_FILE, StagedOutput
 from pipelines.session import get_spark
 
-
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "jobs"
 
 

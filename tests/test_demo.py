@@ -24,3 +24,7 @@ def test_demo_runs_and_reports(spark, tmp_path, capsys):
     assert metrics["ingest"]["clicks"]["rows_in"] == 2500
     assert summary["clicks"]["rows"] == metrics["ingest"]["clicks"]["rows_good"]
     assert f"report: {out / 'report'}" in printed
+    evaluation = metrics["evaluation"]
+    assert 0.5 < evaluation["roc_auc"] <= 1 and evaluation["rows"] > 0
+    assert Path(evaluation["roc_plot"]).read_bytes().startswith(b"\x89PNG")
+    assert "## Evaluation of the GBDT+LR click model" in printed and "roc auc:" in printed
