@@ -8,7 +8,7 @@
    query's class.
 
 The last line printed is one JSON object with the figures. Usage:
-``python benchmarks/bench_text.py [--data ../shared/data] [--max-docs N]``.
+``python benchmarks/bench_text.py [--data ../shared/data] [--max-docs N] [--method blocked|inverted_index]``.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines.session import LOCAL_SPARK_CONF, get_spark  # noqa: E402
 from pipelines.text.keywords import term_index, top_keywords  # noqa: E402
-from pipelines.text.similar import similar_documents  # noqa: E402
+from pipelines.text.similar import METHODS, similar_documents  # noqa: E402
 from pipelines.text.stop_words import stop_words  # noqa: E402
 from pipelines.text.tfidf import TfidfSettings, fit_tfidf, vector_entries  # noqa: E402
 from pipelines.text.tokenizer import TextTokenizer  # noqa: E402
@@ -123,16 +124,16 @@ def neighbours_of(neighbours: DataFrame) -> dict[int, set[int]]:
     return found
 
 
-def similar(transformed: DataFrame, max_df_fraction: float, candidates: int) -> tuple[DataFrame, float]:
+def similar(transformed: DataFrame, options: dict[str, Any]) -> tuple[DataFrame, float]:
+    """Top-K neighbours of every document with ``similar_documents(**options)``, and the seconds taken."""
     start = time.perf_counter()
     entries = vector_entries(transformed, unit=True).cache()
-    neighbours = similar_documents(entries, K, max_df_fraction, candidates).cache()
+    neighbours = similar_documents(entries, K, **options).cache()
     materialise(neighbours)
     return neighbours, time.perf_counter() - start
 
 
-def bench_wiki(spark: SparkSession, data: Path, max_docs: int, max_df_fraction: float,
-               candidates: int) -> dict[str, float]:
+def bench_wiki(spark: SparkSession, data: Path, max_docs: int, options: dict[str, Any]) -> dict[str, float]:
     wiki = read_wiki(data / "enwiki_2015_wikiextractor" / "enwiki_wikiextractor_AA_00-99.txt.gz", max_docs)
     log(f"wiki: {len(wiki):,} articles, {wiki['text'].str.len().sum():,} characters")
     docs = spark.createDataFrame(wiki).repartition(8).cache()
@@ -155,21 +156,20 @@ def bench_wiki(spark: SparkSession, data: Path, max_docs: int, max_df_fraction: 
     top = keywords.filter(F.col("doc_id") == int(tokens["doc_id"].iloc[0])).orderBy("rank").collect()
     log(f"keywords of article {tokens['doc_id'].iloc[0]}: {[r.term for r in top]}")
 
-    neighbours, similar_s = similar(transformed, max_df_fraction, candidates)
+    neighbours, similar_s = similar(transformed, options)
     exact = exact_top_k(theirs, K)
     found = neighbours_of(neighbours)
     doc_ids = tokens["doc_id"].to_numpy()
     hits = sum(len(found.get(int(doc_ids[i]), set()) & set(doc_ids[exact[i]].tolist())) for i in range(len(doc_ids)))
     recall = hits / (K * len(doc_ids))
-    log(f"similar documents: recall@{K} {recall:.4f} in {similar_s:.1f}s "
-        f"(max_df_fraction {max_df_fraction}, candidates {candidates})")
+    log(f"similar documents: recall@{K} {recall:.4f} in {similar_s:.1f}s ({options})")
     spark.catalog.clearCache()
     return {"wiki_docs": len(wiki), "tfidf_max_abs_diff": max_diff, "ours_tfidf_s": round(ours_s, 2),
             "sklearn_tfidf_s": round(sklearn_s, 2), "tfidf_time_ratio": round(ours_s / sklearn_s, 2),
             "similar_recall_at_10": round(recall, 4), "similar_s": round(similar_s, 2)}
 
 
-def bench_thucnews(spark: SparkSession, data: Path, max_df_fraction: float, candidates: int) -> dict[str, float]:
+def bench_thucnews(spark: SparkSession, data: Path, options: dict[str, Any]) -> dict[str, float]:
     folder = data / "zh_thucnews_titles"
     frames = [pd.read_csv(folder / name, sep="\t", names=["text", "label"], quoting=3, dtype={"text": str})
               for name in ("dev.txt.gz", "test.txt.gz")]
@@ -189,7 +189,7 @@ def bench_thucnews(spark: SparkSession, data: Path, max_df_fraction: float, cand
     for row in docs.orderBy("doc_id").limit(3).collect():
         terms = [r.term for r in keywords.filter(F.col("doc_id") == row.doc_id).orderBy("rank").collect()]
         log(f"  {row.text} -> keywords {terms}")
-    neighbours, zh_similar_s = similar(transformed, max_df_fraction, candidates)
+    neighbours, zh_similar_s = similar(transformed, options)
     labels = docs.select("doc_id", "label")
     same = neighbours.join(labels, "doc_id").join(
         labels.withColumnRenamed("doc_id", "neighbour_id").withColumnRenamed("label", "neighbour_label"),
@@ -204,15 +204,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--max-docs", type=int, default=0, help="Wikipedia articles to use (0: all)")
-    parser.add_argument("--max-df-fraction", type=float, default=0.05)
-    parser.add_argument("--candidates", type=int, default=20)
+    parser.add_argument("--method", default="blocked", choices=list(METHODS), help="similar documents method")
+    parser.add_argument("--block-size", type=int, default=1000, help="documents per block (blocked)")
+    parser.add_argument("--max-df-fraction", type=float, default=0.05, help="term skipping cap (inverted_index)")
+    parser.add_argument("--candidates", type=int, default=20, help="candidates rescored (inverted_index)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ["SPARK_MASTER"] = "local[2]"
     spark = get_spark("bench_text", LOCAL_SPARK_CONF, {"spark.ui.showConsoleProgress": False})
     data = Path(args.data)
-    results = {**bench_wiki(spark, data, args.max_docs, args.max_df_fraction, args.candidates),
-               **bench_thucnews(spark, data, args.max_df_fraction, args.candidates)}
+    options = ({"method": "blocked", "block_size": args.block_size} if args.method == "blocked" else
+               {"method": "inverted_index", "max_df_fraction": args.max_df_fraction, "candidates": args.candidates})
+    results = {**bench_wiki(spark, data, args.max_docs, options), **bench_thucnews(spark, data, options),
+               "similar_method": args.method}
     spark.stop()
     print(json.dumps(results))
 

@@ -67,7 +67,7 @@ def test_build_tfidf_then_similar_docs_in_corpus_and_query_mode(spark, tmp_path)
 
     similar = tmp_path / "similar"
     code = _run("similar_docs", similar_docs_job, ["--set", f"tfidf_path={out}", "--set", f"output.path={similar}",
-                                                   "--set", "k=1", "--set", "max_df_fraction=1.0"])
+                                                   "--set", "k=1"])
     assert code == 0
     top = {r.doc_id: r.neighbour_id for r in spark.read.parquet(str(similar)).collect()}
     assert top[0] == 1 and top[2] == 3 and top[5] == 0 and 4 not in top
@@ -78,7 +78,7 @@ def test_build_tfidf_then_similar_docs_in_corpus_and_query_mode(spark, tmp_path)
     code = _run("similar_docs", similar_docs_job, [
         "--set", "mode=query", "--set", f"tfidf_path={out}", "--set", f"query.path={queries}",
         "--set", "query.format=json", "--set", f"output.path={found}", "--set", "k=1",
-        "--set", "max_df_fraction=0.4", "--set", "candidates=3"])
+        "--set", "method=inverted_index", "--set", "max_df_fraction=0.4", "--set", "candidates=3"])
     assert code == 0
     assert {r.doc_id: r.neighbour_id for r in spark.read.parquet(str(found)).collect()} == {100: 2, 101: 5}
 

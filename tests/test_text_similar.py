@@ -1,4 +1,4 @@
-"""Keywords (top-k with ties by term) and similar documents (inverted index) against brute-force cosine."""
+"""Keywords (top-k with ties by term) and similar documents (blocked and inverted index) against brute-force cosine."""
 import numpy as np
 import pytest
 from chispa import assert_df_equality
@@ -61,26 +61,49 @@ def _assert_same(got, want):
         assert np.allclose([c for _, c in pairs], [c for _, c in want[i]], atol=1e-12)
 
 
-@pytest.mark.parametrize("max_df_fraction, candidates", [(1.0, 5), (0.5, 40)])
-def test_all_pairs_neighbours_equal_brute_force(spark, max_df_fraction, candidates):
-    """No skipped term: the partial dot product is the cosine. Skipped terms: candidates rescored exactly;
-    pairs that share only skipped terms are out of reach by design."""
+# (method options, max_df_fraction the brute force honours): block sizes that give one block and several
+# blocks of unequal size (off-diagonal pairs, mirrored); one document per block is in the ties test.
+SETTINGS = [
+    ({"method": "blocked", "block_size": 1000}, 1.0),
+    ({"method": "blocked", "block_size": 7}, 1.0),
+    ({"method": "inverted_index", "max_df_fraction": 1.0, "candidates": 5}, 1.0),
+    ({"method": "inverted_index", "max_df_fraction": 0.5, "candidates": 40}, 0.5),
+]
+
+
+@pytest.mark.parametrize("options, reachable_df", SETTINGS)
+def test_all_pairs_neighbours_equal_brute_force(spark, options, reachable_df):
+    """Blocked and uncapped inverted index are exact. With skipped terms the candidates are rescored
+    exactly; pairs that share only skipped terms are out of reach by design."""
     dense = _unit_rows(7, n_docs=40, n_terms=30, density=0.15)
     entries = _entries(spark, dense)
-    got = similar_documents(entries, k=5, max_df_fraction=max_df_fraction, candidates=candidates)
+    got = similar_documents(entries, k=5, **options)
     assert got.columns == ["doc_id", "neighbour_id", "cosine", "rank"]
-    _assert_same(_as_lists(got), _brute_force(dense, dense, 5, True, max_df_fraction))
+    _assert_same(_as_lists(got), _brute_force(dense, dense, 5, True, reachable_df))
 
 
-def test_query_mode_against_an_indexed_corpus(spark):
+@pytest.mark.parametrize("options, reachable_df", [SETTINGS[1], SETTINGS[3]])
+def test_query_mode_against_an_indexed_corpus(spark, options, reachable_df):
     corpus = _unit_rows(8, n_docs=30, n_terms=20, density=0.2)
     queries = _unit_rows(9, n_docs=6, n_terms=20, density=0.2)
-    got = similar_documents(_entries(spark, corpus), k=3, max_df_fraction=0.5, candidates=30,
-                            queries=_entries(spark, queries, first_id=1000))
-    _assert_same(_as_lists(got, first_id=1000), _brute_force(queries, corpus, 3, False, 0.5))
+    got = similar_documents(_entries(spark, corpus), k=3, queries=_entries(spark, queries, first_id=1000), **options)
+    _assert_same(_as_lists(got, first_id=1000), _brute_force(queries, corpus, 3, False, reachable_df))
 
 
-def test_k_larger_than_candidates_is_refused(spark):
+def test_ties_are_broken_by_lower_neighbour_id_across_blocks(spark):
+    """Four identical documents: each one's neighbours are the other three, in id order, whichever block they are in."""
+    entries = spark.createDataFrame([(d, 0, 1.0) for d in (11, 3, 42, 7)], ENTRIES)
+    got = similar_documents(entries, k=2, method="blocked", block_size=1)
+    assert _as_lists(got) == {3: [(7, 1.0), (11, 1.0)], 7: [(3, 1.0), (11, 1.0)], 11: [(3, 1.0), (7, 1.0)],
+                              42: [(3, 1.0), (7, 1.0)]}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"method": "inverted_index", "k": 10, "candidates": 5}, "need 1 <= k <= candidates"),
+    ({"method": "blocked", "k": 3, "block_size": 0}, "block_size >= 1"),
+    ({"method": "cosine_lsh", "k": 3}, "method: expected one of"),
+])
+def test_bad_settings_are_refused(spark, options, message):
     entries = spark.createDataFrame([(1, 0, 1.0)], ENTRIES)
-    with pytest.raises(ValueError, match="need 1 <= k <= candidates"):
-        similar_documents(entries, k=10, candidates=5)
+    with pytest.raises(ValueError, match=message):
+        similar_documents(entries, **options)

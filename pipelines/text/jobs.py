@@ -102,9 +102,10 @@ def similar_docs_job(ctx: "JobContext") -> None:
         new_docs = read_documents(ctx, "queries", cfg["query"])
         queries = vector_entries(tfidf_features(model, new_docs), vectors, unit=True)
     try:
-        neighbours = similar_documents(corpus, cfg["k"], cfg["max_df_fraction"], cfg["candidates"], queries)
+        neighbours = similar_documents(corpus, cfg["k"], queries, cfg["method"], cfg["max_df_fraction"],
+                                       cfg["candidates"], cfg["block_size"])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    ctx.metrics["similar"] = {"mode": cfg["mode"], "k": cfg["k"], "max_df_fraction": cfg["max_df_fraction"],
-                              "candidates": cfg["candidates"]}
+    ctx.metrics["similar"] = {key: cfg[key] for key in
+                              ("mode", "k", "method", "block_size", "max_df_fraction", "candidates")}
     ctx.stage("neighbours", neighbours, cfg["output"]["path"])
