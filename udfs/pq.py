@@ -1,4 +1,4 @@
-"""Numpy kernels of product quantization, run inside pandas UDFs and ``mapInPandas`` on Arrow batches.
+"""Numpy kernels of product quantization, run inside Arrow/pandas UDFs and ``mapInPandas`` on Arrow batches.
 
 Everything works on whole batches as matrices (BLAS matmul for distances, fancy indexing for table
 reads); there is no per-row Python loop. Conventions: ``codebooks`` is ``(M, K, dsub)`` float32 with
@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 METRICS = ("l2", "ip", "cosine")
 
@@ -93,12 +94,25 @@ def unpack_codes(packed: np.ndarray, m: int, nbits: int) -> np.ndarray:
     return np.packbits(bits, axis=2, bitorder="little")[:, :, 0]
 
 
-def codes_to_series(packed: np.ndarray, valid: np.ndarray, index: pd.Index | None = None) -> pd.Series:
-    """Packed codes as a Series of ``bytes`` (a Spark binary column); rows not ``valid`` are null."""
-    out = np.full(len(valid), None, dtype=object)
+def arrow_vectors(vectors: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """An ``array<float>`` Arrow column as ``(present, x)``: which rows are non-null, and those rows as an
+    ``(n_present, dim)`` float32 matrix taken from the list values without per-row objects. Every present
+    row must have ``dim`` values; a null component reads as NaN."""
+    present = vectors.is_valid().to_numpy(zero_copy_only=False)
+    flat = vectors.drop_null().flatten().to_numpy(zero_copy_only=False)
+    return present, np.asarray(flat, np.float32).reshape(int(present.sum()), dim)
+
+
+def codes_to_arrow(packed: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """Packed codes ``(valid.sum(), width)`` as an Arrow binary column built from one data buffer; rows
+    not ``valid`` are null."""
     width = packed.shape[1] if packed.ndim == 2 else 0
-    out[valid] = np.ascontiguousarray(packed).view(np.dtype((np.void, width))).ravel().tolist()
-    return pd.Series(out, index=index, dtype=object)
+    offsets = np.zeros(len(valid) + 1, np.int32)
+    np.cumsum(np.where(valid, width, 0), out=offsets[1:])
+    mask = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.binary(), len(valid),
+                                 [mask, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(packed, np.uint8))],
+                                 null_count=int(len(valid) - valid.sum()))
 
 
 def series_to_codes(series: pd.Series, size: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasMaxIter, HasOutputCol, HasSeed
@@ -28,6 +29,7 @@ from pyspark.ml.util import (
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.functions import arrow_udf
 
 from pipelines.pq.codebooks import INITS, kmeans, train_codebooks, train_codebooks_spark, train_opq
 from pipelines.pq.validation import (
@@ -40,8 +42,9 @@ from pipelines.pq.validation import (
 )
 from udfs.pq import (
     METRICS,
+    arrow_vectors,
     code_size,
-    codes_to_series,
+    codes_to_arrow,
     decode,
     encode,
     nearest,
@@ -292,19 +295,21 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
             self.getMetric(),
             self.getNbits(),
         )
+        dim = self.dim
         if coarse is None:
 
-            def codes(vectors: pd.Series) -> pd.Series:
-                return _encode_batch(vectors, books, rotation, None, metric, nbits)
+            @arrow_udf(T.BinaryType())
+            def codes(vectors: pa.Array) -> pa.Array:
+                return _encode_batch(vectors, dim, books, rotation, None, metric, nbits)
 
-            return dataset.withColumn(self.getOutputCol(), F.pandas_udf(codes, T.BinaryType())(valid))
+            return dataset.withColumn(self.getOutputCol(), codes(valid))
 
-        def codes_and_lists(vectors: pd.Series) -> pd.DataFrame:
-            return _encode_batch(vectors, books, rotation, coarse, metric, nbits)
+        @arrow_udf("code binary, list_id int")
+        def codes_and_lists(vectors: pa.Array) -> pa.Array:
+            return _encode_batch(vectors, dim, books, rotation, coarse, metric, nbits)
 
-        struct = F.pandas_udf(codes_and_lists, "code binary, list_id int")(valid)
         return (
-            dataset.withColumn("_pq", struct)
+            dataset.withColumn("_pq", codes_and_lists(valid))
             .withColumn(self.getOutputCol(), F.col("_pq.code"))
             .withColumn(self.getListCol(), F.col("_pq.list_id"))
             .drop("_pq")
@@ -330,26 +335,26 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
 
 
 def _encode_batch(
-    vectors: pd.Series,
+    vectors: pa.Array,
+    dim: int,
     codebooks: np.ndarray,
     rotation: np.ndarray | None,
     coarse: np.ndarray | None,
     metric: str,
     nbits: int,
-) -> pd.Series | pd.DataFrame:
-    """Pandas UDF body: one Arrow batch of vectors to packed codes (and IVF lists); null for a null,
-    wrong-dimension (nulled by the caller) or NaN/inf vector."""
-    valid = vectors.notna().to_numpy()
-    raw = stack_vectors(vectors[valid], codebooks.shape[0] * codebooks.shape[2])
+) -> pa.Array:
+    """Arrow UDF body: one batch of vectors to packed codes (and IVF lists, as a struct); null for a null,
+    wrong-dimension (nulled by the caller) or NaN/inf vector. Matrices in and out, no per-row objects."""
+    valid, raw = arrow_vectors(vectors, dim)
     finite = np.isfinite(raw).all(axis=1)
     valid[valid] = finite
     x = prepare(raw[finite], metric, rotation)
-    codes = codes_to_series(pack_codes(encode(x, codebooks), nbits), valid, vectors.index)
+    codes = codes_to_arrow(pack_codes(encode(x, codebooks), nbits), valid)
     if coarse is None:
         return codes
-    lists = pd.Series(pd.NA, index=vectors.index, dtype="Int32")
+    lists = np.zeros(len(valid), np.int32)
     lists[valid] = nearest(x, coarse)
-    return pd.DataFrame({"code": codes, "list_id": lists})
+    return pa.StructArray.from_arrays([codes, pa.array(lists, mask=~valid)], names=["code", "list_id"])
 
 
 def _decode_batch(
