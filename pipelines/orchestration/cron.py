@@ -1,0 +1,38 @@
+"""The crontab line that runs a pipeline with the plain runner on the definition's schedule.
+
+The run date is yesterday (UTC), which is what Airflow's ``{{ ds }}`` is for a daily schedule: the run at
+03:00 on the 21st processes the 20th. ``flock`` keeps one run at a time (Airflow's ``max_active_runs=1``),
+``--retries`` repeats a failed date, resuming at the failed step, as Airflow's task retries would.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+
+from pipelines.orchestration.definition import ROOT, Pipeline, PipelineError
+
+PRESETS = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
+
+
+def cron_schedule(schedule: str | None) -> str:
+    if schedule is None:
+        raise PipelineError("the pipeline has no schedule (schedule: null); nothing to put in a crontab")
+    if schedule in PRESETS or len(schedule.split()) == 5:
+        return schedule
+    raise PipelineError(f"schedule {schedule!r} is not a 5-field cron expression or one of {sorted(PRESETS)}")
+
+
+def cron_line(pipeline: Pipeline, python: str | None = None, root_override: str | None = None) -> str:
+    """A comment and the crontab entry (``%`` escaped as crontab requires)."""
+    python = python or sys.executable
+    run = [python, "-m", "pipelines", "run", str(pipeline.source)]
+    if root_override:
+        run += ["--root", root_override]
+    run += ["--retries", str(pipeline.retries), "--retry-delay", f"{pipeline.retry_delay_minutes * 60:g}"]
+    lock = f"/tmp/pipelines-{pipeline.name}.lock"
+    log = f"{pipeline.runs_dir}/cron.log"
+    command = (f"cd {shlex.quote(str(ROOT))} && mkdir -p {shlex.quote(pipeline.runs_dir)} && "
+               f"flock -n {lock} {shlex.join(run)} --run-date \"$(date -u -d yesterday +\\%F)\" "
+               f">> {shlex.quote(log)} 2>&1")
+    return (f"# {pipeline.name}: {pipeline.schedule} (cron's time zone; Airflow's schedule is UTC), run date = "
+            f"yesterday UTC like Airflow's {{{{ ds }}}}\n{cron_schedule(pipeline.schedule)} {command}")

@@ -1,0 +1,280 @@
+"""A pipeline definition (``conf/pipelines/<name>.yaml``): named steps, each a job with overrides, inputs, outputs.
+
+Paths may hold ``{root}`` (the pipeline's root directory) and ``{run_date}`` (YYYY-MM-DD). An output is the
+path a job is configured to write; a dated output (the default) is committed to its ``ds=<run_date>``
+partition, an undated one (``{path: ..., dated: false}``, e.g. a model) to the path itself. A step depends on
+every step whose output path overlaps one of its inputs (same path, or one inside the other), and on the
+steps named in ``after``. Loading validates everything that does not depend on a run date: unknown keys,
+unknown jobs, configuration overrides against the job's defaults, ``after`` names and cycles.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from pipelines.config import ConfigError, load_config, read_yaml
+from pipelines.errors import UserError
+from pipelines.output import partition_path, qualify
+
+ROOT = Path(__file__).resolve().parents[2]
+JOBS_DIR = ROOT / "jobs"
+JOB_CONF_DIR = ROOT / "conf" / "jobs"
+MODES = ("session", "subprocess")
+SUBMITTERS = ("python", "spark-submit")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+_PIPELINE_KEYS = {"name", "description", "root", "mode", "schedule", "start_date", "retries",
+                  "retry_delay_minutes", "spark", "steps"}
+_SPARK_KEYS = {"conf_file", "submit", "master", "args", "conf"}
+_STEP_KEYS = {"job", "conf", "set", "inputs", "outputs", "after"}
+SAMPLE_DATE = "1970-01-01"
+
+
+class PipelineError(UserError):
+    """A pipeline definition or run that cannot go on; the message is one line naming the step."""
+
+
+def available_jobs() -> list[str]:
+    """Jobs a step may name: ``jobs/<job>.py`` with defaults in ``conf/jobs/<job>.yaml``."""
+    return sorted(p.stem for p in JOBS_DIR.glob("*.py") if (JOB_CONF_DIR / f"{p.stem}.yaml").is_file())
+
+
+def expand(text: str, run_date: str | None = None, root: str | None = None) -> str:
+    """Fill ``{root}`` and ``{run_date}``; a placeholder left unfilled stays as it is."""
+    values = {"root": root, "run_date": run_date}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)] if values.get(m.group(1)) is not None else m.group(0), text)
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Same path, or one inside the other (a whole table and one of its partitions)."""
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def yaml_value(value: Any) -> str:
+    """A configuration value as ``--set`` parses it back (strings verbatim, the rest as flow YAML)."""
+    if isinstance(value, str):
+        return value
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...").strip()
+
+
+@dataclass(frozen=True)
+class Output:
+    path: str                  # the path the job writes ({run_date} may remain)
+    dated: bool = True         # committed to <path>/ds=<run_date>
+
+    def committed(self, run_date: str) -> str:
+        return partition_path(expand(self.path, run_date), run_date if self.dated else None)
+
+    def template(self) -> str:
+        """The committed path with ``{run_date}`` left in, for matching inputs to outputs."""
+        return f"{self.path.rstrip('/')}/ds={{run_date}}" if self.dated else self.path
+
+
+@dataclass
+class Step:
+    name: str
+    job: str
+    conf: str | None                       # a job configuration YAML merged over conf/jobs/<job>.yaml
+    overrides: list[tuple[str, Any]]       # dotted key -> value, in order; strings may hold {run_date}
+    inputs: list[str]
+    outputs: list[Output]
+    after: list[str]
+    depends_on: list[str] = field(default_factory=list)
+
+    @property
+    def job_file(self) -> Path:
+        return JOBS_DIR / f"{self.job}.py"
+
+    @property
+    def defaults_path(self) -> Path:
+        return JOB_CONF_DIR / f"{self.job}.yaml"
+
+    def set_args(self, run_date: str) -> list[str]:
+        """The ``--set KEY=VALUE`` strings of this step for ``run_date`` (``{{ ds }}`` for Airflow)."""
+        return [f"{key}={expand(yaml_value(value), run_date)}" for key, value in self.overrides]
+
+    def job_args(self, run_date: str) -> list[str]:
+        """Arguments of ``jobs/<job>.py`` for one run date: the same in every mode and in Airflow."""
+        args = ["--conf", self.conf] if self.conf else []
+        for text in self.set_args(run_date):
+            args += ["--set", text]
+        return args + ["--run-date", run_date]
+
+    def resolved_config(self, run_date: str) -> dict[str, Any]:
+        """The job's configuration as ``jobs/<job>.py`` would resolve it from ``job_args``."""
+        try:
+            return load_config(self.defaults_path, self.conf, self.set_args(run_date))
+        except ConfigError as exc:
+            raise PipelineError(f"step '{self.name}': {exc}") from None
+
+    def input_paths(self, run_date: str) -> list[str]:
+        return [expand(p, run_date) for p in self.inputs]
+
+    def output_paths(self, run_date: str) -> list[str]:
+        return [o.committed(run_date) for o in self.outputs]
+
+
+@dataclass
+class Pipeline:
+    name: str
+    source: Path
+    root: str
+    steps: dict[str, Step]                 # in dependency order
+    description: str = ""
+    mode: str = "session"
+    schedule: str | None = "@daily"
+    start_date: str = "2026-01-01"
+    retries: int = 0
+    retry_delay_minutes: float = 5.0
+    spark: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def runs_dir(self) -> str:
+        """Manifests and HTML reports, one subdirectory per run date (hidden from Spark readers by ``_``)."""
+        return f"{self.root}/_runs"
+
+    def producers(self, path_template: str) -> list[str]:
+        return [s.name for s in self.steps.values() if any(overlaps(path_template, o.template()) for o in s.outputs)]
+
+    def downstream(self, name: str) -> list[str]:
+        return [s.name for s in self.steps.values() if name in s.depends_on]
+
+
+def _check_keys(where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise PipelineError(f"{where}: unknown key '{unknown[0]}'; valid keys: {', '.join(sorted(allowed))}")
+
+
+def _flatten(step: str, values: Mapping[str, Any], defaults: Mapping[str, Any], prefix: str = "") -> list[tuple]:
+    """Nested ``set`` mappings to dotted keys, down to the defaults' leaves (an empty default mapping is a leaf)."""
+    if not isinstance(values, Mapping):
+        raise PipelineError(f"step '{step}': 'set' must be a mapping of KEY: VALUE, got {values!r}")
+    flat: list[tuple[str, Any]] = []
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        node: Any = defaults
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(value, Mapping) and isinstance(node, Mapping) and node:
+            flat += _flatten(step, value, defaults, f"{dotted}.")
+        else:
+            flat.append((dotted, value))
+    return flat
+
+
+def _check_placeholders(step: str, text: str) -> None:
+    for name in _PLACEHOLDER.findall(text):
+        if name not in ("root", "run_date"):
+            raise PipelineError(f"step '{step}': unknown placeholder '{{{name}}}' in {text!r}; "
+                                f"use {{root}} or {{run_date}}")
+
+
+def _step(name: str, data: Any, root: str, jobs: list[str]) -> Step:
+    where = f"step '{name}'"
+    if not isinstance(data, Mapping):
+        raise PipelineError(f"{where}: expected a mapping with at least 'job', got {data!r}")
+    _check_keys(where, data, _STEP_KEYS)
+    job = data.get("job")
+    if job not in jobs:
+        raise PipelineError(f"{where}: unknown job '{job}'; jobs: {', '.join(jobs)}")
+    conf = data.get("conf")
+    if conf is not None:
+        conf = expand(str(conf), root=root)
+        conf = str(ROOT / conf) if not Path(conf).is_absolute() and (ROOT / conf).is_file() else qualify(conf)
+        if not Path(conf).is_file():
+            raise PipelineError(f"{where}: conf file not found: {conf}")
+
+    def path(text: Any) -> str:
+        _check_placeholders(name, str(text))
+        return qualify(expand(str(text), root=root))
+
+    overrides = [(k, expand(v, root=root) if isinstance(v, str) else v)
+                 for k, v in _flatten(name, data.get("set") or {}, read_yaml(JOB_CONF_DIR / f"{job}.yaml"))]
+    for _, value in overrides:
+        _check_placeholders(name, yaml_value(value))
+    outputs = []
+    for item in data.get("outputs") or []:
+        if isinstance(item, Mapping):
+            _check_keys(f"{where} output", item, {"path", "dated"})
+            outputs.append(Output(path(item["path"]), bool(item.get("dated", True))))
+        else:
+            outputs.append(Output(path(item)))
+    after = data.get("after") or []
+    step = Step(name, job, conf, overrides, [path(p) for p in data.get("inputs") or []], outputs,
+                [after] if isinstance(after, str) else list(after))
+    step.resolved_config(SAMPLE_DATE)   # unknown keys and wrong types fail now, naming the step
+    return step
+
+
+def _order(steps: dict[str, Step]) -> list[str]:
+    """Dependency order (declaration order among independent steps); a cycle is an error naming a step in it."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = trail[trail.index(name):] + [name]
+            raise PipelineError(f"step '{name}': dependency cycle {' -> '.join(cycle)}")
+        state[name] = "visiting"
+        for dep in steps[name].depends_on:
+            visit(dep, trail + [name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in steps:
+        visit(name, [])
+    return order
+
+
+def build_pipeline(data: Mapping[str, Any], source: Path, root: str | None = None) -> Pipeline:
+    """Validate a parsed definition and infer dependencies; ``root`` replaces the definition's root."""
+    _check_keys(str(source), data, _PIPELINE_KEYS)
+    name = data.get("name") or source.stem
+    root = qualify(root or expand(str(data.get("root") or f"output/pipelines/{name}"))).rstrip("/")
+    spark = dict(data.get("spark") or {})
+    _check_keys(f"{source}: spark", spark, _SPARK_KEYS)
+    mode = data.get("mode", "session")
+    if mode not in MODES:
+        raise PipelineError(f"{source}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if spark.get("submit", "python") not in SUBMITTERS:
+        raise PipelineError(f"{source}: spark.submit must be one of {', '.join(SUBMITTERS)}, got {spark['submit']!r}")
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, Mapping) or not raw_steps:
+        raise PipelineError(f"{source}: 'steps' must be a non-empty mapping of step name to step")
+    jobs = available_jobs()
+    steps = {str(n): _step(str(n), s, root, jobs) for n, s in raw_steps.items()}
+    pipeline = Pipeline(name=name, source=source, root=root, steps=steps, description=data.get("description", ""),
+                        mode=mode, schedule=data.get("schedule", "@daily"),
+                        start_date=str(data.get("start_date", "2026-01-01")), retries=int(data.get("retries", 0)),
+                        retry_delay_minutes=float(data.get("retry_delay_minutes", 5)), spark=spark)
+    for step in steps.values():
+        for dep in step.after:
+            if dep not in steps:
+                raise PipelineError(f"step '{step.name}': 'after' names unknown step '{dep}'; "
+                                    f"steps: {', '.join(steps)}")
+        inferred = {p for i in step.inputs for p in pipeline.producers(i)} - {step.name}
+        step.depends_on = [n for n in steps if n in inferred or n in step.after]
+    pipeline.steps = {n: steps[n] for n in _order(steps)}
+    try:
+        dt.date.fromisoformat(pipeline.start_date)
+    except ValueError:
+        raise PipelineError(f"{source}: start_date must be YYYY-MM-DD, got {pipeline.start_date!r}") from None
+    return pipeline
+
+
+def load_pipeline(path: str | Path, root: str | None = None) -> Pipeline:
+    """Read and validate ``conf/pipelines/<name>.yaml``."""
+    source = Path(path)
+    try:
+        data = read_yaml(source)
+    except ConfigError as exc:
+        raise PipelineError(str(exc)) from None
+    return build_pipeline(data, source.resolve(), root)

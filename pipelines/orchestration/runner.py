@@ -1,0 +1,169 @@
+"""Run a pipeline for one or more run dates, step by step, in one SparkSession or as subprocesses.
+
+Session mode calls each job's main through ``JobContext.run_step`` (the same machinery as the demo), so
+outputs are staged and committed exactly as ``jobs/<job>.py`` commits them. Subprocess mode runs
+``python jobs/<job>.py`` or ``spark-submit ... jobs/<job>.py`` with the same arguments Airflow gets.
+Committed steps are skipped (``force`` redoes them); the first failure stops the run with the step's name
+and the reason, and running the same command again resumes at that step.
+"""
+from __future__ import annotations
+
+import ast
+import collections
+import os
+import runpy
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from pipelines.errors import UserError
+from pipelines.orchestration.definition import ROOT, Pipeline, PipelineError, Step
+from pipelines.orchestration.manifest import Manifest
+from pipelines.orchestration.plan import PlannedStep, local_path, make_plan, pyfiles_zip, step_command
+from pipelines.output import SUCCESS_MARKER
+
+
+def job_main(job_file: Path) -> Callable[..., Any]:
+    """The function a job script hands to ``run_job`` (its third argument), loaded without running the job."""
+    tree = ast.parse(job_file.read_text(encoding="utf-8"))
+    names = [node.args[2].id for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_job"
+             and len(node.args) >= 3 and isinstance(node.args[2], ast.Name)]
+    if not names:
+        raise PipelineError(f"{job_file}: no run_job(name, __file__, main, ...) call to take the job's main from")
+    return runpy.run_path(str(job_file), run_name=f"pipeline_job_{job_file.stem}")[names[0]]
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, reason: str):
+        super().__init__(f"step '{step}' failed: {reason}")
+        self.step, self.reason = step, reason
+
+
+class Runner:
+    """Runs the plan of each date; ``spark`` is reused in session mode (built on first use otherwise)."""
+
+    def __init__(self, pipeline: Pipeline, mode: str | None = None, force: bool = False, spark: Any = None,
+                 argv: list[str] | None = None, err: TextIO | None = None):
+        self.pipeline = pipeline
+        self.mode = mode or pipeline.mode
+        self.force = force
+        self.spark = spark
+        self.argv = argv
+        self.err = err or sys.stderr
+        self.manifests: list[Manifest] = []
+
+    def log(self, run_date: str, message: str) -> None:
+        print(f"[{self.pipeline.name} {run_date} {time.strftime('%H:%M:%S')}] {message}", file=self.err, flush=True)
+
+    def run(self, run_date: str) -> Manifest:
+        """Run one date; raises ``StepFailed`` after recording the failure in the manifest."""
+        plan = make_plan(self.pipeline, run_date, self.force)
+        manifest = Manifest(self.pipeline, run_date, self.mode, plan, self.argv, self.force)
+        self.manifests.append(manifest)
+        self.log(run_date, f"{sum(p.action == 'run' for p in plan)} of {len(plan)} steps to run, "
+                           f"mode {self.mode}; manifest {manifest.path}")
+        ran: set[str] = set()
+        for i, planned in enumerate(plan, 1):
+            step = planned.step
+            label = f"{i}/{len(plan)} {step.name} ({step.job})"
+            if planned.action == "skip" and not ran.intersection(step.depends_on):
+                self.log(run_date, f"{label}: skipped, {planned.reason}")
+                continue
+            if planned.action == "skip":
+                planned = PlannedStep(step, "run", "an upstream step ran")
+                manifest.step(step.name)["reason"] = planned.reason
+            self.log(run_date, f"{label}: running ({planned.reason})")
+            error = self._run_step(planned, run_date, manifest)
+            entry = manifest.finish_step(planned, run_date, error)
+            if error:
+                manifest.finish("failed")
+                self.log(run_date, f"{label}: FAILED after {entry['duration_s']:.1f}s: {error}")
+                self.log(run_date, f"re-run the same command to resume at step '{step.name}' "
+                                   f"(finished steps are skipped)")
+                raise StepFailed(step.name, error)
+            ran.add(step.name)
+            rows = ", ".join(f"{o['key'] or os.path.basename(o['path'])}={o['rows']:,}"
+                             for o in entry["outputs"] if o.get("rows") is not None)
+            self.log(run_date, f"{label}: done in {entry['duration_s']:.1f}s" + (f" (rows {rows})" if rows else ""))
+        manifest.finish("succeeded")
+        self.log(run_date, f"done in {manifest.data['duration_s']:.1f}s; "
+                           f"{len(ran)} ran, {len(plan) - len(ran)} skipped")
+        return manifest
+
+    def _run_step(self, planned: PlannedStep, run_date: str, manifest: Manifest) -> str | None:
+        """Run one step; the reason it failed, or None."""
+        step = planned.step
+        config = step.resolved_config(run_date)
+        command = step_command(self.pipeline, step, run_date) if self.mode == "subprocess" else None
+        manifest.start_step(planned, run_date, config, command)
+        error = self._in_session(step, config, run_date) if command is None else self._in_subprocess(command)
+        if error is None:
+            absent = [p for p, o in zip(step.output_paths(run_date), step.outputs) if not _committed_now(p)]
+            if absent:
+                error = f"the job finished but did not commit declared output {absent[0]}"
+        return error
+
+    def _in_session(self, step: Step, config: dict[str, Any], run_date: str) -> str | None:
+        from pipelines.cli import CONF_DIR, JobContext
+
+        if self.spark is None:
+            from pipelines.session import get_spark
+            conf_file = self.pipeline.spark.get("conf_file")
+            self.spark = get_spark(f"pipeline-{self.pipeline.name}",
+                                   (ROOT / conf_file) if conf_file else ROOT / "conf" / "spark" / "local.yaml",
+                                   self.pipeline.spark.get("conf"))
+        parent = JobContext(f"{self.pipeline.name}:{step.name}", self.spark, {}, run_date, CONF_DIR)
+        try:
+            parent.run_step(step.job, job_main(step.job_file), config)
+        except (UserError, FileNotFoundError) as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - any job failure stops the pipeline with its reason
+            traceback.print_exc(file=self.err)
+            return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        return None
+
+    def _in_subprocess(self, command: list[str]) -> str | None:
+        """Run a job process, echo its output, and take the reason of a failure from its last lines."""
+        if "--py-files" in command and not pyfiles_zip().is_file():
+            from pipelines.packaging import build_pyfiles
+            build_pyfiles(pyfiles_zip().parent)
+        env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
+        tail: collections.deque[str] = collections.deque(maxlen=40)
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                              cwd=os.getcwd(), bufsize=1) as proc:
+            for line in proc.stdout:
+                self.err.write(f"    | {line}")
+                tail.append(line.rstrip())
+            code = proc.wait()
+        if code == 0:
+            return None
+        errors = [t for t in tail if t.startswith("error:") or (t and not t.startswith(" ") and "Error" in t)]
+        return (errors[-1] if errors else f"exit code {code}") + f" (exit code {code})"
+
+
+def _committed_now(path: str) -> bool:
+    local = local_path(path)
+    return local is None or os.path.isfile(os.path.join(local, SUCCESS_MARKER))
+
+
+def run_dates(runner: Runner, dates: list[str], retries: int = 0, retry_delay_s: float = 0.0) -> list[Manifest]:
+    """Run each date in order (a backfill); a date is retried, resuming where it failed, ``retries`` times.
+
+    Raises ``StepFailed`` for the first date that still fails; later dates are not started.
+    """
+    done = []
+    for run_date in dates:
+        for attempt in range(retries + 1):
+            try:
+                done.append(runner.run(run_date))
+                break
+            except StepFailed:
+                if attempt == retries:
+                    raise
+                runner.log(run_date, f"retry {attempt + 1} of {retries} in {retry_delay_s:.0f}s")
+                time.sleep(retry_delay_s)
+    return done
