@@ -7,6 +7,7 @@ leaves fitted on rows it was not trained on. The LR's regularisation is chosen b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from multiprocessing.pool import ThreadPool
 from typing import Any, Callable, Mapping
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -14,6 +15,7 @@ from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.util import inheritable_thread_target
 
 from pipelines.gbdt_lr.calibration import ProbabilityScore
 from pipelines.gbdt_lr.features import (
@@ -61,12 +63,24 @@ def _lr(cfg: Mapping[str, Any], features: str, label: str, reg: float) -> Logist
 
 def choose_regularisation(fit: DataFrame, validation: DataFrame, cfg: Mapping[str, Any], features: str,
                           label: str, scorer: ProbabilityScore, log: Callable[[str], None]) -> tuple[float, dict]:
-    """Fit one LR per ``reg_grid`` value on ``fit``; keep the lowest validation log loss."""
-    losses = {}
-    for reg in cfg["reg_grid"]:
-        model = _lr(cfg, features, label, float(reg)).fit(fit)
-        losses[float(reg)] = log_loss(scorer.transform(model.transform(validation)), SCORE, label)
-        log(f"  {features}: regParam={reg} validation log loss {losses[float(reg)]:.5f}")
+    """Fit one LR per ``reg_grid`` value on ``fit``; keep the lowest validation log loss.
+
+    The fits run ``parallelism`` at a time from driver threads, as ``pyspark.ml.tuning`` does: each
+    L-BFGS iteration is one small Spark job, so a lone fit leaves the cores idle between jobs.
+    """
+    fit, validation = fit.cache(), validation.cache()
+
+    def validation_loss(reg: float) -> float:
+        model = _lr(cfg, features, label, reg).fit(fit)
+        return log_loss(scorer.transform(model.transform(validation)), SCORE, label)
+
+    grid = [float(reg) for reg in cfg["reg_grid"]]
+    with ThreadPool(max(1, min(cfg["parallelism"], len(grid)))) as pool:
+        losses = dict(zip(grid, pool.map(inheritable_thread_target(validation_loss), grid)))
+    fit.unpersist()
+    validation.unpersist()
+    for reg, loss in losses.items():
+        log(f"  {features}: regParam={reg} validation log loss {loss:.5f}")
     best = min(losses, key=losses.get)
     return best, losses
 
