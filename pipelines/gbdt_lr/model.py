@@ -76,7 +76,7 @@ def choose_regularisation(fit: DataFrame, validation: DataFrame, cfg: Mapping[st
 
     grid = [float(reg) for reg in cfg["reg_grid"]]
     with ThreadPool(max(1, min(cfg["parallelism"], len(grid)))) as pool:
-        losses = dict(zip(grid, pool.map(inheritable_thread_target(validation_loss), grid)))
+        losses = dict(zip(grid, pool.map(inheritable_thread_target(fit.sparkSession)(validation_loss), grid)))
     fit.unpersist()
     validation.unpersist()
     for reg, loss in losses.items():
