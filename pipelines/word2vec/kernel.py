@@ -1,0 +1,96 @@
+"""The per-partition kernel: gensim's compiled Word2Vec, built in one place from our vocabulary counts.
+
+``make_gensim_model`` is the only constructor of a gensim model in the project: the vocabulary (order
+and counts) is ours, so gensim's subsampling table, noise table and Huffman tree come from the same
+counts as ``vocabulary``/``coding``. ``train_shard`` runs one slice of training on one shard from given
+weights and returns the weight deltas; models are cached per Python worker (Spark reuses workers).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+logging.getLogger("gensim").setLevel(logging.WARNING)
+
+ARCHITECTURES = ("skipgram", "cbow")
+LOSSES = ("negative", "hierarchical")
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    """What the compiled kernel needs; the names follow the job configuration."""
+
+    vector_size: int = 100
+    window: int = 5
+    sample: float = 1e-3
+    architecture: str = "skipgram"
+    loss: str = "negative"
+    negative: int = 5
+    ns_exponent: float = 0.75
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture: expected one of {list(ARCHITECTURES)}, got {self.architecture!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {list(LOSSES)}, got {self.loss!r}")
+        if self.vector_size < 1 or self.window < 1 or (self.loss == "negative" and self.negative < 1):
+            raise ValueError("vector_size, window and negative must be positive")
+
+    def gensim_kwargs(self) -> dict:
+        hs = self.loss == "hierarchical"
+        return dict(vector_size=self.vector_size, window=self.window, sample=self.sample,
+                    sg=int(self.architecture == "skipgram"), hs=int(hs), negative=0 if hs else self.negative,
+                    ns_exponent=self.ns_exponent, seed=self.seed, min_count=1, sorted_vocab=0, workers=1)
+
+
+def make_gensim_model(words: Sequence[str], counts: np.ndarray, settings: KernelSettings):
+    """A gensim ``Word2Vec`` with our vocabulary (our order, our counts) and gensim's seeded initial weights."""
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(**settings.gensim_kwargs())
+    model.build_vocab_from_freq({w: int(c) for w, c in zip(words, counts)})
+    if list(model.wv.index_to_key[:10]) != list(words[:10]) or len(model.wv) != len(words):
+        raise RuntimeError("gensim reordered or dropped vocabulary words")
+    return model
+
+
+def output_weights(model) -> np.ndarray:
+    """The output layer the loss trains: ``syn1`` (hierarchical softmax) or ``syn1neg`` (negative sampling)."""
+    return model.syn1 if model.hs else model.syn1neg
+
+
+_CACHE: dict[int, object] = {}
+
+
+def broadcast_key(bc) -> int:
+    """A broadcast's id, read on the driver: the key of per-worker caches built from its value."""
+    return int(bc._jbroadcast.id())
+
+
+def _cached_model(key: int, words: Sequence[str], counts: np.ndarray, settings: KernelSettings):
+    model = _CACHE.get(key)
+    if model is None:
+        _CACHE.clear()
+        model = _CACHE[key] = make_gensim_model(words, counts, settings)
+    return model
+
+
+def train_shard(sentences: list[list[str]], weights: tuple[np.ndarray, np.ndarray], vocab_key: int,
+                words: Sequence[str], counts: np.ndarray, settings: KernelSettings, start_alpha: float,
+                end_alpha: float, stream: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Train on ``sentences`` from ``weights`` (input, output) with alpha decaying ``start_alpha -> end_alpha``;
+    return (input delta, output delta, words trained). ``stream`` seeds gensim's random state."""
+    model = _cached_model(vocab_key, words, counts, settings)
+    w_in, w_out = weights
+    np.copyto(model.wv.vectors, w_in)
+    np.copyto(output_weights(model), w_out)
+    model.random = np.random.RandomState(np.random.SeedSequence(stream).generate_state(1)[0])
+    if not sentences:
+        return np.zeros_like(w_in), np.zeros_like(w_out), 0
+    trained, _ = model.train(sentences, total_examples=len(sentences), epochs=1, start_alpha=start_alpha,
+                             end_alpha=end_alpha, compute_loss=False)
+    return model.wv.vectors - w_in, output_weights(model) - w_out, int(trained)

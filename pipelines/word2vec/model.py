@@ -1,0 +1,203 @@
+"""Spark ML stages: ``Word2Vec`` (Estimator; the trainer is a param) and ``Word2VecModel`` (word vectors in
+vocabulary order, with counts), saved as ML metadata plus the vectors table in Parquet.
+
+The vectors table is ``(word, vector array<float>, count)``, one row per word, most frequent first (an
+``index`` column keeps the order); ``to_word2vec_text`` is the word2vec/gensim text format.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Model
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasOutputCol, HasSeed
+from pyspark.ml.util import (
+    DefaultParamsReadable,
+    DefaultParamsReader,
+    DefaultParamsWritable,
+    DefaultParamsWriter,
+    MLReadable,
+    MLReader,
+    MLWritable,
+    MLWriter,
+)
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipelines.word2vec.errors import Word2VecError
+from pipelines.word2vec.kernel import KernelSettings
+from pipelines.word2vec.mllib import MllibSettings, train_mllib
+from pipelines.word2vec.ppmi import PpmiSettings, train_ppmi
+from pipelines.word2vec.queries import VectorIndex
+from pipelines.word2vec.trainer_sgns import SgnsSettings, train_sgns
+from pipelines.word2vec.vocabulary import Vocabulary, build_vocabulary
+from udfs.word2vec import mean_vector_udf
+
+TRAINERS = ("sgns", "ppmi", "mllib")
+VECTORS_SCHEMA = "word STRING, vector ARRAY<FLOAT>, count BIGINT, index INT"
+
+
+def _param(name: str, doc: str, conv: Callable) -> Param:
+    return Param(Params._dummy(), name, doc, typeConverter=conv)
+
+
+class _Word2VecParams(HasInputCol, HasOutputCol, HasSeed):
+    trainer = _param("trainer", f"one of {TRAINERS}", TypeConverters.toString)
+    vectorSize = _param("vectorSize", "dimensions", TypeConverters.toInt)
+    window = _param("window", "context window (words each side)", TypeConverters.toInt)
+    minCount = _param("minCount", "drop words seen fewer times", TypeConverters.toInt)
+    maxVocabSize = _param("maxVocabSize", "keep the most frequent words only (0: all)", TypeConverters.toInt)
+    sample = _param("sample", "subsampling threshold of frequent words (0: none)", TypeConverters.toFloat)
+    architecture = _param("architecture", "sgns: skipgram | cbow", TypeConverters.toString)
+    loss = _param("loss", "sgns: negative (sampling) | hierarchical (softmax)", TypeConverters.toString)
+    negative = _param("negative", "noise words per positive example", TypeConverters.toInt)
+    alpha = _param("alpha", "initial learning rate", TypeConverters.toFloat)
+    minAlpha = _param("minAlpha", "final learning rate (linear decay)", TypeConverters.toFloat)
+    epochs = _param("epochs", "passes over the corpus (mllib: maxIter)", TypeConverters.toInt)
+    numPartitions = _param("numPartitions", "partitions training in parallel", TypeConverters.toInt)
+    syncsPerEpoch = _param("syncsPerEpoch", "sgns: parameter synchronisations per epoch", TypeConverters.toInt)
+    combine = _param("combine", "sgns: rows | sum | average of the partitions' deltas", TypeConverters.toString)
+    maxMemoryFraction = _param("maxMemoryFraction", "share of driver/executor memory the model may take",
+                               TypeConverters.toFloat)
+    ppmiShift = _param("ppmiShift", "ppmi: k of max(PMI - log k, 0)", TypeConverters.toFloat)
+    ppmiContextAlpha = _param("ppmiContextAlpha", "ppmi: context-distribution smoothing", TypeConverters.toFloat)
+
+    DEFAULTS: dict[str, Any] = dict(
+        inputCol="tokens", outputCol="vector", seed=1, trainer="sgns", vectorSize=100, window=5, minCount=5,
+        maxVocabSize=0, sample=1e-3, architecture="skipgram", loss="negative", negative=5, alpha=0.025,
+        minAlpha=0.0001, epochs=5, numPartitions=2, syncsPerEpoch=4, combine="rows", maxMemoryFraction=0.5,
+        ppmiShift=1.0, ppmiContextAlpha=0.75)
+
+    def _init_defaults(self) -> None:
+        self._setDefault(**self.DEFAULTS)
+
+    def value(self, name: str) -> Any:
+        return self.getOrDefault(getattr(self, name))
+
+
+class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsWritable):
+    """Word (or item) vectors from a column of token arrays; ``trainer`` picks sgns, ppmi or mllib."""
+
+    @keyword_only
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        self._init_defaults()
+        self._set(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> "Word2Vec":
+        return self._set(**self._input_kwargs)
+
+    def settings(self) -> SgnsSettings | PpmiSettings | MllibSettings:
+        """The chosen trainer's settings, validated (a ``Word2VecError`` names the bad value)."""
+        v = self.value
+        try:
+            if v("trainer") == "sgns":
+                kernel = KernelSettings(v("vectorSize"), v("window"), v("sample"), v("architecture"), v("loss"),
+                                        v("negative"), seed=v("seed"))
+                return SgnsSettings(kernel, v("epochs"), v("alpha"), v("minAlpha"), v("numPartitions"),
+                                    v("syncsPerEpoch"), v("combine"), v("maxMemoryFraction"))
+            if v("trainer") == "ppmi":
+                return PpmiSettings(v("vectorSize"), v("window"), v("ppmiShift"), v("ppmiContextAlpha"), seed=v("seed"))
+            if v("trainer") == "mllib":
+                return MllibSettings(v("vectorSize"), v("window"), v("minCount"), v("numPartitions"), v("epochs"),
+                                     v("alpha"), v("seed"))
+        except ValueError as exc:
+            raise Word2VecError(f"word2vec: {exc}") from None
+        raise Word2VecError(f"trainer: expected one of {list(TRAINERS)}, got {v('trainer')!r}")
+
+    def _fit(self, dataset: DataFrame) -> "Word2VecModel":
+        settings = self.settings()
+        corpus = dataset.select(F.col(self.getInputCol()).alias("tokens"))
+        vocab = build_vocabulary(corpus, "tokens", self.value("minCount"), self.value("maxVocabSize"))
+        if isinstance(settings, SgnsSettings):
+            vectors, summary = train_sgns(corpus, vocab, settings, log=_log)
+        elif isinstance(settings, PpmiSettings):
+            vectors, summary = train_ppmi(corpus, vocab, settings, log=_log)
+        else:
+            vectors, summary = train_mllib(corpus, vocab, settings)
+        model = self._copyValues(Word2VecModel(vocab.words, vocab.counts, vectors))
+        model.summary = {"vocabulary": len(vocab), "corpus_tokens": vocab.corpus_tokens,
+                         "sentences": vocab.sentences, **summary}
+        return model
+
+
+def _log(message: str) -> None:
+    import sys
+
+    print(f"[word2vec] {message}", file=sys.stderr, flush=True)
+
+
+class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
+    """Word vectors (rows in vocabulary order) with counts; ``transform`` averages a row's token vectors."""
+
+    def __init__(self, words: list[str] | None = None, counts: np.ndarray | None = None,
+                 vectors: np.ndarray | None = None) -> None:
+        super().__init__()
+        self._init_defaults()
+        self.words = list(words or [])
+        self.counts = np.asarray(counts if counts is not None else [], np.int64)
+        self.vectors = np.asarray(vectors if vectors is not None else np.zeros((0, 0)), np.float32)
+        self.summary: dict[str, Any] = {}
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary(self.words, self.counts, int(self.counts.sum()), 0)
+
+    def vectors_frame(self, spark: SparkSession) -> DataFrame:
+        """The vectors table ``(word, vector, count, index)``."""
+        pdf = pd.DataFrame({"word": self.words, "vector": list(self.vectors), "count": self.counts,
+                            "index": np.arange(len(self.words), dtype=np.int32)})
+        return spark.createDataFrame(pdf, VECTORS_SCHEMA)
+
+    def to_word2vec_text(self) -> str:
+        """The word2vec text format: a ``"<words> <dimensions>"`` line, then ``word v1 v2 ...`` per word."""
+        lines = [f"{len(self.words)} {self.vectors.shape[1] if self.vectors.ndim == 2 else 0}"]
+        lines += [f"{w} {' '.join(f'{x:.6g}' for x in row)}" for w, row in zip(self.words, self.vectors)]
+        return "\n".join(lines) + "\n"
+
+    def index(self, spark: SparkSession, restrict_vocab: int = 0) -> VectorIndex:
+        """A broadcast index for batch ``most_similar``/``analogies`` (close it when done)."""
+        return VectorIndex(spark, self.words, self.vectors, restrict_vocab)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        bc = dataset.sparkSession.sparkContext.broadcast(({w: i for i, w in enumerate(self.words)}, self.vectors))
+        return dataset.withColumn(self.getOutputCol(), mean_vector_udf(bc)(F.col(self.getInputCol())))
+
+    def write(self) -> MLWriter:
+        return _ModelWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _ModelReader()
+
+
+class _ModelWriter(MLWriter):
+    """Params as ML metadata (``metadata/``), the vectors table as Parquet (``data/``)."""
+
+    def __init__(self, instance: Word2VecModel) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def saveImpl(self, path: str) -> None:
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession, {"summary": self.instance.summary})
+        self.instance.vectors_frame(self.sparkSession).write.parquet(f"{path}/data")
+
+
+class _ModelReader(MLReader):
+    def load(self, path: str) -> Word2VecModel:
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        table = self.sparkSession.read.parquet(f"{path}/data").orderBy("index").toArrow()
+        vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)) if table.num_rows else None
+        model = Word2VecModel(table.column("word").to_pylist(), table.column("count").to_numpy(), vectors)
+        model.summary = metadata.get("summary", {})
+        model._resetUid(metadata["uid"])
+        DefaultParamsReader.getAndSetParams(model, metadata)
+        return model
+
+
+VECTOR_TYPE = T.ArrayType(T.FloatType())
