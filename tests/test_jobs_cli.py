@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-JOBS = sorted(p for p in (ROOT / "jobs").glob("*.py") if p.name != "__init__.py")
+# run_pipeline.py runs a pipeline definition (conf/pipelines/), not a job with conf/jobs/<job>.yaml.
+RUNNER = ROOT / "jobs" / "run_pipeline.py"
+JOBS = sorted(p for p in (ROOT / "jobs").glob("*.py") if p.name != "__init__.py" and p != RUNNER)
 
 
 def _env():
@@ -29,6 +31,13 @@ def test_help_lists_usage_and_configuration_keys(job):
     assert done.stdout.startswith(f"usage: jobs/{job.name}")
     assert "--conf FILE" in done.stdout and "--set KEY=VALUE" in done.stdout and "--run-date" in done.stdout
     assert f"configuration keys (defaults from {ROOT / 'conf' / 'jobs' / (job.stem + '.yaml')})" in done.stdout
+
+
+def test_pipeline_runner_help():
+    done = subprocess.run([sys.executable, str(RUNNER), "--help"], capture_output=True, text=True, env=_env(),
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m pipelines run") and "--run-date" in done.stdout
 
 
 @pytest.mark.parametrize("job", JOBS, ids=lambda p: p.stem)
