@@ -58,9 +58,9 @@ def training_sequences(ctx: "JobContext", source: Mapping[str, Any], tokenizer_c
 def train_word2vec_job(ctx: "JobContext") -> None:
     """Train word (or item) vectors; write the model, the vectors table and the word2vec text export."""
     cfg = ctx.config
-    sequences = training_sequences(ctx, cfg["input"], cfg["tokenizer"])
     estimator = Word2Vec(inputCol="tokens", **{MODEL_KEYS[k]: v for k, v in cfg["model"].items()})
     estimator.settings()
+    sequences = training_sequences(ctx, cfg["input"], cfg["tokenizer"])
     ctx.log(f"training {cfg['model']['trainer']} on {cfg['input']['kind']}")
     model = estimator.fit(sequences)
     ctx.metrics["word2vec"] = {"input": cfg["input"]["kind"], "trainer": cfg["model"]["trainer"], **model.summary}

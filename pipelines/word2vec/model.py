@@ -78,6 +78,12 @@ class _Word2VecParams(HasInputCol, HasOutputCol, HasSeed):
     def value(self, name: str) -> Any:
         return self.getOrDefault(getattr(self, name))
 
+    def setInputCol(self, value: str) -> Any:
+        return self._set(inputCol=value)
+
+    def setOutputCol(self, value: str) -> Any:
+        return self._set(outputCol=value)
+
 
 class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsWritable):
     """Word (or item) vectors from a column of token arrays; ``trainer`` picks sgns, ppmi or mllib."""
