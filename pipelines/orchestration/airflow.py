@@ -2,20 +2,25 @@
 
 Each task submits ``jobs/<job>.py`` with the same arguments the runner's subprocess mode uses, the run
 date being Airflow's ``{{ ds }}``; edges are the pipeline's dependencies, and the schedule, start date
-and retries come from the YAML. The Spark master comes from the Airflow connection (``spark_default``).
-The generated file imports only Airflow, so it can be dropped into any ``dags/`` folder.
+and retries come from the YAML. The schedule is a ``CronDataIntervalTimetable`` in UTC, so ``{{ ds }}`` is
+the start of the data interval (yesterday for a daily run) in Airflow 2 and 3 alike (Airflow 3's default
+for a cron string would make it the trigger date), matching the cron line. The Spark master comes from the
+Airflow connection (``spark_default``); workers use the interpreter that rendered the DAG (the project's
+virtualenv) unless ``--python`` says otherwise. The file imports only Airflow.
 """
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
+from pipelines.orchestration.cron import cron_schedule
 from pipelines.orchestration.definition import Pipeline
 from pipelines.orchestration.plan import pyfiles_zip
 
 AIRFLOW_DS = "{{ ds }}"
 
 
-def _task(pipeline: Pipeline, name: str, conn_id: str, py_files: str) -> str:
+def _task(pipeline: Pipeline, name: str, conn_id: str, py_files: str, python: str) -> str:
     step = pipeline.steps[name]
     conf = {str(k): str(v) for k, v in (pipeline.spark.get("conf") or {}).items()}
     return "\n".join([
@@ -27,18 +32,20 @@ def _task(pipeline: Pipeline, name: str, conn_id: str, py_files: str) -> str:
         f"        name={f'{pipeline.name}.{name}'!r},",
         f"        conn_id={conn_id!r},",
         f"        conf={conf!r},",
+        f"        env_vars={{'PYSPARK_PYTHON': {python!r}, 'PYSPARK_DRIVER_PYTHON': {python!r}}},",
         "    )",
     ])
 
 
 def render_dag(pipeline: Pipeline, conn_id: str = "spark_default", py_files: str | None = None,
-               command: str = "") -> str:
+               command: str = "", python: str | None = None) -> str:
     """The Python source of the DAG (``python -m pipelines airflow conf/pipelines/<name>.yaml > dag.py``)."""
     start = dt.date.fromisoformat(pipeline.start_date)
     py_files = py_files or str(pyfiles_zip())
     edges = [f"    tasks[{dep!r}] >> tasks[{step.name!r}]"
              for step in pipeline.steps.values() for dep in step.depends_on]
-    schedule = repr(pipeline.schedule)
+    schedule = "None" if pipeline.schedule is None else \
+        f"CronDataIntervalTimetable({cron_schedule(pipeline.schedule)!r}, timezone='UTC')"
     return "\n".join([
         f'"""Airflow DAG of pipeline {pipeline.name}, generated from {pipeline.source}.',
         "",
@@ -48,6 +55,7 @@ def render_dag(pipeline: Pipeline, conn_id: str = "spark_default", py_files: str
         "import datetime",
         "",
         "from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator",
+        "from airflow.timetables.interval import CronDataIntervalTimetable",
         "",
         "try:",
         "    from airflow.sdk import DAG",
@@ -66,7 +74,7 @@ def render_dag(pipeline: Pipeline, conn_id: str = "spark_default", py_files: str
         "    tags=['spark-ml-pipelines'],",
         ") as dag:",
         "    tasks = {}",
-        *[_task(pipeline, name, conn_id, py_files) for name in pipeline.steps],
+        *[_task(pipeline, name, conn_id, py_files, python or sys.executable) for name in pipeline.steps],
         *edges,
         "",
     ])

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("definition")
     sub.choices["airflow"].add_argument("--conn-id", default="spark_default", help="Airflow Spark connection")
     sub.choices["airflow"].add_argument("--py-files", help="the zip for --py-files (default: dist/<zip>)")
+    sub.choices["airflow"].add_argument("--python", help="PYSPARK_PYTHON of the jobs (default: this interpreter)")
     report = sub.add_parser("report", help="(re)write the HTML report of a run from its manifest")
     report.add_argument("manifest")
     for p in (run, sub.choices["airflow"], sub.choices["cron"]):
@@ -103,7 +104,8 @@ def main(argv: Sequence[str] | None = None, spark: Any = None) -> int:
             return 0
         pipeline = load_pipeline(args.definition, args.root)
         if args.command == "airflow":
-            print(render_dag(pipeline, args.conn_id, args.py_files, "python -m pipelines " + " ".join(argv)))
+            print(render_dag(pipeline, args.conn_id, args.py_files, "python -m pipelines " + " ".join(argv),
+                             args.python))
         else:
             print(cron_line(pipeline, root_override=args.root))
         return 0

@@ -11,13 +11,17 @@ import sys
 
 from pipelines.orchestration.definition import ROOT, Pipeline, PipelineError
 
-PRESETS = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
+PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+           "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
 
 
 def cron_schedule(schedule: str | None) -> str:
+    """A 5-field cron expression (presets such as ``@daily`` expanded)."""
     if schedule is None:
-        raise PipelineError("the pipeline has no schedule (schedule: null); nothing to put in a crontab")
-    if schedule in PRESETS or len(schedule.split()) == 5:
+        raise PipelineError("the pipeline has no schedule (schedule: null); nothing to schedule")
+    if schedule in PRESETS:
+        return PRESETS[schedule]
+    if len(schedule.split()) == 5:
         return schedule
     raise PipelineError(f"schedule {schedule!r} is not a 5-field cron expression or one of {sorted(PRESETS)}")
 
@@ -34,5 +38,5 @@ def cron_line(pipeline: Pipeline, python: str | None = None, root_override: str 
     command = (f"cd {shlex.quote(str(ROOT))} && mkdir -p {shlex.quote(pipeline.runs_dir)} && "
                f"flock -n {lock} {shlex.join(run)} --run-date \"$(date -u -d yesterday +\\%F)\" "
                f">> {shlex.quote(log)} 2>&1")
-    return (f"# {pipeline.name}: {pipeline.schedule} (cron's time zone; Airflow's schedule is UTC), run date = "
-            f"yesterday UTC like Airflow's {{{{ ds }}}}\n{cron_schedule(pipeline.schedule)} {command}")
+    return (f"# {pipeline.name}: {pipeline.schedule} in cron's time zone (Airflow's is UTC); run date = yesterday "
+            f"(UTC), as Airflow's {{{{ ds }}}} (the data interval's start)\n{cron_schedule(pipeline.schedule)} {command}")
