@@ -8,6 +8,7 @@ weights and returns the weight deltas; models are cached per Python worker (Spar
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -81,16 +82,21 @@ def _cached_model(key: int, words: Sequence[str], counts: np.ndarray, settings: 
 
 def train_shard(sentences: list[list[str]], weights: tuple[np.ndarray, np.ndarray], vocab_key: int,
                 words: Sequence[str], counts: np.ndarray, settings: KernelSettings, start_alpha: float,
-                end_alpha: float, stream: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int]:
+                end_alpha: float, stream: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int, tuple[float, float]]:
     """Train on ``sentences`` from ``weights`` (input, output) with alpha decaying ``start_alpha -> end_alpha``;
-    return (input delta, output delta, words trained). ``stream`` seeds gensim's random state."""
+    return (input delta, output delta, words trained, (seconds in all, seconds training)). ``stream`` seeds
+    gensim's random state."""
+    started = time.time()
     model = _cached_model(vocab_key, words, counts, settings)
     w_in, w_out = weights
     np.copyto(model.wv.vectors, w_in)
     np.copyto(output_weights(model), w_out)
     model.random = np.random.RandomState(np.random.SeedSequence(stream).generate_state(1)[0])
     if not sentences:
-        return np.zeros_like(w_in), np.zeros_like(w_out), 0
+        return np.zeros_like(w_in), np.zeros_like(w_out), 0, (time.time() - started, 0.0)
+    t0 = time.time()
     trained, _ = model.train(sentences, total_examples=len(sentences), epochs=1, start_alpha=start_alpha,
                              end_alpha=end_alpha, compute_loss=False)
-    return model.wv.vectors - w_in, output_weights(model) - w_out, int(trained)
+    t1 = time.time()
+    return (model.wv.vectors - w_in, output_weights(model) - w_out, int(trained),
+            (time.time() - started, t1 - t0))

@@ -26,7 +26,6 @@ from pyspark.ml.util import (
 )
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from pipelines.word2vec.errors import Word2VecError
 from pipelines.word2vec.kernel import KernelSettings
@@ -179,31 +178,26 @@ class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
 
     @classmethod
     def read(cls) -> MLReader:
-        return _ModelReader()
+        return _ModelReader(cls)
 
 
-class _ModelWriter(MLWriter):
+class _ModelWriter(DefaultParamsWriter):
     """Params as ML metadata (``metadata/``), the vectors table as Parquet (``data/``)."""
-
-    def __init__(self, instance: Word2VecModel) -> None:
-        super().__init__()
-        self.instance = instance
 
     def saveImpl(self, path: str) -> None:
         DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession, {"summary": self.instance.summary})
         self.instance.vectors_frame(self.sparkSession).write.parquet(f"{path}/data")
 
 
-class _ModelReader(MLReader):
+class _ModelReader(DefaultParamsReader):
+    """Params and uid as ``DefaultParamsReader`` restores them, then the vectors table."""
+
     def load(self, path: str) -> Word2VecModel:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        model = super().load(path)
         table = self.sparkSession.read.parquet(f"{path}/data").orderBy("index").toArrow()
-        vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)) if table.num_rows else None
-        model = Word2VecModel(table.column("word").to_pylist(), table.column("count").to_numpy(), vectors)
-        model.summary = metadata.get("summary", {})
-        model._resetUid(metadata["uid"])
-        DefaultParamsReader.getAndSetParams(model, metadata)
+        model.words = table.column("word").to_pylist()
+        model.counts = table.column("count").to_numpy().astype(np.int64)
+        if table.num_rows:
+            model.vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+        model.summary = DefaultParamsReader.loadMetadata(path, self.sparkSession).get("summary", {})
         return model
-
-
-VECTOR_TYPE = T.ArrayType(T.FloatType())

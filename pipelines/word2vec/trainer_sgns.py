@@ -136,21 +136,30 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
             weights_bc = sc.broadcast((w_in, w_out))
 
             def run(lines, weights_bc=weights_bc, a0=a0, a1=a1, r=r):
+                t0 = time.time()
                 part = TaskContext.get().partitionId()
                 words, counts = vocab_bc.value
                 sentences = [line.split(SEPARATOR) for line in lines]
-                yield train_shard(sentences, weights_bc.value, vocab_key, words, counts, kernel, a0, a1,
-                                  (seed, r, part))
+                t1 = time.time()
+                weights = weights_bc.value
+                t2 = time.time()
+                d_in, d_out, n, t_train = train_shard(sentences, weights, vocab_key, words, counts, kernel, a0, a1,
+                                                      (seed, r, part))
+                yield d_in, d_out, n, (t1 - t0, t2 - t1, *t_train, time.time() - t0)
 
             chunk = r % S
+            t0 = time.time()
             results = sc.runJob(rdd, run, [p * S + chunk for p in range(P)])
+            t1 = time.time()
             w_in += combine_deltas([d[0] for d in results], settings.combine)
             w_out += combine_deltas([d[1] for d in results], settings.combine)
             trained_words += sum(d[2] for d in results)
+            tasks = np.array([d[3] for d in results]).sum(axis=0)
             del results
             weights_bc.destroy()
-            log(f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {a1:.5f}) "
-                f"{time.time() - started:.1f}s")
+            log(f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {a1:.5f}) {time.time() - started:.1f}s: "
+                f"job {t1 - t0:.1f}s, combine {time.time() - t1:.1f}s; task sums: read {tasks[0]:.1f}s, "
+                f"weights {tasks[1]:.1f}s, kernel {tasks[2]:.1f}s (train {tasks[3]:.1f}s), all {tasks[4]:.1f}s")
     finally:
         vocab_bc.destroy()
         rdd.unpersist()
