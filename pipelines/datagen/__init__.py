@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from pipelines.datagen.chunks import generate
 from pipelines.datagen.clicks import CLICKS_SCHEMA, clicks_chunk
-from pipelines.datagen.corpus import CORPUS_SCHEMA, corpus_chunk
+from pipelines.datagen.corpus import CORPUS_SCHEMA, WORDS_SCHEMA, corpus_chunk, word_topics
 from pipelines.datagen.sessions import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, items_chunk, sessions_chunk
 
 if TYPE_CHECKING:
@@ -87,6 +87,10 @@ def write_demo_data(ctx: "JobContext", output_path: str, size: float, seed: int,
 
 
 def generate_job(ctx: "JobContext") -> None:
-    """``jobs/generate_demo_data.py``."""
+    """``jobs/generate_demo_data.py``: the raw demo files, and each vocabulary word's topic (``words``, CSV)."""
     cfg = ctx.config
     write_demo_data(ctx, cfg["output"]["path"], cfg["size"], cfg["seed"], cfg["malformed_fraction"])
+    words = word_topics(cfg["seed"])
+    ctx.stage("words", ctx.spark.createDataFrame(words, WORDS_SCHEMA), f"{cfg['output']['path']}/words",
+              fmt="csv", options={"header": "true"})
+    ctx.metrics["datagen"]["rows"]["words"] = len(words)

@@ -7,6 +7,7 @@ import pandas as pd
 from pipelines.datagen.world import build_world, rng_for
 
 CORPUS_SCHEMA = "doc_id BIGINT, topic INT, text STRING"
+WORDS_SCHEMA = "word STRING, topic INT"
 
 
 def corpus_chunk(seed: int, chunk: int, start: int, count: int, background_share: float = 0.3,
@@ -28,3 +29,8 @@ def corpus_chunk(seed: int, chunk: int, start: int, count: int, background_share
     return pd.DataFrame({"doc_id": np.arange(start, start + count, dtype=np.int64),
                          "topic": theta.argmax(axis=1).astype(np.int32), "text": texts})
 
+
+def word_topics(seed: int) -> pd.DataFrame:
+    """Each vocabulary word with the topic most likely to emit it: the ground truth for word vectors."""
+    world = build_world(seed)
+    return pd.DataFrame({"word": world.vocabulary, "topic": world.topic_words.argmax(axis=0).astype(np.int32)})

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from pipelines.config import ConfigError
 from pipelines.ingest import read_corpus
-from pipelines.output import StagedOutput
+from pipelines.output import HadoopFS, StagedOutput, partition_path
 from pipelines.text.keywords import term_index, top_keywords
 from pipelines.text.similar import similar_documents
 from pipelines.text.stop_words import stop_words
@@ -87,16 +87,26 @@ def build_tfidf_job(ctx: "JobContext") -> None:
     ctx.stage("keywords", keywords, f"{root}/keywords")
 
 
+def tfidf_part(ctx: "JobContext", tfidf_path: str, name: str) -> str:
+    """``<tfidf_path>/<name>``, or its ``ds=<run date>`` partition when this job runs for a date and
+    ``build_tfidf`` wrote one for it (a dated ``build_tfidf`` commits ``model/ds=...`` and ``features/ds=...``)."""
+    path = f"{tfidf_path.rstrip('/')}/{name}"
+    if ctx.run_date:
+        dated = partition_path(path, ctx.run_date)
+        if HadoopFS(ctx.spark, dated).exists(dated):
+            return dated
+    return path
+
+
 def similar_docs_job(ctx: "JobContext") -> None:
     """Top-k cosine neighbours of every indexed document, or of new documents, from a ``build_tfidf`` output."""
     cfg = ctx.config
     if cfg["mode"] not in MODES:
         raise ConfigError(f"mode: expected one of {list(MODES)}, got {cfg['mode']!r}")
-    root = cfg["tfidf_path"].rstrip("/")
-    model = PipelineModel.load(f"{root}/model")
+    model = PipelineModel.load(tfidf_part(ctx, cfg["tfidf_path"], "model"))
     vectors = idf_model(model).getOutputCol()
-    corpus = vector_entries(ctx.spark.read.parquet(f"{root}/features"), vectors, unit=True) \
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    features = ctx.spark.read.parquet(tfidf_part(ctx, cfg["tfidf_path"], "features"))
+    corpus = vector_entries(features, vectors, unit=True).persist(StorageLevel.MEMORY_AND_DISK)
     queries = None
     if cfg["mode"] == "query":
         new_docs = read_documents(ctx, "queries", cfg["query"])
