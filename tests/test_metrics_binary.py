@@ -216,7 +216,32 @@ def test_report_writes_plots_and_flags_non_probabilities(spark, tmp_path):
     for name in ("roc", "pr"):
         with open(report["plots"][name], "rb") as png:
             assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert report["calibration_bins"] is None and "calibration" not in report["plots"]
     json.dumps(report)
+
+
+def test_report_calibration_bins_and_plot(spark, tmp_path):
+    """Reliability-diagram points equal numpy's weighted means per score bin (a score of 1.0 in the last bin)."""
+    pdf = _dataset("weighted")
+    report = metrics.evaluation_report(spark.createDataFrame(pdf), score_col="score", label_col="label",
+                                       weight_col="w", calibration_bins=5, plot_dir=str(tmp_path))
+    bins = np.minimum(np.floor(pdf["score"] * 5), 4)
+    expected = []
+    for b in range(5):
+        part = pdf[(bins == b) & (pdf["w"] > 0)]
+        if len(part):
+            expected.append({"low": b / 5, "high": (b + 1) / 5, "weight": part["w"].sum(),
+                             "predicted": np.average(part["score"], weights=part["w"]),
+                             "observed": np.average(part["label"], weights=part["w"])})
+    assert len(report["calibration_bins"]) == len(expected) > 2
+    for ours, theirs in zip(report["calibration_bins"], expected):
+        assert ours == pytest.approx(theirs, abs=TOL)
+    assert sum(b["weight"] for b in report["calibration_bins"]) == pytest.approx(pdf["w"].sum(), abs=TOL)
+    with open(report["plots"]["calibration"], "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="calibration_bins must be at least 1"):
+        metrics.evaluation_report(spark.createDataFrame(pdf), score_col="score", label_col="label",
+                                  calibration_bins=0)
 
 
 @pytest.mark.parametrize("partitions", [7], indirect=True)

@@ -53,9 +53,11 @@ def test_evaluate_job_writes_figures_equal_to_sklearn_and_plots(spark, scored_cs
     assert report["gauc"]["groups"] == table["user"].nunique()
     metrics = json.loads((out / "_metrics.json").read_text())
     assert metrics["evaluation"]["roc_auc"] == report["roc_auc"]
-    for plot in ("roc.png", "pr.png"):
+    for plot in ("roc.png", "pr.png", "calibration.png"):
         assert (out / plot).read_bytes().startswith(PNG_MAGIC), plot
-    assert "| roc_auc |" in (out / "evaluation.md").read_text()
+    assert sum(b["weight"] for b in report["calibration_bins"]) == pytest.approx(weights.sum(), abs=1e-9)
+    summary = (out / "evaluation.md").read_text()
+    assert "| roc_auc |" in summary and "| score bin | weight | mean predicted | observed rate |" in summary
 
 
 def test_evaluate_job_names_a_missing_column_in_one_line(spark, scored_csv, tmp_path, capsys):

@@ -72,6 +72,32 @@ def probability_sums() -> dict[str, Column]:
             "_out_of_range": ((score < 0) | (score > 1)).cast("int")}
 
 
+def calibration_sums(bins: int) -> dict[str, Column]:
+    """Row expressions whose sums give :func:`calibration_bins_of`: per score bin of width ``1/bins``,
+    the weight, the weighted score and the weighted label (scores outside [0, 1] land in the end bins)."""
+    score, label, weight = F.col(SCORE), F.col(LABEL), F.col(WEIGHT)
+    bin_of = F.least(F.greatest(F.floor(score * bins), F.lit(0)), F.lit(bins - 1))
+    sums = {}
+    for b in range(bins):
+        inside = bin_of == b
+        sums.update({f"_cal{b}_weight": F.when(inside, weight), f"_cal{b}_predicted": F.when(inside, weight * score),
+                     f"_cal{b}_observed": F.when(inside, weight * label)})
+    return sums
+
+
+def calibration_bins_of(frame: BinaryFrame, bins: int) -> list[dict[str, float]]:
+    """Reliability-diagram points from a frame prepared with :func:`calibration_sums`: for each non-empty bin,
+    its score range, weight, mean (weighted) prediction and observed positive rate."""
+    points = []
+    for b in range(bins):
+        weight = frame.sums[f"_cal{b}_weight"]
+        if weight > 0:
+            points.append({"low": b / bins, "high": (b + 1) / bins, "weight": weight,
+                           "predicted": frame.sums[f"_cal{b}_predicted"] / weight,
+                           "observed": frame.sums[f"_cal{b}_observed"] / weight})
+    return points
+
+
 def threshold_sums(threshold: float) -> dict[str, Column]:
     """Row expressions whose sums are the true and false positive weight at ``threshold``."""
     predicted = F.col(SCORE) >= F.lit(float(threshold))

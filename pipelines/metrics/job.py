@@ -37,12 +37,16 @@ def render_summary(report: dict[str, Any], source: str) -> str:
         lines += ["", f"GAUC {_number(gauc['gauc'])} over {_number(gauc['groups'])} groups and "
                       f"{_number(gauc['rows'])} rows ({_number(gauc['groups_skipped'])} groups, "
                       f"{_number(gauc['rows_skipped'])} rows skipped: one class only)"]
+    if report.get("calibration_bins"):
+        lines += ["", "| score bin | weight | mean predicted | observed rate |", "|---|---|---|---|"]
+        lines += [f"| {b['low']:.2f}-{b['high']:.2f} | {_number(b['weight'])} | {_number(b['predicted'])} | "
+                  f"{_number(b['observed'])} |" for b in report["calibration_bins"]]
     lines += [f"- note: {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
 
 
 def evaluate_job(ctx: "JobContext") -> dict[str, Any]:
-    """Read the scored table, compute the report in Spark, stage JSON, Markdown and the ROC/PR plots."""
+    """Read the scored table, compute the report in Spark, stage JSON, Markdown and the ROC/PR/calibration plots."""
     cfg = ctx.config
     source = qualify(cfg["input"]["path"])
     data = read_input(ctx.spark, cfg["input"])
@@ -58,7 +62,8 @@ def evaluate_job(ctx: "JobContext") -> dict[str, Any]:
             data.select(*wanted), score_col=columns["score"], label_col=columns["label"],
             weight_col=optional["weight"], group_col=optional["group"], threshold=cfg["threshold"],
             curve_points=cfg["curve_points"], plot_dir=plots, drop_invalid=cfg["drop_invalid"],
-            positive_label=_or(cfg["positive_label"], 1), negative_label=_or(cfg["negative_label"], 0))
+            positive_label=_or(cfg["positive_label"], 1), negative_label=_or(cfg["negative_label"], 0),
+            calibration_bins=cfg["calibration_bins"])
         images = {Path(path).name: Path(path).read_bytes() for path in report.pop("plots").values()}
     ctx.metrics["evaluation"] = report
     summary = render_summary(report, source)

@@ -1,10 +1,12 @@
-"""PNG plots of ROC and precision-recall curves from their (already downsampled) point tables.
+"""PNG plots of evaluation results from small, already aggregated tables: ROC and precision-recall curves,
+a reliability diagram (calibration), and metrics at several cut-offs k (recall@k, NDCG@k, ...).
 
 Uses matplotlib's object API with the Agg canvas: no pyplot state, no display needed.
 """
 from __future__ import annotations
 
 import os
+from typing import Mapping, Sequence
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -48,4 +50,44 @@ def plot_pr(table: pd.DataFrame, path: str | os.PathLike, *, average_precision: 
     if base_rate is not None:
         axes.axhline(base_rate, linestyle="--", color="grey", label="random")
     axes.legend(loc="lower left")
+    return _save(figure, path)
+
+
+def plot_calibration(points: Sequence[Mapping[str, float]], path: str | os.PathLike, *,
+                     calibration: float | None = None) -> str:
+    """Reliability diagram of ``points`` (dicts with low, high, weight, predicted, observed, as from
+    ``calibration_bins_of``): observed positive rate against mean prediction per score bin, the diagonal
+    being perfect calibration; bars show each bin's share of the weight. Returns the path."""
+    title = "Calibration" if calibration is None else f"Calibration (predicted / observed {calibration:.3f})"
+    figure, axes = _axes(title, "mean predicted probability", "observed positive rate")
+    total = sum(p["weight"] for p in points) or 1.0
+    share = axes.twinx()
+    share.bar([(p["low"] + p["high"]) / 2 for p in points], [p["weight"] / total for p in points],
+              width=[0.9 * (p["high"] - p["low"]) for p in points], color="grey", alpha=0.2)
+    share.set(ylim=(0, 1), ylabel="share of rows (bars)")
+    axes.set_zorder(share.get_zorder() + 1)
+    axes.patch.set_visible(False)
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+    axes.plot([p["predicted"] for p in points], [p["observed"] for p in points], marker="o", label="model")
+    axes.legend(loc="upper left")
+    return _save(figure, path)
+
+
+def plot_at_k(curves: Mapping[str, Mapping[int, float]], path: str | os.PathLike, *,
+              title: str = "Metrics at k") -> str:
+    """One line per metric of its value at each cut-off k (e.g. ``{"recall@k": {1: 0.3, 10: 0.8}}``);
+    a log k axis when the cut-offs span a factor of 10 or more. Returns the path."""
+    figure = Figure(figsize=(5, 5), layout="tight")
+    axes = figure.subplots()
+    ks = sorted({k for values in curves.values() for k in values})
+    values = [v for c in curves.values() for v in c.values()]
+    axes.set(title=title, xlabel="k", ylabel="value", ylim=(0, max(1.02, max(values, default=0) * 1.02)))
+    if ks and ks[-1] >= 10 * max(ks[0], 1):
+        axes.set_xscale("log")
+    for name, points in curves.items():
+        order = sorted(points)
+        axes.plot(order, [points[k] for k in order], marker="o", label=name)
+    axes.set_xticks(ks, [str(k) for k in ks])
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
     return _save(figure, path)

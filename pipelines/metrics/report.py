@@ -1,6 +1,6 @@
 """One evaluation report of a scored binary table: every binary metric in the fewest passes, plus plots.
 
-Passes: one aggregate (input checks, log loss, calibration, counts at the threshold), one range
+Passes: one aggregate (input checks, log loss, calibration and its bins, counts at the threshold), one range
 shuffle with pass 1 (AUC) and pass 2 (average precision, best F1, curve points) over the
 persisted partitions, and for GAUC one hash shuffle by group.
 """
@@ -13,10 +13,17 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from pipelines.metrics.binary import confusion_of, probability_metrics_of, probability_sums, threshold_sums
+from pipelines.metrics.binary import (
+    calibration_bins_of,
+    calibration_sums,
+    confusion_of,
+    probability_metrics_of,
+    probability_sums,
+    threshold_sums,
+)
 from pipelines.metrics.curves import ScoreOrder
 from pipelines.metrics.grouped import grouped_auc_of
-from pipelines.metrics.plots import plot_pr, plot_roc
+from pipelines.metrics.plots import plot_calibration, plot_pr, plot_roc
 from pipelines.metrics.validation import MetricsInputError, prepare_binary
 
 PROBABILITY_METRICS = ("log_loss", "normalized_entropy", "calibration")
@@ -25,20 +32,25 @@ PROBABILITY_METRICS = ("log_loss", "normalized_entropy", "calibration")
 def evaluation_report(df: DataFrame, *, score_col: str, label_col: str, weight_col: str | None = None,
                       group_col: str | None = None, threshold: float = 0.5, curve_points: int = 200,
                       plot_dir: str | os.PathLike | None = None, drop_invalid: bool = False,
-                      positive_label: Any = 1, negative_label: Any = 0) -> dict[str, Any]:
+                      positive_label: Any = 1, negative_label: Any = 0,
+                      calibration_bins: int = 10) -> dict[str, Any]:
     """Binary metrics (and GAUC when ``group_col`` is given) as a JSON-serialisable dict.
 
-    GAUC weighs each group by its rows and ignores ``weight_col``. Writes ``roc.png`` and ``pr.png``
-    (``curve_points`` points each) into ``plot_dir`` when given.
+    GAUC weighs each group by its rows and ignores ``weight_col``. ``calibration_bins`` equal-width score
+    bins give the reliability-diagram points (``calibration_bins``, summed in the checks' pass). Writes
+    ``roc.png`` and ``pr.png`` (``curve_points`` points each) and, for probabilities, ``calibration.png``
+    into ``plot_dir`` when given.
     Metrics that do not apply are null with the reason under ``notes``: log loss, normalized
     entropy and calibration when scores are not probabilities, GAUC when no group has both classes.
     Bad input raises MetricsInputError as for the single metrics.
     """
     if not math.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold}")
-    frame = prepare_binary(df, score_col, label_col, weight_col, group_col=group_col,
-                           positive_label=positive_label, negative_label=negative_label,
-                           drop_invalid=drop_invalid, sums={**probability_sums(), **threshold_sums(threshold)})
+    if calibration_bins < 1:
+        raise ValueError(f"calibration_bins must be at least 1, got {calibration_bins}")
+    sums = {**probability_sums(), **threshold_sums(threshold), **calibration_sums(calibration_bins)}
+    frame = prepare_binary(df, score_col, label_col, weight_col, group_col=group_col, positive_label=positive_label,
+                           negative_label=negative_label, drop_invalid=drop_invalid, sums=sums)
     with ScoreOrder(frame, keep=True) as order:
         auc = order.roc_auc()
         sweep = order.sweep(curve_points if plot_dir is not None else None)
@@ -49,8 +61,9 @@ def evaluation_report(df: DataFrame, *, score_col: str, label_col: str, weight_c
         "roc_auc": auc, "pr_auc": sweep.average_precision}
     try:
         report.update(asdict(probability_metrics_of(frame, score_col)))
+        report["calibration_bins"] = calibration_bins_of(frame, calibration_bins)
     except MetricsInputError as exc:
-        report.update(dict.fromkeys(PROBABILITY_METRICS))
+        report.update(dict.fromkeys(PROBABILITY_METRICS), calibration_bins=None)
         notes.append(str(exc))
     report["at_threshold"] = confusion_of(frame, threshold).as_dict()
     report["best_f1"] = sweep.best_f1.as_dict()
@@ -66,5 +79,9 @@ def evaluation_report(df: DataFrame, *, score_col: str, label_col: str, weight_c
             "roc": plot_roc(sweep.roc_table(), os.path.join(plot_dir, "roc.png"), auc=auc),
             "pr": plot_pr(sweep.pr_table(), os.path.join(plot_dir, "pr.png"),
                           average_precision=sweep.average_precision, base_rate=base_rate)}
+        if report["calibration_bins"]:
+            report["plots"]["calibration"] = plot_calibration(report["calibration_bins"],
+                                                              os.path.join(plot_dir, "calibration.png"),
+                                                              calibration=report["calibration"])
     report["notes"] = notes
     return report
