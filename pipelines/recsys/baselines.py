@@ -1,0 +1,108 @@
+"""Reference recommenders on the same split and exclusion rule: popularity and Spark's implicit ALS.
+
+Popularity ranks items by events in the context; ALS (``implicitPrefs``, confidence = events per
+user-item) is tuned on the validation target over a small grid (NDCG@k), refitted on the test context
+and asked for ``n`` + the user's seen count items, so that ``n`` remain after the seen ones are dropped.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from pyspark.ml.recommendation import ALS
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from pipelines.recsys.evaluation import position_metrics, target_positions
+from pipelines.recsys.lists import ranked_lists
+from pipelines.recsys.tables import ITEM, USER, RecsysError
+
+INT_MAX = 2**31 - 1
+
+
+def seen_counts(users: DataFrame, seen: DataFrame | None) -> DataFrame:
+    """``(user_id, n_seen)`` for every user of ``users`` (0 without exclusion)."""
+    if seen is None:
+        return users.select(USER).withColumn("n_seen", F.lit(0))
+    counts = seen.groupBy(USER).agg(F.countDistinct(ITEM).alias("n_seen"))
+    return users.select(USER).join(counts, USER, "left").fillna(0, ["n_seen"])
+
+
+def drop_seen(rows: DataFrame, seen: DataFrame | None) -> DataFrame:
+    """``rows`` without the (user, item) pairs of ``seen``."""
+    return rows if seen is None else rows.join(seen.select(USER, ITEM).distinct(), [USER, ITEM], "left_anti")
+
+
+def popularity_lists(context: DataFrame, users: DataFrame, seen: DataFrame | None, n: int) -> DataFrame:
+    """``(method, user_id, items)``: the ``n`` most frequent items of ``context`` each user has not seen.
+
+    Each user is offered the top ``n + n_seen`` items (a broadcast table of at most n + the largest
+    n_seen rows), so the work is linear in users and seen events.
+    """
+    counts = context.groupBy(ITEM).agg(F.count(F.lit(1)).alias("events"))
+    reach = seen_counts(users, seen)
+    widest = reach.agg(F.max("n_seen")).first()[0] or 0
+    top = (counts.withColumn("pop_rank", F.row_number().over(Window.orderBy(F.desc("events"), ITEM)))
+           .filter(F.col("pop_rank") <= n + widest))
+    offered = reach.join(F.broadcast(top), F.col("pop_rank") <= F.col("n_seen") + n)
+    return ranked_lists(drop_seen(offered, seen), [F.col("pop_rank")], n, "popularity")
+
+
+def check_int_ids(df: DataFrame, columns: list[str], where: str) -> None:
+    """ALS needs ids in the int range; one error naming the column otherwise."""
+    row = df.agg(*[F.min(c).alias(f"lo_{c}") for c in columns], *[F.max(c).alias(f"hi_{c}") for c in columns]).first()
+    for c in columns:
+        lo, hi = row[f"lo_{c}"], row[f"hi_{c}"]
+        if lo is not None and (lo < 0 or hi > INT_MAX):
+            raise RecsysError(f"{where}: column '{c}' holds ids outside 0..{INT_MAX} ({lo}..{hi}); "
+                              f"Spark's ALS needs int ids")
+
+
+@dataclass(frozen=True)
+class ALSParams:
+    rank: int
+    reg_param: float
+    alpha: float
+
+
+def fit_als(context: DataFrame, params: ALSParams, max_iter: int, seed: int) -> Any:
+    """Implicit ALS on ``context`` events (confidence = events per user-item)."""
+    ratings = context.groupBy(USER, ITEM).agg(F.count(F.lit(1)).cast("float").alias("events"))
+    als = ALS(rank=params.rank, regParam=params.reg_param, alpha=params.alpha, maxIter=max_iter,
+              implicitPrefs=True, userCol=USER, itemCol=ITEM, ratingCol="events", seed=seed,
+              coldStartStrategy="drop")
+    return als.fit(ratings.select(F.col(USER).cast("int").alias(USER), F.col(ITEM).cast("int").alias(ITEM),
+                                  "events"))
+
+
+def als_lists(model: Any, users: DataFrame, seen: DataFrame | None, n: int, item_type: Any) -> DataFrame:
+    """``(method, user_id, items)``: ALS's top ``n`` unseen items for each user of ``users``."""
+    reach = seen_counts(users, seen)
+    widest = reach.agg(F.max("n_seen")).first()[0] or 0
+    subset = users.select(F.col(USER).cast("int").alias(USER)).distinct()
+    recs = (model.recommendForUserSubset(subset, n + widest)
+            .select(USER, F.posexplode("recommendations").alias("pos", "rec"))
+            .select(USER, F.col("rec")[ITEM].cast(item_type).alias(ITEM), "pos"))
+    recs = recs.withColumn(USER, F.col(USER).cast(users.schema[USER].dataType))
+    return ranked_lists(drop_seen(recs, seen), [F.col("pos")], n, "als")
+
+
+def tune_als(context: DataFrame, users: DataFrame, targets: DataFrame, seen: DataFrame | None, n: int, k: int,
+             grid: Mapping[str, list], max_iter: int, seed: int, item_type: Any,
+             log: Callable[[str], None] = print) -> tuple[ALSParams, list[dict[str, Any]]]:
+    """Fit every grid point on ``context``; the best NDCG@``k`` on ``targets`` wins (ties: first)."""
+    results = []
+    for rank, reg, alpha in itertools.product(grid["ranks"], grid["reg_params"], grid["alphas"]):
+        params = ALSParams(int(rank), float(reg), float(alpha))
+        started = time.time()
+        model = fit_als(context, params, max_iter, seed)
+        lists = als_lists(model, users, seen, n, item_type)
+        quality = position_metrics(target_positions(lists, targets), [k])["als"]
+        results.append({"rank": params.rank, "reg_param": params.reg_param, "alpha": params.alpha,
+                        f"ndcg@{k}": quality[f"ndcg@{k}"], f"recall@{k}": quality[f"recall@{k}"],
+                        "seconds": round(time.time() - started, 2)})
+        log(f"  ALS rank={rank} reg={reg} alpha={alpha}: validation NDCG@{k} {quality[f'ndcg@{k}']:.4f}")
+    best = max(results, key=lambda r: r[f"ndcg@{k}"])
+    return ALSParams(best["rank"], best["reg_param"], best["alpha"]), results
