@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+AIRFLOW_VENV ?= .venv-airflow
+# Tiers with their own set-up (Airflow's virtualenv, Debian's chromium) run in their own targets only.
+OWN_SETUP := not airflow and not browser
 # Keep Spark on the loopback interface: no traffic leaves this machine.
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: demo test test-unit test-cluster test-slow lint pyfiles check-env clean
+.PHONY: demo test test-unit test-cluster test-slow test-airflow test-report lint pyfiles check-env clean
 
 check-env:
 	@bash scripts/check_env.sh $(PYTHON)
@@ -24,16 +27,28 @@ demo: check-env $(STAMP)
 	$(PY) jobs/demo.py --conf conf/jobs/demo.yaml
 
 test: check-env $(STAMP)
-	$(PY) -m pytest tests -m "not slow" -q
+	$(PY) -m pytest tests -m "not slow and $(OWN_SETUP)" -q
 
 test-unit: check-env $(STAMP)
-	$(PY) -m pytest tests -m "not slow and not cluster" -q
+	$(PY) -m pytest tests -m "not slow and not cluster and $(OWN_SETUP)" -q
 
 test-cluster: check-env $(STAMP)
 	$(PY) -m pytest tests -m cluster -q
 
 test-slow: check-env $(STAMP)
 	$(PY) -m pytest tests -m slow -q
+
+# The generated Airflow DAGs loaded by Airflow's DagBag: makes $(AIRFLOW_VENV) first (about 1 minute); when that
+# fails (e.g. no package index), the test skips and says why.
+test-airflow: check-env $(STAMP)
+	-@bash scripts/airflow_env.sh $(PYTHON) $(AIRFLOW_VENV)
+	AIRFLOW_VENV=$(abspath $(AIRFLOW_VENV)) $(PY) -m pytest tests -m airflow -q -rs
+
+# A pipeline's HTML report in headless Chromium: installs Debian's chromium first (root or sudo; about 25 s);
+# when that fails, the test skips and says why.
+test-report: check-env $(STAMP)
+	-@bash scripts/chromium.sh
+	$(PY) -m pytest tests -m browser -q -rs
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet 'ruff==0.17.6'
