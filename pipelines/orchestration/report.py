@@ -28,6 +28,7 @@ from pipelines.orchestration.plan import local_path
 
 REPORT_NAME = "report.html"
 PLOTS_DIR = "plots"          # beside the report: the PNGs the report draws itself
+PLOT_ORDER = {"roc": 0, "pr": 1, "calibration": 2}   # then the other PNGs by name
 SAMPLE_ROWS = 8
 SAMPLE_READ_FACTOR = 10      # rows read per row shown: to prefer complete rows and to group ranked lists
 MAX_COLUMNS = 10
@@ -197,7 +198,8 @@ def _images(paths: list[str]) -> list[str]:
         local = local_path(path)
         if local is None or not os.path.isdir(local):
             continue
-        figures += [_png_figure(png, local) for png in sorted(Path(local).glob("*.png"))]
+        pngs = sorted(Path(local).glob("*.png"), key=lambda png: (PLOT_ORDER.get(png.stem, len(PLOT_ORDER)), png.name))
+        figures += [_png_figure(png, local) for png in pngs]
     return figures
 
 
