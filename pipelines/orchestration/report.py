@@ -37,7 +37,7 @@ MAX_RECORDS = 12
 _SKIP_METRICS = {"outputs", "rows_out", "job", "run_date"}        # shown in the outputs table or the header
 _RUN_DETAILS = {"version", "started_at", "duration_s", "spark"}   # folded away under "run details"
 # Leaf names of quality figures for the run's key metrics; paths through these keys are details, not headlines.
-_HEADLINE = re.compile(r"^(roc_auc|pr_auc|gauc|log_loss|normalized_entropy|calibration|accuracy|.*_accuracy|"
+_HEADLINE = re.compile(r"^(auc|roc_auc|pr_auc|gauc|log_loss|normalized_entropy|calibration|accuracy|.*_accuracy|"
                        r"spearman|.*_spearman|same_category_share|chance|mse|.*recall.*|.*ndcg.*|.*hit_rate.*|"
                        r"map_at_k|mrr|precision_at_k|r\d+|.*@\d+)$")
 _NOT_HEADLINE = {"at_threshold", "best_f1", "chosen", "calibration_bins", "ingest", "datagen", "rows_in"}
