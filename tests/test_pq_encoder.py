@@ -1,4 +1,7 @@
-"""PQEncoder stage: output schema, vector types, decode, persistence, Parquet round trip, training paths."""
+"""PQEncoder stage: output schema, vector types (binary too), decode, persistence, Parquet round trip,
+training paths."""
+
+import base64
 
 import numpy as np
 import pandas as pd
@@ -8,8 +11,9 @@ from chispa.schema_comparer import assert_schema_equality
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import types as T
 
-from pipelines.pq import PQEncoder, PQEncoderModel
-from udfs.pq import code_size, decode, encode, pack_codes, prepare, unpack_codes
+from pipelines.pq import PQEncoder, PQEncoderModel, PQError
+from pipelines.pq.validation import float_array, infer_dim, split_vectors
+from udfs.pq import code_size, decode, encode, pack_codes, prepare, unpack_codes, vectors_to_binary
 
 N, D = 2000, 32
 
@@ -112,3 +116,63 @@ def test_opq_ivf_cosine_and_low_bits(spark, items):
     recon = fitted.decode_array(np.stack([np.frombuffer(c, np.uint8) for c in pdf["code"]]))
     normalised = prepare(make_vectors(), "cosine", None)
     assert ((normalised - recon) ** 2).sum(1).mean() < 0.5 * (normalised**2).sum(1).mean()
+
+
+def _assert_columns(df, *fields: tuple[str, T.DataType]) -> None:
+    """chispa: ``df`` has exactly these columns and types (nullability aside)."""
+    schema = T.StructType([T.StructField(name, dtype) for name, dtype in fields])
+    assert_schema_equality(df.schema, schema, ignore_nullable=True)
+
+
+def _binary_frame(spark, x: np.ndarray, extra: list[tuple] = ()):
+    """``(item_id, vector binary)``: packed little-endian float32 vectors, plus raw ``extra`` rows."""
+    rows = [(i, v) for i, v in enumerate(vectors_to_binary(x))] + list(extra)
+    return spark.createDataFrame(rows, "item_id BIGINT, vector BINARY")
+
+
+def test_binary_vectors_give_the_same_codes_and_schema(spark, items, model):
+    binary = _binary_frame(spark, make_vectors())
+    coded = model.transform(binary)
+    _assert_columns(coded, ("item_id", T.LongType()), ("vector", T.BinaryType()), ("code", T.BinaryType()))
+    assert_df_equality(
+        coded.select("item_id", "code"), model.transform(items).select("item_id", "code"), ignore_row_order=True
+    )
+    np.testing.assert_array_equal(PQEncoder(m=4, nbits=8).fit(binary).codebooks, model.codebooks)
+
+
+def test_binary_rows_of_the_wrong_length_or_nan_get_null_codes(spark, model):
+    x = make_vectors(3, seed=2)
+    nan = x[0].copy()
+    nan[5] = np.nan
+    bad = [(10, x[0].tobytes()[:-4]), (11, nan.tobytes()), (12, None), (13, b"xyz")]
+    got = {r.item_id: r.code for r in model.transform(_binary_frame(spark, x, bad)).collect()}
+    assert [got[i] is None for i in range(3)] + [got[i] is None for i in (10, 11, 12, 13)] == [False] * 3 + [True] * 4
+
+
+def test_binary_vectors_are_validated_like_arrays(spark):
+    x = make_vectors(20, 8, seed=3)
+    nan, inf = x[0].copy(), x[1].copy()
+    nan[2], inf[7] = np.nan, -np.inf
+    bad = [(900, x[0].tobytes()[:28]), (901, nan.tobytes()), (902, inf.tobytes()), (903, None), (904, b"abcde")]
+    df = _binary_frame(spark, x, bad)
+    assert infer_dim(df, "vector") == 8
+    checked = split_vectors(df, "vector", 8)
+    assert (checked.rows_in, checked.good.count()) == (25, 20)
+    assert checked.bad_by_reason == {
+        "wrong dimension (expected 8)": 2,
+        "NaN/inf component": 2,
+        "null vector": 1,
+    }
+    _assert_columns(checked.good, ("item_id", T.LongType()), ("vector", T.BinaryType()))
+    shown = {r.item_id: r.vector for r in checked.bad.collect()}
+    assert base64.b64decode(shown[901]) == nan.tobytes() and shown[903] is None
+    decoded = df.select("item_id", float_array(df, "vector").alias("v")).orderBy("item_id").toPandas()
+    np.testing.assert_array_equal(np.stack(decoded["v"][:20]), x)
+    assert decoded["v"][23] is None and decoded["v"][24] is None
+
+
+def test_columns_that_are_not_vectors_are_a_clear_error(spark):
+    df = spark.createDataFrame([(1, "a")], "item_id BIGINT, vector STRING")
+    with pytest.raises(PQError, match=r"vector column 'vector' has type string, expected array<float>, "
+                                      r"array<double>, an ML vector or binary \(packed little-endian float32\)"):
+        PQEncoder(m=1, nbits=4).fit(df)

@@ -1,4 +1,5 @@
-"""Bad PQ input (one clear error or a counted quarantine) and the build/search jobs end to end."""
+"""Bad PQ input (one clear error or a counted quarantine) and the build/search jobs end to end (array and
+binary vectors)."""
 
 import json
 import math
@@ -13,6 +14,7 @@ from pipelines.cli import run_job
 from pipelines.pq import PQEncoder, PQError
 from pipelines.pq.jobs import build_pq_job, search_pq_job
 from pipelines.pq.validation import check_unique_ids, split_vectors
+from udfs.pq import vectors_to_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = "item_id BIGINT, vector ARRAY<DOUBLE>"
@@ -160,3 +162,35 @@ def test_build_then_search_jobs(spark, tmp_path, capsys):
     assert metrics["input"]["queries"]["rows_quarantined"] == 2
     assert metrics["evaluation"]["queries_sampled"] == 20 and 0 <= metrics["evaluation"]["r1"] <= 1
     assert set(metrics["evaluation"]) == {"queries_sampled", "r1", "r10"}
+
+
+def test_jobs_take_binary_vectors(spark, tmp_path):
+    items, queries, out = tmp_path / "items", tmp_path / "queries", tmp_path / "pq"
+    x = RNG.standard_normal((400, 16)).astype(np.float32)
+    nan = x[0].copy()
+    nan[3] = np.nan
+    spark.createDataFrame(
+        [(i, v) for i, v in enumerate(vectors_to_binary(x))] + [(900, nan.tobytes())],
+        "item_id BIGINT, vector BINARY",
+    ).write.parquet(str(items))
+    spark.createDataFrame(
+        [(i, v) for i, v in enumerate(vectors_to_binary(x[:20] + 0.01))], "query_id BIGINT, vector BINARY"
+    ).write.parquet(str(queries))
+    build = [f"input.path={items}", f"output.codes_path={out}/codes", f"output.model_path={out}/model",
+             "quantizer.m=4", "quantizer.nbits=6", "output.keep_vectors=true"]
+    assert _job("build_pq", build_pq_job, [a for kv in build for a in ("--set", kv)]) == 0
+    metrics = json.loads((out / "codes" / "_metrics.json").read_text())
+    assert metrics["rows_out"] == {"items_quarantine": 1, "codes": 400}
+    assert metrics["input"]["items"]["quarantined_by_reason"] == {"NaN/inf component": 1}
+    codes = spark.read.parquet(str(out / "codes"))
+    assert_schema_equality(
+        codes.schema,
+        T.StructType([T.StructField("item_id", T.LongType()), T.StructField("code", T.BinaryType()),
+                      T.StructField("vector", T.BinaryType())]),
+        ignore_nullable=True,
+    )
+    search = [f"items.codes_path={out}/codes", f"items.model_path={out}/model", f"queries.path={queries}",
+              f"output.path={out}/neighbours", "search.k=5", "search.rerank_k=10", "evaluate.sample_size=20"]
+    assert _job("search_pq", search_pq_job, [a for kv in search for a in ("--set", kv)]) == 0
+    metrics = json.loads((out / "neighbours" / "_metrics.json").read_text())
+    assert metrics["evaluation"]["r1"] == 1.0  # each query is its item moved by 0.01; re-ranked exactly

@@ -1,12 +1,16 @@
-"""PQ numpy kernels: code packing, ADC = distance to the decoded vector, top-k merging, k-means."""
+"""PQ numpy kernels: code packing, encoding (equal to the previous path and to Faiss), vector batches,
+ADC = distance to the decoded vector, top-k merging, k-means."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from pipelines.pq.codebooks import kmeans, train_codebooks, train_opq
 from udfs.pq import (
     RunningTopK,
     adc_distances,
+    arrow_vectors,
+    binary_to_float_lists,
     code_size,
     decode,
     encode,
@@ -14,10 +18,12 @@ from udfs.pq import (
     ivf_groups,
     lookup_tables,
     nearest,
+    nonfinite_rows,
     pack_codes,
     prepare,
     scan_topk,
     unpack_codes,
+    vectors_to_binary,
 )
 
 RNG = np.random.default_rng(3)
@@ -110,3 +116,60 @@ def test_default_init_is_faiss_random_distinct_points():
     assert all(len(r) == 1 for r in rows) and len({int(r[0]) for r in rows}) == 16
     np.testing.assert_array_equal(kmeans(X, 16, 5, seed=2), kmeans(X, 16, 5, seed=2, init="random"))
     assert not np.array_equal(kmeans(X, 16, 5, seed=2), kmeans(X, 16, 5, seed=2, init="k-means++"))
+
+
+def _one_matrix_codes(x: np.ndarray, books: np.ndarray) -> np.ndarray:
+    """The previous encoder: one ``||c||^2 - 2 x.c`` matrix per sub-space, argmin."""
+    m, _, dsub = books.shape
+    sub = x.reshape(len(x), m, dsub)
+    out = np.empty((len(x), m), np.uint8)
+    for j in range(m):
+        scores = sub[:, j, :] @ books[j].T
+        scores *= -2.0
+        scores += np.einsum("kd,kd->k", books[j], books[j])
+        out[:, j] = scores.argmin(axis=1)
+    return out
+
+
+@pytest.mark.parametrize("block_cells", [1, 1000, 1 << 18])
+def test_blocked_encode_equals_one_matrix_per_sub_space(block_cells):
+    books = train_codebooks(X, 4, 64, 5, seed=2)
+    np.testing.assert_array_equal(encode(X, books, block_cells), _one_matrix_codes(X, books))
+    centroids = X[:50] + 0.01
+    np.testing.assert_array_equal(nearest(X, centroids, block_cells), _one_matrix_codes(X, centroids[None])[:, 0])
+    assert encode(X[:0], books).shape == (0, 4) and nearest(X[:0], centroids).shape == (0,)
+
+
+def test_codes_equal_faiss_compute_codes_given_the_same_centroids():
+    faiss = pytest.importorskip("faiss")
+    x = np.ascontiguousarray(np.repeat(X, 2, axis=0) + RNG.standard_normal((1200, 16)).astype(np.float32))
+    pq = faiss.ProductQuantizer(16, 4, 8)
+    pq.train(x)
+    books = faiss.vector_to_array(pq.centroids).reshape(4, 256, 4)
+    np.testing.assert_array_equal(pack_codes(encode(x, books), 8), pq.compute_codes(x))
+
+
+def test_arrow_vectors_reads_float_double_and_binary_batches():
+    x = RNG.standard_normal((4, 3)).astype(np.float32)
+    rows = [x[0], None, x[2][:2], x[3]]
+    floats = pa.array([None if r is None else r.tolist() for r in rows], pa.list_(pa.float32()))
+    doubles = floats.cast(pa.list_(pa.float64()))
+    blobs = pa.array([None if r is None else r.tobytes() for r in rows], pa.binary())
+    for column in (floats, doubles, blobs):
+        present, got = arrow_vectors(column, 3)
+        np.testing.assert_array_equal(present, [True, False, False, True])
+        np.testing.assert_array_equal(got, x[[0, 3]])
+        present, got = arrow_vectors(column.slice(2), 3)  # batches can be slices of a buffer
+        np.testing.assert_array_equal(present, [False, True])
+        np.testing.assert_array_equal(got, x[[3]])
+
+
+def test_binary_vectors_decode_to_float_lists_and_flag_nan_inf():
+    x = RNG.standard_normal((3, 2)).astype(np.float32)
+    x[1, 0] = np.inf
+    blobs = pa.array(vectors_to_binary(x) + [None, b"abc"], pa.binary())
+    decoded = binary_to_float_lists(blobs).to_pylist()
+    assert decoded[3:] == [None, None]
+    np.testing.assert_array_equal(np.array(decoded[:3], np.float32), x)
+    np.testing.assert_array_equal(nonfinite_rows(blobs), [False, True, False, False, False])
+    assert np.frombuffer(vectors_to_binary(x.astype(np.float64))[0], "<f4").tolist() == x[0].tolist()

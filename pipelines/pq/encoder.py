@@ -36,6 +36,7 @@ from pipelines.pq.validation import (
     PQError,
     check_layout,
     check_training_size,
+    encoder_input,
     float_array,
     infer_dim,
     problem,
@@ -189,7 +190,7 @@ class PQEncoder(Estimator, _PQParams, DefaultParamsWritable, DefaultParamsReadab
         if init not in INITS:
             raise PQError(f"unknown initMode '{init}', expected one of {list(INITS)}")
         vec = float_array(dataset, self.getInputCol())
-        dim = infer_dim(dataset, vec)
+        dim = infer_dim(dataset, self.getInputCol())
         check_layout(dim, m, nbits)
         k = 1 << nbits
         marked = dataset.select(vec.alias("_v")).withColumn("_problem", problem(F.col("_v"), dim))
@@ -284,10 +285,7 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
         return np.argpartition(scores, nprobe - 1, axis=1)[:, :nprobe]
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        vec = float_array(dataset, self.getInputCol())
-        valid = F.when(
-            F.size(vec) == self.dim, vec
-        )  # NaN/inf rows are nulled in numpy (cheaper than a SQL lambda)
+        vec = encoder_input(dataset, self.getInputCol())  # wrong-length and NaN/inf rows get null codes in numpy
         books, rotation, coarse, metric, nbits = (
             self.codebooks,
             self.rotation,
@@ -302,14 +300,14 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
             def codes(vectors: pa.Array) -> pa.Array:
                 return _encode_batch(vectors, dim, books, rotation, None, metric, nbits)
 
-            return dataset.withColumn(self.getOutputCol(), codes(valid))
+            return dataset.withColumn(self.getOutputCol(), codes(vec))
 
         @arrow_udf("code binary, list_id int")
         def codes_and_lists(vectors: pa.Array) -> pa.Array:
             return _encode_batch(vectors, dim, books, rotation, coarse, metric, nbits)
 
         return (
-            dataset.withColumn("_pq", codes_and_lists(valid))
+            dataset.withColumn("_pq", codes_and_lists(vec))
             .withColumn(self.getOutputCol(), F.col("_pq.code"))
             .withColumn(self.getListCol(), F.col("_pq.list_id"))
             .drop("_pq")
@@ -343,12 +341,13 @@ def _encode_batch(
     metric: str,
     nbits: int,
 ) -> pa.Array:
-    """Arrow UDF body: one batch of vectors to packed codes (and IVF lists, as a struct); null for a null,
-    wrong-dimension (nulled by the caller) or NaN/inf vector. Matrices in and out, no per-row objects."""
+    """Arrow UDF body: one batch of vectors (``array<float>``, ``array<double>`` or binary) to packed codes
+    (and IVF lists, as a struct); null for a null, wrong-dimension or NaN/inf vector. Matrices in and
+    out, no per-row objects."""
     valid, raw = arrow_vectors(vectors, dim)
     finite = np.isfinite(raw).all(axis=1)
     valid[valid] = finite
-    x = prepare(raw[finite], metric, rotation)
+    x = prepare(raw if finite.all() else raw[finite], metric, rotation)
     codes = codes_to_arrow(pack_codes(encode(x, codebooks), nbits), valid)
     if coarse is None:
         return codes

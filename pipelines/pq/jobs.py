@@ -24,7 +24,6 @@ from pipelines.pq.validation import (
     check_bad_fraction,
     check_layout,
     check_unique_ids,
-    float_array,
     infer_dim,
     split_vectors,
 )
@@ -75,7 +74,7 @@ def build_pq_job(ctx: JobContext) -> None:
     """``jobs/build_pq.py``: train the quantiser on a sample, encode every item, save codes and model."""
     cfg, q = ctx.config, ctx.config["quantizer"]
     items = read_vectors(ctx, cfg["input"], "item_id")
-    dim = q["dim"] or infer_dim(items, float_array(items, "vector"))
+    dim = q["dim"] or infer_dim(items, "vector")
     check_layout(dim, q["m"], q["nbits"])
     codes_path = cfg["output"]["codes_path"]
     checked = checked_vectors(

@@ -1,7 +1,12 @@
 """Checks on PQ inputs: vector columns, row problems (quarantined with counts) and set-up errors.
 
+Vector columns are ``array<float>``, ``array<double>`` (any numeric array), an ML ``Vector`` or
+``binary``: packed little-endian float32, ``4 * d`` bytes per vector (what ``numpy.ndarray.tobytes``
+gives), which Spark hands to Python as one buffer per Arrow batch instead of element by element.
+
 Row problems (null vector, wrong dimension, NaN/inf component) are found with Spark SQL
-expressions, so a bad row never reaches a UDF; a job splits them off to a quarantine. Problems no
+expressions (for binary vectors the NaN/inf test is a vectorised Arrow UDF), so a bad row never
+reaches the encoder; a job splits them off to a quarantine. Problems no
 quarantine can fix (d not divisible by M, too few training vectors, duplicate item ids, nbits out
 of range) raise ``PQError`` with the numbers involved.
 """
@@ -10,13 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.functions import arrow_udf
 
 from pipelines.cli import JobError
+from udfs.pq import binary_to_float_lists, nonfinite_rows
 
 REASON_COL = "_problem"
 MIN_NBITS, MAX_NBITS = 4, 8
@@ -29,21 +37,63 @@ class PQError(JobError):
     """
 
 
-def float_array(df: DataFrame, col: str) -> Column:
-    """Column ``col`` as ``array<float>``: ML ``Vector`` via ``vector_to_array``, numeric arrays by cast."""
+VECTOR_TYPES = "array<float>, array<double>, an ML vector or binary (packed little-endian float32)"
+
+
+@arrow_udf(T.ArrayType(T.FloatType()))
+def _binary_floats(blobs: pa.Array) -> pa.Array:
+    """Arrow UDF: binary vectors as ``array<float>`` (null for a length that is not a multiple of 4)."""
+    return binary_to_float_lists(blobs)
+
+
+@arrow_udf(T.BooleanType())
+def _binary_nonfinite(blobs: pa.Array) -> pa.Array:
+    """Arrow UDF: whether a binary vector has a NaN/inf component."""
+    return pa.array(nonfinite_rows(blobs))
+
+
+def vector_type(df: DataFrame, col: str) -> T.DataType:
+    """The Spark type of vector column ``col``; a clear error when it is missing or not a vector type."""
     if col not in df.columns:
         raise PQError(f"vector column '{col}' not found; columns: {df.columns}")
     dtype = df.schema[col].dataType
+    numeric_array = isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.NumericType)
+    if not (isinstance(dtype, (VectorUDT, T.BinaryType)) or numeric_array):
+        raise PQError(f"vector column '{col}' has type {dtype.simpleString()}, expected {VECTOR_TYPES}")
+    return dtype
+
+
+def float_array(df: DataFrame, col: str) -> Column:
+    """Column ``col`` as ``array<float>``: ML ``Vector`` via ``vector_to_array``, numeric arrays by cast,
+    binary vectors decoded in an Arrow UDF."""
+    dtype = vector_type(df, col)
     if isinstance(dtype, VectorUDT):
         return vector_to_array(F.col(col), "float32")
-    if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.FloatType):
+    if isinstance(dtype, T.BinaryType):
+        return _binary_floats(F.col(col))
+    if isinstance(dtype.elementType, T.FloatType):
         return F.col(col)
-    if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.NumericType):
-        return F.col(col).cast(T.ArrayType(T.FloatType()))
-    raise PQError(
-        f"vector column '{col}' has type {dtype.simpleString()}, "
-        f"expected array<float>, array<double> or an ML vector"
-    )
+    return F.col(col).cast(T.ArrayType(T.FloatType()))
+
+
+def encoder_input(df: DataFrame, col: str) -> Column:
+    """Column ``col`` as the encoder's Arrow UDF reads it: ``array<float>``, ``array<double>`` and binary
+    as they are (numpy converts them; a Spark cast of ``array<double>`` boxes every element), other
+    types as ``array<float>``."""
+    dtype = vector_type(df, col)
+    if isinstance(dtype, T.BinaryType) or (
+        isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, (T.FloatType, T.DoubleType))
+    ):
+        return F.col(col)
+    return float_array(df, col)
+
+
+def vector_size(df: DataFrame, col: str) -> Column:
+    """Components per vector (binary: bytes / 4, -1 when not a multiple of 4); null or -1 for a null vector."""
+    if isinstance(vector_type(df, col), T.BinaryType):
+        n = F.length(F.col(col))
+        return F.when(n % 4 == 0, (n / 4).cast("int")).otherwise(F.lit(-1))
+    return F.size(float_array(df, col))
 
 
 def check_layout(dim: int, m: int, nbits: int) -> None:
@@ -69,7 +119,7 @@ def check_training_size(n_train: int, k: int, what: str = "sub-space") -> None:
 
 
 def problem(vec: Column, dim: int) -> Column:
-    """Why a vector cannot be quantised (null if it can): null, wrong dimension, NaN/inf component."""
+    """Why an ``array<float>`` vector cannot be quantised (null if it can): null, wrong dimension, NaN/inf."""
     bad_value = F.exists(vec, lambda x: x.isNull() | F.isnan(x) | (F.abs(x) == float("inf")))
     return (
         F.when(vec.isNull(), F.lit("null vector"))
@@ -78,10 +128,19 @@ def problem(vec: Column, dim: int) -> Column:
     )
 
 
-def infer_dim(df: DataFrame, vec: Column) -> int:
-    """The most common vector length (so a few malformed rows cannot set d)."""
+def binary_problem(vec: Column, dim: int) -> Column:
+    """``problem`` for binary vectors: a length other than ``4 * dim`` bytes is a wrong dimension."""
+    return (
+        F.when(vec.isNull(), F.lit("null vector"))
+        .when(F.length(vec) != 4 * dim, F.lit(f"wrong dimension (expected {dim})"))
+        .when(_binary_nonfinite(vec), F.lit("NaN/inf component"))
+    )
+
+
+def infer_dim(df: DataFrame, col: str) -> int:
+    """The most common vector length of column ``col`` (so a few malformed rows cannot set d)."""
     top = (
-        df.select(F.size(vec).alias("n"))
+        df.select(vector_size(df, col).alias("n"))
         .filter("n > 0")
         .groupBy("n")
         .count()
@@ -112,18 +171,24 @@ class Checked:
 
 
 def split_vectors(df: DataFrame, vector_col: str, dim: int) -> Checked:
-    """Separate rows whose vector cannot be quantised; one pass counts rows and problems."""
-    marked = df.withColumn(vector_col, float_array(df, vector_col))
-    marked = marked.withColumn(REASON_COL, problem(F.col(vector_col), dim))
+    """Separate rows whose vector cannot be quantised; one pass counts rows and problems.
+
+    Good rows keep binary vectors as binary (the encoder's fastest input) and have any other vector
+    type as ``array<float>``; bad rows carry the vector as a string (binary: base64)."""
+    if isinstance(vector_type(df, vector_col), T.BinaryType):
+        marked = df.withColumn(REASON_COL, binary_problem(F.col(vector_col), dim))
+        shown = F.base64(F.col(vector_col))
+    else:
+        marked = df.withColumn(vector_col, float_array(df, vector_col))
+        marked = marked.withColumn(REASON_COL, problem(F.col(vector_col), dim))
+        shown = F.col(vector_col).cast("string")
     counts = marked.groupBy(REASON_COL).count().collect()
     by_reason = {r[REASON_COL]: int(r["count"]) for r in counts if r[REASON_COL] is not None}
     rows_in = sum(int(r["count"]) for r in counts)
     if rows_in == 0:
         raise PQError("empty input: no vectors")
     good = marked.filter(F.col(REASON_COL).isNull()).drop(REASON_COL)
-    bad = marked.filter(F.col(REASON_COL).isNotNull()).withColumn(
-        vector_col, F.col(vector_col).cast("string")
-    )
+    bad = marked.filter(F.col(REASON_COL).isNotNull()).withColumn(vector_col, shown)
     return Checked(good, bad, rows_in, by_reason)
 
 
