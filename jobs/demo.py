@@ -1,4 +1,4 @@
-"""End-to-end demo pipeline in local mode: generate data, ingest it with quarantine, and report."""
+"""End-to-end demo in local mode: the recommender pipeline (recsys_demo.yaml) on generated data, HTML report."""
 import sys
 
 from pipelines.cli import run_job

@@ -1,96 +1,58 @@
-"""The end-to-end demo behind ``make demo``: generate data, ingest it, summarise it, train, evaluate.
+"""The end-to-end demo behind ``make demo``: the recommender pipeline on generated data, in local mode.
 
-Each capability that lands adds its step here (TF-IDF, Word2Vec, GBDT+LR, PQ, evaluation), so
-the demo always runs everything the product can do, on data it makes itself.
+It runs ``conf/pipelines/recsys_demo.yaml`` with the orchestration runner in this job's SparkSession
+(generate -> ingest -> split -> item2vec -> PQ -> recall -> features -> GBDT+LR -> baselines -> evaluation),
+writes the run's HTML report, and prints NDCG@10 of each method and where the outputs and the report are
+(the evaluate step prints the whole comparison table).
+The GBDT+LR click-model chain runs as its own pipeline, ``conf/pipelines/clicks_demo.yaml``.
 """
 from __future__ import annotations
 
-import json
+import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-
-from pipelines.datagen import write_demo_data
-from pipelines.gbdt_lr.job import train_job
-from pipelines.ingest import ingest_dataset
-from pipelines.metrics.job import evaluate_job
+from pipelines.cli import JobError
+from pipelines.orchestration.definition import ROOT, load_pipeline
+from pipelines.orchestration.plan import read_metrics
+from pipelines.orchestration.report import write_report
+from pipelines.orchestration.runner import Runner, StepFailed
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
 
 
-HEADLINE = ("rows", "roc_auc", "pr_auc", "log_loss", "normalized_entropy", "calibration")
+def evaluation_metrics(manifest: dict[str, Any], step: str = "evaluate") -> dict[str, Any]:
+    """The ``evaluation`` section of the evaluate step's ``_metrics.json`` in a run manifest."""
+    entry = next(s for s in manifest["steps"] if s["name"] == step)
+    metrics = entry.get("metrics") or read_metrics(entry["outputs"][0]["path"]) or {}
+    return metrics.get("evaluation") or {}
 
 
-def summarise(tables: dict[str, DataFrame]) -> dict[str, Any]:
-    """A handful of aggregates per table, computed in Spark (one small row each)."""
-    corpus = tables["corpus"].select(F.size(F.split(F.trim("text"), r"\s+")).alias("tokens"))
-    c = corpus.agg(F.count(F.lit(1)).alias("docs"), F.sum("tokens").alias("tokens"),
-                   F.avg("tokens").alias("mean")).first()
-    s = tables["interactions"].agg(
-        F.count(F.lit(1)).alias("events"), F.countDistinct("user_id").alias("users"),
-        F.countDistinct("session_id").alias("sessions"), F.countDistinct("item_id").alias("items")).first()
-    k = tables["clicks"].agg(F.count(F.lit(1)).alias("rows"), F.avg("label").alias("ctr"),
-                             F.avg(F.col("i5").isNull().cast("double")).alias("i5_missing")).first()
-    by_device = {r["c1"]: round(r["ctr"], 4) for r in
-                 tables["clicks"].groupBy("c1").agg(F.avg("label").alias("ctr")).collect()}
-    return {
-        "corpus": {"documents": c["docs"], "tokens": c["tokens"], "mean_tokens_per_doc": round(c["mean"], 2)},
-        "interactions": {"events": s["events"], "users": s["users"], "sessions": s["sessions"],
-                         "items": s["items"], "mean_session_length": round(s["events"] / s["sessions"], 2)},
-        "clicks": {"rows": k["rows"], "ctr": round(k["ctr"], 4), "i5_missing_share": round(k["i5_missing"], 4),
-                   "ctr_by_device": dict(sorted(by_device.items()))},
-    }
-
-
-def render_report(summary: dict[str, Any], ingest: dict[str, Any], evaluation: dict[str, Any]) -> str:
-    """The summary and the click model's evaluation as Markdown, for people."""
-    lines = ["# Demo pipeline report", "", "## Ingest", "",
-             "| table | records | good | quarantined | share |", "|---|---|---|---|---|"]
-    for key, m in ingest.items():
-        lines.append(f"| {key} | {m['rows_in']:,} | {m['rows_good']:,} | {m['rows_quarantined']:,} | "
-                     f"{m['malformed_fraction']:.2%} |")
-    for section, values in summary.items():
-        lines += ["", f"## {section.capitalize()}", ""]
-        lines += [f"- {name.replace('_', ' ')}: {json.dumps(value)}" for name, value in values.items()]
-    lines += ["", "## Evaluation of the GBDT+LR click model (test split)", ""]
-    lines += [f"- {name.replace('_', ' ')}: {value}" for name, value in evaluation.items()]
-    return "\n".join(lines) + "\n"
+def headline(evaluation: dict[str, Any], k: int = 10) -> str:
+    """One line: NDCG@k of our ranked lists against popularity and ALS."""
+    methods = evaluation.get("methods") or {}
+    parts = [f"{m} {methods[m][f'ndcg@{k}']:.4f}" for m in ("ours", "ours_recall_only", "popularity", "als")
+             if m in methods and f"ndcg@{k}" in methods[m]]
+    return f"NDCG@{k}: " + ", ".join(parts)
 
 
 def demo_job(ctx: "JobContext") -> None:
-    """``jobs/demo.py``: every step of the product that exists, in one session."""
+    """``jobs/demo.py``: run the recommender pipeline for one date and print the report's path."""
     cfg = ctx.config
-    root = cfg["output"]["path"].rstrip("/")
-    ctx.log("step 1: generate demo data")
-    raw = write_demo_data(ctx, f"{root}/raw", cfg["size"], cfg["seed"], cfg["malformed_fraction"],
-                          key_prefix="raw_")
-    ctx.commit()
-    ctx.log("step 2: ingest")
-    clean = {}
-    for key, files in raw.items():
-        source = {"path": f"{root}/raw/{key}", "kind": "table", "format": "json" if key == "corpus" else files.fmt,
-                  "schema": files.schema, "options": files.options}
-        clean[key] = ingest_dataset(ctx, key, source, f"{root}/clean/{key}", f"{root}/quarantine/{key}",
-                                    cfg["max_malformed_fraction"])
-    ctx.commit()
-    ctx.log("step 3: summary")
-    tables = {k: ctx.spark.read.parquet(ctx.committed[k].final_path) for k in clean}
-    summary = summarise(tables)
-    ctx.metrics["summary"] = summary
-    ctx.log("step 4: GBDT+LR click model on the clean clicks")
-    steps = cfg["steps"]
-    trained = ctx.run_step("train_gbdt_lr", train_job, {
-        **steps["train_gbdt_lr"], "input": {"path": ctx.committed["clicks"].final_path},
-        "output": {"path": f"{root}/gbdt_lr"}})
-    ctx.log("step 5: evaluation of the GBDT+LR test scores")
-    evaluated = ctx.run_step("evaluate", evaluate_job, {
-        "input": {"path": trained.committed["test_scores"].final_path}, "output": {"path": f"{root}/evaluation"}})
-    plots = evaluated.committed["report"].final_path
-    ctx.metrics["evaluation"] = {**{k: evaluated.metrics["evaluation"][k] for k in HEADLINE},
-                                 "roc_plot": f"{plots}/roc.png", "pr_plot": f"{plots}/pr.png"}
-    report = render_report(summary, ctx.metrics["ingest"], ctx.metrics["evaluation"])
-    ctx.stage_files("report", f"{root}/report", {"report.md": report,
-                                                 "summary.json": json.dumps(summary, indent=2) + "\n"})
-    print(report)
+    definition = Path(cfg["pipeline"])
+    pipeline = load_pipeline(definition if definition.is_absolute() else ROOT / definition, cfg["output"]["path"])
+    run_date = cfg["run_date"] or ctx.run_date or dt.date.today().isoformat()
+    runner = Runner(pipeline, "session", force=cfg["force"], spark=ctx.spark, argv=["demo", str(definition)])
+    try:
+        manifest = runner.run(run_date)
+    except StepFailed as exc:
+        raise JobError(f"{pipeline.name}: {exc}") from None
+    report = write_report(manifest.path)
+    evaluation = evaluation_metrics(manifest.data)
+    print(headline(evaluation))
+    print(f"outputs: {pipeline.root}")
+    print(f"manifest: {manifest.path}")
+    print(f"report: {report}")
+    ctx.metrics["demo"] = {"pipeline": pipeline.name, "run_date": run_date, "report": report,
+                           "duration_s": manifest.data["duration_s"], "evaluation": evaluation}

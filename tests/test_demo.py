@@ -1,30 +1,84 @@
-"""The demo pipeline end to end on tiny data, in the test session."""
+"""``make demo``'s job: the recommender pipeline (recsys_demo.yaml) end to end at a tiny size, in the test session.
+
+Checks every step ran and committed, the item vectors were learnt from history only (no target leaks into
+item2vec), the candidates exclude nothing they should not, the evaluation's figures agree with its lists, and
+the HTML report embeds the recall@k plot.
+"""
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
 from pipelines.cli import run_job
 from pipelines.demo import demo_job
+from tests.recsys_tiny import write_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
+DATE = "2026-11-20"
 
 
-def test_demo_runs_and_reports(spark, tmp_path, capsys):
-    out = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def demo(spark, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    out = tmp / "demo"
+    definition = write_tiny(tmp / "recsys_tiny.yaml")
     code = run_job("demo", str(ROOT / "jobs" / "demo.py"), demo_job, "demo",
-                   ["--set", "size=0.05", "--set", "malformed_fraction=0.005", "--set", f"output.path={out}"])
-    printed = capsys.readouterr().out
+                   ["--set", f"pipeline={definition}", "--set", f"output.path={out}", "--run-date", DATE])
+    return code, out
+
+
+def partition(out: Path, rel: str) -> str:
+    return str(out / rel / f"ds={DATE}")
+
+
+def test_demo_runs_every_step_and_reports(demo):
+    code, out = demo
     assert code == 0
-    report = (out / "report" / "report.md").read_text()
-    assert report.startswith("# Demo pipeline report")
-    summary = json.loads((out / "report" / "summary.json").read_text())
-    metrics = json.loads((out / "report" / "_metrics.json").read_text())
-    for key, m in metrics["ingest"].items():
-        assert m["rows_in"] == m["rows_good"] + m["rows_quarantined"], key
-        assert spark.read.parquet(str(out / "clean" / key)).count() == m["rows_good"]
-    assert metrics["ingest"]["clicks"]["rows_in"] == 2500
-    assert summary["clicks"]["rows"] == metrics["ingest"]["clicks"]["rows_good"]
-    assert f"report: {out / 'report'}" in printed
+    [manifest_path] = list((out / "_runs" / f"ds={DATE}").glob("*/manifest.json"))
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["status"] == "succeeded"
+    assert {s["name"]: s["status"] for s in manifest["steps"]} == dict.fromkeys(
+        ["generate", "ingest_interactions", "ingest_items", "split", "item2vec", "index", "build_pq", "recall",
+         "features", "rank", "baselines", "evaluate"], "ran")
+    html = (manifest_path.parent / "report.html").read_text()
+    assert "recall_at_k.png" in html and "data:image/png;base64," in html
+    assert (out / "evaluation" / "report" / f"ds={DATE}" / "recall_at_k.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_item_vectors_come_from_history_only(spark, demo):
+    _, out = demo
+    history = spark.read.parquet(partition(out, "split/history"))
+    targets = spark.read.parquet(partition(out, "split/targets"))
+    vectors = spark.read.parquet(partition(out, "item2vec/vectors"))
+    counts = history.groupBy(F.col("item_id").cast("string").alias("word")).agg(F.count(F.lit(1)).alias("n"))
+    # item2vec counts what it trained on: every word's count is its number of history events, targets excluded
+    assert vectors.join(counts, "word").filter(F.col("count") != F.col("n")).count() == 0
+    assert vectors.join(counts, "word", "left_anti").count() == 0
+    assert targets.count() == 2 * targets.select("user_id").distinct().count()
+
+
+def test_candidates_features_and_evaluation_agree(spark, demo):
+    _, out = demo
+    candidates = spark.read.parquet(partition(out, "recall/candidates"))
+    assert candidates.groupBy("split", "user_id").count().agg(F.max("count")).first()[0] == 30
+    features = spark.read.parquet(partition(out, "features"))
+    assert features.count() == candidates.count()
+    metrics = json.loads((out / "evaluation" / "results" / f"ds={DATE}" / "_metrics.json").read_text())
     evaluation = metrics["evaluation"]
-    assert 0.5 < evaluation["roc_auc"] <= 1 and evaluation["rows"] > 0
-    assert Path(evaluation["roc_plot"]).read_bytes().startswith(b"\x89PNG")
-    assert "## Evaluation of the GBDT+LR click model" in printed and "roc auc:" in printed
+    methods = evaluation["methods"]
+    assert {"ours", "ours_recall_only", "popularity", "als", "ours_lr_only", "ours_trees_only"} <= set(methods)
+    lists = spark.read.parquet(partition(out, "evaluation/lists"))
+    targets = {r["user_id"]: r["item_id"] for r in spark.read.parquet(partition(out, "split/targets"))
+               .filter(F.col("split") == "test").collect()}
+    for method in ("ours", "popularity"):
+        ranked = {r["user_id"]: r["items"] for r in lists.filter(F.col("method") == method).collect()}
+        pos = np.array([ranked.get(u, []).index(t) + 1 if t in ranked.get(u, []) else 0 for u, t in targets.items()])
+        hit = (pos >= 1) & (pos <= 10)
+        assert methods[method]["recall@10"] == pytest.approx(hit.mean())
+        assert methods[method]["ndcg@10"] == pytest.approx(np.where(hit, 1 / np.log2(np.maximum(pos, 1) + 1.0), 0).mean())
+        assert metrics["recall_at_k"][method][9] == pytest.approx(hit.mean())
+    ranker = evaluation["ranker"]
+    assert 0.5 < ranker["auc"] <= 1 and 0 < ranker["gauc"] <= 1
+    assert methods["ours"]["users"] == len(targets)

@@ -1,5 +1,5 @@
-"""Mains of the recommender jobs: unpack_archive, split_interactions, recall_candidates, build_features,
-train_ranker, recsys_baselines and evaluate_recsys (``jobs/<job>.py``; defaults in ``conf/jobs/<job>.yaml``).
+"""Mains of the recommender jobs: unpack_archive, split_interactions, build_item_index, recall_candidates,
+build_features, train_ranker, recsys_baselines and evaluate_recsys (``jobs/<job>.py``; defaults in ``conf/jobs/<job>.yaml``).
 
 Intermediate tables are written once (staged) and read back from the staging directory by later stages
 of the same job, so nothing is computed twice and nothing grows on the driver.
@@ -23,6 +23,7 @@ from pipelines.recsys.archive import read_members
 from pipelines.recsys.baselines import als_lists, check_int_ids, fit_als, popularity_lists, tune_als
 from pipelines.recsys.evaluation import position_metrics, ranker_quality, recall_curves, target_positions
 from pipelines.recsys.features import LABEL, FeatureSettings, candidate_features
+from pipelines.recsys.index import index_query, index_vectors
 from pipelines.recsys.lists import ranked_lists
 from pipelines.recsys.plots import recall_curve_png
 from pipelines.recsys.queries import recent_items, unit_item_vectors, user_queries
@@ -30,8 +31,18 @@ from pipelines.recsys.ranker import SPEC, fit_ranker, score_candidates
 from pipelines.recsys.recall import pq_candidates
 from pipelines.recsys.sessions import sessionize
 from pipelines.recsys.split import context, leave_last_out, tie_break, with_splits
-from pipelines.recsys.tables import (ITEM, SESSION, SPLIT, TEST, TS, USER, VALID, RecsysError, epoch_seconds,
-                                     read_parquet)
+from pipelines.recsys.tables import (
+    ITEM,
+    SESSION,
+    SPLIT,
+    TEST,
+    TS,
+    USER,
+    VALID,
+    RecsysError,
+    epoch_seconds,
+    read_parquet,
+)
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
@@ -54,6 +65,16 @@ def unpack_archive_job(ctx: "JobContext") -> None:
         ctx.stage_files(name, f"{root}/{name}", {file_name: data})
     ctx.metrics["archive"] = {"path": qualify(cfg["archive"]),
                               "members": {name: {"file": f, "bytes": len(d)} for name, (f, d) in found.items()}}
+
+
+def index_job(ctx: "JobContext") -> None:
+    """``jobs/build_item_index.py``: unit item vectors with a popularity sub-space, for build_pq (metric ip)."""
+    cfg = ctx.config
+    vectors = read_parquet(ctx.spark, cfg["input"]["vectors"], ["word", "vector"])
+    history = read_parquet(ctx.spark, cfg["input"]["history"], [ITEM])
+    p = cfg["popularity"]
+    staged(ctx, "items", index_vectors(vectors, history, p["weight"], p["dims"]), cfg["output"]["path"])
+    ctx.metrics["index"] = {"items": ctx.outputs["items"].rows, **p}
 
 
 def split_job(ctx: "JobContext") -> None:
@@ -108,12 +129,13 @@ def recall_job(ctx: "JobContext") -> None:
     recent = recent_items(contexts, q["n_recent"])
     root = cfg["output"]["path"].rstrip("/")
     queries = staged(ctx, "queries", user_queries(recent, unit_item_vectors(vectors), q["decay"]), f"{root}/queries")
+    searched = queries.select(SPLIT, USER, index_query(F.col("vector"), q["popularity_dims"]).alias("vector"))
     seen = _seen(contexts, cfg["recall"]["exclude_seen"])
     if seen is not None:
         seen = staged(ctx, "seen", seen, f"{root}/seen")
     r = cfg["recall"]
     started = time.time()
-    found = pq_candidates(model, codes, queries, seen, r["k"], history.schema[ITEM].dataType, r["block_users"],
+    found = pq_candidates(model, codes, searched, seen, r["k"], history.schema[ITEM].dataType, r["block_users"],
                           r["partitions"])
     candidates = staged(ctx, "candidates", found, f"{root}/candidates")
     coverage = (targets.join(candidates, [SPLIT, USER, ITEM], "left")
@@ -249,8 +271,9 @@ def evaluate_job(ctx: "JobContext") -> None:
     quality = ranker_quality(scores, SCORE, LABEL)
     ctx.metrics["evaluation"] = {"methods": results, "ranker": quality, "list_size": n}
     ctx.metrics["recall_at_k"] = {m: [round(v, 6) for v in c] for m, c in curves.items()}
-    table = ctx.spark.createDataFrame([(m, k, r[f"recall@{k}"], r[f"ndcg@{k}"]) for m, r in results.items() for k in ks],
-                                      "method STRING, k INT, recall DOUBLE, ndcg DOUBLE")
+    table = ctx.spark.createDataFrame(
+        [(m, k, r[f"recall@{k}"], r[f"ndcg@{k}"]) for m, r in results.items() for k in ks],
+        "method STRING, k INT, recall DOUBLE, ndcg DOUBLE")
     ctx.stage("results", table, f"{root}/results")
     ctx.stage_files("report", f"{root}/report", {
         "recall_at_k.png": recall_curve_png(curves, cfg["title"]),
