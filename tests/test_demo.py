@@ -77,7 +77,8 @@ def test_candidates_features_and_evaluation_agree(spark, demo):
         pos = np.array([ranked.get(u, []).index(t) + 1 if t in ranked.get(u, []) else 0 for u, t in targets.items()])
         hit = (pos >= 1) & (pos <= 10)
         assert methods[method]["recall@10"] == pytest.approx(hit.mean())
-        assert methods[method]["ndcg@10"] == pytest.approx(np.where(hit, 1 / np.log2(np.maximum(pos, 1) + 1.0), 0).mean())
+        ndcg = np.where(hit, 1 / np.log2(np.maximum(pos, 1) + 1.0), 0).mean()
+        assert methods[method]["ndcg@10"] == pytest.approx(ndcg)
         assert metrics["recall_at_k"][method][9] == pytest.approx(hit.mean())
     ranker = evaluation["ranker"]
     assert 0.5 < ranker["auc"] <= 1 and 0 < ranker["gauc"] <= 1

@@ -1,8 +1,9 @@
 """The recommender funnel: leave-last-out split, item2vec + PQ recall, GBDT+LR ranking, evaluation.
 
 One idea per module: ``tables`` (reading and checking inputs), ``split`` (leave-last-out per user),
-``sessions`` (session ids from time gaps), ``queries`` (user query vectors), ``index`` (item vectors with a popularity prior for PQ), ``recall`` (PQ candidates),
-``cooccurrence`` (item pairs within a window), ``features`` (ranker features), ``ranker`` (GBDT+LR on
-candidates), ``baselines`` (popularity, implicit ALS), ``evaluation`` (AUC/GAUC, recall/NDCG@k and
-the recall@k curve), ``plots``, ``archive`` (unzip a source archive) and ``jobs`` (the job mains).
+``sessions`` (session ids from time gaps), ``queries`` (user query vectors), ``index`` (item vectors
+with a popularity prior, for PQ), ``recall`` (PQ candidates), ``cooccurrence`` (item pairs within a
+window), ``features`` (ranker features), ``ranker`` (GBDT+LR on candidates), ``lists`` (ranked lists),
+``baselines`` (popularity, implicit ALS), ``evaluation`` (AUC/GAUC, recall/NDCG@k and the recall@k
+curve), ``vectors`` (array arithmetic), ``plots``, ``archive`` (unzip a source archive) and ``jobs``.
 """

@@ -1,5 +1,6 @@
 """Mains of the recommender jobs: unpack_archive, split_interactions, build_item_index, recall_candidates,
-build_features, train_ranker, recsys_baselines and evaluate_recsys (``jobs/<job>.py``; defaults in ``conf/jobs/<job>.yaml``).
+build_features, train_ranker, recsys_baselines and evaluate_recsys (``jobs/<job>.py``; defaults in
+``conf/jobs/<job>.yaml``).
 
 Intermediate tables are written once (staged) and read back from the staging directory by later stages
 of the same job, so nothing is computed twice and nothing grows on the driver.
