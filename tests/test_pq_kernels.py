@@ -15,6 +15,7 @@ from udfs.pq import (
     decode,
     encode,
     exact_distances,
+    finite_rows,
     ivf_groups,
     lookup_tables,
     nearest,
@@ -173,3 +174,10 @@ def test_binary_vectors_decode_to_float_lists_and_flag_nan_inf():
     np.testing.assert_array_equal(np.array(decoded[:3], np.float32), x)
     np.testing.assert_array_equal(nonfinite_rows(blobs), [False, True, False, False, False])
     assert np.frombuffer(vectors_to_binary(x.astype(np.float64))[0], "<f4").tolist() == x[0].tolist()
+
+
+def test_finite_rows_flags_nan_inf_but_not_an_overflowing_sum():
+    x = np.ones((4, 3), np.float32)
+    x[1, 2], x[2, 0] = np.nan, -np.inf
+    x[3] = 3e38  # finite components whose float32 sum overflows
+    np.testing.assert_array_equal(finite_rows(x), [True, False, False, True])

@@ -215,6 +215,42 @@ def codes_to_arrow(packed: np.ndarray, valid: np.ndarray) -> pa.Array:
                                  null_count=int(len(valid) - valid.sum()))
 
 
+def encode_batch(
+    vectors: pa.Array,
+    dim: int,
+    codebooks: np.ndarray,
+    rotation: np.ndarray | None,
+    coarse: np.ndarray | None,
+    metric: str,
+    nbits: int,
+) -> pa.Array:
+    """Arrow UDF body of ``PQEncoderModel.transform``: one batch of vectors (``array<float>``,
+    ``array<double>`` or binary) to packed codes (and IVF lists, as a struct); null for a null,
+    wrong-dimension or NaN/inf vector. Matrices in and out, no per-row objects. It lives here so that a
+    Python worker imports only numpy and pyarrow for it (fewer objects for the worker's gc after each task)."""
+    valid, raw = arrow_vectors(vectors, dim)
+    finite = finite_rows(raw)
+    valid[valid] = finite
+    x = prepare(raw if finite.all() else raw[finite], metric, rotation)
+    codes = codes_to_arrow(pack_codes(encode(x, codebooks), nbits), valid)
+    if coarse is None:
+        return codes
+    lists = np.zeros(len(valid), np.int32)
+    lists[valid] = nearest(x, coarse)
+    return pa.StructArray.from_arrays([codes, pa.array(lists, mask=~valid)], names=["code", "list_id"])
+
+
+def finite_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` without NaN/inf: a row sum is finite unless a component is not (or the sum overflows,
+    so rows with a non-finite sum are checked component by component)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(x.sum(axis=1))
+    if not finite.all():
+        suspects = np.flatnonzero(~finite)
+        finite[suspects] = np.isfinite(x[suspects]).all(axis=1)
+    return finite
+
+
 def series_to_codes(series: pd.Series, size: int) -> np.ndarray:
     """A Series of ``bytes`` (binary column, no nulls) as an ``(n, size)`` uint8 matrix."""
     return np.frombuffer(b"".join(series.to_numpy()), np.uint8).reshape(len(series), size)
@@ -299,7 +335,7 @@ def scan_topk(
     block: int,
     tables: Callable[[np.ndarray], object],
     distances: Callable[[object, np.ndarray], np.ndarray],
-    chunk_cells: int = 1 << 22,
+    chunk_cells: int = 1 << 20,
 ) -> RunningTopK:
     """Top-k of ``n_queries`` over ``n_items`` items of one partition.
 
@@ -307,7 +343,8 @@ def scan_topk(
     one per inverted list for IVF). ``tables(query_rows)`` prepares a query block once (ADC lookup
     tables, or the query vectors), ``distances(prepared, item_positions)`` returns its ``(B, n)``
     distances. Blocks of ``block`` queries and item chunks of about ``chunk_cells / block`` rows
-    bound the memory of one distance matrix.
+    bound the memory of one distance matrix (4 MiB by default: the ADC sums stay in cache; 16 MiB
+    chunks scanned 1.4x slower at M=8 and M=16).
     """
     top = RunningTopK(n_queries, k)
     for items, queries in groups:

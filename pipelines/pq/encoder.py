@@ -43,13 +43,9 @@ from pipelines.pq.validation import (
 )
 from udfs.pq import (
     METRICS,
-    arrow_vectors,
     code_size,
-    codes_to_arrow,
     decode,
-    encode,
-    nearest,
-    pack_codes,
+    encode_batch,
     prepare,
     series_to_codes,
     stack_vectors,
@@ -298,13 +294,13 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
 
             @arrow_udf(T.BinaryType())
             def codes(vectors: pa.Array) -> pa.Array:
-                return _encode_batch(vectors, dim, books, rotation, None, metric, nbits)
+                return encode_batch(vectors, dim, books, rotation, None, metric, nbits)
 
             return dataset.withColumn(self.getOutputCol(), codes(vec))
 
         @arrow_udf("code binary, list_id int")
         def codes_and_lists(vectors: pa.Array) -> pa.Array:
-            return _encode_batch(vectors, dim, books, rotation, coarse, metric, nbits)
+            return encode_batch(vectors, dim, books, rotation, coarse, metric, nbits)
 
         return (
             dataset.withColumn("_pq", codes_and_lists(vec))
@@ -330,30 +326,6 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
     @classmethod
     def read(cls) -> MLReader:
         return _PQModelReader()
-
-
-def _encode_batch(
-    vectors: pa.Array,
-    dim: int,
-    codebooks: np.ndarray,
-    rotation: np.ndarray | None,
-    coarse: np.ndarray | None,
-    metric: str,
-    nbits: int,
-) -> pa.Array:
-    """Arrow UDF body: one batch of vectors (``array<float>``, ``array<double>`` or binary) to packed codes
-    (and IVF lists, as a struct); null for a null, wrong-dimension or NaN/inf vector. Matrices in and
-    out, no per-row objects."""
-    valid, raw = arrow_vectors(vectors, dim)
-    finite = np.isfinite(raw).all(axis=1)
-    valid[valid] = finite
-    x = prepare(raw if finite.all() else raw[finite], metric, rotation)
-    codes = codes_to_arrow(pack_codes(encode(x, codebooks), nbits), valid)
-    if coarse is None:
-        return codes
-    lists = np.zeros(len(valid), np.int32)
-    lists[valid] = nearest(x, coarse)
-    return pa.StructArray.from_arrays([codes, pa.array(lists, mask=~valid)], names=["code", "list_id"])
 
 
 def _decode_batch(
