@@ -2,11 +2,20 @@
 
 For each ``M x nbits`` setting both sides train on the same 60,000 base vectors; we report R@1/10/100
 (share of queries whose true nearest neighbour is among the first k results, ground truth from the
-data set), reconstruction MSE (mean squared L2 error per vector), encoding throughput (ours: Spark
-``transform`` of the cached item table, median of 3 runs after a warm-up, vectors per second per core, and
-also Parquet-in to Parquet-out; Faiss: ``pq.compute_codes`` on one thread, also the median of 3
-after a warm-up) and the time to search all queries (ours: Spark, top-100, results written to
-Parquet; Faiss: ``IndexPQ.search`` on one thread). The last line printed is one JSON object keyed ``M<m>x<nbits>``.
+data set), reconstruction MSE (mean squared L2 error per vector), encoding throughput and the time to
+search all queries (ours: Spark, top-100, results written to Parquet; Faiss: ``IndexPQ.search`` on one
+thread). The last line printed is one JSON object keyed ``M<m>x<nbits>``.
+
+Encoding: ours is the Spark ``transform`` of the cached item table (what ``build_pq`` encodes), median
+of 5 runs after a warm-up that pays the Python workers' start-up, as vectors per second per core
+(``ours_encode_vps_per_core``); Faiss is ``pq.compute_codes`` on one thread, median of 5 after a
+warm-up. The item table holds ``array<float>`` vectors (what the project's ingest and Word2Vec write)
+in one Parquet file per core, so the encode is one task per core: PySpark spends about 0.1 CPU-second
+per task whatever its size (the worker re-reads the zip directories on its path and runs a full
+``gc.collect``), which at 4 tasks cost M=8 a third of its throughput. Also printed: the same table with
+``binary`` vectors (packed float32, which Spark hands to Python as one buffer instead of element by
+element; ``_binary`` keys), Parquet-in to Parquet-out, and CPU seconds (the Spark JVM and its Python
+workers, Faiss's process) so that a machine shared with other work can be read too (``_cpu_s`` keys).
 
     python benchmarks/bench_pq.py [--m 8 16] [--nbits 8] [--data ../shared/data/ann_mnist784_euclidean]
 """
@@ -57,15 +66,43 @@ def recalls(found: np.ndarray, gt: np.ndarray, side: str) -> dict[str, float]:
     return {f"{side}_r{k}": round(float(hit[:, :k].any(axis=1).mean()), 4) for k in KS}
 
 
-def median_seconds(run: Callable[[], object], repeat: int = 3) -> float:
-    """Median wall time of ``repeat`` runs after one warm-up run (Python worker start-up and imports excluded)."""
+def process_cpu_s(root: int | None = None) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` (default: this one) and its live
+    descendants, from ``/proc``; NaN where there is no ``/proc``."""
+    root = root or os.getpid()
+    try:
+        stats = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    except OSError:
+        return float("nan")
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    ticks, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        ticks += stats.get(pid, (0, 0))[1]
+        stack.extend(children.get(pid, []))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def median_seconds(run: Callable[[], object], repeat: int = 5, cpu_root: int | None = None) -> tuple[float, float]:
+    """Median wall time and median CPU seconds (of ``cpu_root`` and its descendants) of ``repeat`` runs
+    after one warm-up run (Python worker start-up and imports excluded)."""
     run()
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        started = time.time()
+        cpu_before, started = process_cpu_s(cpu_root), time.time()
         run()
         times.append(time.time() - started)
-    return statistics.median(times)
+        cpu.append(process_cpu_s(cpu_root) - cpu_before)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, m: int, nbits: int) -> dict[str, float]:
@@ -76,7 +113,7 @@ def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, m: int, nbi
     started = time.time()
     index.train(base)
     train_s = time.time() - started
-    encode_s = median_seconds(lambda: index.pq.compute_codes(base))
+    encode_s, encode_cpu_s = median_seconds(lambda: index.pq.compute_codes(base))
     codes = index.pq.compute_codes(base)
     index.add_sa_codes(codes)
     started = time.time()
@@ -88,7 +125,26 @@ def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, m: int, nbi
         "faiss_mse": round(mse, 1),
         "faiss_train_s": round(train_s, 2),
         "faiss_encode_vps": round(len(base) / encode_s, 1),
+        "faiss_encode_cpu_s": round(encode_cpu_s, 3),
         "faiss_search_s": round(search_s, 2),
+    }
+
+
+def encode_figures(spark, model, items, cores: int, suffix: str = "") -> dict[str, float]:
+    """Median encode time of the cached ``items`` (Spark ``transform``, codes to a no-op sink) as
+    ``ours_encode_*<suffix>`` figures: seconds, vectors/s/core and CPU seconds of the JVM and its workers."""
+    cached = items.cache()
+    n_items = cached.count()
+    encode_s, cpu_s = median_seconds(
+        lambda: model.transform(cached).select("item_id", "code").write.format("noop").mode("overwrite").save(),
+        cpu_root=spark.sparkContext._gateway.proc.pid,
+    )
+    cached.unpersist()
+    return {
+        f"ours_encode_s{suffix}": round(encode_s, 3),
+        f"ours_encode_vps_per_core{suffix}": round(n_items / encode_s / cores, 1),
+        f"ours_encode_cpu_s{suffix}": round(cpu_s, 3),
+        f"encode_load_avg_1m{suffix}": round(os.getloadavg()[0], 2),
     }
 
 
@@ -102,12 +158,8 @@ def run_ours(
     started = time.time()
     model = PQEncoder(m=m, nbits=nbits, sampleSize=65536, initMode=init).fit(items)  # all 60,000 base vectors
     train_s = time.time() - started
-    cached = items.cache()
-    n_items = cached.count()
-    encode_s = median_seconds(
-        lambda: model.transform(cached).select("item_id", "code").write.format("noop").mode("overwrite").save()
-    )
-    cached.unpersist()
+    figures = encode_figures(spark, model, items, cores)
+    figures.update(encode_figures(spark, model, spark.read.parquet(f"{items_path}_binary"), cores, "_binary"))
     codes_path = f"{work}/codes_M{m}x{nbits}"
     started = time.time()
     model.transform(items).select("item_id", "code").write.mode("overwrite").parquet(codes_path)
@@ -115,7 +167,7 @@ def run_ours(
     queries = Queries.collect(queries_df)
     result_path = f"{work}/neighbours_M{m}x{nbits}"
     started = time.time()
-    search(model, spark.read.parquet(codes_path), queries, 100, partitions=2 * cores).write.mode(
+    search(model, spark.read.parquet(codes_path), queries, 100, partitions=cores).write.mode(
         "overwrite"
     ).parquet(result_path)
     search_s = time.time() - started
@@ -128,11 +180,34 @@ def run_ours(
         **recalls(found, gt, "ours"),
         "ours_mse": round(mse, 1),
         "ours_train_s": round(train_s, 2),
-        "ours_encode_s": round(encode_s, 2),
-        "ours_encode_vps_per_core": round(n_items / encode_s / cores, 1),
-        "ours_parquet_encode_write_vps_per_core": round(n_items / encode_write_s / cores, 1),
+        **figures,
+        "ours_parquet_encode_write_vps_per_core": round(items.count() / encode_write_s / cores, 1),
         "ours_search_s": round(search_s, 2),
     }
+
+
+def write_items(spark, base: np.ndarray, path: str, cores: int) -> None:
+    """The item table twice, one Parquet file per core: ``array<float>`` vectors at ``path`` and packed
+    float32 ``binary`` vectors at ``<path>_binary``."""
+    from udfs.pq import vectors_to_binary
+
+    ids = np.arange(len(base))
+    for vectors, out in ((list(base), path), (vectors_to_binary(base), f"{path}_binary")):
+        frame = spark.createDataFrame(pd.DataFrame({"item_id": ids, "vector": vectors}))
+        frame.repartition(cores).write.parquet(out)
+
+
+def summary(key: str, row: dict[str, float], cores: int) -> str:
+    """The encode comparison in words: ours per core next to Faiss's one thread, and the ratios."""
+    faiss_vps = row["faiss_encode_vps"]
+    cpu_ratio = row["faiss_encode_cpu_s"] / row["ours_encode_cpu_s"] if row["ours_encode_cpu_s"] else float("nan")
+    return (
+        f"{key} encode: ours {row['ours_encode_vps_per_core']:,.0f} vectors/s/core on {cores} cores "
+        f"(array<float> items) vs Faiss compute_codes {faiss_vps:,.0f} vectors/s on 1 thread: "
+        f"{row['ratio_encode']:.2f}x; binary float32 items {row['ours_encode_vps_per_core_binary']:,.0f} "
+        f"vectors/s/core: {row['ratio_encode_binary']:.2f}x; per CPU-second (Spark JVM + Python workers vs "
+        f"Faiss): {cpu_ratio:.2f}x; load average {row['encode_load_avg_1m']:.1f} on {os.cpu_count()} CPUs"
+    )
 
 
 def main() -> None:
@@ -164,9 +239,7 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_pq_") as work:
         items_path = f"{work}/items"
-        spark.createDataFrame(
-            pd.DataFrame({"item_id": np.arange(len(base)), "vector": list(base)})
-        ).repartition(2 * cores).write.parquet(items_path)
+        write_items(spark, base, items_path, cores)
         queries_df = spark.createDataFrame(
             pd.DataFrame({"query_id": np.arange(len(queries)), "vector": list(queries)})
         ).cache()
@@ -178,9 +251,13 @@ def main() -> None:
                 print(f"== {key}: ours (Spark {args.master})", file=sys.stderr, flush=True)
                 row.update(run_ours(spark, items_path, queries_df, gt, m, nbits, work, cores, args.init))
                 row["ratio_encode"] = round(row["ours_encode_vps_per_core"] / row["faiss_encode_vps"], 3)
+                row["ratio_encode_binary"] = round(
+                    row["ours_encode_vps_per_core_binary"] / row["faiss_encode_vps"], 3
+                )
                 row["ratio_mse"] = round(row["ours_mse"] / row["faiss_mse"], 4)
                 results[key] = row
                 print(f"{key}: " + ", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+                print(summary(key, row, cores), flush=True)
     spark.stop()
     print(json.dumps(results))
 
