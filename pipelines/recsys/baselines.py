@@ -67,37 +67,44 @@ class ALSParams:
     alpha: float
 
 
-def fit_als(context: DataFrame, params: ALSParams, max_iter: int, seed: int) -> Any:
-    """Implicit ALS on ``context`` events (confidence = events per user-item)."""
+def fit_als(context: DataFrame, params: ALSParams, max_iter: int, seed: int, blocks: int = 10) -> Any:
+    """Implicit ALS on ``context`` events (confidence = events per user-item); ``blocks`` user and item blocks."""
     ratings = context.groupBy(USER, ITEM).agg(F.count(F.lit(1)).cast("float").alias("events"))
     als = ALS(rank=params.rank, regParam=params.reg_param, alpha=params.alpha, maxIter=max_iter,
               implicitPrefs=True, userCol=USER, itemCol=ITEM, ratingCol="events", seed=seed,
-              coldStartStrategy="drop")
+              coldStartStrategy="drop", numUserBlocks=blocks, numItemBlocks=blocks)
     return als.fit(ratings.select(F.col(USER).cast("int").alias(USER), F.col(ITEM).cast("int").alias(ITEM),
                                   "events"))
 
 
 def als_lists(model: Any, users: DataFrame, seen: DataFrame | None, n: int, item_type: Any) -> DataFrame:
-    """``(method, user_id, items)``: ALS's top ``n`` unseen items for each user of ``users``."""
+    """``(method, user_id, items)``: ALS's top ``n`` unseen items for each user of ``users``.
+
+    ALS recommends ``n`` + the largest seen count; each user's seen items are then dropped from the
+    recommendation array in place (array filter against the user's seen set, no explode).
+    """
     reach = seen_counts(users, seen)
     widest = reach.agg(F.max("n_seen")).first()[0] or 0
     subset = users.select(F.col(USER).cast("int").alias(USER)).distinct()
-    recs = (model.recommendForUserSubset(subset, n + widest)
-            .select(USER, F.posexplode("recommendations").alias("pos", "rec"))
-            .select(USER, F.col("rec")[ITEM].cast(item_type).alias(ITEM), "pos"))
-    recs = recs.withColumn(USER, F.col(USER).cast(users.schema[USER].dataType))
-    return ranked_lists(drop_seen(recs, seen), [F.col("pos")], n, "als")
+    recs = model.recommendForUserSubset(subset, n + widest).select(
+        F.col(USER).cast(users.schema[USER].dataType).alias(USER),
+        F.transform("recommendations", lambda r: r[ITEM].cast(item_type)).alias("_recs"))
+    if seen is not None:
+        seen_sets = seen.groupBy(USER).agg(F.collect_set(ITEM).alias("_seen"))
+        recs = recs.join(seen_sets, USER, "left").select(USER, F.filter(
+            "_recs", lambda item: F.coalesce(~F.array_contains(F.col("_seen"), item), F.lit(True))).alias("_recs"))
+    return recs.select(F.lit("als").alias("method"), USER, F.slice("_recs", 1, n).alias("items"))
 
 
 def tune_als(context: DataFrame, users: DataFrame, targets: DataFrame, seen: DataFrame | None, n: int, k: int,
-             grid: Mapping[str, list], max_iter: int, seed: int, item_type: Any,
+             grid: Mapping[str, Any], max_iter: int, seed: int, item_type: Any,
              log: Callable[[str], None] = print) -> tuple[ALSParams, list[dict[str, Any]]]:
     """Fit every grid point on ``context``; the best NDCG@``k`` on ``targets`` wins (ties: first)."""
     results = []
     for rank, reg, alpha in itertools.product(grid["ranks"], grid["reg_params"], grid["alphas"]):
         params = ALSParams(int(rank), float(reg), float(alpha))
         started = time.time()
-        model = fit_als(context, params, max_iter, seed)
+        model = fit_als(context, params, max_iter, seed, grid.get("blocks", 10))
         lists = als_lists(model, users, seen, n, item_type)
         quality = position_metrics(target_positions(lists, targets), [k])["als"]
         results.append({"rank": params.rank, "reg_param": params.reg_param, "alpha": params.alpha,

@@ -233,7 +233,7 @@ def baselines_job(ctx: "JobContext") -> None:
                           a["seed"], item_type, ctx.log)
     tune_s = time.time() - started
     started = time.time()
-    model = fit_als(contexts[TEST], best, a["max_iter"], a["seed"])
+    model = fit_als(contexts[TEST], best, a["max_iter"], a["seed"], a["blocks"])
     als = staged(ctx, "als", als_lists(model, users[TEST], seen[TEST], n, item_type), f"{root}/als")
     als_s = time.time() - started
     for df in contexts.values():
