@@ -1,9 +1,16 @@
 """``PQEncoder``: a Spark ML Estimator that trains PQ codebooks; its Model adds a binary code column.
 
 ``fit`` samples the training vectors, trains M codebooks of 2^nbits centroids (plus an optional
-OPQ rotation and IVF coarse centroids); ``transform`` encodes every row in a vectorised pandas UDF
-(one matmul per sub-space per Arrow batch); ``decode`` reconstructs vectors from codes. The
-model saves its Params as Spark ML metadata and its arrays as one Parquet row under ``data/``.
+OPQ rotation and IVF coarse centroids); ``transform`` encodes every row in an Arrow UDF
+(``udfs.pq.encode_batch``: the batch's vectors as one matrix, one matmul per sub-space per
+cache-sized block of rows); ``decode`` reconstructs vectors from codes. The model saves its Params
+as Spark ML metadata and its arrays as one Parquet row under ``data/``.
+
+Encode cost on MNIST-784 (60,000 vectors, M=8, two tasks on two cores): the numpy kernel is about
+2x Faiss's ``compute_codes`` per core; the rest is Spark's. Spark writes ``array<float>`` vectors
+into Arrow element by element in the JVM (about half the CPU of an ``array<float>`` encode), while
+``binary`` vectors (packed float32) go as one buffer per batch and take about 30% less CPU in all;
+each PySpark task also costs its worker about 0.1 CPU-second whatever its size.
 """
 
 from __future__ import annotations
