@@ -7,15 +7,16 @@ search all queries (ours: Spark, top-100, results written to Parquet; Faiss: ``I
 thread). The last line printed is one JSON object keyed ``M<m>x<nbits>``.
 
 Encoding: ours is the Spark ``transform`` of the cached item table (what ``build_pq`` encodes), median
-of 5 runs after a warm-up that pays the Python workers' start-up, as vectors per second per core
-(``ours_encode_vps_per_core``); Faiss is ``pq.compute_codes`` on one thread, median of 5 after a
-warm-up. The item table holds ``array<float>`` vectors (what the project's ingest and Word2Vec write)
-in one Parquet file per core, so the encode is one task per core: PySpark spends about 0.1 CPU-second
-per task whatever its size (the worker re-reads the zip directories on its path and runs a full
-``gc.collect``), which at 4 tasks cost M=8 a third of its throughput. Also printed: the same table with
-``binary`` vectors (packed float32, which Spark hands to Python as one buffer instead of element by
-element; ``_binary`` keys), Parquet-in to Parquet-out, and CPU seconds (the Spark JVM and its Python
-workers, Faiss's process) so that a machine shared with other work can be read too (``_cpu_s`` keys).
+of 5 runs after 2 warm-up runs that pay the Python workers' start-up and the JVM's first compilations,
+as vectors per second per core (``ours_encode_vps_per_core``); Faiss is ``pq.compute_codes`` on one
+thread, median of 5 after 2 warm-ups. The item table holds ``array<float>`` vectors (what the
+project's ingest and Word2Vec write), cached in one partition per core, so the encode is one task per
+core: PySpark spends about 0.1 CPU-second per task whatever its size (the worker re-reads the zip
+directories on its path and runs a full ``gc.collect``); at M=8, 4 tasks took 0.3 CPU-seconds more
+than 2, of about 1.3. Also printed: the same table with ``binary`` vectors (packed float32, which
+Spark hands to Python as one buffer instead of element by element; ``_binary`` keys), Parquet-in to
+Parquet-out, and CPU seconds (the Spark JVM and its Python workers; Faiss's process) so that a
+machine shared with other work can be read too (``_cpu_s`` keys).
 
     python benchmarks/bench_pq.py [--m 8 16] [--nbits 8] [--data ../shared/data/ann_mnist784_euclidean]
 """
@@ -92,10 +93,13 @@ def process_cpu_s(root: int | None = None) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def median_seconds(run: Callable[[], object], repeat: int = 5, cpu_root: int | None = None) -> tuple[float, float]:
+def median_seconds(
+    run: Callable[[], object], repeat: int = 5, cpu_root: int | None = None, warm_up: int = 2
+) -> tuple[float, float]:
     """Median wall time and median CPU seconds (of ``cpu_root`` and its descendants) of ``repeat`` runs
-    after one warm-up run (Python worker start-up and imports excluded)."""
-    run()
+    after ``warm_up`` runs (Python worker start-up, imports and the JVM's first compilations excluded)."""
+    for _ in range(warm_up):
+        run()
     times, cpu = [], []
     for _ in range(repeat):
         cpu_before, started = process_cpu_s(cpu_root), time.time()
@@ -133,7 +137,7 @@ def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, m: int, nbi
 def encode_figures(spark, model, items, cores: int, suffix: str = "") -> dict[str, float]:
     """Median encode time of the cached ``items`` (Spark ``transform``, codes to a no-op sink) as
     ``ours_encode_*<suffix>`` figures: seconds, vectors/s/core and CPU seconds of the JVM and its workers."""
-    cached = items.cache()
+    cached = items.repartition(cores).cache()  # one task per core (a file may be read as several splits)
     n_items = cached.count()
     encode_s, cpu_s = median_seconds(
         lambda: model.transform(cached).select("item_id", "code").write.format("noop").mode("overwrite").save(),
