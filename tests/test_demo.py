@@ -52,10 +52,13 @@ def test_item_vectors_come_from_history_only(spark, demo):
     history = spark.read.parquet(partition(out, "split/history"))
     targets = spark.read.parquet(partition(out, "split/targets"))
     vectors = spark.read.parquet(partition(out, "item2vec/vectors"))
-    counts = history.groupBy(F.col("item_id").cast("string").alias("word")).agg(F.count(F.lit(1)).alias("n"))
-    # item2vec counts what it trained on: every word's count is its number of history events, targets excluded
+    # item2vec trains on history sessions of at least two events (min_length); its count of each word must be
+    # exactly that word's events there, so no target event reached the vectors
+    sessions = history.groupBy("session_id").agg(F.count(F.lit(1)).alias("len")).filter(F.col("len") >= 2)
+    counts = (history.join(sessions, "session_id").groupBy(F.col("item_id").cast("string").alias("word"))
+              .agg(F.count(F.lit(1)).alias("n")))
     assert vectors.join(counts, "word").filter(F.col("count") != F.col("n")).count() == 0
-    assert vectors.join(counts, "word", "left_anti").count() == 0
+    assert vectors.join(counts, "word", "left_anti").count() == 0 and vectors.count() == counts.count()
     assert targets.count() == 2 * targets.select("user_id").distinct().count()
 
 
