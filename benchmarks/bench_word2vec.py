@@ -3,7 +3,9 @@
 Data: the Wikipedia slice ``enwiki_2015_wikiextractor`` (lower-cased ``[a-z]+('[a-z]+)?`` tokens per
 line, ``<doc>`` markup and lines under 3 tokens dropped), tokenised once by Spark and written to Parquet;
 every trainer reads those same token lists. Runs: gensim skip-gram NS (workers=2), our ``sgns`` skip-gram
-with 2 and 8 partitions, CBOW with 2 partitions, ``ppmi``, MLlib (numPartitions=2, maxIter=1).
+with 2 and 8 partitions, CBOW with 2 partitions, ``ppmi``, MLlib (numPartitions=2, maxIter=1), and
+``sgns_short``: our skip-gram with 2 partitions and ``--short-epochs`` epochs, to set against MLlib at no
+more wall time.
 Seconds are training wall time (vocabulary included, tokenising excluded). Analogy = questions-words
 accuracy restricted to the 30,000 most frequent words; WordSim = Spearman on WordSim353; one evaluator
 (ours) for every run.
@@ -35,7 +37,7 @@ from pipelines.word2vec.evaluation import evaluate_words  # noqa: E402
 from pipelines.word2vec.model import Word2Vec  # noqa: E402
 
 PATTERN = r"[a-z]+('[a-z]+)?"
-RUNS = ("gensim", "sgns_p2", "sgns_p8", "cbow_p2", "ppmi", "mllib")
+RUNS = ("gensim", "sgns_p2", "sgns_p8", "cbow_p2", "ppmi", "mllib", "sgns_short")
 COMMON = dict(vectorSize=100, window=5, minCount=5, sample=1e-3, negative=5, seed=1)
 
 
@@ -73,8 +75,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=0, help="use the first N tokens only (0: all)")
+    parser.add_argument("--short-epochs", type=int, default=2, help="epochs of the sgns_short run")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {RUNS}")
-    parser.add_argument("--syncs", type=int, default=4, help="sgns synchronisations per epoch")
+    parser.add_argument("--syncs", type=int, default=0, help="sgns synchronisations per epoch (0: auto)")
     parser.add_argument("--combine", default="rows", help="sgns combine rule: rows | sum | average")
     args = parser.parse_args(argv)
     data = Path(args.data)
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cbow_p2": lambda: run_ours(corpus, args.epochs, numPartitions=2, architecture="cbow", alpha=0.05, **sgns),
         "ppmi": lambda: run_ours(corpus, args.epochs, trainer="ppmi"),
         "mllib": lambda: run_ours(corpus, 1, trainer="mllib", numPartitions=2),
+        "sgns_short": lambda: run_ours(corpus, args.short_epochs, numPartitions=2, **sgns),
     }
     result: dict[str, Any] = {"tokens": int(n_tokens), "epochs": args.epochs}
     print(f"{'run':10} {'seconds':>8} {'analogy':>8} {'wordsim':>8} {'simlex':>8} {'vocab':>7}", flush=True)
@@ -109,8 +113,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{quality['wordsim353']['spearman']:8.3f} {quality['simlex999']['spearman']:8.3f} {len(words):7,}",
               flush=True)
     spark.stop()
+    for line in comparisons(result):
+        print(line)
     print(json.dumps(result))
     return result
+
+
+def comparisons(result: dict[str, Any]) -> list[str]:
+    """The acceptance comparisons, as ratios and differences (added to ``result`` as well)."""
+    lines = []
+    if "gensim_s" in result:
+        for run in ("sgns_p2", "sgns_p8", "cbow_p2"):
+            if f"{run}_s" in result:
+                ratio = result[f"{run}_s"] / result["gensim_s"]
+                d_analogy = result[f"{run}_analogy"] - result["gensim_analogy"]
+                d_wordsim = result[f"{run}_wordsim"] - result["gensim_wordsim"]
+                result[f"{run}_time_ratio"] = round(ratio, 3)
+                lines.append(f"{run} vs gensim: time {ratio:.2f}x, analogy {d_analogy * 100:+.2f} points, "
+                             f"WordSim {d_wordsim:+.3f}")
+    if "mllib_s" in result and "sgns_short_s" in result:
+        lines.append(f"sgns_short vs mllib: time {result['sgns_short_s'] / result['mllib_s']:.2f}x, analogy "
+                     f"{result['sgns_short_analogy']:.2%} vs {result['mllib_analogy']:.2%}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -174,3 +174,35 @@ def test_analogy_accuracy_and_pair_spearman_agree_with_gensim(spark, tmp_path):
     (tmp_path / "pairs.tsv").write_text("# a\n# b\n" + pairs.to_csv(sep="\t", header=False, index=False))
     gensim_pairs = kv.evaluate_word_pairs(str(tmp_path / "pairs.tsv"))
     assert pair_spearman(words, vectors, pairs)["spearman"] == pytest.approx(gensim_pairs[1].statistic, abs=1e-6)
+
+
+def test_packed_deltas_combine_as_the_rules_say():
+    """Rows rule: each row averaged over the shards that changed it; average: over all; sum: added. Packing
+    keeps only changed rows, in float16 (relative error under 1e-3)."""
+    from pipelines.word2vec.trainer_sgns import combine_deltas, pack_delta
+
+    rng = np.random.default_rng(0)
+    deltas = [rng.normal(0, 1e-2, (6, 3)).astype(np.float32) for _ in range(3)]
+    deltas[0][[1, 4]] = 0          # row 1 changed by two shards, row 4 by two, row 5 by one
+    deltas[1][4] = 0
+    deltas[2][[1, 5]] = 0
+    deltas[1][5] = 0
+    packed = [pack_delta(d) for d in deltas]
+    assert [list(rows) for rows, _ in packed] == [[0, 2, 3, 5], [0, 1, 2, 3], [0, 2, 3, 4]]
+    touched = np.sum([np.any(d != 0, axis=1) for d in deltas], axis=0)
+    expected = {"sum": np.sum(deltas, axis=0), "average": np.mean(deltas, axis=0),
+                "rows": np.sum(deltas, axis=0) / touched[:, None]}
+    for rule, want in expected.items():
+        got = combine_deltas(packed, (6, 3), rule)
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-7)
+
+
+def test_auto_syncs_scale_with_partitions_and_corpus_size():
+    from pipelines.word2vec.trainer_sgns import SgnsSettings
+
+    assert SgnsSettings(num_partitions=2).sync_rounds(16_000_000) == 4
+    assert SgnsSettings(num_partitions=8).sync_rounds(16_000_000) == 16
+    assert SgnsSettings(num_partitions=8).sync_rounds(4_000_000) == 5      # 100K tokens per shard and round
+    assert SgnsSettings(num_partitions=2).sync_rounds(50_000) == 1
+    assert SgnsSettings(num_partitions=8, syncs_per_epoch=3).sync_rounds(16_000_000) == 3
+    assert SgnsSettings(num_partitions=2).gain == 2 and SgnsSettings(num_partitions=2, combine="sum").gain == 1

@@ -58,7 +58,8 @@ class _Word2VecParams(HasInputCol, HasOutputCol, HasSeed):
     minAlpha = _param("minAlpha", "final learning rate (linear decay)", TypeConverters.toFloat)
     epochs = _param("epochs", "passes over the corpus (mllib: maxIter)", TypeConverters.toInt)
     numPartitions = _param("numPartitions", "partitions training in parallel", TypeConverters.toInt)
-    syncsPerEpoch = _param("syncsPerEpoch", "sgns: parameter synchronisations per epoch", TypeConverters.toInt)
+    syncsPerEpoch = _param("syncsPerEpoch", "sgns: parameter synchronisations per epoch (0: auto)",
+                           TypeConverters.toInt)
     combine = _param("combine", "sgns: rows | sum | average of the partitions' deltas", TypeConverters.toString)
     maxMemoryFraction = _param("maxMemoryFraction", "share of driver/executor memory the model may take",
                                TypeConverters.toFloat)
@@ -68,7 +69,7 @@ class _Word2VecParams(HasInputCol, HasOutputCol, HasSeed):
     DEFAULTS: dict[str, Any] = dict(
         inputCol="tokens", outputCol="vector", seed=1, trainer="sgns", vectorSize=100, window=5, minCount=5,
         maxVocabSize=0, sample=1e-3, architecture="skipgram", loss="negative", negative=5, alpha=0.025,
-        minAlpha=0.0001, epochs=5, numPartitions=2, syncsPerEpoch=4, combine="rows", maxMemoryFraction=0.5,
+        minAlpha=0.0001, epochs=5, numPartitions=2, syncsPerEpoch=0, combine="rows", maxMemoryFraction=0.5,
         ppmiShift=1.0, ppmiContextAlpha=0.75)
 
     def _init_defaults(self) -> None:

@@ -6,19 +6,24 @@ each from the same broadcast weights (gensim's compiled kernel, ``kernel.train_s
 partitions' weight deltas are combined on the driver into the next weights, which are broadcast again:
 ``syncs_per_epoch`` synchronisations per epoch. The learning rate decays linearly over all rounds.
 
-Combine rules (``combine``), measured on 2M Wikipedia tokens, 2 epochs (one partition: analogy 4.4%,
-WordSim 0.276):
+``syncs_per_epoch: 0`` (the default) picks ``2 x num_partitions`` synchronisations per epoch, fewer when a
+shard's chunk would fall under ``SYNC_MIN_TOKENS`` tokens (small corpora sync once per epoch or so).
 
-- ``sum`` adds the deltas. Rows that reach equilibrium within a round (frequent words, and every row of
-  the negative-sampling output layer) then move ``num_partitions`` times too far and diverge: 8
-  partitions gave 0.2% / 0.11 (frequent words' vectors grew to norm 100), 2 partitions 3.6% / 0.22.
-- ``average`` divides by the partitions: stable but each round learns what one partition learnt,
-  so quality falls as partitions grow (8 partitions: 0.02% / -0.01 after 1 epoch).
-- ``rows`` (default) averages each row over the partitions that changed it, and each partition trains
-  with ``num_partitions x`` the learning rate: a row trained in one shard gets its whole update (as
-  ``sum``), a saturated row trained everywhere gets the mean of the partitions' equilibria (as
-  ``average``), and rows in between learn at about the sequential rate: 2 partitions 4.5% / 0.272,
-  8 partitions 3.1% / 0.332.
+What was measured (Wikipedia slice, 16.0M tokens, skip-gram, 3 epochs; gensim's 3-epoch analogy 31.3%):
+
+- synchronisations matter more as partitions grow: 8 partitions gave analogy 26.2% / WordSim 0.625 with 4
+  syncs per epoch, 29.8% / 0.634 with 8, 32.9% / 0.629 with 16; 2 partitions with 4 syncs 33.1% / 0.630.
+  So the default scales syncs with partitions: each replica trains about 1/(2P^2) of an epoch per round.
+- partitions train at ``num_partitions x`` the learning rate for ``rows`` and ``average``: the mean of P
+  deltas each learnt from 1/P of the data then moves a row as sequential SGD would (at 4x instead of 8x
+  with 8 partitions: 23.6% / 0.556).
+- ``rows`` (default) averages each row over the partitions that changed it, ``average`` over all
+  partitions (8 partitions, 4 syncs: 26.2% vs 25.8%); ``sum`` adds the deltas at the plain learning rate,
+  and rows that reach equilibrium within a round (frequent words, the negative-sampling output layer) then
+  move P times too far: on 2M tokens, 8 partitions gave analogy 0.2% (frequent words' vectors grew to
+  norm 100).
+
+Deltas travel to the driver as the rows a shard changed, in float16 (``pack_delta``).
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from pipelines.word2vec.kernel import KernelSettings, broadcast_key, make_gensim
 from pipelines.word2vec.vocabulary import Vocabulary
 
 COMBINES = ("rows", "sum", "average")
+SYNC_MIN_TOKENS = 100_000    # auto syncs: a shard trains at least this many tokens between synchronisations
 SEPARATOR = "\x1f"
 
 
@@ -46,15 +52,27 @@ class SgnsSettings:
     alpha: float = 0.025
     min_alpha: float = 0.0001
     num_partitions: int = 2
-    syncs_per_epoch: int = 4
+    syncs_per_epoch: int = 0        # 0: auto (see sync_rounds)
     combine: str = "rows"
     max_memory_fraction: float = 0.5
+
+    def sync_rounds(self, tokens: int) -> int:
+        """Synchronisations per epoch: as configured, or (auto) ``2 x num_partitions`` while each shard still
+        trains ``SYNC_MIN_TOKENS`` tokens per round, and at least one."""
+        if self.syncs_per_epoch:
+            return self.syncs_per_epoch
+        return int(max(1, min(2 * self.num_partitions, tokens // (self.num_partitions * SYNC_MIN_TOKENS))))
+
+    @property
+    def gain(self) -> float:
+        """Learning-rate factor of each partition: P when deltas are averaged, 1 when summed."""
+        return float(self.num_partitions) if self.combine in ("rows", "average") else 1.0
 
     def __post_init__(self) -> None:
         if self.combine not in COMBINES:
             raise ValueError(f"combine: expected one of {list(COMBINES)}, got {self.combine!r}")
-        if min(self.epochs, self.num_partitions, self.syncs_per_epoch) < 1:
-            raise ValueError("epochs, num_partitions and syncs_per_epoch must be at least 1")
+        if min(self.epochs, self.num_partitions) < 1 or self.syncs_per_epoch < 0:
+            raise ValueError("epochs and num_partitions must be at least 1, syncs_per_epoch at least 0 (auto)")
         if not 0 < self.min_alpha <= self.alpha:
             raise ValueError("expected 0 < min_alpha <= alpha")
 
@@ -99,15 +117,26 @@ def shard_sentences(corpus: DataFrame, tokens_col: str, partitions: int, chunks:
     return keyed.rdd.map(tuple).partitionBy(n, lambda k: k).values().persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def combine_deltas(deltas: list[np.ndarray], rule: str) -> np.ndarray:
-    """One layer's update from the partitions' deltas: ``sum``, ``average`` (divide by the partitions) or
-    ``rows`` (each row averaged over the partitions that changed it, so rows trained in one shard keep
+def pack_delta(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's delta as it travels to the driver: the indices of the rows it changed and those rows in
+    float16 (relative error ~5e-4 of each update, far below SGD's own noise; a quarter of the float32 bytes
+    when a shard touches half the rows)."""
+    rows = np.flatnonzero(np.any(delta != 0, axis=1)).astype(np.int32)
+    return rows, delta[rows].astype(np.float16)
+
+
+def combine_deltas(packed: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int], rule: str) -> np.ndarray:
+    """One layer's update from the partitions' packed deltas: ``sum``, ``average`` (divide by the partitions)
+    or ``rows`` (each row averaged over the partitions that changed it, so rows trained in one shard keep
     their whole update and rows trained everywhere are not counted several times)."""
-    total = np.sum(deltas, axis=0) if len(deltas) > 1 else deltas[0].copy()
+    total = np.zeros(shape, np.float32)
+    touched = np.zeros(shape[0], np.int32)
+    for rows, values in packed:
+        total[rows] += values
+        touched[rows] += 1
     if rule == "average":
-        total /= len(deltas)
+        total /= len(packed)
     elif rule == "rows":
-        touched = np.sum([np.any(d != 0, axis=1) for d in deltas], axis=0)
         total /= np.maximum(touched, 1)[:, None]
     return total
 
@@ -117,7 +146,7 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
     """Train and return the input vectors ``(V, vector_size)`` (vocabulary order) and training figures."""
     spark = corpus.sparkSession
     sc = spark.sparkContext
-    P, S = settings.num_partitions, settings.syncs_per_epoch
+    P, S = settings.num_partitions, settings.sync_rounds(vocab.retained_tokens)
     memory = check_model_memory(lambda key, default: sc.getConf().get(key, default), len(vocab),
                                 settings.kernel.vector_size, P, settings.max_memory_fraction)
     started = time.time()
@@ -129,7 +158,7 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
     rounds = settings.epochs * S
     kernel, seed, vocab_key = settings.kernel, settings.kernel.seed, broadcast_key(vocab_bc)
     trained_words = 0
-    gain = P if settings.combine == "rows" else 1.0
+    gain = settings.gain
     try:
         for r in range(rounds):
             a0, a1 = (gain * (settings.alpha - (settings.alpha - settings.min_alpha) * x / rounds) for x in (r, r + 1))
@@ -145,14 +174,14 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
                 t2 = time.time()
                 d_in, d_out, n, t_train = train_shard(sentences, weights, vocab_key, words, counts, kernel, a0, a1,
                                                       (seed, r, part))
-                yield d_in, d_out, n, (t1 - t0, t2 - t1, *t_train, time.time() - t0)
+                yield pack_delta(d_in), pack_delta(d_out), n, (t1 - t0, t2 - t1, *t_train, time.time() - t0)
 
             chunk = r % S
             t0 = time.time()
             results = sc.runJob(rdd, run, [p * S + chunk for p in range(P)])
             t1 = time.time()
-            w_in += combine_deltas([d[0] for d in results], settings.combine)
-            w_out += combine_deltas([d[1] for d in results], settings.combine)
+            w_in += combine_deltas([d[0] for d in results], w_in.shape, settings.combine)
+            w_out += combine_deltas([d[1] for d in results], w_out.shape, settings.combine)
             trained_words += sum(d[2] for d in results)
             tasks = np.array([d[3] for d in results]).sum(axis=0)
             del results
@@ -163,5 +192,6 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
     finally:
         vocab_bc.destroy()
         rdd.unpersist()
-    return w_in, {"rounds": rounds, "trained_words": trained_words, "train_s": round(time.time() - started, 3),
+    return w_in, {"rounds": rounds, "syncs_per_epoch": S, "trained_words": trained_words,
+                  "train_s": round(time.time() - started, 3),
                   **memory}
