@@ -4,6 +4,7 @@ Usage: ``python -m pipelines.packaging DEST_DIR`` prints the path of the zip it 
 """
 from __future__ import annotations
 
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -14,16 +15,30 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipelines", "udfs")
 
 
+def _sources() -> list[Path]:
+    return [path for package in PACKAGES for path in sorted((ROOT / package).rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+
+
 def build_pyfiles(dest_dir: str | Path) -> Path:
-    """Zip the importable packages (sources only) and return the archive's path."""
+    """Zip the importable packages (sources only) and return the archive's path; the zip is written
+    beside its final name and renamed, so a reader never sees half an archive."""
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / f"spark_ml_pipelines-{__version__}.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for package in PACKAGES:
-            for path in sorted((ROOT / package).rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                    zf.write(path, path.relative_to(ROOT).as_posix())
+    partial = archive.with_name(f".{archive.name}.{os.getpid()}")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in _sources():
+            zf.write(path, path.relative_to(ROOT).as_posix())
+    os.replace(partial, archive)
+    return archive
+
+
+def ensure_pyfiles(archive: Path) -> Path:
+    """``archive``, rebuilt first when it is missing or older than any source file (a stale zip would ship
+    yesterday's code to the executors)."""
+    if not archive.is_file() or max(p.stat().st_mtime for p in _sources()) > archive.stat().st_mtime:
+        return build_pyfiles(archive.parent)
     return archive
 
 

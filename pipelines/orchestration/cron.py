@@ -39,4 +39,5 @@ def cron_line(pipeline: Pipeline, python: str | None = None, root_override: str 
                f"flock -n {lock} {shlex.join(run)} --run-date \"$(date -u -d yesterday +\\%F)\" "
                f">> {shlex.quote(log)} 2>&1")
     return (f"# {pipeline.name}: {pipeline.schedule} in cron's time zone (Airflow's is UTC); run date = yesterday "
-            f"(UTC), as Airflow's {{{{ ds }}}} (the data interval's start)\n{cron_schedule(pipeline.schedule)} {command}")
+            f"(UTC), as Airflow's {{{{ ds }}}} (the data interval's start)\n"
+            f"{cron_schedule(pipeline.schedule)} {command}")

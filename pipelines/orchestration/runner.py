@@ -24,6 +24,7 @@ from pipelines.orchestration.definition import ROOT, Pipeline, PipelineError, St
 from pipelines.orchestration.manifest import Manifest
 from pipelines.orchestration.plan import PlannedStep, local_path, make_plan, pyfiles_zip, step_command
 from pipelines.output import SUCCESS_MARKER
+from pipelines.packaging import ensure_pyfiles
 
 
 def job_main(job_file: Path) -> Callable[..., Any]:
@@ -128,9 +129,8 @@ class Runner:
 
     def _in_subprocess(self, command: list[str]) -> str | None:
         """Run a job process, echo its output, and take the reason of a failure from its last lines."""
-        if "--py-files" in command and not pyfiles_zip().is_file():
-            from pipelines.packaging import build_pyfiles
-            build_pyfiles(pyfiles_zip().parent)
+        if "--py-files" in command:
+            ensure_pyfiles(pyfiles_zip())
         env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
         tail: collections.deque[str] = collections.deque(maxlen=40)
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

@@ -15,9 +15,7 @@ import pytest
 import yaml
 
 from pipelines.orchestration.definition import build_pipeline
-from pipelines.orchestration.plan import pyfiles_zip
 from pipelines.orchestration.runner import Runner
-from pipelines.packaging import build_pyfiles
 from tests.cluster.standalone import HOST, standalone_cluster
 from tests.recsys_tiny import DEMO, tiny_definition
 
@@ -43,7 +41,6 @@ def test_recsys_pipeline_with_spark_submit_on_two_executors(spark, tmp_path):
             "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s", "spark.sql.shuffle.partitions": 4})
         definition = tmp_path / "recsys_cluster.yaml"
         definition.write_text(yaml.safe_dump(data, sort_keys=False))
-        build_pyfiles(pyfiles_zip().parent)
         env = {**os.environ, "SPARK_LOCAL_IP": HOST, "PYSPARK_PYTHON": sys.executable,
                "PYSPARK_DRIVER_PYTHON": sys.executable}
         done = subprocess.run([sys.executable, "-m", "pipelines", "run", str(definition), "--run-date", DATE,
