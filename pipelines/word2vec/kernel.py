@@ -7,6 +7,7 @@ weights and returns the weight deltas; models are cached per Python worker (Spar
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -73,10 +74,17 @@ def broadcast_key(bc) -> int:
 
 
 def _cached_model(key: int, words: Sequence[str], counts: np.ndarray, settings: KernelSettings):
+    """The worker's model for vocabulary ``key``. Its objects (a vocabulary dict and lists per word) are frozen
+    out of the cyclic GC, which PySpark runs after every task: 65 ms a task at 71K words, 0.5 s a round
+    with 8 partitions, for objects that live as long as the worker."""
     model = _CACHE.get(key)
     if model is None:
         _CACHE.clear()
+        gc.unfreeze()
+        gc.collect()
         model = _CACHE[key] = make_gensim_model(words, counts, settings)
+        gc.collect()
+        gc.freeze()
     return model
 
 

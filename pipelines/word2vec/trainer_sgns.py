@@ -6,14 +6,17 @@ each from the same broadcast weights (gensim's compiled kernel, ``kernel.train_s
 partitions' weight deltas are combined on the driver into the next weights, which are broadcast again:
 ``syncs_per_epoch`` synchronisations per epoch. The learning rate decays linearly over all rounds.
 
-``syncs_per_epoch: 0`` (the default) picks ``2 x num_partitions`` synchronisations per epoch, fewer when a
-shard's chunk would fall under ``SYNC_MIN_TOKENS`` tokens (small corpora sync once per epoch or so).
+``syncs_per_epoch: 0`` (the default) picks ``max(4, 1.5 x num_partitions)`` synchronisations per epoch, fewer
+when a shard's chunk would fall under ``SYNC_MIN_TOKENS`` tokens (small corpora sync once per epoch or so).
 
 What was measured (Wikipedia slice, 16.0M tokens, skip-gram, 3 epochs; gensim's 3-epoch analogy 31.3%):
 
 - synchronisations matter more as partitions grow: 8 partitions gave analogy 26.2% / WordSim 0.625 with 4
   syncs per epoch, 29.8% / 0.634 with 8, 32.9% / 0.629 with 16; 2 partitions with 4 syncs 33.1% / 0.630.
-  So the default scales syncs with partitions: each replica trains about 1/(2P^2) of an epoch per round.
+  With 5 epochs, 8 partitions reached 38.1% / 0.651 with 12 syncs and 38.3% / 0.649 with 16 (gensim 36.8% /
+  0.653): the default scales syncs with partitions (each replica trains about 1/(1.5 P^2) of an epoch per
+  round). Each round costs PySpark about 0.08 CPU-s per task before any work (it re-reads the zips on the
+  workers' path and runs a full GC), so syncs are not free.
 - partitions train at ``num_partitions x`` the learning rate for ``rows`` and ``average``: the mean of P
   deltas each learnt from 1/P of the data then moves a row as sequential SGD would (at 4x instead of 8x
   with 8 partitions: 23.6% / 0.556).
@@ -41,6 +44,7 @@ from pipelines.word2vec.kernel import KernelSettings, broadcast_key, make_gensim
 from pipelines.word2vec.vocabulary import Vocabulary
 
 COMBINES = ("rows", "sum", "average")
+DENSE_SHARE = 0.5            # a delta that changed more rows than this share travels whole
 SYNC_MIN_TOKENS = 100_000    # auto syncs: a shard trains at least this many tokens between synchronisations
 SEPARATOR = "\x1f"
 
@@ -57,11 +61,12 @@ class SgnsSettings:
     max_memory_fraction: float = 0.5
 
     def sync_rounds(self, tokens: int) -> int:
-        """Synchronisations per epoch: as configured, or (auto) ``2 x num_partitions`` while each shard still
-        trains ``SYNC_MIN_TOKENS`` tokens per round, and at least one."""
+        """Synchronisations per epoch: as configured, or (auto) ``max(4, 1.5 x num_partitions)`` while each
+        shard still trains ``SYNC_MIN_TOKENS`` tokens per round, and at least one."""
         if self.syncs_per_epoch:
             return self.syncs_per_epoch
-        return int(max(1, min(2 * self.num_partitions, tokens // (self.num_partitions * SYNC_MIN_TOKENS))))
+        wanted = max(4, 3 * self.num_partitions // 2)
+        return int(max(1, min(wanted, tokens // (self.num_partitions * SYNC_MIN_TOKENS))))
 
     @property
     def gain(self) -> float:
@@ -117,23 +122,31 @@ def shard_sentences(corpus: DataFrame, tokens_col: str, partitions: int, chunks:
     return keyed.rdd.map(tuple).partitionBy(n, lambda k: k).values().persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def pack_delta(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A layer's delta as it travels to the driver: the indices of the rows it changed and those rows in
-    float16 (relative error ~5e-4 of each update, far below SGD's own noise; a quarter of the float32 bytes
-    when a shard touches half the rows)."""
-    rows = np.flatnonzero(np.any(delta != 0, axis=1)).astype(np.int32)
+def pack_delta(delta: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """A layer's delta as it travels to the driver, in float16 (relative error ~5e-4 of each update, far
+    below SGD's own noise): the indices of the rows it changed and those rows, or (``None``, every row) when
+    it changed most rows (the negative-sampling output layer), which the driver adds without indexing."""
+    changed = np.any(delta != 0, axis=1)
+    if np.count_nonzero(changed) > DENSE_SHARE * len(changed):
+        return None, delta.astype(np.float16)
+    rows = np.flatnonzero(changed).astype(np.int32)
     return rows, delta[rows].astype(np.float16)
 
 
-def combine_deltas(packed: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int], rule: str) -> np.ndarray:
+def combine_deltas(packed: list[tuple[np.ndarray | None, np.ndarray]], shape: tuple[int, int],
+                   rule: str) -> np.ndarray:
     """One layer's update from the partitions' packed deltas: ``sum``, ``average`` (divide by the partitions)
     or ``rows`` (each row averaged over the partitions that changed it, so rows trained in one shard keep
     their whole update and rows trained everywhere are not counted several times)."""
     total = np.zeros(shape, np.float32)
     touched = np.zeros(shape[0], np.int32)
     for rows, values in packed:
-        total[rows] += values
-        touched[rows] += 1
+        if rows is None:
+            total += values
+            touched += np.any(values != 0, axis=1)
+        else:
+            total[rows] += values
+            touched[rows] += 1
     if rule == "average":
         total /= len(packed)
     elif rule == "rows":
