@@ -178,7 +178,7 @@ def test_analogy_accuracy_and_pair_spearman_agree_with_gensim(spark, tmp_path):
 
 def test_packed_deltas_combine_as_the_rules_say():
     """Rows rule: each row averaged over the shards that changed it; average: over all; sum: added. Packing
-    keeps only changed rows (all rows when most changed), in float16 (relative error under 1e-3)."""
+    keeps only changed rows (all rows when most changed), in bfloat16 (relative error at most 2^-8)."""
     from pipelines.word2vec.trainer_sgns import combine_deltas, pack_delta
 
     rng = np.random.default_rng(0)
@@ -187,7 +187,7 @@ def test_packed_deltas_combine_as_the_rules_say():
                                      [1, 5, 6, 7, 8, 9, 10, 11], [11])):
         d[unchanged] = 0
     packed = [pack_delta(d) for d in deltas]
-    assert [list(rows) for rows, _ in packed[:3]] == [[0, 2, 3, 5], [0, 1, 2, 3], [0, 2, 3, 4]]
+    assert [list(rows) for rows, _, _ in packed[:3]] == [[0, 2, 3, 5], [0, 1, 2, 3], [0, 2, 3, 4]]
     assert packed[3][0] is None and packed[3][1].shape == (12, 3)     # 11 of 12 rows changed: sent whole
     touched = np.sum([np.any(d != 0, axis=1) for d in deltas], axis=0)
     assert list(touched) == [4, 2, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0]
@@ -195,7 +195,18 @@ def test_packed_deltas_combine_as_the_rules_say():
                 "rows": np.sum(deltas, axis=0) / np.maximum(touched, 1)[:, None]}
     for rule, want in expected.items():
         got = combine_deltas(packed, (12, 3), rule)
-        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-7)
+        np.testing.assert_allclose(got, want, rtol=2 ** -8, atol=1e-7)
+
+
+def test_bfloat16_rounds_to_nearest_and_keeps_zeros():
+    from pipelines.word2vec.trainer_sgns import from_bfloat16, to_bfloat16
+
+    x = np.random.default_rng(1).normal(0, 1e-3, 100_000).astype(np.float32)
+    x[:10] = 0
+    back = from_bfloat16(to_bfloat16(x))
+    rel = back[10:] / x[10:] - 1
+    assert np.all(back[:10] == 0) and np.abs(rel).max() <= 2 ** -8 and abs(rel.mean()) < 1e-4
+    assert from_bfloat16(to_bfloat16(np.float32([1.0, -2.5, 3.0e-5])))[:2].tolist() == [1.0, -2.5]
 
 
 def test_auto_syncs_scale_with_partitions_and_corpus_size():

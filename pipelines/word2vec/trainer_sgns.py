@@ -26,7 +26,8 @@ What was measured (Wikipedia slice, 16.0M tokens, skip-gram, 3 epochs; gensim's 
   move P times too far: on 2M tokens, 8 partitions gave analogy 0.2% (frequent words' vectors grew to
   norm 100).
 
-Deltas travel to the driver as the rows a shard changed, in float16 (``pack_delta``).
+Deltas travel to the driver as the rows a shard changed, in bfloat16 (``pack_delta``): with 8 partitions, numpy's
+float16 casts cost 0.15 s of driver time and 0.05 s of each task per round.
 """
 from __future__ import annotations
 
@@ -122,30 +123,44 @@ def shard_sentences(corpus: DataFrame, tokens_col: str, partitions: int, chunks:
     return keyed.rdd.map(tuple).partitionBy(n, lambda k: k).values().persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def pack_delta(delta: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-    """A layer's delta as it travels to the driver, in float16 (relative error ~5e-4 of each update, far
-    below SGD's own noise): the indices of the rows it changed and those rows, or (``None``, every row) when
-    it changed most rows (the negative-sampling output layer), which the driver adds without indexing."""
+Packed = tuple[np.ndarray | None, np.ndarray, np.ndarray | None]
+
+
+def to_bfloat16(x: np.ndarray) -> np.ndarray:
+    """float32 values as bfloat16 bits (``uint16``): the high half of each float, rounded to nearest (relative
+    error at most 2^-8, zero on average; zeros stay zeros). Four times cheaper than numpy's float16 cast."""
+    return ((np.ascontiguousarray(x, np.float32).view(np.uint32) + np.uint32(0x8000)) >> 16).astype(np.uint16)
+
+
+def from_bfloat16(bits: np.ndarray) -> np.ndarray:
+    """``to_bfloat16``'s bits back as float32."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def pack_delta(delta: np.ndarray) -> Packed:
+    """A layer's delta as it travels to the driver, in bfloat16 (relative error at most 0.4% of each update,
+    zero on average, far below SGD's own noise): ``(rows it changed, those rows, None)``, or, when it changed
+    most rows (the negative-sampling output layer), ``(None, every row, changed-row bits)``, which the driver
+    adds without indexing."""
     changed = np.any(delta != 0, axis=1)
     if np.count_nonzero(changed) > DENSE_SHARE * len(changed):
-        return None, delta.astype(np.float16)
+        return None, to_bfloat16(delta), np.packbits(changed)
     rows = np.flatnonzero(changed).astype(np.int32)
-    return rows, delta[rows].astype(np.float16)
+    return rows, to_bfloat16(delta[rows]), None
 
 
-def combine_deltas(packed: list[tuple[np.ndarray | None, np.ndarray]], shape: tuple[int, int],
-                   rule: str) -> np.ndarray:
+def combine_deltas(packed: list[Packed], shape: tuple[int, int], rule: str) -> np.ndarray:
     """One layer's update from the partitions' packed deltas: ``sum``, ``average`` (divide by the partitions)
     or ``rows`` (each row averaged over the partitions that changed it, so rows trained in one shard keep
     their whole update and rows trained everywhere are not counted several times)."""
     total = np.zeros(shape, np.float32)
     touched = np.zeros(shape[0], np.int32)
-    for rows, values in packed:
+    for rows, values, changed in packed:
         if rows is None:
-            total += values
-            touched += np.any(values != 0, axis=1)
+            total += from_bfloat16(values)
+            touched += np.unpackbits(changed, count=shape[0])
         else:
-            total[rows] += values
+            total[rows] += from_bfloat16(values)
             touched[rows] += 1
     if rule == "average":
         total /= len(packed)
