@@ -11,13 +11,13 @@ of 5 runs after 2 warm-up runs that pay the Python workers' start-up and the JVM
 as vectors per second per core (``ours_encode_vps_per_core``); Faiss is ``pq.compute_codes`` on one
 thread, median of 5 after 2 warm-ups. Throughput is measured on the base vectors repeated
 ``--encode-copies`` times (default 5: 300,000 vectors) on both sides, because each Spark job pays a fixed
-~0.25 s (scheduling, task launch, PySpark's per-task set-up) that 60,000 vectors do not amortise: at M=8 on a
-quiet machine, 0.45x Faiss on the table once and 0.68x on it five times. The once figures are printed too
+cost that 60,000 vectors do not amortise (scheduling, task launch, PySpark's per-task set-up; at M=8, 60,000
+vectors took 0.64 s and 300,000 took 2.11 s, so about 0.28 s of the first is fixed): on a quiet machine 0.45x
+Faiss on the table once and 0.68x on it five times. The once figures are printed too
 (``_1x`` keys). The item table holds ``array<float>`` vectors (what the
 project's ingest and Word2Vec write), cached in one partition per core, so the encode is one task per
-core: PySpark spends about 0.1 CPU-second per task whatever its size (the worker re-reads the zip
-directories on its path and runs a full ``gc.collect``); at M=8, 4 tasks took 0.3 CPU-seconds more
-than 2, of about 1.3. Also printed: the same table with ``binary`` vectors (packed float32, which
+core: PySpark spends about 0.1 CPU-second per task whatever its size (at M=8, 4 tasks took 0.3
+CPU-seconds more than 2, of about 1.3). Also printed: the same table with ``binary`` vectors (packed float32, which
 Spark hands to Python as one buffer instead of element by element; ``_binary`` keys), Parquet-in to
 Parquet-out, and CPU seconds (the Spark JVM and its Python workers; Faiss's process) so that a
 machine shared with other work can be read too (``_cpu_s`` keys).

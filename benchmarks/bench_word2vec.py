@@ -6,7 +6,8 @@ every trainer reads those same token lists. Runs: gensim skip-gram NS (workers=2
 with 2 and 8 partitions, CBOW with 2 partitions, ``ppmi``, MLlib (numPartitions=2, maxIter=1), and
 ``sgns_short``: our skip-gram with 2 partitions set for a short budget, to set against MLlib at no more wall
 time: ``--short-epochs`` 2, ``--short-sample`` 1e-4 and ``--short-negative`` 3 (quiet machine, MLlib 58.9 s 22.55%:
-this 51.6 s 24.18%; with sample 1e-3 and negative 5, 62.6-76 s 27.5%; 1 epoch 42.5 s 15.6%).
+this 51.6 s 24.18%; with sample 1e-3 and negative 5, 2 epochs took 65.5-76.2 s for 27.46% and 1 epoch 42.5 s
+for 15.56%).
 Seconds are training wall time (vocabulary included, tokenising excluded). Analogy = questions-words
 accuracy restricted to the 30,000 most frequent words; WordSim = Spearman on WordSim353; one evaluator
 (ours) for every run.
