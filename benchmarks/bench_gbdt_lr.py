@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.criteo import ARFF_45K, CSV_4K, NUMERIC, read_arff, read_full_sample  # noqa: E402
 from pipelines.cli import JobContext  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
-from pipelines.gbdt_lr.features import FeatureSpec  # noqa: E402
+from pipelines.gbdt_lr.features import FeatureSpec, check_training_data  # noqa: E402
 from pipelines.gbdt_lr.job import stage_model_and_test_scores  # noqa: E402
 from pipelines.gbdt_lr.model import SCORE, stratified_split, train  # noqa: E402
 from pipelines.gbdt_lr.report import MODELS, compare  # noqa: E402
@@ -36,6 +36,7 @@ def ours(spark, data, categorical, hashed, seed, overrides):
         "schema.label=Label", f"schema.numeric={json.dumps(NUMERIC)}", f"schema.categorical={json.dumps(categorical)}",
         f"schema.hashed={json.dumps(hashed)}", f"split.seed={seed}", *overrides])
     spec = FeatureSpec.from_config(cfg["schema"])
+    check_training_data(data, spec, "the benchmark table")
     train_df, test_df = stratified_split(data, "Label", cfg["split"]["test_fraction"], seed)
     train_df, test_df = train_df.cache(), test_df.cache()
     print(f"train rows {train_df.count()}, test rows {test_df.count()}", flush=True)

@@ -13,14 +13,17 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
 from pipelines import __version__
-from pipelines.config import ConfigError, dump_config, leaf_keys, load_config, merge, read_yaml
-from pipelines.errors import UserError
-from pipelines.output import CONFIG_FILE, METRICS_FILE, StagedOutput
+from pipelines.config import ConfigError, date_argument, dump_config, leaf_keys, load_config, merge, read_yaml
+from pipelines.errors import UserError, describe_failure, spark_error_logs
+from pipelines.fs import HadoopFS, qualify
+from pipelines.lease import LeaseKeeper
+from pipelines.lineage import fingerprint, half_committed, make_lineage, new_token, read_metrics
+from pipelines.output import CONFIG_FILE, METRICS_FILE, OutputError, StagedOutput, overlaps
 from pipelines.session import get_spark
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "jobs"
@@ -39,11 +42,32 @@ def spark_summary(spark: SparkSession) -> dict[str, Any]:
             "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions"))}
 
 
+def config_inputs(config: Mapping[str, Any]) -> list[str]:
+    """Paths a job reads, from its configuration: non-empty ``*path`` keys outside the ``output`` section."""
+    paths = []
+    for dotted in leaf_keys(config):
+        if dotted.split(".")[0] == "output" or not dotted.rsplit(".", 1)[-1].endswith("path"):
+            continue
+        value = _lookup(config, dotted)
+        if isinstance(value, str) and value.strip():
+            paths.append(qualify(value.strip()))
+    return paths
+
+
 class JobContext:
-    """What a job function gets: session, resolved configuration, run date, outputs and metrics."""
+    """What a job function gets: session, resolved configuration, run date, outputs and metrics.
+
+    It also keeps the run's guarantees: every input is fingerprinted before the job reads it (the lineage
+    each output carries), no output may be empty or overlap an input, a directory this package did not
+    write is never replaced, and each output is leased to this run from staging to commit
+    (``pipelines.lease``). ``inputs`` / ``outputs`` are the paths a pipeline step declares (``--input`` /
+    ``--output``): declared outputs are leased at once, so a second writer stops before any work.
+    Without declared inputs, the configuration's input paths are used (``config_inputs``).
+    """
 
     def __init__(self, name: str, spark: SparkSession, config: dict[str, Any], run_date: str | None,
-                 conf_dir: Path = CONF_DIR):
+                 conf_dir: Path = CONF_DIR, inputs: Sequence[str] | None = None,
+                 outputs: Sequence[str] | None = None):
         self.name = name
         self.conf_dir = conf_dir
         self.spark = spark
@@ -53,16 +77,54 @@ class JobContext:
         self.outputs: dict[str, StagedOutput] = {}
         self.committed: dict[str, StagedOutput] = {}
         self.started = time.time()
+        self.token = new_token()
+        self.fs = HadoopFS(spark)
+        self.declared_inputs = bool(inputs)
+        self.inputs = [qualify(p) for p in inputs] if inputs else config_inputs(config)
+        self.fingerprints = {p: fingerprint(self.fs, p) for p in dict.fromkeys(self.inputs)}
+        self._check_complete_inputs()
+        self.leases = LeaseKeeper(self.fs, self.token, name)
+        try:
+            for path in outputs or []:
+                self._claim("declared", qualify(path))
+        except BaseException:
+            self.close()
+            raise
 
     def log(self, message: str) -> None:
         """Progress on the console (stderr, so stdout stays for results)."""
         print(f"[{self.name} {time.time() - self.started:7.1f}s] {message}", file=sys.stderr, flush=True)
 
+    def _check_complete_inputs(self) -> None:
+        """Refuse an input committed together with other outputs that a cut-short commit left from another run."""
+        for path, found in self.fingerprints.items():
+            doc = read_metrics(self.fs, path) if found["id"].startswith("token:") else None
+            broken = half_committed(self.fs, doc) if doc else None
+            if broken:
+                raise JobError(f"input {path} was committed by job {doc['job']} together with {broken}, which now "
+                               f"holds another run's output (a commit cut short): re-run {doc['job']} first")
+
+    def _claim(self, key: str, final_path: str) -> None:
+        """Refuse an output that overlaps an input; lease it to this run."""
+        for source in self.inputs:
+            if overlaps(final_path, source):
+                raise OutputError(f"output '{key}' ({final_path}) overlaps input {source}; writing it would "
+                                  f"replace what this job reads")
+        self.leases.hold(final_path)
+
+    def _open(self, key: str, path: str, dated: bool) -> StagedOutput:
+        if path is None or not str(path).strip():
+            raise OutputError(f"output '{key}' of job {self.name}: the path is empty (it would mean the working "
+                              f"directory); set it in the configuration")
+        out = StagedOutput(self.spark, path, self.run_date if dated else None, self.fs)
+        self._claim(key, out.final_path)
+        return out
+
     def stage(self, key: str, df: DataFrame, path: str, fmt: str = "parquet",
               partition_by: list[str] | None = None, options: dict[str, Any] | None = None,
               dated: bool = True) -> StagedOutput:
         """Write ``df`` to a staging directory for output ``key``; committed when the job succeeds."""
-        out = StagedOutput(self.spark, path, self.run_date if dated else None)
+        out = self._open(key, path, dated)
         self.log(f"writing {key} -> {out.final_path}")
         out.write(df, fmt=fmt, partition_by=partition_by, options=options)
         self.outputs[key] = out
@@ -73,9 +135,9 @@ class JobContext:
         self.stage(key, df, path, **kwargs)
         return self.commit([key])[key]
 
-    def stage_model(self, key: str, model: Any, path: str) -> StagedOutput:
-        """Stage a Spark ML model directory (not dated: a model is replaced as a whole)."""
-        out = StagedOutput(self.spark, path)
+    def stage_model(self, key: str, model: Any, path: str, dated: bool = False) -> StagedOutput:
+        """Stage a Spark ML model directory (undated by default: a model is replaced as a whole)."""
+        out = self._open(key, path, dated)
         self.log(f"saving model {key} -> {out.final_path}")
         out.write_model(model)
         self.outputs[key] = out
@@ -83,14 +145,16 @@ class JobContext:
 
     def stage_files(self, key: str, path: str, files: dict[str, str | bytes], dated: bool = True) -> StagedOutput:
         """Stage a directory of small files (a report with plots); committed like any output."""
-        out = StagedOutput(self.spark, path, self.run_date if dated else None)
+        out = self._open(key, path, dated)
         for name, text in files.items():
             out.put_text(name, text)
         self.outputs[key] = out
         return out
 
-    def _seal(self, out: StagedOutput) -> None:
-        out.put_json(METRICS_FILE, self.metrics_document())
+    def _seal(self, out: StagedOutput, together: dict[str, str]) -> None:
+        document = self.metrics_document()
+        document["lineage"] = make_lineage(self.token, self.config, self.fingerprints, self.declared_inputs, together)
+        out.put_json(METRICS_FILE, document)
         out.put_text(CONFIG_FILE, dump_config(self.config))
 
     def metrics_document(self) -> dict[str, Any]:
@@ -107,33 +171,42 @@ class JobContext:
         }
 
     def commit(self, keys: list[str] | None = None) -> dict[str, str]:
-        """Seal staged outputs (all, or ``keys``) with metrics and configuration, then commit each.
+        """Seal staged outputs (all, or ``keys``) with metrics, lineage and configuration, then commit each.
 
-        Called by ``run_job`` at the end; a multi-step job calls it between steps as a checkpoint.
+        Called by ``run_job`` at the end; a multi-step job calls it between steps as a checkpoint. Outputs
+        committed together record each other, so a reader can tell a set the driver died inside.
         """
         chosen = {k: self.outputs[k] for k in (keys if keys is not None else list(self.outputs))}
+        together = {k: o.final_path for k, o in chosen.items()}
         for out in chosen.values():
-            self._seal(out)
+            self._seal(out, together)
         done = {}
         for key, out in chosen.items():
             done[key] = out.commit()
             self.committed[key] = self.outputs.pop(key)
         return done
 
-    def run_step(self, name: str, main: Callable[["JobContext"], Any], updates: dict[str, Any]) -> "JobContext":
+    def run_step(self, name: str, main: Callable[["JobContext"], Any], updates: dict[str, Any],
+                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None) -> "JobContext":
         """Run job ``name``'s main in this session, its defaults merged with ``updates``; commit its outputs.
 
-        For multi-step jobs (the demo): each step's outputs carry that step's own configuration and metrics.
+        For multi-step jobs (the demo, the pipeline runner): each step's outputs carry that step's own
+        configuration, metrics and lineage.
         """
         config = merge(read_yaml(self.conf_dir / f"{name}.yaml"), updates)
-        step = JobContext(name, self.spark, config, self.run_date, self.conf_dir)
         self.log(f"step {name}")
+        step = JobContext(name, self.spark, config, self.run_date, self.conf_dir, inputs, outputs)
         try:
             main(step)
             step.commit()
         except BaseException:
             step.abort()
             raise
+        finally:
+            step.close()
+            # A step's cached DataFrames are keyed by their plans, not by the files read: left in place, a
+            # later step or run reading the same path in this session would get the old data back.
+            self.spark.catalog.clearCache()
         self.committed.update({f"{name}.{key}": out for key, out in step.committed.items()})
         return step
 
@@ -141,12 +214,9 @@ class JobContext:
         for out in self.outputs.values():
             out.abort()
 
-
-def _run_date(text: str) -> str:
-    try:
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+    def close(self) -> None:
+        """Give up this run's leases (after its commit or abort)."""
+        self.leases.release_all()
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
@@ -170,10 +240,18 @@ def build_parser(name: str, description: str, defaults_path: Path, spark_conf: P
     parser.add_argument("--conf", metavar="FILE", help=f"job configuration YAML, merged over {defaults_path.name}")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                         help="override one configuration key (dotted), e.g. --set model.vector_size=200; repeatable")
-    parser.add_argument("--run-date", metavar="YYYY-MM-DD", type=_run_date,
+    parser.add_argument("--run-date", metavar="YYYY-MM-DD", type=date_argument,
                         help="write outputs into the ds=YYYY-MM-DD partition (a re-run replaces only it)")
     parser.add_argument("--spark-conf", metavar="FILE", default=str(spark_conf),
                         help="Spark settings YAML used when not under spark-submit (default: %(default)s)")
+    parser.add_argument("--input", metavar="PATH", action="append", default=[], dest="inputs",
+                        help="an input this run reads (as a pipeline step declares it): fingerprinted into the "
+                             "outputs' lineage; default: the configuration's input paths; repeatable")
+    parser.add_argument("--output", metavar="PATH", action="append", default=[], dest="outputs",
+                        help="an output this run commits (as a pipeline step declares it): leased at start, so "
+                             "a second writer stops at once; repeatable")
+    parser.add_argument("--verbose", action="store_true",
+                        help="on failure, show the full traceback (and PySpark's error log) instead of one line")
     return parser
 
 
@@ -191,17 +269,30 @@ def run_job(name: str, job_file: str, main: Callable[[JobContext], Any], descrip
         print(f"error: {exc}", file=sys.stderr)
         return 2
     spark = get_spark(name, args.spark_conf)
-    ctx = JobContext(name, spark, config, args.run_date, conf_dir)
+    ctx: JobContext | None = None
     try:
+        spark_error_logs(args.verbose)
+        ctx = JobContext(name, spark, config, args.run_date, conf_dir, args.inputs, args.outputs)
         main(ctx)
         ctx.commit()
     except (UserError, FileNotFoundError) as exc:
-        ctx.abort()
+        if ctx is not None:
+            ctx.abort()
+        if args.verbose:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except BaseException:
-        ctx.abort()
-        raise
+    except BaseException as exc:
+        if ctx is not None:
+            ctx.abort()
+        cause = None if args.verbose else describe_failure(exc)
+        if cause is None:
+            raise
+        print(f"error: {name}: {cause}", file=sys.stderr)
+        return 1
+    finally:
+        if ctx is not None:
+            ctx.close()
     for key, out in ctx.committed.items():
         print(f"{key}: {out.final_path}")
     ctx.log(f"done in {time.time() - ctx.started:.1f}s")

@@ -7,7 +7,9 @@ e.g. reader options).
 """
 from __future__ import annotations
 
+import argparse
 import copy
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -58,6 +60,23 @@ def _check_value(key: str, default: Any, value: Any) -> Any:
     if not ok:
         raise ConfigError(f"{key}: expected {_type_name(default)}, got {_type_name(value)} {value!r}")
     return value
+
+
+def check_date(key: str, value: Any) -> str:
+    """A run or start date from a configuration, as YYYY-MM-DD; anything that is not a date is refused here,
+    before it becomes part of a path, a partition or a generated file."""
+    try:
+        return dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ConfigError(f"{key}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def date_argument(text: str) -> str:
+    """``argparse`` type of a ``--run-date``/``--from``/``--to`` option: YYYY-MM-DD or a usage error."""
+    try:
+        return check_date("date", text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def leaf_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.cli import JobError
+from pipelines.config import check_date
 from pipelines.orchestration.definition import ROOT, load_pipeline
-from pipelines.orchestration.plan import read_metrics
 from pipelines.orchestration.report import write_report
 from pipelines.orchestration.runner import Runner, StepFailed
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def evaluation_metrics(manifest: dict[str, Any], step: str = "evaluate") -> dict[str, Any]:
     """The ``evaluation`` section of the evaluate step's ``_metrics.json`` in a run manifest."""
     entry = next(s for s in manifest["steps"] if s["name"] == step)
-    metrics = entry.get("metrics") or read_metrics(entry["outputs"][0]["path"]) or {}
+    metrics = entry.get("metrics") or {}
     return metrics.get("evaluation") or {}
 
 
@@ -40,9 +40,10 @@ def headline(evaluation: dict[str, Any], k: int = 10) -> str:
 def demo_job(ctx: "JobContext") -> None:
     """``jobs/demo.py``: run the recommender pipeline for one date and print the report's path."""
     cfg = ctx.config
+    run_date = check_date("run_date", cfg["run_date"]) if cfg["run_date"] else \
+        ctx.run_date or dt.date.today().isoformat()
     definition = Path(cfg["pipeline"])
     pipeline = load_pipeline(definition if definition.is_absolute() else ROOT / definition, cfg["output"]["path"])
-    run_date = cfg["run_date"] or ctx.run_date or dt.date.today().isoformat()
     runner = Runner(pipeline, "session", force=cfg["force"], spark=ctx.spark, argv=["demo", str(definition)])
     try:
         manifest = runner.run(run_date)

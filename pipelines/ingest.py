@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.errors import UserError
-from pipelines.output import HadoopFS, qualify
+from pipelines.fs import HadoopFS, qualify
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
@@ -62,7 +62,7 @@ def parse_schema(ddl: str, where: str = "schema") -> T.StructType:
 
 def _require_path(spark: SparkSession, path: str) -> str:
     full = qualify(path)
-    if not HadoopFS(spark, full).exists(full):
+    if not HadoopFS(spark).exists(full):
         raise IngestError(f"input path not found: {full}")
     return full
 

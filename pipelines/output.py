@@ -7,6 +7,10 @@ untouched; a run that dies during the swap leaves the previous output in
 ``_staging/<name>.previous.<uuid>``, which the next commit restores before it starts.
 With a run date the target is the ``ds=YYYY-MM-DD`` partition under the output path, so a re-run
 replaces that partition only.
+
+Only what this package wrote is ever replaced or deleted: a target that exists must be a committed output
+of ours (``_SUCCESS`` with our ``_metrics.json``) or an empty directory, and clean-up removes only staging
+directories named like this output's (the run holds the output's lease, so no live run is using them).
 """
 from __future__ import annotations
 
@@ -18,17 +22,29 @@ from typing import Any, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 
-SUCCESS_MARKER = "_SUCCESS"
-METRICS_FILE = "_metrics.json"
+from pipelines.errors import UserError
+from pipelines.fs import HadoopFS, qualify
+from pipelines.lineage import METRICS_FILE, SUCCESS_MARKER, read_metrics
+
 CONFIG_FILE = "_config.yaml"
 STAGING_DIR = "_staging"
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
-def qualify(path: str | os.PathLike) -> str:
-    """Absolute local paths for scheme-less input (so messages and Spark agree), URIs unchanged."""
-    text = os.fspath(path)
-    return text if _SCHEME.match(text) else os.path.abspath(text)
+class OutputError(UserError):
+    """An output path this package must not write: empty, a file, or a directory it did not write."""
+
+
+def check_replaceable(fs: HadoopFS, path: str) -> None:
+    """Refuse to replace ``path`` unless it is absent, an empty directory or a committed output of ours."""
+    if not fs.exists(path):
+        return
+    if fs.is_file(path):
+        raise OutputError(f"output {path} is a file, not an output directory of this package; refusing to "
+                          f"replace it: choose another output path")
+    if read_metrics(fs, path) is None and fs.list_names(path):
+        raise OutputError(f"output {path} exists and is not a committed output of this package (no {SUCCESS_MARKER} "
+                          f"with its {METRICS_FILE}); refusing to replace it: choose another output path or move "
+                          f"its contents away")
 
 
 def partition_path(path: str | os.PathLike, run_date: str | None) -> str:
@@ -37,58 +53,19 @@ def partition_path(path: str | os.PathLike, run_date: str | None) -> str:
     return f"{base}/ds={run_date}" if run_date else base
 
 
-class HadoopFS:
-    """The few Hadoop FileSystem calls the commit protocol needs, through Spark's JVM."""
-
-    def __init__(self, spark: SparkSession, path: str):
-        jvm = spark.sparkContext._jvm
-        self._jvm = jvm
-        self._Path = jvm.org.apache.hadoop.fs.Path
-        self._fs = self._Path(path).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-    def exists(self, path: str) -> bool:
-        return bool(self._fs.exists(self._Path(path)))
-
-    def rename(self, src: str, dst: str) -> None:
-        if not self._fs.rename(self._Path(src), self._Path(dst)):
-            raise OSError(f"could not rename {src} to {dst}")
-
-    def delete(self, path: str) -> None:
-        self._fs.delete(self._Path(path), True)
-
-    def mkdirs(self, path: str) -> None:
-        self._fs.mkdirs(self._Path(path))
-
-    def write_bytes(self, path: str, data: bytes) -> None:
-        stream = self._fs.create(self._Path(path), True)
-        try:
-            stream.write(bytearray(data))
-        finally:
-            stream.close()
-
-    def write_text(self, path: str, text: str) -> None:
-        self.write_bytes(path, text.encode("utf-8"))
-
-    def read_text(self, path: str) -> str:
-        """A small text file (metrics, configuration) beside an output, on any Hadoop file system."""
-        if not self.exists(path):
-            raise FileNotFoundError(f"not found: {path}")
-        stream = self._fs.open(self._Path(path))
-        try:
-            return self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-        finally:
-            stream.close()
-
-    def list_names(self, path: str) -> list[str]:
-        if not self.exists(path):
-            return []
-        return [status.getPath().getName() for status in self._fs.listStatus(self._Path(path))]
+def overlaps(a: str, b: str) -> bool:
+    """Same path, or one inside the other (a whole table and one of its partitions)."""
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 class StagedOutput:
     """One output of one run: staged on ``write``, swapped into place on ``commit``."""
 
-    def __init__(self, spark: SparkSession, path: str | os.PathLike, run_date: str | None = None):
+    def __init__(self, spark: SparkSession, path: str | os.PathLike, run_date: str | None = None,
+                 fs: HadoopFS | None = None):
+        if path is None or not os.fspath(path).strip():
+            raise OutputError("output path is empty; an empty path would mean the working directory")
         self.spark = spark
         self.final_path = partition_path(path, run_date)
         parent, name = self.final_path.rsplit("/", 1)
@@ -97,8 +74,9 @@ class StagedOutput:
         self._staging_root = f"{parent}/{STAGING_DIR}"
         self.staging_path = f"{self._staging_root}/{name}.{token}"
         self._previous_path = f"{self._staging_root}/{name}.previous.{token}"
-        self._fs = HadoopFS(spark, self.final_path)
+        self._fs = fs or HadoopFS(spark)
         self.rows: int | None = None
+        check_replaceable(self._fs, self.final_path)
 
     def write(self, df: DataFrame, fmt: str = "parquet", partition_by: list[str] | None = None,
               options: Mapping[str, Any] | None = None) -> int:
@@ -132,6 +110,7 @@ class StagedOutput:
         if not self._fs.exists(f"{self.staging_path}/{SUCCESS_MARKER}"):
             self._fs.write_text(f"{self.staging_path}/{SUCCESS_MARKER}", "")
         self._recover_interrupted_swap()
+        check_replaceable(self._fs, self.final_path)
         self._fs.mkdirs(self._parent)
         had_previous = self._fs.exists(self.final_path)
         if had_previous:
@@ -156,19 +135,13 @@ class StagedOutput:
             self._fs.rename(f"{self._staging_root}/{leftovers[-1]}", self.final_path)
 
     def _remove_stale_staging(self) -> None:
-        """Staging directories of killed runs of this output are garbage once a run commits."""
+        """Staging directories of this output left by dead runs are garbage once a run commits.
+
+        The committing run holds the output's lease (``pipelines.lease``), so no live run stages this output
+        now; other outputs' staging directories and anything not named like ours stay.
+        """
+        ours = re.compile(rf"^{re.escape(self._name)}\.(previous\.)?[0-9a-f]{{12}}$")
         for n in self._fs.list_names(self._staging_root):
-            if n.startswith(f"{self._name}."):
+            if ours.match(n):
                 self._fs.delete(f"{self._staging_root}/{n}")
-        if not self._fs.list_names(self._staging_root):
-            self._fs.delete(self._staging_root)
-
-
-def write_atomic(df: DataFrame, path: str | os.PathLike, run_date: str | None = None, fmt: str = "parquet",
-                 files: Mapping[str, str] | None = None) -> str:
-    """Stage ``df`` (and small side files), then commit; returns the committed path."""
-    out = StagedOutput(df.sparkSession, path, run_date)
-    out.write(df, fmt=fmt)
-    for name, text in (files or {}).items():
-        out.put_text(name, text)
-    return out.commit()
+        self._fs.delete(self._staging_root, recursive=False)

@@ -17,10 +17,10 @@ from pipelines.config import load_config
 from pipelines.datagen import demo_tables
 from pipelines.gbdt_lr.calibration import ProbabilityScore, recalibrate
 from pipelines.gbdt_lr.categories import OTHER, RareCategoryGrouper
-from pipelines.gbdt_lr.features import FeatureError, FeatureSpec
+from pipelines.gbdt_lr.features import FeatureError, FeatureSpec, check_training_data
 from pipelines.gbdt_lr.job import score_job, train_job
 from pipelines.gbdt_lr.leaves import LeafEncoder, LeafEncoderModel, leaf_offsets
-from pipelines.gbdt_lr.model import downsample_negatives, stratified_split, train
+from pipelines.gbdt_lr.model import downsample_negatives, stratified_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["trees.num_trees=4", "trees.max_depth=3", "lr.reg_grid=[0.01, 0.1]", "lr.max_iter=30"]
@@ -105,15 +105,17 @@ def test_stratified_split_splits_each_class(clicks):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda df: df.withColumn("label", F.when(F.col("click_id") == 3, 2).otherwise(F.col("label"))),
-     r"label column 'label': 1 rows are null or not 0/1"),
+     r"training data: label column 'label' must be 0 or 1 in every row; 1 rows are not, e\.g\. 2$"),
     (lambda df: df.withColumn("i6", F.lit(None).cast("double")), r"feature column\(s\) \['i6'\] are null in every"),
     (lambda df: df.withColumn("c1", F.lit("mobile")), r"categorical column\(s\) \['c1'\] have a single value"),
     (lambda df: df.drop("c3"), r"training data: missing column\(s\) \['c3'\]"),
+    (lambda df: df.withColumn("label", F.col("label").cast("string")),
+     r"training data: label column 'label' must be numeric \(0 or 1\), got string"),
 ])
 def test_bad_training_input_is_a_clear_error(clicks, mutate, message):
     cfg = load_config(ROOT / "conf" / "jobs" / "train_gbdt_lr.yaml", overrides=SMALL)
     with pytest.raises(FeatureError, match=message):
-        train(mutate(clicks), FeatureSpec.from_config(cfg["schema"]), cfg, log=lambda m: None)
+        check_training_data(mutate(clicks), FeatureSpec.from_config(cfg["schema"]), "training data")
 
 
 @pytest.fixture(scope="module")

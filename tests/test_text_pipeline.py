@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
+from pipelines.fs import HadoopFS
 from pipelines.orchestration.definition import load_pipeline
 from pipelines.orchestration.plan import make_plan
 from tests.pipeline_runs import run_pipeline, tiny_definition
@@ -27,7 +28,7 @@ def test_text_pipeline_runs_commits_its_outputs_and_reports(spark, tmp_path):
     for step in pipeline.steps.values():
         for path in step.output_paths(D):
             assert (Path(path) / "_SUCCESS").is_file(), path
-    assert all(p.action == "skip" for p in make_plan(pipeline, D))   # a re-run of the date does nothing
+    assert all(p.action == "skip" for p in make_plan(pipeline, D, HadoopFS(spark)))   # a re-run does nothing
 
     def table(rel: str):
         return spark.read.parquet(str(root / rel / f"ds={D}"))

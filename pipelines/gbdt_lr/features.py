@@ -12,6 +12,7 @@ from pyspark.ml import PipelineModel, Transformer
 from pyspark.ml.feature import FeatureHasher, Imputer, OneHotEncoder, SQLTransformer, StringIndexer, VectorAssembler
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from pipelines.errors import UserError
 from pipelines.gbdt_lr.categories import RareCategoryGrouper, RareCategoryGrouperModel
@@ -58,23 +59,36 @@ def check_columns(df: DataFrame, spec: FeatureSpec, where: str, need_label: bool
     if not_numeric:
         raise FeatureError(f"{where}: numeric column(s) {not_numeric} are strings; cast them or declare them "
                            f"categorical")
+    if need_label and not isinstance(df.schema[spec.label].dataType, T.NumericType):
+        raise FeatureError(f"{where}: label column '{spec.label}' must be numeric (0 or 1), got "
+                           f"{df.schema[spec.label].dataType.simpleString()}")
 
 
-def check_training_data(df: DataFrame, spec: FeatureSpec) -> None:
-    """Labels in {0,1}; no all-null feature; no single-valued categorical. One aggregate pass."""
+def check_training_data(df: DataFrame, spec: FeatureSpec, where: str) -> None:
+    """Columns as declared, labels 0 or 1, no all-null feature, no single-valued categorical; one aggregate pass.
+
+    Run on the whole input before any split or filter, so that a row labelled 2 or null fails the job instead
+    of being dropped by the split; the message counts such rows and shows the smallest and largest bad label.
+    """
+    check_columns(df, spec, where)
     label = F.col(spec.label)
-    aggs = [F.sum((label.isNull() | ~label.isin(0, 1)).cast("long")).alias("_bad_label")]
+    bad = label.isNull() | ~label.isin(0, 1)
+    aggs = [F.count_if(bad).alias("_bad"), F.count_if(label.isNull()).alias("_null"),
+            F.min(F.when(bad, label)).alias("_min"), F.max(F.when(bad, label)).alias("_max")]
     aggs += [F.count(F.col(c)).alias(f"_n_{i}") for i, c in enumerate(spec.inputs)]
     aggs += [F.approx_count_distinct(F.col(c)).alias(f"_d_{i}") for i, c in enumerate(spec.categorical)]
     row = df.agg(*aggs).first()
-    if row["_bad_label"]:
-        raise FeatureError(f"label column '{spec.label}': {row['_bad_label']} rows are null or not 0/1")
+    if row["_bad"]:
+        examples = (["null"] if row["_null"] else []) + [str(v) for v in dict.fromkeys((row["_min"], row["_max"]))
+                                                          if v is not None]
+        raise FeatureError(f"{where}: label column '{spec.label}' must be 0 or 1 in every row; {row['_bad']:,} "
+                           f"rows are not, e.g. {', '.join(examples)}")
     all_null = [c for i, c in enumerate(spec.inputs) if row[f"_n_{i}"] == 0]
     if all_null:
-        raise FeatureError(f"feature column(s) {all_null} are null in every training row")
+        raise FeatureError(f"{where}: feature column(s) {all_null} are null in every training row")
     constant = [c for i, c in enumerate(spec.categorical) if row[f"_d_{i}"] <= 1]
     if constant:
-        raise FeatureError(f"categorical column(s) {constant} have a single value in training; drop them")
+        raise FeatureError(f"{where}: categorical column(s) {constant} have a single value in training; drop them")
 
 
 def preparation_stages(spec: FeatureSpec, min_category_count: int, log_numeric: bool,

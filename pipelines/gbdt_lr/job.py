@@ -9,7 +9,8 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.gbdt_lr.features import FeatureError, FeatureSpec, check_columns
+from pipelines.errors import load_model
+from pipelines.gbdt_lr.features import FeatureError, FeatureSpec, check_columns, check_training_data
 from pipelines.gbdt_lr.model import SCORE, stratified_split, train
 from pipelines.gbdt_lr.report import (
     MODELS,
@@ -21,17 +22,18 @@ from pipelines.gbdt_lr.report import (
     roc_plot,
 )
 from pipelines.ingest import read_input
-from pipelines.output import CONFIG_FILE, METRICS_FILE, HadoopFS, qualify
+from pipelines.output import CONFIG_FILE, METRICS_FILE, qualify
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
 
 
 def train_job(ctx: "JobContext") -> None:
-    """Split, train the three models, score the test split, report, and save the GBDT+LR pipeline."""
+    """Check, split, train the three models, score the test split, report, and save the GBDT+LR pipeline."""
     cfg = ctx.config
     spec = FeatureSpec.from_config(cfg["schema"])
     data = read_input(ctx.spark, cfg["input"])
+    check_training_data(data, spec, qualify(cfg["input"]["path"]))   # before the split, which keeps only 0 and 1
     train_df, test_df = stratified_split(data, spec.label, cfg["split"]["test_fraction"], cfg["split"]["seed"])
     train_df, test_df = train_df.cache(), test_df.cache()
     ctx.metrics["rows_in"] = {"train": train_df.count(), "test": test_df.count()}
@@ -75,7 +77,7 @@ def score_job(ctx: "JobContext") -> None:
     """Batch-score a table with a saved GBDT+LR model; columns are checked against the training schema."""
     cfg = ctx.config
     model_path = qualify(cfg["model_path"])
-    fs = HadoopFS(ctx.spark, model_path)
+    fs = ctx.fs
     trained = json.loads(fs.read_text(f"{model_path}/{METRICS_FILE}"))
     spec = FeatureSpec.from_config(yaml.safe_load(fs.read_text(f"{model_path}/{CONFIG_FILE}"))["schema"])
     data = read_input(ctx.spark, cfg["input"])
@@ -83,7 +85,7 @@ def score_job(ctx: "JobContext") -> None:
     missing_keep = [c for c in cfg["keep_columns"] if c not in data.columns]
     if missing_keep:
         raise FeatureError(f"{qualify(cfg['input']['path'])}: keep_columns {missing_keep} are not in the input")
-    model = PipelineModel.load(model_path)
+    model = load_model(PipelineModel.load, model_path)
     ctx.metrics.update({"model_path": model_path, "model_version": trained["model_version"]})
     ctx.stage("scores", score_table(model, data, trained["model_version"], ctx.run_date, cfg["keep_columns"]),
               cfg["output"]["path"])

@@ -22,8 +22,6 @@ from pipelines.gbdt_lr.features import (
     LR_FEATURES,
     TREE_FEATURES,
     FeatureSpec,
-    check_columns,
-    check_training_data,
     max_category_count,
     preparation_stages,
 )
@@ -87,9 +85,10 @@ def choose_regularisation(fit: DataFrame, validation: DataFrame, cfg: Mapping[st
 
 def train(train_df: DataFrame, spec: FeatureSpec, cfg: Mapping[str, Any],
           log: Callable[[str], None] = print) -> TrainedModels:
-    """Fit preparation on all training rows, trees on one part, LR on the other; baselines alongside."""
-    check_columns(train_df, spec, "training data")
-    check_training_data(train_df, spec)
+    """Fit preparation on all training rows, trees on one part, LR on the other; baselines alongside.
+
+    ``train_df`` comes from an input that passed ``check_training_data`` before it was split.
+    """
     split, feats, trees_cfg, lr_cfg = cfg["split"], cfg["features"], cfg["trees"], cfg["lr"]
     seed, rate = split["seed"], cfg["downsampling"]["negative_rate"]
     prep = Pipeline(stages=preparation_stages(spec, feats["min_category_count"], feats["log_numeric"],

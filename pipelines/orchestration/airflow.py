@@ -6,7 +6,8 @@ and retries come from the YAML. The schedule is a ``CronDataIntervalTimetable`` 
 the start of the data interval (yesterday for a daily run) in Airflow 2 and 3 alike (Airflow 3's default
 for a cron string would make it the trigger date), matching the cron line. The Spark master comes from the
 Airflow connection (``spark_default``); workers use the interpreter that rendered the DAG (the project's
-virtualenv) unless ``--python`` says otherwise. The file imports only Airflow.
+virtualenv) unless ``--python`` says otherwise. The file imports only Airflow, and every value in it, the
+docstring included, is a Python literal written with ``repr``: a name, path or setting is never read as code.
 """
 from __future__ import annotations
 
@@ -46,12 +47,13 @@ def render_dag(pipeline: Pipeline, conn_id: str = "spark_default", py_files: str
              for step in pipeline.steps.values() for dep in step.depends_on]
     schedule = "None" if pipeline.schedule is None else \
         f"CronDataIntervalTimetable({cron_schedule(pipeline.schedule)!r}, timezone='UTC')"
+    docstring = [f"Airflow DAG of pipeline {pipeline.name}, generated from {pipeline.source}.\n", "\n",
+                 f"Regenerate rather than edit: {command or 'python -m pipelines airflow ' + str(pipeline.source)}\n",
+                 f"Build the --py-files zip first: make pyfiles ({py_files}).\n"]
     return "\n".join([
-        f'"""Airflow DAG of pipeline {pipeline.name}, generated from {pipeline.source}.',
-        "",
-        f"Regenerate rather than edit: {command or 'python -m pipelines airflow ' + str(pipeline.source)}",
-        f"Build the --py-files zip first: make pyfiles ({py_files}).",
-        '"""',
+        "(",  # the docstring, as literals like every other value: no text from the definition is read as code
+        *[f"    {line!r}" for line in docstring],
+        ")",
         "import datetime",
         "",
         "from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator",
@@ -69,7 +71,7 @@ def render_dag(pipeline: Pipeline, conn_id: str = "spark_default", py_files: str
         f"    start_date=datetime.datetime({start.year}, {start.month}, {start.day}, tzinfo=datetime.timezone.utc),",
         "    catchup=False,",
         "    max_active_runs=1,",
-        f"    default_args={{'retries': {pipeline.retries}, "
+        f"    default_args={{'retries': {pipeline.retries!r}, "
         f"'retry_delay': datetime.timedelta(minutes={pipeline.retry_delay_minutes!r})}},",
         "    tags=['spark-ml-pipelines'],",
         ") as dag:",

@@ -11,24 +11,18 @@ Exit codes: 0 done, 1 a step failed (re-run the same command to resume), 2 a bad
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from typing import Any, Sequence
 
+from pipelines.config import date_argument
 from pipelines.errors import UserError
+from pipelines.fs import local_file
 from pipelines.orchestration.airflow import render_dag
 from pipelines.orchestration.cron import cron_line
 from pipelines.orchestration.definition import MODES, load_pipeline
-from pipelines.orchestration.plan import date_range, make_plan, render_plan
+from pipelines.orchestration.plan import date_range, render_plan
 from pipelines.orchestration.report import write_report
 from pipelines.orchestration.runner import Runner, StepFailed, run_dates
-
-
-def _date(text: str) -> str:
-    try:
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,9 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a pipeline for a date or a date range (backfill)")
     run.add_argument("definition", help="conf/pipelines/<name>.yaml")
-    run.add_argument("--run-date", type=_date, help="the date to run, YYYY-MM-DD")
-    run.add_argument("--from", dest="date_from", type=_date, help="first date of a backfill")
-    run.add_argument("--to", dest="date_to", type=_date, help="last date of a backfill (inclusive)")
+    run.add_argument("--run-date", type=date_argument, help="the date to run, YYYY-MM-DD")
+    run.add_argument("--from", dest="date_from", type=date_argument, help="first date of a backfill")
+    run.add_argument("--to", dest="date_to", type=date_argument, help="last date of a backfill (inclusive)")
     run.add_argument("--force", action="store_true", help="redo steps whose outputs are already committed")
     run.add_argument("--dry-run", action="store_true", help="print the plan of each date and run nothing")
     run.add_argument("--mode", choices=MODES, help="override the definition's mode")
@@ -72,12 +66,11 @@ def _dates(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[st
 
 def run_command(args: argparse.Namespace, dates: list[str], spark: Any = None, argv: list[str] | None = None) -> int:
     pipeline = load_pipeline(args.definition, args.root)
-    mode = args.mode or pipeline.mode
+    runner = Runner(pipeline, args.mode, args.force, spark, argv)
     if args.dry_run:
         for run_date in dates:
-            print(render_plan(pipeline, run_date, make_plan(pipeline, run_date, args.force), mode))
+            print(render_plan(pipeline, run_date, runner.plan(run_date), runner.mode))
         return 0
-    runner = Runner(pipeline, mode, args.force, spark, argv)
     code = 0
     try:
         run_dates(runner, dates, args.retries, args.retry_delay)
@@ -87,8 +80,12 @@ def run_command(args: argparse.Namespace, dates: list[str], spark: Any = None, a
         code = 1
     for manifest in runner.manifests:
         print(f"{manifest.data['run_date']} {manifest.data['status']} manifest: {manifest.path}")
-        if not args.no_report:
-            print(f"{manifest.data['run_date']} report: {write_report(manifest.path)}")
+        local = local_file(manifest.path)
+        if not args.no_report and local is not None:
+            print(f"{manifest.data['run_date']} report: {write_report(local)}")
+        elif not args.no_report:
+            print(f"{manifest.data['run_date']} report: not written (the root is not on this machine's file "
+                  f"system; render it with `python -m pipelines report` on a local copy of the manifest)")
     return code
 
 

@@ -4,12 +4,12 @@ Paths may hold ``{root}`` (the pipeline's root directory) and ``{run_date}`` (YY
 path a job is configured to write; a dated output (the default) is committed to its ``ds=<run_date>``
 partition, an undated one (``{path: ..., dated: false}``, e.g. a model) to the path itself. A step depends on
 every step whose output path overlaps one of its inputs (same path, or one inside the other), and on the
-steps named in ``after``. Loading validates everything that does not depend on a run date: unknown keys,
-unknown jobs, configuration overrides against the job's defaults, ``after`` names and cycles.
+steps named in ``after``. Loading validates everything that does not depend on a run date: pipeline and step
+names (Airflow ids), the start date, unknown keys, unknown jobs, configuration overrides against the job's
+defaults, ``after`` names and cycles.
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +17,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from pipelines.config import ConfigError, load_config, read_yaml
+from pipelines.config import ConfigError, check_date, load_config, read_yaml
 from pipelines.errors import UserError
-from pipelines.output import partition_path, qualify
+from pipelines.output import overlaps, partition_path, qualify
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS_DIR = ROOT / "jobs"
@@ -27,6 +27,7 @@ JOB_CONF_DIR = ROOT / "conf" / "jobs"
 MODES = ("session", "subprocess")
 SUBMITTERS = ("python", "spark-submit")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+_AIRFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")   # Airflow's KEY_REGEX ^[\w.-]+$ in ASCII, at most 250 long
 _PIPELINE_KEYS = {"name", "description", "root", "mode", "schedule", "start_date", "retries",
                   "retry_delay_minutes", "spark", "steps"}
 _SPARK_KEYS = {"conf_file", "submit", "master", "args", "conf"}
@@ -47,12 +48,6 @@ def expand(text: str, run_date: str | None = None, root: str | None = None) -> s
     """Fill ``{root}`` and ``{run_date}``; a placeholder left unfilled stays as it is."""
     values = {"root": root, "run_date": run_date}
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)] if values.get(m.group(1)) is not None else m.group(0), text)
-
-
-def overlaps(a: str, b: str) -> bool:
-    """Same path, or one inside the other (a whole table and one of its partitions)."""
-    a, b = a.rstrip("/"), b.rstrip("/")
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def yaml_value(value: Any) -> str:
@@ -99,10 +94,14 @@ class Step:
         return [f"{key}={expand(yaml_value(value), run_date)}" for key, value in self.overrides]
 
     def job_args(self, run_date: str) -> list[str]:
-        """Arguments of ``jobs/<job>.py`` for one run date: the same in every mode and in Airflow."""
+        """Arguments of ``jobs/<job>.py`` for one run date: the same in every mode and in Airflow. The declared
+        inputs and outputs go along, for the outputs' lineage and their leases."""
         args = ["--conf", self.conf] if self.conf else []
         for text in self.set_args(run_date):
             args += ["--set", text]
+        for flag, paths in (("--input", self.input_paths(run_date)), ("--output", self.output_paths(run_date))):
+            for path in paths:
+                args += [flag, path]
         return args + ["--run-date", run_date]
 
     def resolved_config(self, run_date: str) -> dict[str, Any]:
@@ -143,6 +142,14 @@ class Pipeline:
 
     def downstream(self, name: str) -> list[str]:
         return [s.name for s in self.steps.values() if name in s.depends_on]
+
+
+def _check_id(what: str, value: Any, source: Path) -> str:
+    """A pipeline or step name as Airflow takes a DAG or task id, since it becomes one (and a file name)."""
+    if not _AIRFLOW_ID.fullmatch(str(value)):
+        raise PipelineError(f"The {what} in {source} must contain only letters, digits, '_', '-' and '.' "
+                            f"(at most 250). Got {value!r} instead.")
+    return str(value)
 
 
 def _check_keys(where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
@@ -237,7 +244,7 @@ def _order(steps: dict[str, Step]) -> list[str]:
 def build_pipeline(data: Mapping[str, Any], source: Path, root: str | None = None) -> Pipeline:
     """Validate a parsed definition and infer dependencies; ``root`` replaces the definition's root."""
     _check_keys(str(source), data, _PIPELINE_KEYS)
-    name = data.get("name") or source.stem
+    name = _check_id("pipeline 'name'", data.get("name") or source.stem, source)
     root = qualify(root or expand(str(data.get("root") or f"output/pipelines/{name}"))).rstrip("/")
     spark = dict(data.get("spark") or {})
     _check_keys(f"{source}: spark", spark, _SPARK_KEYS)
@@ -249,11 +256,16 @@ def build_pipeline(data: Mapping[str, Any], source: Path, root: str | None = Non
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, Mapping) or not raw_steps:
         raise PipelineError(f"{source}: 'steps' must be a non-empty mapping of step name to step")
+    try:
+        start_date = check_date("start_date", data.get("start_date", "2026-01-01"))
+    except ConfigError as exc:
+        raise PipelineError(f"{source}: {exc}") from None
     jobs = available_jobs()
-    steps = {str(n): _step(str(n), s, root, jobs) for n, s in raw_steps.items()}
+    names = [_check_id("step name", n, source) for n in raw_steps]
+    steps = {n: _step(n, s, root, jobs) for n, s in zip(names, raw_steps.values())}
     pipeline = Pipeline(name=name, source=source, root=root, steps=steps, description=data.get("description", ""),
                         mode=mode, schedule=data.get("schedule", "@daily"),
-                        start_date=str(data.get("start_date", "2026-01-01")), retries=int(data.get("retries", 0)),
+                        start_date=start_date, retries=int(data.get("retries", 0)),
                         retry_delay_minutes=float(data.get("retry_delay_minutes", 5)), spark=spark)
     for step in steps.values():
         for dep in step.after:
@@ -263,10 +275,6 @@ def build_pipeline(data: Mapping[str, Any], source: Path, root: str | None = Non
         inferred = {p for i in step.inputs for p in pipeline.producers(i)} - {step.name}
         step.depends_on = [n for n in steps if n in inferred or n in step.after]
     pipeline.steps = {n: steps[n] for n in _order(steps)}
-    try:
-        dt.date.fromisoformat(pipeline.start_date)
-    except ValueError:
-        raise PipelineError(f"{source}: start_date must be YYYY-MM-DD, got {pipeline.start_date!r}") from None
     return pipeline
 
 

@@ -1,13 +1,13 @@
 """The run manifest: one JSON file per run of one date, rewritten after every step.
 
 It records what ran and on what: each step's status (skipped, ran, failed, or running if the run was
-killed), timings, input fingerprints (file count, bytes and newest mtime, plus the upstream
-``_metrics.json`` identity when the input is a committed output), output row counts and metrics from
+killed), timings, input fingerprints as the step found them (``pipelines.lineage.fingerprint``: the producing
+run's token for a committed output, else file count, bytes, newest mtime and a digest), output row counts,
+commit tokens and metrics from
 each output's ``_metrics.json``, the resolved configuration, and the package version and git revision.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import platform
@@ -17,15 +17,12 @@ import time
 from typing import Any
 
 from pipelines import __version__
+from pipelines.fs import HadoopFS, local_file
+from pipelines.lineage import fingerprint, lineage_of, now_iso, read_metrics
 from pipelines.orchestration.definition import ROOT, Pipeline
-from pipelines.orchestration.plan import PlannedStep, local_path, read_metrics
-from pipelines.output import STAGING_DIR
+from pipelines.orchestration.plan import PlannedStep
 
 MANIFEST_NAME = "manifest.json"
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def git_revision() -> dict[str, Any] | None:
@@ -40,56 +37,32 @@ def git_revision() -> dict[str, Any] | None:
     return {"revision": rev, "dirty": bool(dirty)}
 
 
-def fingerprint(path: str) -> dict[str, Any]:
-    """What an input looked like when read: files, bytes, newest mtime, and its producer's identity."""
-    record: dict[str, Any] = {"path": path}
-    local = local_path(path)
-    if local is None:
-        return record
-    if not os.path.exists(local):
-        return {**record, "exists": False}
-    files = size = 0
-    newest = 0.0
-    for dirpath, dirnames, filenames in os.walk(local):
-        dirnames[:] = [d for d in dirnames if d != STAGING_DIR]
-        for name in filenames:
-            st = os.stat(os.path.join(dirpath, name))
-            files, size, newest = files + 1, size + st.st_size, max(newest, st.st_mtime)
-    if os.path.isfile(local):
-        st = os.stat(local)
-        files, size, newest = 1, st.st_size, st.st_mtime
-    record.update(exists=True, files=files, bytes=size,
-                  newest_mtime=dt.datetime.fromtimestamp(newest, dt.timezone.utc).isoformat() if files else None)
-    produced = read_metrics(local)
-    if produced:
-        record["producer"] = {k: produced.get(k) for k in ("job", "run_date", "started_at", "rows_out")}
-    return record
-
-
-def output_record(path: str) -> dict[str, Any]:
+def output_record(fs: HadoopFS, path: str) -> dict[str, Any]:
     """A committed output: its row count (from the job's ``_metrics.json``) and whether it is committed."""
-    metrics = read_metrics(path)
+    metrics = read_metrics(fs, path)
     record: dict[str, Any] = {"path": path, "committed": metrics is not None}
     if metrics:
         keys = [k for k, p in (metrics.get("outputs") or {}).items() if p == path]
         rows = (metrics.get("rows_out") or {})
         record.update(key=keys[0] if keys else None, rows=rows.get(keys[0]) if keys else None,
-                      job_run_date=metrics.get("run_date"), job_started_at=metrics.get("started_at"))
+                      job_run_date=metrics.get("run_date"), job_started_at=metrics.get("started_at"),
+                      token=lineage_of(metrics).get("token"))
     return record
 
 
-def _metrics_of(outputs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _metrics_of(fs: HadoopFS, outputs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The job's ``_metrics.json`` (every output of one job run carries the same document)."""
-    committed = [read_metrics(o["path"]) for o in outputs if o["committed"]]
+    committed = [read_metrics(fs, o["path"]) for o in outputs if o["committed"]]
     return committed[0] if committed else None
 
 
 class Manifest:
     """The record of one run of one date, saved under ``<root>/_runs/ds=<date>/<run_id>/manifest.json``."""
 
-    def __init__(self, pipeline: Pipeline, run_date: str, mode: str, plan: list[PlannedStep],
+    def __init__(self, pipeline: Pipeline, run_date: str, mode: str, plan: list[PlannedStep], fs: HadoopFS,
                  argv: list[str] | None = None, force: bool = False):
         now = time.time()
+        self.fs = fs
         self.run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1e3) % 1000:03d}Z-{os.getpid()}"
         self.dir = f"{pipeline.runs_dir}/ds={run_date}/{self.run_id}"
         self.path = f"{self.dir}/{MANIFEST_NAME}"
@@ -100,18 +73,18 @@ class Manifest:
             "started_at": now_iso(), "finished_at": None, "duration_s": None,
             "version": __version__, "git": git_revision(), "python": platform.python_version(),
             "host": platform.node(), "command": argv if argv is not None else sys.argv,
-            "steps": [self._entry(p, run_date) for p in plan],
+            "steps": [self._entry(fs, p, run_date) for p in plan],
         }
         self.save()
 
     @staticmethod
-    def _entry(planned: PlannedStep, run_date: str) -> dict[str, Any]:
-        outputs = [output_record(o) for o in planned.step.output_paths(run_date)]
+    def _entry(fs: HadoopFS, planned: PlannedStep, run_date: str) -> dict[str, Any]:
+        outputs = [output_record(fs, o) for o in planned.step.output_paths(run_date)]
         skipped = planned.action == "skip"
         return {"name": planned.step.name, "job": planned.step.job, "depends_on": planned.step.depends_on,
                 "status": "skipped" if skipped else "pending", "reason": planned.reason,
                 "started_at": None, "duration_s": None, "inputs": [], "outputs": outputs,
-                "config": None, "metrics": _metrics_of(outputs) if skipped else None, "error": None}
+                "config": None, "metrics": _metrics_of(fs, outputs) if skipped else None, "error": None}
 
     def step(self, name: str) -> dict[str, Any]:
         return next(s for s in self.data["steps"] if s["name"] == name)
@@ -119,7 +92,7 @@ class Manifest:
     def start_step(self, planned: PlannedStep, run_date: str, config: dict[str, Any], command: list[str] | None):
         entry = self.step(planned.step.name)
         entry.update(status="running", started_at=now_iso(), config=config, command=command,
-                     inputs=[fingerprint(p) for p in planned.step.input_paths(run_date)])
+                     inputs=[{"path": p, **fingerprint(self.fs, p)} for p in planned.step.input_paths(run_date)])
         entry["_t0"] = time.time()
         self.save()
 
@@ -128,8 +101,8 @@ class Manifest:
         entry["duration_s"] = round(time.time() - entry.pop("_t0", time.time()), 3)
         entry["status"] = "failed" if error else "ran"
         entry["error"] = error
-        entry["outputs"] = [output_record(o) for o in planned.step.output_paths(run_date)]
-        entry["metrics"] = _metrics_of(entry["outputs"])
+        entry["outputs"] = [output_record(self.fs, o) for o in planned.step.output_paths(run_date)]
+        entry["metrics"] = _metrics_of(self.fs, entry["outputs"])
         self.save()
         return entry
 
@@ -138,20 +111,23 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
-        """Write atomically (a reader never sees half a file)."""
-        os.makedirs(self.dir, exist_ok=True)
-        tmp = f"{self.path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({**self.data, "steps": [{k: v for k, v in s.items() if not k.startswith("_")}
-                                              for s in self.data["steps"]]}, f, indent=2, default=str)
-            f.write("\n")
-        os.replace(tmp, self.path)
+        """Write atomically on a local root (a reader never sees half a file); through Hadoop on other stores."""
+        text = json.dumps({**self.data, "steps": [{k: v for k, v in s.items() if not k.startswith("_")}
+                                                  for s in self.data["steps"]]}, indent=2, default=str) + "\n"
+        local = local_file(self.path)
+        if local is None:
+            self.fs.write_text(self.path, text)
+            return
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        with open(f"{local}.tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(f"{local}.tmp", local)
 
 
 def manifests(pipeline: Pipeline, run_date: str) -> list[str]:
-    """Manifest paths of every run of ``run_date``, oldest first."""
-    base = f"{pipeline.runs_dir}/ds={run_date}"
-    if not os.path.isdir(base):
+    """Manifest paths of every run of ``run_date``, oldest first (a root on the local file system)."""
+    base = local_file(f"{pipeline.runs_dir}/ds={run_date}")
+    if base is None or not os.path.isdir(base):
         return []
     return [f"{base}/{d}/{MANIFEST_NAME}" for d in sorted(os.listdir(base))
             if os.path.isfile(f"{base}/{d}/{MANIFEST_NAME}")]

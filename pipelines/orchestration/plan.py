@@ -1,25 +1,28 @@
 """The plan of one run date: every step in dependency order, with whether it runs and why.
 
-A step is skipped when each of its outputs is committed for the run date (``_SUCCESS`` in the dated
-partition; for an undated output such as a model, ``_SUCCESS`` and a ``_metrics.json`` written by a run of
-that date or a later one, so re-running an old date does not replace a newer model). It runs when forced,
-when an output is missing, or when a step it depends on runs (its inputs change). Inputs that no step
-produces must exist.
+Staleness, not existence, decides. A step runs when forced, when one of its outputs is not committed for
+the run date, when a step it depends on runs, or when its committed outputs are stale: their lineage
+(``pipelines.lineage``) shows another package version, another resolved configuration, other declared
+inputs, or an input that changed since the commit (another producing run's token for our own outputs;
+other files, sizes or modification times for external ones), or the outputs carry different runs' tokens
+(a commit cut short). Otherwise it is skipped. An undated output (a model) written by a run of a later
+date is kept and not judged, so re-running an old date does not by itself replace a newer model. Every
+path is read through the Hadoop FileSystem API, so ``hdfs://`` and ``s3a://`` roots plan like local ones.
+Inputs that no step produces must exist.
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 from pipelines import __version__
-from pipelines.orchestration.definition import ROOT, Output, Pipeline, PipelineError, Step, expand
-from pipelines.output import METRICS_FILE, SUCCESS_MARKER
+from pipelines.fs import HadoopFS
+from pipelines.lineage import lineage_of, read_metrics, why_stale
+from pipelines.orchestration.definition import ROOT, Pipeline, PipelineError, Step, expand
 
 
 @dataclass
@@ -29,66 +32,55 @@ class PlannedStep:
     reason: str
 
 
-def local_path(path: str) -> str | None:
-    """The local file system path of ``path``, or None for other file systems (not inspected here)."""
-    parsed = urlparse(path)
-    if parsed.scheme in ("", "file"):
-        return parsed.path if parsed.scheme else path
-    return None
+def shown(pipeline: Pipeline, path: str) -> str:
+    """A path as messages show it: relative to the pipeline's root when inside it."""
+    return path[len(pipeline.root) + 1:] if path.startswith(pipeline.root + "/") else path
 
 
-def read_metrics(path: str) -> dict | None:
-    """The ``_metrics.json`` of a committed output directory, or None."""
-    local = local_path(path)
-    try:
-        with open(os.path.join(local, METRICS_FILE), encoding="utf-8") as f:
-            return json.load(f)
-    except (TypeError, OSError, ValueError):
-        return None
+def missing_inputs(fs: HadoopFS, pipeline: Pipeline, step: Step, run_date: str) -> list[str]:
+    """Inputs of ``step`` that no step produces and that do not exist."""
+    return [path for template in step.inputs if not pipeline.producers(template)
+            for path in [expand(template, run_date)] if not fs.exists(path)]
 
 
-def is_committed(output: Output, run_date: str) -> bool:
-    local = local_path(output.committed(run_date))
-    if local is None or not os.path.isfile(os.path.join(local, SUCCESS_MARKER)):
-        return False
-    if output.dated:
-        return True
-    written_for = (read_metrics(local) or {}).get("run_date") or ""
-    return written_for >= run_date
-
-
-def missing_inputs(pipeline: Pipeline, step: Step, run_date: str) -> list[str]:
-    """Inputs of ``step`` that no step produces and that do not exist (local paths only)."""
-    missing = []
-    for template in step.inputs:
-        if pipeline.producers(template):
+def _plan_step(fs: HadoopFS, pipeline: Pipeline, step: Step, run_date: str, upstream: list[str]) -> tuple[str, str]:
+    if not step.outputs:
+        return "run", "no declared outputs"
+    documents = []
+    for output in step.outputs:
+        path = output.committed(run_date)
+        document = read_metrics(fs, path)
+        if document is None:
+            return "run", f"not committed: {shown(pipeline, path)}"
+        written_for = document.get("run_date") or ""
+        if not output.dated and written_for > run_date:
             continue
-        local = local_path(expand(template, run_date))
-        if local is not None and not os.path.exists(local):
-            missing.append(local)
-    return missing
+        if not output.dated and written_for < run_date:
+            return "run", f"{shown(pipeline, path)} was written for {written_for or 'no date'}"
+        documents.append(document)
+    if upstream:
+        return "run", f"upstream '{upstream[0]}' runs"
+    if not documents:
+        return "skip", "outputs kept: written by later dates' runs"
+    if len({lineage_of(d).get("token") for d in documents}) > 1:
+        return "run", "outputs committed by different runs (a commit cut short)"
+    lineage = lineage_of(documents[0])
+    stale = why_stale(fs, lineage, step.resolved_config(run_date), step.input_paths(run_date),
+                      lambda p: shown(pipeline, p))
+    if stale:
+        return "run", stale
+    return "skip", f"outputs current (committed {str(lineage.get('committed_at'))[:16]})"
 
 
-def make_plan(pipeline: Pipeline, run_date: str, force: bool = False) -> list[PlannedStep]:
+def make_plan(pipeline: Pipeline, run_date: str, fs: HadoopFS, force: bool = False) -> list[PlannedStep]:
     planned: dict[str, PlannedStep] = {}
     for step in pipeline.steps.values():
-        missing = missing_inputs(pipeline, step, run_date)
+        missing = missing_inputs(fs, pipeline, step, run_date)
         if missing:
             raise PipelineError(f"step '{step.name}': input {missing[0]} is not produced by any step "
                                 f"and does not exist")
         upstream = [d for d in step.depends_on if planned[d].action == "run"]
-        absent = [o.committed(run_date) for o in step.outputs if not is_committed(o, run_date)]
-        if force:
-            action, reason = "run", "forced"
-        elif not step.outputs:
-            action, reason = "run", "no declared outputs"
-        elif absent:
-            more = f" (+{len(absent) - 1})" if len(absent) > 1 else ""
-            action, reason = "run", f"not committed: {absent[0]}{more}"
-        elif upstream:
-            action, reason = "run", f"upstream '{upstream[0]}' runs"
-        else:
-            action, reason = "skip", "outputs committed"
+        action, reason = ("run", "forced") if force else _plan_step(fs, pipeline, step, run_date, upstream)
         planned[step.name] = PlannedStep(step, action, reason)
     return list(planned.values())
 

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from pipelines.orchestration.plan import local_path
+from pipelines.fs import local_file
 
 REPORT_NAME = "report.html"
 PLOTS_DIR = "plots"          # beside the report: the PNGs the report draws itself
@@ -195,7 +195,7 @@ def _png_figure(png: Path, caption: str) -> str:
 def _images(paths: list[str]) -> list[str]:
     figures = []
     for path in paths:
-        local = local_path(path)
+        local = local_file(path)
         if local is None or not os.path.isdir(local):
             continue
         pngs = sorted(Path(local).glob("*.png"), key=lambda png: (PLOT_ORDER.get(png.stem, len(PLOT_ORDER)), png.name))
@@ -214,7 +214,7 @@ def sample_rows(path: str, limit: int = SAMPLE_ROWS) -> tuple[list[str], list[li
     Of the first rows, those with every column filled come first (a query without an answer says little). A
     long table ranked per key (a ``rank`` column: keywords, neighbours, candidates) shows one row per key, its
     other columns as lists in rank order."""
-    local = local_path(path)
+    local = local_file(path)
     if local is None or not os.path.isdir(local) or _is_model(local):
         return None
     files = [p for p in Path(local).rglob("*") if p.is_file() and not p.name.startswith(("_", "."))]

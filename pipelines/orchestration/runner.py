@@ -3,8 +3,10 @@
 Session mode calls each job's main through ``JobContext.run_step`` (the same machinery as the demo), so
 outputs are staged and committed exactly as ``jobs/<job>.py`` commits them. Subprocess mode runs
 ``python jobs/<job>.py`` or ``spark-submit ... jobs/<job>.py`` with the same arguments Airflow gets.
-Committed steps are skipped (``force`` redoes them); the first failure stops the run with the step's name
-and the reason, and running the same command again resumes at that step.
+Steps whose committed outputs are current are skipped (``orchestration.plan`` says when they are stale;
+``force`` redoes them); the first failure stops the run with the step's name and the reason, and running
+the same command again resumes at that step. In subprocess mode the runner plans through a small local
+session of its own (``local[1]``), since the plan reads the outputs through the Hadoop FileSystem API.
 """
 from __future__ import annotations
 
@@ -19,11 +21,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from pipelines.errors import UserError
+from pipelines.config import check_date
+from pipelines.errors import UserError, describe_failure
+from pipelines.fs import HadoopFS
+from pipelines.lineage import read_metrics
 from pipelines.orchestration.definition import ROOT, Pipeline, PipelineError, Step
 from pipelines.orchestration.manifest import Manifest
-from pipelines.orchestration.plan import PlannedStep, local_path, make_plan, pyfiles_zip, step_command
-from pipelines.output import SUCCESS_MARKER
+from pipelines.orchestration.plan import PlannedStep, make_plan, pyfiles_zip, step_command
 from pipelines.packaging import ensure_pyfiles
 
 
@@ -56,14 +60,38 @@ class Runner:
         self.argv = argv
         self.err = err or sys.stderr
         self.manifests: list[Manifest] = []
+        self._fs: HadoopFS | None = None
+
+    def session(self) -> Any:
+        """The session of session-mode steps, or the planning session in subprocess mode (built once)."""
+        if self.spark is None:
+            from pipelines.session import get_spark
+            conf_file = self.pipeline.spark.get("conf_file")
+            overrides = dict(self.pipeline.spark.get("conf") or {})
+            if self.mode == "subprocess":
+                overrides.update({"spark.master": "local[1]", "spark.ui.enabled": "false"})
+            self.spark = get_spark(f"pipeline-{self.pipeline.name}",
+                                   (ROOT / conf_file) if conf_file else ROOT / "conf" / "spark" / "local.yaml",
+                                   overrides)
+        return self.spark
+
+    @property
+    def fs(self) -> HadoopFS:
+        if self._fs is None:
+            self._fs = HadoopFS(self.session())
+        return self._fs
+
+    def plan(self, run_date: str) -> list[PlannedStep]:
+        return make_plan(self.pipeline, run_date, self.fs, self.force)
 
     def log(self, run_date: str, message: str) -> None:
         print(f"[{self.pipeline.name} {run_date} {time.strftime('%H:%M:%S')}] {message}", file=self.err, flush=True)
 
     def run(self, run_date: str) -> Manifest:
         """Run one date; raises ``StepFailed`` after recording the failure in the manifest."""
-        plan = make_plan(self.pipeline, run_date, self.force)
-        manifest = Manifest(self.pipeline, run_date, self.mode, plan, self.argv, self.force)
+        run_date = check_date("run_date", run_date)
+        plan = self.plan(run_date)
+        manifest = Manifest(self.pipeline, run_date, self.mode, plan, self.fs, self.argv, self.force)
         self.manifests.append(manifest)
         self.log(run_date, f"{sum(p.action == 'run' for p in plan)} of {len(plan)} steps to run, "
                            f"mode {self.mode}; manifest {manifest.path}")
@@ -103,7 +131,7 @@ class Runner:
         manifest.start_step(planned, run_date, config, command)
         error = self._in_session(step, config, run_date) if command is None else self._in_subprocess(command)
         if error is None:
-            absent = [p for p, o in zip(step.output_paths(run_date), step.outputs) if not _committed_now(p)]
+            absent = [p for p in step.output_paths(run_date) if read_metrics(self.fs, p) is None]
             if absent:
                 error = f"the job finished but did not commit declared output {absent[0]}"
         return error
@@ -111,18 +139,16 @@ class Runner:
     def _in_session(self, step: Step, config: dict[str, Any], run_date: str) -> str | None:
         from pipelines.cli import CONF_DIR, JobContext
 
-        if self.spark is None:
-            from pipelines.session import get_spark
-            conf_file = self.pipeline.spark.get("conf_file")
-            self.spark = get_spark(f"pipeline-{self.pipeline.name}",
-                                   (ROOT / conf_file) if conf_file else ROOT / "conf" / "spark" / "local.yaml",
-                                   self.pipeline.spark.get("conf"))
-        parent = JobContext(f"{self.pipeline.name}:{step.name}", self.spark, {}, run_date, CONF_DIR)
+        parent = JobContext(f"{self.pipeline.name}:{step.name}", self.session(), {}, run_date, CONF_DIR)
         try:
-            parent.run_step(step.job, job_main(step.job_file), config)
+            parent.run_step(step.job, job_main(step.job_file), config, step.input_paths(run_date),
+                            step.output_paths(run_date))
         except (UserError, FileNotFoundError) as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - any job failure stops the pipeline with its reason
+            described = describe_failure(exc)
+            if described is not None:
+                return described
             traceback.print_exc(file=self.err)
             return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
         return None
@@ -143,11 +169,6 @@ class Runner:
             return None
         errors = [t for t in tail if t.startswith("error:") or (t and not t.startswith(" ") and "Error" in t)]
         return (errors[-1] if errors else f"exit code {code}") + f" (exit code {code})"
-
-
-def _committed_now(path: str) -> bool:
-    local = local_path(path)
-    return local is None or os.path.isfile(os.path.join(local, SUCCESS_MARKER))
 
 
 def run_dates(runner: Runner, dates: list[str], retries: int = 0, retry_delay_s: float = 0.0) -> list[Manifest]:

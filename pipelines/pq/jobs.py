@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
-from pyspark.ml.util import MLWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.cli import JobContext
-from pipelines.output import HadoopFS, StagedOutput, qualify
+from pipelines.errors import load_model
+from pipelines.output import qualify
 from pipelines.pq.encoder import PQEncoder, PQEncoderModel
 from pipelines.pq.evaluation import RECALL_KS, index_summary, recall_at, reconstruction_mse
 from pipelines.pq.search import Queries, exact_neighbours, search
@@ -32,7 +32,7 @@ from pipelines.pq.validation import (
 def read_vectors(ctx: JobContext, source: Mapping[str, Any], id_name: str) -> DataFrame:
     """``(id_name, vector)`` from a Parquet/JSON table with ``id_col`` and ``vector_col``."""
     path = qualify(source["path"])
-    if not HadoopFS(ctx.spark, path).exists(path):
+    if not ctx.fs.exists(path):
         raise PQError(f"input path not found: {path}")
     df = ctx.spark.read.format(source["format"]).load(path)
     for col in (source["id_col"], source["vector_col"]):
@@ -59,15 +59,6 @@ def checked_vectors(
     ctx.log(f"{key}: {checked.rows_in} vectors, {checked.rows_bad} quarantined")
     check_bad_fraction(checked, limit, qualify(source), committed)
     return checked
-
-
-def stage_model(ctx: JobContext, key: str, model: MLWritable, path: str) -> StagedOutput:
-    """Save a Spark ML model into a staged output, committed (with metrics) like any other output."""
-    out = StagedOutput(ctx.spark, path, ctx.run_date)
-    ctx.log(f"writing {key} -> {out.final_path}")
-    model.save(out.staging_path)
-    ctx.outputs[key] = out
-    return out
 
 
 def build_pq_job(ctx: JobContext) -> None:
@@ -116,7 +107,7 @@ def build_pq_job(ctx: JobContext) -> None:
     started = time.time()
     out = ctx.stage("codes", model.transform(good).select(*columns), codes_path)
     encode_s = time.time() - started
-    stage_model(ctx, "model", model, cfg["output"]["model_path"])
+    ctx.stage_model("model", model, cfg["output"]["model_path"], dated=True)
     fraction = min(1.0, cfg["evaluate"]["mse_sample_size"] / max(out.rows or 1, 1))
     mse = reconstruction_mse(model, model.transform(good.sample(fraction=fraction, seed=q["seed"])))
     ctx.metrics["pq"] = {
@@ -134,7 +125,7 @@ def build_pq_job(ctx: JobContext) -> None:
 def search_pq_job(ctx: JobContext) -> None:
     """``jobs/search_pq.py``: exact ADC top-k of every query over the coded items, with optional recall."""
     cfg, s = ctx.config, ctx.config["search"]
-    model = PQEncoderModel.load(qualify(cfg["items"]["model_path"]))
+    model = load_model(PQEncoderModel.load, qualify(cfg["items"]["model_path"]))
     items = ctx.spark.read.parquet(qualify(cfg["items"]["codes_path"]))
     vectors = None
     if cfg["items"]["vectors"]["path"]:

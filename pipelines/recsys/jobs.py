@@ -15,6 +15,8 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.errors import load_model
+from pipelines.gbdt_lr.features import check_training_data
 from pipelines.gbdt_lr.model import SCORE
 from pipelines.gbdt_lr.report import MODELS, feature_importances
 from pipelines.metrics import roc_auc
@@ -123,7 +125,7 @@ def recall_job(ctx: "JobContext") -> None:
     history, targets = _inputs(ctx)
     vectors = read_parquet(ctx.spark, cfg["input"]["vectors"], ["word", "vector"])
     codes = read_parquet(ctx.spark, cfg["input"]["codes"], ["item_id", "code"])
-    model = PQEncoderModel.load(qualify(cfg["input"]["pq_model"]))
+    model = load_model(PQEncoderModel.load, qualify(cfg["input"]["pq_model"]))
     target_users = targets.select(SPLIT, USER)
     contexts = with_splits(history, targets).join(target_users, [SPLIT, USER])  # users to recommend to
     q = cfg["query"]
@@ -186,10 +188,12 @@ def features_job(ctx: "JobContext") -> None:
 def rank_job(ctx: "JobContext") -> None:
     """``jobs/train_ranker.py``: GBDT+LR on the validation candidates, scores of the test candidates."""
     cfg = ctx.config
-    rows = read_parquet(ctx.spark, cfg["input"]["features"], [SPLIT, LABEL, *SPEC.inputs])
+    path = qualify(cfg["input"]["features"])
+    rows = read_parquet(ctx.spark, path, [SPLIT, LABEL, *SPEC.inputs])
+    check_training_data(rows, SPEC, path)   # every split, before the filter: a bad label fails, not vanishes
     train_rows = rows.filter(F.col(SPLIT) == VALID).persist(StorageLevel.MEMORY_AND_DISK)
     if not train_rows.filter(F.col(LABEL) == 1).limit(1).count():
-        raise RecsysError(f"{qualify(cfg['input']['features'])}: no validation target is among the candidates; "
+        raise RecsysError(f"{path}: no validation target is among the candidates; "
                           f"raise recall.k or check the item vectors")
     started = time.time()
     models = fit_ranker(train_rows, cfg["model"], ctx.log)

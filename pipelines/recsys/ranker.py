@@ -22,7 +22,8 @@ KEYS = [SPLIT, USER, ITEM]
 
 
 def fit_ranker(rows: DataFrame, cfg: Mapping[str, Any], log: Callable[[str], None] = print) -> TrainedModels:
-    """GBDT+LR and its two baselines on ``rows`` (features and label); ``cfg`` as train_gbdt_lr's keys."""
+    """GBDT+LR and its two baselines on ``rows`` (features and label, from a table that passed
+    ``check_training_data``); ``cfg`` as train_gbdt_lr's keys."""
     return train(rows, SPEC, cfg, log)
 
 

@@ -15,8 +15,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.config import ConfigError
+from pipelines.errors import load_model
 from pipelines.ingest import read_corpus
-from pipelines.output import HadoopFS, StagedOutput, partition_path
+from pipelines.output import partition_path
 from pipelines.text.keywords import term_index, top_keywords
 from pipelines.text.similar import similar_documents
 from pipelines.text.stop_words import stop_words
@@ -52,14 +53,6 @@ def read_documents(ctx: "JobContext", key: str, source: Mapping[str, Any]) -> Da
     return docs.persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def stage_model(ctx: "JobContext", key: str, model: PipelineModel, path: str) -> None:
-    """Save a fitted pipeline into a staging directory, committed with the job's other outputs."""
-    out = StagedOutput(ctx.spark, path, ctx.run_date)
-    ctx.log(f"writing {key} -> {out.final_path}")
-    model.write().save(out.staging_path)
-    ctx.outputs[key] = out
-
-
 def build_tfidf_job(ctx: "JobContext") -> None:
     """Fit tokeniser + TF-IDF on a corpus; write the model, the TF-IDF vectors and each document's keywords."""
     cfg = ctx.config
@@ -79,7 +72,7 @@ def build_tfidf_job(ctx: "JobContext") -> None:
         "mode": settings.mode, "tokens": stats["tokens"], "empty_vectors": stats["empty_vectors"],
         "features": len(counter.vocabulary) if settings.mode == "vocabulary" else settings.num_features}
     root = cfg["output"]["path"].rstrip("/")
-    stage_model(ctx, "model", model, f"{root}/model")
+    ctx.stage_model("model", model, f"{root}/model", dated=True)
     features = transformed.select("doc_id", vectors)
     ctx.stage("features", features, f"{root}/features")
     keywords = top_keywords(vector_entries(features, vectors), term_index(model, transformed, TOKENS),
@@ -93,7 +86,7 @@ def tfidf_part(ctx: "JobContext", tfidf_path: str, name: str) -> str:
     path = f"{tfidf_path.rstrip('/')}/{name}"
     if ctx.run_date:
         dated = partition_path(path, ctx.run_date)
-        if HadoopFS(ctx.spark, dated).exists(dated):
+        if ctx.fs.exists(dated):
             return dated
     return path
 
@@ -103,7 +96,7 @@ def similar_docs_job(ctx: "JobContext") -> None:
     cfg = ctx.config
     if cfg["mode"] not in MODES:
         raise ConfigError(f"mode: expected one of {list(MODES)}, got {cfg['mode']!r}")
-    model = PipelineModel.load(tfidf_part(ctx, cfg["tfidf_path"], "model"))
+    model = load_model(PipelineModel.load, tfidf_part(ctx, cfg["tfidf_path"], "model"))
     vectors = idf_model(model).getOutputCol()
     features = ctx.spark.read.parquet(tfidf_part(ctx, cfg["tfidf_path"], "features"))
     corpus = vector_entries(features, vectors, unit=True).persist(StorageLevel.MEMORY_AND_DISK)

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.config import ConfigError
+from pipelines.errors import load_model
 from pipelines.ingest import _require_path
 from pipelines.text.jobs import read_documents, tokenizer_from_config
 from pipelines.word2vec.errors import Word2VecError
@@ -86,7 +87,7 @@ def _queries(ctx: "JobContext", model: Word2VecModel, cfg: Mapping[str, Any]) ->
 def evaluate_embeddings_job(ctx: "JobContext") -> None:
     """Quality figures of a saved model into ``_metrics.json`` and ``results/``; optional batch queries."""
     cfg = ctx.config
-    model = Word2VecModel.load(_require_path(ctx.spark, cfg["model_path"]))
+    model = load_model(Word2VecModel.load, _require_path(ctx.spark, cfg["model_path"]))
     if cfg["kind"] == "words":
         quality = evaluate_words(ctx.spark, model.words, model.vectors, cfg["eval_dir"], cfg["restrict_vocab"])
         figures = {"analogy_accuracy": quality["analogy"]["accuracy"],
