@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 from pyspark import SparkConf
@@ -72,3 +73,16 @@ def get_spark(app_name: str, spark_conf: str | os.PathLike | None = LOCAL_SPARK_
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+@contextmanager
+def job_description(spark: SparkSession, text: str) -> Iterator[None]:
+    """Spark jobs started inside (from this thread, and threads it starts with ``inheritable_thread_target``) carry
+    ``text`` in the Spark UI and its REST API instead of a call site; the previous description comes back after."""
+    sc = spark.sparkContext
+    previous = sc.getLocalProperty("spark.job.description")
+    sc.setJobDescription(text)
+    try:
+        yield
+    finally:
+        sc.setLocalProperty("spark.job.description", previous)

@@ -1,7 +1,8 @@
 """Feature preparation for GBDT+LR from a declared schema, as Spark ML stages fitted on training rows.
 
-Trees get imputed numerics, missing-value flags and frequency-ranked category indices; the LR gets
-signed-log numerics, the same flags, one-hot categories and hashed high-cardinality ids.
+Trees get median-imputed numerics (``imputer``: the same medians on every run), missing-value flags and
+frequency-ranked category indices; the LR gets signed-log numerics, the same flags, one-hot categories and hashed
+high-cardinality ids.
 """
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from pyspark.ml import PipelineModel, Transformer
-from pyspark.ml.feature import FeatureHasher, Imputer, OneHotEncoder, SQLTransformer, StringIndexer, VectorAssembler
+from pyspark.ml.feature import FeatureHasher, OneHotEncoder, SQLTransformer, StringIndexer, VectorAssembler
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.errors import UserError
 from pipelines.gbdt_lr.categories import RareCategoryGrouper, RareCategoryGrouperModel
+from pipelines.gbdt_lr.imputer import MedianImputer
 
 TREE_FEATURES = "tree_features"
 LR_FEATURES = "lr_features"
@@ -102,8 +104,7 @@ def preparation_stages(spec: FeatureSpec, min_category_count: int, log_numeric: 
                        else "SELECT * FROM __THIS__"),
     ]
     if num:
-        stages.append(Imputer(inputCols=[f"{c}__num" for c in num], outputCols=[f"{c}__imp" for c in num],
-                              strategy="median"))
+        stages.append(MedianImputer(inputCols=[f"{c}__num" for c in num], outputCols=[f"{c}__imp" for c in num]))
         scale = [f"SIGN(`{c}__imp`) * LN(1 + ABS(`{c}__imp`)) AS `{c}__lr`" if log_numeric
                  else f"`{c}__imp` AS `{c}__lr`" for c in num]
         stages.append(SQLTransformer(statement=f"SELECT *, {', '.join(scale)} FROM __THIS__"))

@@ -20,6 +20,8 @@ from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipelines.session import job_description
+
 
 def tree_leaf_counts(gbt: GBTClassificationModel) -> list[int]:
     """Leaves per tree (a binary tree with n nodes has (n + 1) / 2 leaves)."""
@@ -73,7 +75,9 @@ class LeafEncoder(Estimator, _LeafParams, MLReadable, MLWritable):
             minInstancesPerNode=self.getOrDefault(self.minInstancesPerNode), seed=self.getSeed())
 
     def _fit(self, dataset: DataFrame) -> "LeafEncoderModel":
-        return LeafEncoderModel.from_gbt(self.gbt().fit(dataset), self.getFeaturesCol(), self.getOutputCol())
+        with job_description(dataset.sparkSession, f"gbdt_lr: fit {self.getOrDefault(self.numTrees)} trees"):
+            gbt = self.gbt().fit(dataset)
+        return LeafEncoderModel.from_gbt(gbt, self.getFeaturesCol(), self.getOutputCol())
 
     def write(self) -> MLWriter:
         return DefaultParamsWriter(self)

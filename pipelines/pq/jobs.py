@@ -27,6 +27,7 @@ from pipelines.pq.validation import (
     infer_dim,
     split_vectors,
 )
+from pipelines.session import job_description
 
 
 def read_vectors(ctx: JobContext, source: Mapping[str, Any], id_name: str) -> DataFrame:
@@ -105,7 +106,8 @@ def build_pq_job(ctx: JobContext) -> None:
         + (["vector"] if cfg["output"]["keep_vectors"] else [])
     )
     started = time.time()
-    out = ctx.stage("codes", model.transform(good).select(*columns), codes_path)
+    with job_description(ctx.spark, "build_pq: encode and write codes"):
+        out = ctx.stage("codes", model.transform(good).select(*columns), codes_path)
     encode_s = time.time() - started
     ctx.stage_model("model", model, cfg["output"]["model_path"], dated=True)
     fraction = min(1.0, cfg["evaluate"]["mse_sample_size"] / max(out.rows or 1, 1))

@@ -6,6 +6,10 @@ each from the same broadcast weights (gensim's compiled kernel, ``kernel.train_s
 partitions' weight deltas are combined on the driver into the next weights, which are broadcast again:
 ``syncs_per_epoch`` synchronisations per epoch. The learning rate decays linearly over all rounds.
 
+A run repeats bit for bit, also when executors are lost: a task (or its retry) trains the same sentences in the
+same order (``shard_sentences``) with a seed of the round and partition, never of the attempt, and the driver
+adds the deltas in partition order (``runJob`` returns results by partition, not by arrival).
+
 ``syncs_per_epoch: 0`` (the default) picks ``max(4, 1.5 x num_partitions)`` synchronisations per epoch, fewer
 when a shard's chunk would fall under ``SYNC_MIN_TOKENS`` tokens (small corpora sync once per epoch or so).
 
@@ -33,13 +37,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from pyspark import StorageLevel, TaskContext
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.session import job_description
 from pipelines.word2vec.errors import ModelTooLargeError
 from pipelines.word2vec.kernel import KernelSettings, broadcast_key, make_gensim_model, output_weights, train_shard
 from pipelines.word2vec.vocabulary import Vocabulary
@@ -115,12 +120,23 @@ def check_model_memory(conf_get: Callable[[str, str | None], str | None], vocab_
 
 def shard_sentences(corpus: DataFrame, tokens_col: str, partitions: int, chunks: int, seed: int):
     """Sentences as separator-joined strings in ``partitions * chunks`` cached RDD partitions; partition
-    ``shard * chunks + chunk`` holds one chunk of one shard (chosen by a hash of the sentence)."""
+    ``shard * chunks + chunk`` holds one chunk of one shard (chosen by a hash of the sentence).
+
+    Each partition's sentences are sorted by a second seeded hash (ties by text): the shuffle hands a reduce
+    task its map outputs in arrival order, local ones first, so without the sort the order would change with
+    where tasks ran, and a partition recomputed after a lost executor would train in another order."""
     n = partitions * chunks
     keyed = corpus.filter(F.size(tokens_col) > 0).select(
         F.pmod(F.xxhash64(F.col(tokens_col), F.lit(seed)), F.lit(n)).cast("int").alias("key"),
+        F.xxhash64(F.col(tokens_col), F.lit(seed + 1)).alias("order"),
         F.concat_ws(SEPARATOR, tokens_col).alias("line"))
-    return keyed.rdd.map(tuple).partitionBy(n, lambda k: k).values().persist(StorageLevel.MEMORY_AND_DISK)
+    return (keyed.rdd.map(lambda row: (row[0], (row[1], row[2]))).partitionBy(n, lambda k: k).values()
+            .mapPartitions(_in_order, preservesPartitioning=True).persist(StorageLevel.MEMORY_AND_DISK))
+
+
+def _in_order(pairs: Iterable[tuple[int, str]]) -> Iterator[str]:
+    """A partition's ``(order, line)`` pairs as lines sorted by ``order``, then by text."""
+    return (line for _, line in sorted(pairs))
 
 
 Packed = tuple[np.ndarray | None, np.ndarray, np.ndarray | None]
@@ -206,7 +222,8 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
 
             chunk = r % S
             t0 = time.time()
-            results = sc.runJob(rdd, run, [p * S + chunk for p in range(P)])
+            with job_description(spark, f"sgns round {r + 1}/{rounds}"):
+                results = sc.runJob(rdd, run, [p * S + chunk for p in range(P)])
             t1 = time.time()
             w_in += combine_deltas([d[0] for d in results], w_in.shape, settings.combine)
             w_out += combine_deltas([d[1] for d in results], w_out.shape, settings.combine)
