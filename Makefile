@@ -11,7 +11,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: demo test test-unit test-cluster test-slow test-airflow test-report lint pyfiles check-env clean
+.PHONY: demo test test-cluster test-slow test-airflow test-report lint pyfiles check-env clean
 
 check-env:
 	@bash scripts/check_env.sh $(PYTHON)
@@ -26,12 +26,11 @@ $(STAMP): setup.cfg pyproject.toml
 demo: check-env $(STAMP)
 	$(PY) jobs/demo.py --conf conf/jobs/demo.yaml
 
+# The unit tier: one local SparkSession for the whole run (about 8 minutes on 2 cores).
 test: check-env $(STAMP)
-	$(PY) -m pytest tests -m "not slow and $(OWN_SETUP)" -q
-
-test-unit: check-env $(STAMP)
 	$(PY) -m pytest tests -m "not slow and not cluster and $(OWN_SETUP)" -q
 
+# The cluster tier: one standalone master and two workers for the whole run, jobs through spark-submit, faults.
 test-cluster: check-env $(STAMP)
 	$(PY) -m pytest tests -m cluster -q
 

@@ -6,8 +6,14 @@
 Takes the arguments of ``python -m pipelines run`` (``--mode session`` unless told otherwise).
 """
 import sys
+from pathlib import Path
 
-from pipelines.orchestration.command import main
+# The runner finds its jobs and their defaults in jobs/ and conf/ beside the package, which the --py-files zip
+# (first on the driver's path under spark-submit) does not hold: the driver imports the package from the
+# checkout this file is in; executors take it from the zip.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines.orchestration.command import main  # noqa: E402
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -1,16 +1,21 @@
 """Every job: --help, one-line configuration errors, and spark-submit honouring --master."""
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from pipelines.session import load_spark_yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 # run_pipeline.py runs a pipeline definition (conf/pipelines/), not a job with conf/jobs/<job>.yaml.
 RUNNER = ROOT / "jobs" / "run_pipeline.py"
 JOBS = sorted(p for p in (ROOT / "jobs").glob("*.py") if p.name != "__init__.py" and p != RUNNER)
+# The tests' driver JIT/GC options (conf/spark/test.yaml), which spark-submit takes on its command line.
+DRIVER_JAVA_OPTIONS = load_spark_yaml(ROOT / "conf" / "spark" / "test.yaml")["conf"]["spark.driver.extraJavaOptions"]
 
 
 def _env():
@@ -23,14 +28,23 @@ def spark_submit() -> str:
     return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
 
 
+def _run_as_main(job: Path, argv: list[str], monkeypatch) -> int:
+    """Run a job file as ``python jobs/<job>.py <argv>`` does, but in this interpreter; its exit code."""
+    monkeypatch.setattr(sys, "argv", [str(job), *argv])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(job), run_name="__main__")
+    return exited.value.code
+
+
 @pytest.mark.parametrize("job", JOBS, ids=lambda p: p.stem)
-def test_help_lists_usage_and_configuration_keys(job):
-    done = subprocess.run([sys.executable, str(job), "--help"], capture_output=True, text=True, env=_env(),
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"usage: jobs/{job.name}")
-    assert "--conf FILE" in done.stdout and "--set KEY=VALUE" in done.stdout and "--run-date" in done.stdout
-    assert f"configuration keys (defaults from {ROOT / 'conf' / 'jobs' / (job.stem + '.yaml')})" in done.stdout
+def test_help_lists_usage_and_configuration_keys(job, monkeypatch, capsys):
+    """The job file's own ``__main__`` in this interpreter (each one also starts a fresh interpreter in
+    test_bad_conf_key_is_one_line_listing_valid_keys, and run_pipeline.py in test_pipeline_runner_help)."""
+    assert _run_as_main(job, ["--help"], monkeypatch) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith(f"usage: jobs/{job.name}")
+    assert "--conf FILE" in stdout and "--set KEY=VALUE" in stdout and "--run-date" in stdout
+    assert f"configuration keys (defaults from {ROOT / 'conf' / 'jobs' / (job.stem + '.yaml')})" in stdout
 
 
 def test_pipeline_runner_help():
@@ -51,8 +65,9 @@ def test_bad_conf_key_is_one_line_listing_valid_keys(job):
 
 
 def test_help_through_spark_submit():
-    done = subprocess.run([spark_submit(), str(ROOT / "jobs" / "ingest.py"), "--help"], capture_output=True,
-                          text=True, env=_env(), timeout=300)
+    done = subprocess.run([spark_submit(), "--driver-java-options", DRIVER_JAVA_OPTIONS,
+                           str(ROOT / "jobs" / "ingest.py"), "--help"], capture_output=True, text=True, env=_env(),
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     assert "usage: jobs/ingest.py" in done.stdout
 
@@ -61,7 +76,8 @@ def test_spark_submit_master_and_conf_win_over_local_yaml(tmp_path):
     out = tmp_path / "raw"
     done = subprocess.run(
         [spark_submit(), "--master", "local[1]", "--conf", "spark.sql.shuffle.partitions=3",
-         str(ROOT / "jobs" / "generate_demo_data.py"), "--set", "size=0.01", "--set", f"output.path={out}"],
+         "--driver-java-options", DRIVER_JAVA_OPTIONS, str(ROOT / "jobs" / "generate_demo_data.py"),
+         "--set", "size=0.01", "--set", f"output.path={out}"],
         capture_output=True, text=True, env=_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "clicks" / "_metrics.json").read_text())

@@ -70,7 +70,7 @@ class Manifest:
         self.data: dict[str, Any] = {
             "pipeline": pipeline.name, "definition": str(pipeline.source), "root": pipeline.root,
             "run_id": self.run_id, "run_date": run_date, "mode": mode, "force": force, "status": "running",
-            "started_at": now_iso(), "finished_at": None, "duration_s": None,
+            "started_at": now_iso("milliseconds"), "finished_at": None, "duration_s": None,
             "version": __version__, "git": git_revision(), "python": platform.python_version(),
             "host": platform.node(), "command": argv if argv is not None else sys.argv,
             "steps": [self._entry(fs, p, run_date) for p in plan],
@@ -91,7 +91,7 @@ class Manifest:
 
     def start_step(self, planned: PlannedStep, run_date: str, config: dict[str, Any], command: list[str] | None):
         entry = self.step(planned.step.name)
-        entry.update(status="running", started_at=now_iso(), config=config, command=command,
+        entry.update(status="running", started_at=now_iso("milliseconds"), config=config, command=command,
                      inputs=[{"path": p, **fingerprint(self.fs, p)} for p in planned.step.input_paths(run_date)])
         entry["_t0"] = time.time()
         self.save()
@@ -107,7 +107,8 @@ class Manifest:
         return entry
 
     def finish(self, status: str) -> None:
-        self.data.update(status=status, finished_at=now_iso(), duration_s=round(time.time() - self.started, 3))
+        self.data.update(status=status, finished_at=now_iso("milliseconds"),
+                         duration_s=round(time.time() - self.started, 3))
         self.save()
 
     def save(self) -> None:

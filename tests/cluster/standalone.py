@@ -1,4 +1,10 @@
-"""A Spark standalone cluster on 127.0.0.1 for tests: one master, N workers, always torn down."""
+"""A Spark standalone cluster on 127.0.0.1 for tests: one master, N workers, always torn down.
+
+Each worker has its own work directory (executors run there, not in the driver's working directory) and its
+own Python (``worker_env``): executors start ``PYSPARK_PYTHON``, a wrapper that runs the interpreter named by
+the worker's environment. Workers can be killed and started again (``kill_worker``, ``start_worker``), and
+an application's executor JVMs are found per worker (``executor_pids``).
+"""
 from __future__ import annotations
 
 import json
@@ -9,14 +15,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import pyspark
 
+from tests.cluster.worker_env import make_worker_python
+
 SPARK_HOME = Path(pyspark.__file__).parent
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_PYTHON = "CLUSTER_WORKER_PYTHON"
 
 
 def free_port() -> int:
@@ -25,10 +34,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cluster_env(work: Path) -> dict[str, str]:
-    return {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": HOST, "SPARK_LOCAL_HOSTNAME": HOST,
-            "SPARK_LOG_DIR": str(work / "logs"), "SPARK_WORKER_DIR": str(work / "worker"),
-            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+def get_json(url: str, timeout: float = 5) -> object:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.load(resp)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -42,49 +50,132 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=15)
 
 
-def _master_state(ui_port: int) -> dict:
-    with urllib.request.urlopen(f"http://{HOST}:{ui_port}/json/", timeout=5) as resp:
-        return json.load(resp)
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
-@contextmanager
-def standalone_cluster(work: Path, workers: int = 2, cores: int = 1, memory: str = "1500m",
-                       timeout: float = 120) -> Iterator[str]:
-    """Start ``spark-class`` master and workers; yield the master URL once every worker is alive."""
-    work.mkdir(parents=True, exist_ok=True)
-    env = cluster_env(work)
-    spark_class = str(SPARK_HOME / "bin" / "spark-class")
-    port, ui_port = free_port(), free_port()
-    url = f"spark://{HOST}:{port}"
-    procs: list[subprocess.Popen] = []
-
-    def launch(name: str, args: list[str]) -> None:
-        log = open(work / f"{name}.log", "w")
-        procs.append(subprocess.Popen([spark_class, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                      start_new_session=True))
-        log.close()
-
+def cmdline(pid: int) -> str:
+    """A process's command line, arguments separated by spaces ("" once it has gone)."""
     try:
-        launch("master", ["org.apache.spark.deploy.master.Master", "--host", HOST, "--port", str(port),
-                          "--webui-port", str(ui_port)])
-        for i in range(workers):
-            launch(f"worker{i}", ["org.apache.spark.deploy.worker.Worker", url, "--host", HOST,
-                                  "--port", str(free_port()), "--webui-port", str(free_port()),
-                                  "--cores", str(cores), "--memory", memory, "--work-dir", str(work / f"w{i}")])
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+    except OSError:
+        return ""
+
+
+class StandaloneCluster:
+    """``spark-class`` master and workers under ``work``; ``start`` returns once every worker is alive."""
+
+    def __init__(self, work: Path, workers: int = 2, cores: int = 1, memory: str = "1500m"):
+        self.work, self.size, self.cores, self.memory = work, workers, cores, memory
+        self.port, self.ui_port = free_port(), free_port()
+        self.url = f"spark://{HOST}:{self.port}"
+        self.master: subprocess.Popen | None = None
+        self.workers: dict[int, subprocess.Popen] = {}
+        self.pythons: dict[int, Path] = {}
+        self.ports: dict[int, int] = {}
+        self.orphans: list[tuple[int, str]] = []           # (pid, worker URL) of a killed worker's executors
+        self.wrapper = work / "worker-python"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment of the cluster's processes and of ``spark-submit``: the driver runs this interpreter,
+        executors the wrapper."""
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", WORKER_PYTHON)}
+        return {**env, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": HOST, "SPARK_LOCAL_HOSTNAME": HOST,
+                "SPARK_LOG_DIR": str(self.work / "logs"), "SPARK_WORKER_DIR": str(self.work / "worker"),
+                "PYSPARK_PYTHON": str(self.wrapper), "PYSPARK_DRIVER_PYTHON": sys.executable}
+
+    def _launch(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        with open(self.work / f"{name}.log", "a") as log:
+            return subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def start(self, timeout: float = 120) -> "StandaloneCluster":
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.wrapper.write_text(f'#!/bin/sh\nexec "${{{WORKER_PYTHON}:?not run by a test worker}}" "$@"\n')
+        self.wrapper.chmod(0o755)
+        self.master = self._launch("master", ["org.apache.spark.deploy.master.Master", "--host", HOST,
+                                              "--port", str(self.port), "--webui-port", str(self.ui_port)], self.env)
+        with ThreadPoolExecutor(self.size) as pool:
+            paths = pool.map(lambda i: make_worker_python(self.work / f"python{i}"), range(self.size))
+            self.pythons = dict(enumerate(paths))
+        for i in range(self.size):
+            self.start_worker(i, wait=False)
+        self.wait_for_workers(self.size, timeout)
+        return self
+
+    def start_worker(self, i: int, wait: bool = True, timeout: float = 120) -> None:
+        """Start worker ``i`` (again, after ``kill_worker``) in work directory ``w<i>`` with its own Python."""
+        self.ports[i] = free_port()
+        self.workers[i] = self._launch(
+            f"worker{i}", ["org.apache.spark.deploy.worker.Worker", self.url, "--host", HOST,
+                           "--port", str(self.ports[i]), "--webui-port", str(free_port()), "--cores", str(self.cores),
+                           "--memory", self.memory, "--work-dir", str(self.work / f"w{i}")],
+            {**self.env, WORKER_PYTHON: str(self.pythons[i])})
+        if wait:
+            self.wait_for_workers(len(self.workers), timeout)
+
+    def state(self) -> dict:
+        """The master's JSON (workers, applications)."""
+        return get_json(f"http://{HOST}:{self.ui_port}/json/")
+
+    def wait_for_workers(self, alive: int, timeout: float = 120) -> None:
         deadline = time.time() + timeout
         while True:
+            procs = [self.master, *self.workers.values()]
             dead = [p.args[1] for p in procs if p.poll() is not None]
             if dead:
-                raise RuntimeError(f"cluster process exited early: {dead}; logs in {work}")
+                raise RuntimeError(f"cluster process exited early: {dead}; logs in {self.work}")
             try:
-                if _master_state(ui_port).get("aliveworkers", 0) == workers:
-                    break
-            except OSError:
+                if self.state().get("aliveworkers", 0) == alive:
+                    return
+            except (OSError, ValueError):                  # the master's UI is not up yet
                 pass
             if time.time() > deadline:
-                raise TimeoutError(f"{workers} workers did not register with {url} in {timeout}s; logs in {work}")
-            time.sleep(1)
-        yield url
-    finally:
-        for proc in reversed(procs):
+                raise TimeoutError(f"{alive} workers did not register with {self.url} in {timeout}s; "
+                                   f"logs in {self.work}")
+            time.sleep(0.5)
+
+    def executor_pids(self, app_id: str) -> dict[int, list[int]]:
+        """Executor JVMs of application ``app_id`` per worker index (children of that worker's JVM)."""
+        return {i: [pid for pid in children(proc.pid)
+                    if "CoarseGrainedExecutorBackend" in cmdline(pid) and f" {app_id} " in cmdline(pid)]
+                for i, proc in self.workers.items() if proc.poll() is None}
+
+    def kill_worker(self, i: int) -> None:
+        """SIGKILL worker ``i``'s JVM (only it: its executors notice and exit, as on a lost node)."""
+        proc = self.workers.pop(i)
+        url = f"spark://Worker@{HOST}:{self.ports[i]}"
+        self.orphans += [(pid, url) for pid in children(proc.pid) if "CoarseGrainedExecutorBackend" in cmdline(pid)]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=15)
+
+    def stop(self) -> None:
+        """Workers (their process groups: executors too), executors a killed worker left, if any, and the master."""
+        for proc in self.workers.values():
             _stop(proc)
+        for pid, url in self.orphans:
+            if url in cmdline(pid):
+                os.kill(pid, signal.SIGKILL)
+        if self.master is not None:
+            _stop(self.master)
+
+
+def spark_submit(cluster: StandaloneCluster, pyfiles: Path, job: str, args: list[str],
+                 conf: dict[str, object] | None = None) -> list[str]:
+    """The ``spark-submit`` command of ``jobs/<job>.py`` on two one-core executors of ``cluster``."""
+    settings = {"spark.executor.cores": 1, "spark.cores.max": 2, "spark.executor.memory": "1g",
+                "spark.driver.host": HOST, "spark.scheduler.minRegisteredResourcesRatio": 1.0,
+                "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s", **(conf or {})}
+    return [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url, "--py-files", str(pyfiles),
+            *[a for k, v in settings.items() for a in ("--conf", f"{k}={v}")], str(ROOT / "jobs" / f"{job}.py"),
+            *args]

@@ -4,53 +4,26 @@ Local mode runs Python in one process tree and hides serialisation bugs; here th
 to the executors as the ``--py-files`` zip, and results must match what local mode computes.
 """
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
 
 from pipelines.datagen import demo_tables
-from pipelines.packaging import build_pyfiles
-from tests.cluster.standalone import HOST, SPARK_HOME, cluster_env, standalone_cluster
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    work = tmp_path_factory.mktemp("cluster")
-    with standalone_cluster(work, workers=2) as url:
-        yield url, work
-
-
-def submit(cluster, job: str, *args: str) -> subprocess.CompletedProcess:
-    url, work = cluster
-    pyfiles = build_pyfiles(work / "dist")
-    cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", url, "--py-files", str(pyfiles),
-           "--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=2", "--conf", "spark.executor.memory=1g",
-           "--conf", f"spark.driver.host={HOST}",
-           "--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0",
-           "--conf", "spark.scheduler.maxRegisteredResourcesWaitingTime=120s",
-           str(ROOT / "jobs" / f"{job}.py"), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=cluster_env(work), timeout=600)
-    assert done.returncode == 0, f"{job} failed:\n{done.stderr[-5000:]}"
-    return done
-
-
-def test_generate_and_ingest_on_two_executors(cluster, spark, tmp_path):
-    url, _ = cluster
+def test_generate_and_ingest_on_two_executors(cluster, submit, spark, tmp_path):
     raw = tmp_path / "raw"
-    submit(cluster, "generate_demo_data", "--set", "size=0.05", "--set", "seed=11",
+    submit("generate_demo_data", "--set", "size=0.05", "--set", "seed=11",
            "--set", "malformed_fraction=0.02", "--set", f"output.path={raw}")
     clean = tmp_path / "clean"
-    done = submit(cluster, "ingest", "--set", f"input.path={raw / 'clicks'}", "--set", f"output.path={clean}",
+    done = submit("ingest", "--set", f"input.path={raw / 'clicks'}", "--set", f"output.path={clean}",
                   "--set", "max_malformed_fraction=0.05", "--run-date", "2026-05-01")
     assert f"output: {clean / 'ds=2026-05-01'}" in done.stdout
 
     metrics = json.loads((clean / "ds=2026-05-01" / "_metrics.json").read_text())
-    assert metrics["spark"]["master"] == url
+    assert metrics["spark"]["master"] == cluster.url
     assert metrics["spark"]["executors"] == 2
     ingest = metrics["ingest"]["output"]
     assert ingest["rows_in"] == 2500

@@ -1,0 +1,44 @@
+"""One standalone cluster (master + two workers) for the whole cluster tier, started when a test first needs it."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipelines.packaging import build_pyfiles
+from tests.cluster.standalone import StandaloneCluster, spark_submit
+
+
+@pytest.fixture(scope="session")
+def standalone(tmp_path_factory) -> StandaloneCluster:
+    """Master and two one-core workers, each with its own work directory and Python, for the whole session."""
+    running = StandaloneCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def cluster(standalone) -> StandaloneCluster:
+    """The shared cluster with every worker alive (a test that killed one started it again)."""
+    standalone.wait_for_workers(standalone.size)
+    return standalone
+
+
+@pytest.fixture(scope="session")
+def pyfiles(standalone) -> Path:
+    """The ``--py-files`` zip of the working tree, built once."""
+    return build_pyfiles(standalone.work / "dist")
+
+
+@pytest.fixture
+def submit(cluster, pyfiles):
+    """Run ``jobs/<job>.py`` with spark-submit on the cluster; fail the test with its stderr when it fails."""
+    def run(job: str, *args: str, conf: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+        done = subprocess.run(spark_submit(cluster, pyfiles, job, list(args), conf), capture_output=True, text=True,
+                              env=cluster.env, timeout=timeout)
+        assert done.returncode == 0, f"{job} failed:\n{done.stderr[-5000:]}"
+        return done
+    return run
