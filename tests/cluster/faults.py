@@ -52,10 +52,9 @@ class Moment:
 
 @dataclass
 class Run:
-    """A pipeline run: its seconds, spark-submit's output, its manifest's steps, its event log, the kills."""
+    """A pipeline run: its seconds, its manifest's steps, its event log, the kills."""
 
     seconds: float
-    output: str
     steps: list[dict]
     log_dir: Path
     kills: list[dict] = field(default_factory=list)
@@ -208,4 +207,4 @@ def run_pipeline(cluster: StandaloneCluster, pyfiles: Path, definition: Path, ru
     assert proc.returncode == 0, f"the pipeline exited {proc.returncode} ({kills}):\n{text[-5000:]}"
     (manifest,) = (Path(yaml.safe_load(definition.read_text())["root"]) / "_runs" / f"ds={run_date}").glob(
         "*/manifest.json")
-    return Run(seconds, text, json.loads(manifest.read_text())["steps"], logs, kills)
+    return Run(seconds, json.loads(manifest.read_text())["steps"], logs, kills)
