@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -34,12 +35,23 @@ class JobError(UserError):
 
 
 def spark_summary(spark: SparkSession) -> dict[str, Any]:
-    """Where the job ran: master, executors (driver excluded; 0 in local mode) and parallelism."""
+    """Where and how the job ran: master, executors (driver excluded; 0 in local mode), parallelism, and the
+    effective Spark settings (explicitly set ones, values of keys matching ``spark.redaction.regex`` hidden)."""
     sc = spark.sparkContext
     executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
     return {"version": spark.version, "master": sc.master, "app_id": sc.applicationId,
             "executors": executors, "default_parallelism": sc.defaultParallelism,
-            "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions"))}
+            "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions")),
+            "settings": effective_settings(spark)}
+
+
+def effective_settings(spark: SparkSession) -> dict[str, str]:
+    """The session's explicitly set ``spark.*`` settings (launcher, spark-defaults, YAML, runtime), sorted, with
+    the values of secret-looking keys replaced as Spark's UI does."""
+    secret = re.compile(spark.conf.get("spark.redaction.regex", r"(?i)secret|password|token|access[.]?key"))
+    found = {**dict(spark.sparkContext.getConf().getAll()), **spark.conf.getAll}
+    return {k: "*********(redacted)" if secret.search(k) else v for k, v in sorted(found.items())
+            if k.startswith("spark.")}
 
 
 def config_inputs(config: Mapping[str, Any]) -> list[str]:
@@ -242,8 +254,10 @@ def build_parser(name: str, description: str, defaults_path: Path, spark_conf: P
                         help="override one configuration key (dotted), e.g. --set model.vector_size=200; repeatable")
     parser.add_argument("--run-date", metavar="YYYY-MM-DD", type=date_argument,
                         help="write outputs into the ds=YYYY-MM-DD partition (a re-run replaces only it)")
-    parser.add_argument("--spark-conf", metavar="FILE", default=str(spark_conf),
-                        help="Spark settings YAML used when not under spark-submit (default: %(default)s)")
+    parser.add_argument("--spark-conf", metavar="FILE",
+                        help=f"Spark settings YAML; under plain python the default is {spark_conf}; under "
+                             f"spark-submit nothing is added unless this is given, and then its values fill "
+                             f"only what spark-submit left unset")
     parser.add_argument("--input", metavar="PATH", action="append", default=[], dest="inputs",
                         help="an input this run reads (as a pipeline step declares it): fingerprinted into the "
                              "outputs' lineage; default: the configuration's input paths; repeatable")

@@ -1,8 +1,9 @@
 """SparkSession factory shared by jobs and tests.
 
-Under ``spark-submit`` the launcher has already decided master, ``--conf`` values and
-spark-defaults; the YAML only fills what is still unset. Under plain ``python`` there is no
-launcher, so the YAML (``conf/spark/local.yaml`` by default) decides everything.
+Under ``spark-submit`` the launcher has already decided master, ``--conf`` values and spark-defaults, and a
+job adds no setting of its own: only a Spark YAML named explicitly (a job's ``--spark-conf``, a pipeline's
+``spark.conf_file``) and a pipeline's ``spark.conf`` fill what is still unset. Under plain ``python`` there is
+no launcher, so the YAML (``conf/spark/local.yaml`` unless another is named) decides everything.
 """
 from __future__ import annotations
 
@@ -44,16 +45,20 @@ def _as_conf_value(value: Any) -> str:
     return str(value)
 
 
-def get_spark(app_name: str, spark_conf: str | os.PathLike | None = LOCAL_SPARK_CONF,
+def get_spark(app_name: str, spark_conf: str | os.PathLike | None = None,
               overrides: Mapping[str, Any] | None = None) -> SparkSession:
     """Return the active SparkSession or build one.
 
-    ``overrides`` (``spark.*`` keys) win over the YAML; values set by spark-submit win over both.
+    ``spark_conf`` names a Spark YAML (None: ``conf/spark/local.yaml`` under plain python, nothing under
+    spark-submit); ``overrides`` (``spark.*`` keys) win over it; values set by spark-submit win over both.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    settings = load_spark_yaml(spark_conf)
+    if spark_conf is None and under_spark_submit():
+        settings = {"master": None, "conf": {}}
+    else:
+        settings = load_spark_yaml(LOCAL_SPARK_CONF if spark_conf is None else spark_conf)
     wanted = {k: _as_conf_value(v) for k, v in {**settings["conf"], **(overrides or {})}.items()}
     builder = SparkSession.builder.appName(app_name)
     if under_spark_submit():

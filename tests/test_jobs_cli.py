@@ -72,16 +72,32 @@ def test_help_through_spark_submit():
     assert "usage: jobs/ingest.py" in done.stdout
 
 
-def test_spark_submit_master_and_conf_win_over_local_yaml(tmp_path):
-    out = tmp_path / "raw"
+def _submit_generate(out: Path, *spark_args: str, job_args: tuple[str, ...] = ()) -> dict:
+    """``spark-submit <spark_args> jobs/generate_demo_data.py`` (500 clicks); its clicks output's metrics."""
     done = subprocess.run(
-        [spark_submit(), "--master", "local[1]", "--conf", "spark.sql.shuffle.partitions=3",
-         "--driver-java-options", DRIVER_JAVA_OPTIONS, str(ROOT / "jobs" / "generate_demo_data.py"),
-         "--set", "size=0.01", "--set", f"output.path={out}"],
-        capture_output=True, text=True, env=_env(), timeout=300)
+        [spark_submit(), *spark_args, "--driver-java-options", DRIVER_JAVA_OPTIONS,
+         str(ROOT / "jobs" / "generate_demo_data.py"), "--set", "size=0.01", "--set", f"output.path={out}",
+         *job_args], capture_output=True, text=True, env=_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "clicks" / "_metrics.json").read_text())
-    assert metrics["spark"]["master"] == "local[1]"  # conf/spark/local.yaml says local[*]
-    assert metrics["spark"]["shuffle_partitions"] == 3  # --conf beats the YAML's 8
-    assert metrics["spark"]["default_parallelism"] == 4  # unset by spark-submit: filled from the YAML
     assert metrics["rows_out"]["clicks"] == 500
+    return metrics["spark"]
+
+
+def test_spark_submit_master_and_conf_win_over_an_explicit_spark_conf(tmp_path):
+    spark = _submit_generate(tmp_path / "raw", "--master", "local[1]", "--conf", "spark.sql.shuffle.partitions=3",
+                             job_args=("--spark-conf", str(ROOT / "conf" / "spark" / "local.yaml")))
+    assert spark["master"] == "local[1]"  # conf/spark/local.yaml says local[*]
+    assert spark["shuffle_partitions"] == 3  # --conf beats the YAML's 8
+    assert spark["default_parallelism"] == 4  # unset by spark-submit: filled from the YAML
+    assert spark["settings"]["spark.sql.shuffle.partitions"] == "3"
+
+
+def test_spark_submit_without_settings_adds_none(tmp_path):
+    """Under spark-submit a job adds no Spark setting of its own: Spark's defaults stay, as on a cluster whose
+    spark-defaults.conf does not set them, and the metrics record what was in effect."""
+    spark = _submit_generate(tmp_path / "raw", "--master", "local[1]", "--conf", "spark.ui.enabled=false")
+    assert spark["shuffle_partitions"] == 200                        # Spark's own default, not local.yaml's 8
+    local = load_spark_yaml(ROOT / "conf" / "spark" / "local.yaml")["conf"]
+    assert not set(local) & set(spark["settings"]), spark["settings"]
+    assert spark["settings"]["spark.master"] == "local[1]" and spark["settings"]["spark.ui.enabled"] == "false"

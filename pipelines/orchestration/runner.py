@@ -71,7 +71,7 @@ class Runner:
             if self.mode == "subprocess":
                 overrides.update({"spark.master": "local[1]", "spark.ui.enabled": "false"})
             self.spark = get_spark(f"pipeline-{self.pipeline.name}",
-                                   (ROOT / conf_file) if conf_file else ROOT / "conf" / "spark" / "local.yaml",
+                                   (ROOT / conf_file) if conf_file else None,
                                    overrides)
         return self.spark
 
