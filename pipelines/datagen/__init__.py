@@ -16,6 +16,7 @@ from pipelines.datagen.chunks import generate
 from pipelines.datagen.clicks import CLICKS_SCHEMA, clicks_chunk
 from pipelines.datagen.corpus import CORPUS_SCHEMA, WORDS_SCHEMA, corpus_chunk, word_topics
 from pipelines.datagen.sessions import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, items_chunk, sessions_chunk
+from pipelines.frames import from_pandas
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
@@ -91,6 +92,6 @@ def generate_job(ctx: "JobContext") -> None:
     cfg = ctx.config
     write_demo_data(ctx, cfg["output"]["path"], cfg["size"], cfg["seed"], cfg["malformed_fraction"])
     words = word_topics(cfg["seed"])
-    ctx.stage("words", ctx.spark.createDataFrame(words, WORDS_SCHEMA), f"{cfg['output']['path']}/words",
+    ctx.stage("words", from_pandas(ctx.spark, words, WORDS_SCHEMA), f"{cfg['output']['path']}/words",
               fmt="csv", options={"header": "true"})
     ctx.metrics["datagen"]["rows"]["words"] = len(words)

@@ -28,6 +28,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.frames import from_pandas
 from pipelines.metrics.binary import ConfusionCounts
 from pipelines.metrics.validation import LABEL, SCORE, WEIGHT, BinaryFrame, prepare_binary
 
@@ -291,7 +292,7 @@ def roc_curve(df: DataFrame, score_col: str, label_col: str, weight_col: str | N
     """
     options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
     table = _sweep(df, score_col, label_col, weight_col, points, options).roc_table()
-    return df.sparkSession.createDataFrame(table, "threshold double, fpr double, tpr double")
+    return from_pandas(df.sparkSession, table, "threshold double, fpr double, tpr double")
 
 
 def pr_curve(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
@@ -304,4 +305,4 @@ def pr_curve(df: DataFrame, score_col: str, label_col: str, weight_col: str | No
     """
     options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
     table = _sweep(df, score_col, label_col, weight_col, points, options).pr_table()
-    return df.sparkSession.createDataFrame(table, "threshold double, precision double, recall double")
+    return from_pandas(df.sparkSession, table, "threshold double, precision double, recall double")

@@ -8,6 +8,7 @@ from pyspark.ml.feature import CountVectorizerModel, HashingTF
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from pipelines.frames import from_pandas
 from pipelines.text.tfidf import term_counter
 from udfs.text import vector_entries_udf
 
@@ -26,7 +27,7 @@ def term_index(model: PipelineModel, tokens: DataFrame, tokens_col: str = "token
         vocabulary = counter.vocabulary
         table = pd.DataFrame({"index": np.arange(len(vocabulary), dtype=np.int32),
                               "term": pd.Series(vocabulary, dtype=object)})
-        return spark.createDataFrame(table, "index INT, term STRING")
+        return from_pandas(spark, table, "index INT, term STRING")
     terms = tokens.select(id_col, F.explode(F.array_distinct(tokens_col)).alias("term"))
     hasher = HashingTF(inputCol="_term", outputCol="_hashed", numFeatures=counter.getNumFeatures())
     hashed = hasher.transform(terms.withColumn("_term", F.array("term")))

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.stats import spearmanr
 
+from pipelines.frames import from_pandas
 from pipelines.word2vec.queries import VectorIndex
 from udfs.word2vec import unit_rows
 
@@ -50,7 +51,7 @@ def analogy_accuracy(spark: SparkSession, words: Sequence[str], vectors: np.ndar
         usable = questions[questions[["a", "b", "c", "expected"]].isin(known).all(axis=1)]
         if usable.empty:
             return {"accuracy": 0.0, "questions": 0, "skipped": len(questions)}
-        answers = index.analogies(spark.createDataFrame(usable.reset_index(drop=True)), k=1)
+        answers = index.analogies(from_pandas(spark, usable), k=1)
         scored = answers.select("section", (F.col("neighbours")[0] == F.col("expected")).cast("int").alias("ok"))
         total = scored.agg(F.sum("ok").alias("correct"), F.count("*").alias("n")).first()
         sem = scored.filter(~F.col("section").startswith("gram")).agg(F.avg("ok")).first()[0]
@@ -94,7 +95,7 @@ def category_neighbour_share(spark: SparkSession, words: Sequence[str], vectors:
     cats = categories.select(F.col(key_col).cast("string").alias("word"), F.col(category_col).alias("category"))
     index = VectorIndex(spark, words, vectors)
     try:
-        queries = spark.createDataFrame(pd.DataFrame({"word": list(index.words)}))
+        queries = from_pandas(spark, pd.DataFrame({"word": list(index.words)}))
         pairs = (index.most_similar(queries, k).select("word", F.posexplode("neighbours").alias("rank", "neighbour"))
                  .join(cats, "word")
                  .join(cats.withColumnRenamed("word", "neighbour").withColumnRenamed("category", "n_category"),

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from pipelines.config import ConfigError
 from pipelines.errors import load_model
+from pipelines.frames import from_pandas
 from pipelines.ingest import _require_path
 from pipelines.text.jobs import read_documents, tokenizer_from_config
 from pipelines.word2vec.errors import Word2VecError
@@ -108,6 +109,6 @@ def evaluate_embeddings_job(ctx: "JobContext") -> None:
     ctx.log(", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
     root = cfg["output"]["path"].rstrip("/")
     results = pd.DataFrame({"metric": list(figures), "value": [float(v) for v in figures.values()]})
-    ctx.stage("results", ctx.spark.createDataFrame(results, "metric STRING, value DOUBLE"), f"{root}/results")
+    ctx.stage("results", from_pandas(ctx.spark, results, "metric STRING, value DOUBLE"), f"{root}/results")
     if cfg["queries"]["path"]:
         ctx.stage("answers", _queries(ctx, model, cfg["queries"]), f"{root}/answers")

@@ -27,6 +27,7 @@ from pyspark.ml.util import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipelines.frames import from_pandas
 from pipelines.word2vec.errors import Word2VecError
 from pipelines.word2vec.kernel import KernelSettings
 from pipelines.word2vec.mllib import MllibSettings, train_mllib
@@ -158,7 +159,7 @@ class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
         """The vectors table ``(word, vector, count, index)``."""
         pdf = pd.DataFrame({"word": self.words, "vector": list(self.vectors), "count": self.counts,
                             "index": np.arange(len(self.words), dtype=np.int32)})
-        return spark.createDataFrame(pdf, VECTORS_SCHEMA)
+        return from_pandas(spark, pdf, VECTORS_SCHEMA)
 
     def to_word2vec_text(self) -> str:
         """The word2vec text format: a ``"<words> <dimensions>"`` line, then ``word v1 v2 ...`` per word."""

@@ -12,6 +12,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipelines.frames import from_pandas
 from pipelines.word2vec.errors import EmptyCorpusError, EmptyVocabularyError
 
 
@@ -41,7 +42,7 @@ class Vocabulary:
         keep = keep_probabilities(self.counts, sample)
         pdf = pd.DataFrame({"word": self.words, "count": self.counts.astype(np.int64),
                             "index": np.arange(len(self), dtype=np.int32), "keep_probability": keep})
-        return spark.createDataFrame(pdf, "word STRING, count BIGINT, index INT, keep_probability DOUBLE")
+        return from_pandas(spark, pdf, "word STRING, count BIGINT, index INT, keep_probability DOUBLE")
 
 
 def build_vocabulary(corpus: DataFrame, tokens_col: str = "tokens", min_count: int = 5,

@@ -1,0 +1,16 @@
+"""pandas -> Spark DataFrames through Arrow, whatever the session's ``spark.sql.execution.arrow.pyspark.enabled``.
+
+Under spark-submit a job adds no Spark setting of its own, so it cannot count on that setting: without it
+``createDataFrame(pandas)`` converts row by row, slowly, and refuses numpy scalars inside arrays ("FloatType()
+can not accept object np.float32"). A pyarrow Table goes through Arrow in any session.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+
+
+def from_pandas(spark: SparkSession, pdf: pd.DataFrame, schema: str | None = None) -> DataFrame:
+    """``pdf`` as a Spark DataFrame (its columns cast to ``schema``'s types when given; names must match)."""
+    return spark.createDataFrame(pa.Table.from_pandas(pdf, preserve_index=False), schema)
