@@ -16,11 +16,11 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 check-env:
 	@bash scripts/check_env.sh $(PYTHON)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml constraints.txt
 	@bash scripts/check_env.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	@touch $(STAMP)
 
 demo: check-env $(STAMP)
