@@ -1,8 +1,7 @@
-"""Ranker features (user, item, user-item) and labels of every recall candidate, per split."""
+"""spark-submit entry of job 'build_features' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.recsys.jobs import features_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("build_features", __file__, features_job, __doc__))
+    sys.exit(run_job("build_features"))

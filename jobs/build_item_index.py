@@ -1,8 +1,7 @@
-"""Item index for recall: unit item2vec vectors plus a popularity sub-space, for a PQ inner-product search."""
+"""spark-submit entry of job 'build_item_index' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.recsys.jobs import index_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("build_item_index", __file__, index_job, __doc__))
+    sys.exit(run_job("build_item_index"))

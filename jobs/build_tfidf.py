@@ -1,8 +1,7 @@
-"""Fit tokeniser + TF-IDF (scikit-learn formulas) on a corpus; write the model, TF-IDF vectors and keywords."""
+"""spark-submit entry of job 'build_tfidf' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.text.jobs import build_tfidf_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("build_tfidf", __file__, build_tfidf_job, __doc__))
+    sys.exit(run_job("build_tfidf"))

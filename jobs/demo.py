@@ -1,8 +1,7 @@
-"""End-to-end demo in local mode: the recommender pipeline (recsys_demo.yaml) on generated data, HTML report."""
+"""spark-submit entry of job 'demo' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.demo import demo_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("demo", __file__, demo_job, __doc__))
+    sys.exit(run_job("demo"))

@@ -1,8 +1,7 @@
-"""Evaluate a scored table: exact ROC-AUC, PR-AUC, log loss, NE, calibration, thresholds, GAUC, plots."""
+"""spark-submit entry of job 'evaluate' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.metrics.job import evaluate_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("evaluate", __file__, evaluate_job, __doc__))
+    sys.exit(run_job("evaluate"))

@@ -1,8 +1,7 @@
-"""Popularity and implicit ALS (tuned on the validation target) ranked lists for the test users."""
+"""spark-submit entry of job 'recsys_baselines' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.recsys.jobs import baselines_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("recsys_baselines", __file__, baselines_job, __doc__))
+    sys.exit(run_job("recsys_baselines"))

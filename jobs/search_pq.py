@@ -1,9 +1,7 @@
-"""Batch top-k search of query vectors over PQ-coded items (ADC, optional IVF and re-ranking), with recall."""
-
+"""spark-submit entry of job 'search_pq' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.pq.jobs import search_pq_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("search_pq", __file__, search_pq_job, __doc__))
+    sys.exit(run_job("search_pq"))

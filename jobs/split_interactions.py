@@ -1,8 +1,7 @@
-"""Leave-last-out split per user by time: history, validation target (second to last) and test target (last)."""
+"""spark-submit entry of job 'split_interactions' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.recsys.jobs import split_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("split_interactions", __file__, split_job, __doc__))
+    sys.exit(run_job("split_interactions"))

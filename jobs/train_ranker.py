@@ -1,8 +1,7 @@
-"""GBDT+LR ranker trained on the validation candidates; scores of the test candidates."""
+"""spark-submit entry of job 'train_ranker' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.recsys.jobs import rank_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("train_ranker", __file__, rank_job, __doc__))
+    sys.exit(run_job("train_ranker"))

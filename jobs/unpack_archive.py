@@ -1,8 +1,7 @@
-"""Copy members of a zip archive (a downloaded data set) into one output directory each."""
+"""spark-submit entry of job 'unpack_archive' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
 from pipelines.cli import run_job
-from pipelines.recsys.jobs import unpack_archive_job
 
 if __name__ == "__main__":
-    sys.exit(run_job("unpack_archive", __file__, unpack_archive_job, __doc__))
+    sys.exit(run_job("unpack_archive"))

@@ -13,8 +13,7 @@ import json
 import re
 import sys
 import time
-from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -25,9 +24,9 @@ from pipelines.fs import HadoopFS, qualify
 from pipelines.lease import LeaseKeeper
 from pipelines.lineage import fingerprint, half_committed, make_lineage, new_token, read_metrics
 from pipelines.output import CONFIG_FILE, METRICS_FILE, OutputError, StagedOutput, overlaps
+from pipelines.registry import get_job
+from pipelines.resources import job_defaults
 from pipelines.session import get_spark
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "jobs"
 
 
 class JobError(UserError):
@@ -78,10 +77,8 @@ class JobContext:
     """
 
     def __init__(self, name: str, spark: SparkSession, config: dict[str, Any], run_date: str | None,
-                 conf_dir: Path = CONF_DIR, inputs: Sequence[str] | None = None,
-                 outputs: Sequence[str] | None = None):
+                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None):
         self.name = name
-        self.conf_dir = conf_dir
         self.spark = spark
         self.config = config
         self.run_date = run_date
@@ -198,16 +195,17 @@ class JobContext:
             self.committed[key] = self.outputs.pop(key)
         return done
 
-    def run_step(self, name: str, main: Callable[["JobContext"], Any], updates: dict[str, Any],
-                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None) -> "JobContext":
-        """Run job ``name``'s main in this session, its defaults merged with ``updates``; commit its outputs.
+    def run_step(self, name: str, updates: dict[str, Any], inputs: Sequence[str] | None = None,
+                 outputs: Sequence[str] | None = None) -> "JobContext":
+        """Run the registered job ``name`` in this session, its defaults merged with ``updates``; commit its outputs.
 
         For multi-step jobs (the demo, the pipeline runner): each step's outputs carry that step's own
         configuration, metrics and lineage.
         """
-        config = merge(read_yaml(self.conf_dir / f"{name}.yaml"), updates)
+        main = get_job(name).main
+        config = merge(read_yaml(job_defaults(name)), updates)
         self.log(f"step {name}")
-        step = JobContext(name, self.spark, config, self.run_date, self.conf_dir, inputs, outputs)
+        step = JobContext(name, self.spark, config, self.run_date, inputs, outputs)
         try:
             main(step)
             step.commit()
@@ -237,27 +235,29 @@ def _lookup(config: dict[str, Any], dotted: str) -> Any:
     return config
 
 
-def build_parser(name: str, description: str, defaults_path: Path, spark_conf: Path) -> argparse.ArgumentParser:
+def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
     """``--help`` shows the job's purpose and every configuration key with its default."""
+    defaults_path = job_defaults(name)
     try:
         defaults = read_yaml(defaults_path)
         keys = "\n".join(f"  {k} = {json.dumps(_lookup(defaults, k), default=str)}" for k in leaf_keys(defaults))
     except ConfigError as exc:
         keys = f"  ({exc})"
     parser = argparse.ArgumentParser(
-        prog=f"jobs/{name}.py", description=description,
+        prog=prog or f"jobs/{name}.py", description=get_job(name).description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"configuration keys (defaults from {defaults_path}):\n{keys}\n\n"
-               f"Run with python or spark-submit, e.g.\n  spark-submit jobs/{name}.py --set KEY=VALUE")
-    parser.add_argument("--conf", metavar="FILE", help=f"job configuration YAML, merged over {defaults_path.name}")
+        epilog=f"configuration keys (defaults from conf/jobs/{name}.yaml, shipped in the package):\n{keys}\n\n"
+               f"Run with python, spark-submit or the console command, e.g.\n  spark-submit jobs/{name}.py "
+               f"--set KEY=VALUE\n  spark-ml-pipelines job {name} --set KEY=VALUE")
+    parser.add_argument("--conf", metavar="FILE", help=f"job configuration YAML, merged over conf/jobs/{name}.yaml")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                         help="override one configuration key (dotted), e.g. --set model.vector_size=200; repeatable")
     parser.add_argument("--run-date", metavar="YYYY-MM-DD", type=date_argument,
                         help="write outputs into the ds=YYYY-MM-DD partition (a re-run replaces only it)")
     parser.add_argument("--spark-conf", metavar="FILE",
-                        help=f"Spark settings YAML; under plain python the default is {spark_conf}; under "
-                             f"spark-submit nothing is added unless this is given, and then its values fill "
-                             f"only what spark-submit left unset")
+                        help="Spark settings YAML; under plain python the default is conf/spark/local.yaml; under "
+                             "spark-submit nothing is added unless this is given, and then its values fill "
+                             "only what spark-submit left unset")
     parser.add_argument("--input", metavar="PATH", action="append", default=[], dest="inputs",
                         help="an input this run reads (as a pipeline step declares it): fingerprinted into the "
                              "outputs' lineage; default: the configuration's input paths; repeatable")
@@ -269,16 +269,17 @@ def build_parser(name: str, description: str, defaults_path: Path, spark_conf: P
     return parser
 
 
-def run_job(name: str, job_file: str, main: Callable[[JobContext], Any], description: str,
-            argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, load configuration, build the session, run ``main``, commit outputs."""
-    root = Path(job_file).resolve().parents[1]
-    conf_dir = root / "conf" / "jobs"
-    defaults_path = conf_dir / f"{name}.yaml"
-    parser = build_parser(name, description, defaults_path, root / "conf" / "spark" / "local.yaml")
-    args = parser.parse_args(argv)
+def run_job(name: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run the registered job ``name`` from its command line: parse arguments, load configuration, build the
+    session, run the job's function, commit outputs. Exit codes: 0 done, 1 the job failed, 2 bad arguments."""
     try:
-        config = load_config(defaults_path, args.conf, args.overrides)
+        main = get_job(name).main
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(name, prog).parse_args(argv)
+    try:
+        config = load_config(job_defaults(name), args.conf, args.overrides)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -286,7 +287,7 @@ def run_job(name: str, job_file: str, main: Callable[[JobContext], Any], descrip
     ctx: JobContext | None = None
     try:
         spark_error_logs(args.verbose)
-        ctx = JobContext(name, spark, config, args.run_date, conf_dir, args.inputs, args.outputs)
+        ctx = JobContext(name, spark, config, args.run_date, args.inputs, args.outputs)
         main(ctx)
         ctx.commit()
     except (UserError, FileNotFoundError) as exc:

@@ -17,15 +17,17 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from pipelines.errors import UserError
+from pipelines.resources import Resource
 
 
 class ConfigError(UserError):
     """A configuration value or key that the job does not accept. The message is one line."""
 
 
-def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing file or a non-mapping document."""
-    p = Path(path)
+def read_yaml(path: str | os.PathLike | Resource) -> dict[str, Any]:
+    """Read a YAML mapping (a file, or a file the package ships), with a clear error for a missing file or a
+    non-mapping document."""
+    p = Path(path) if isinstance(path, (str, os.PathLike)) else path
     if not p.is_file():
         raise ConfigError(f"configuration file not found: {p}")
     try:
@@ -134,12 +136,12 @@ def parse_override(text: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def load_config(defaults_path: str | os.PathLike, conf_file: str | os.PathLike | None = None,
+def load_config(defaults_path: str | os.PathLike | Resource, conf_file: str | os.PathLike | None = None,
                 overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Defaults, then the user's file, then each ``KEY=VALUE`` override, all validated."""
     defaults = read_yaml(defaults_path)
     resolved = copy.deepcopy(defaults)
-    if conf_file is not None and Path(conf_file).resolve() != Path(defaults_path).resolve():
+    if conf_file is not None and Path(conf_file).resolve() != Path(str(defaults_path)).resolve():
         try:
             resolved = merge(defaults, read_yaml(conf_file))
         except ConfigError as exc:

@@ -9,12 +9,11 @@ The GBDT+LR click-model chain runs as its own pipeline, ``conf/pipelines/clicks_
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.cli import JobError
 from pipelines.config import check_date
-from pipelines.orchestration.definition import ROOT, load_pipeline
+from pipelines.orchestration.definition import load_pipeline
 from pipelines.orchestration.report import write_report
 from pipelines.orchestration.runner import Runner, StepFailed
 
@@ -42,9 +41,9 @@ def demo_job(ctx: "JobContext") -> None:
     cfg = ctx.config
     run_date = check_date("run_date", cfg["run_date"]) if cfg["run_date"] else \
         ctx.run_date or dt.date.today().isoformat()
-    definition = Path(cfg["pipeline"])
-    pipeline = load_pipeline(definition if definition.is_absolute() else ROOT / definition, cfg["output"]["path"])
-    runner = Runner(pipeline, "session", force=cfg["force"], spark=ctx.spark, argv=["demo", str(definition)])
+    definition = cfg["pipeline"]
+    pipeline = load_pipeline(definition, cfg["output"]["path"])
+    runner = Runner(pipeline, "session", force=cfg["force"], spark=ctx.spark, argv=["demo", definition])
     try:
         manifest = runner.run(run_date)
     except StepFailed as exc:

@@ -1,4 +1,5 @@
-"""Build the zip that ``spark-submit --py-files`` ships to executors: ``pipelines`` and ``udfs``.
+"""Build the zip that ``spark-submit --py-files`` ships to executors: ``pipelines`` (with its package data) and
+``udfs``.
 
 Usage: ``python -m pipelines.packaging DEST_DIR`` prints the path of the zip it wrote.
 """
@@ -16,8 +17,11 @@ PACKAGES = ("pipelines", "udfs")
 
 
 def _sources() -> list[Path]:
-    return [path for package in PACKAGES for path in sorted((ROOT / package).rglob("*"))
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+    """Source and data files of the packages; links are followed, since ``pipelines/conf`` links to ``conf/``
+    in a checkout (its YAML files are package data)."""
+    found = [Path(top) / name for package in PACKAGES
+             for top, _, names in os.walk(ROOT / package, followlinks=True) for name in names]
+    return sorted(p for p in found if "__pycache__" not in p.parts and p.suffix != ".pyc")
 
 
 def build_pyfiles(dest_dir: str | Path) -> Path:

@@ -17,17 +17,19 @@ import yaml
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
-LOCAL_SPARK_CONF = Path(__file__).resolve().parents[1] / "conf" / "spark" / "local.yaml"
+from pipelines.resources import Resource, spark_settings
+
+LOCAL_SPARK_CONF = spark_settings("local")
 
 
-def load_spark_yaml(path: str | os.PathLike | None) -> dict[str, Any]:
-    """Read a ``conf/spark/*.yaml`` file: ``{master: ..., conf: {spark.key: value}}``."""
+def load_spark_yaml(path: str | os.PathLike | Resource | None) -> dict[str, Any]:
+    """Read a ``conf/spark/*.yaml`` file (or one the package ships): ``{master: ..., conf: {spark.key: value}}``."""
     if path is None:
         return {"master": "local[*]", "conf": {}}
-    p = Path(path)
+    p = Path(path) if isinstance(path, (str, os.PathLike)) else path
     if not p.is_file():
         raise FileNotFoundError(f"Spark configuration file not found: {p}")
-    data = yaml.safe_load(p.read_text()) or {}
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     unknown = set(data) - {"master", "conf"}
     if unknown:
         raise ValueError(f"{p}: unknown keys {sorted(unknown)}; valid keys: ['conf', 'master']")
@@ -45,7 +47,7 @@ def _as_conf_value(value: Any) -> str:
     return str(value)
 
 
-def get_spark(app_name: str, spark_conf: str | os.PathLike | None = None,
+def get_spark(app_name: str, spark_conf: str | os.PathLike | Resource | None = None,
               overrides: Mapping[str, Any] | None = None) -> SparkSession:
     """Return the active SparkSession or build one.
 

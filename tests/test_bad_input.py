@@ -19,20 +19,15 @@ from pyspark.ml.feature import SQLTransformer
 
 from pipelines.cli import run_job
 from pipelines.errors import describe_failure
-from pipelines.gbdt_lr.job import score_job, train_job
-from pipelines.metrics.job import evaluate_job
-from pipelines.pq.jobs import search_pq_job
 from pipelines.recsys.features import CATEGORICAL, LABEL, NUMERIC
-from pipelines.recsys.jobs import rank_job
 
 ROOT = Path(__file__).resolve().parents[1]
 CLICKS = ("click_id BIGINT, label INT, i1 INT, i2 DOUBLE, i3 DOUBLE, i4 INT, i5 DOUBLE, i6 DOUBLE, "
           "c1 STRING, c2 STRING, c3 STRING, c4 STRING")
 
 
-def job(name: str, main, *sets: str, extra: tuple[str, ...] = ()) -> int:
-    return run_job(name, str(ROOT / "jobs" / f"{name}.py"), main, "test",
-                   [arg for s in sets for arg in ("--set", s)] + list(extra))
+def job(name: str, *sets: str, extra: tuple[str, ...] = ()) -> int:
+    return run_job(name, [arg for s in sets for arg in ("--set", s)] + list(extra))
 
 
 def one_error_line(capsys) -> str:
@@ -52,7 +47,7 @@ def test_train_gbdt_lr_refuses_labels_other_than_0_and_1(spark, tmp_path, capsys
     labels = [0, 1] * 20 + [2, None, 7, 2]
     data, out = tmp_path / "clicks", tmp_path / "gbdt_lr"
     spark.createDataFrame([click_row(i, y) for i, y in enumerate(labels)], CLICKS).write.parquet(str(data))
-    assert job("train_gbdt_lr", train_job, f"input.path={data}", f"output.path={out}") == 1
+    assert job("train_gbdt_lr", f"input.path={data}", f"output.path={out}") == 1
     assert one_error_line(capsys) == (f"error: {data}: label column 'label' must be 0 or 1 in every row; 4 rows are "
                                       f"not, e.g. null, 2, 7")
     assert not out.exists()
@@ -65,7 +60,7 @@ def test_train_ranker_refuses_bad_labels_in_any_split(spark, tmp_path, capsys):
             for i, label in enumerate([0.0, 1.0] * 10 + [0.5, None])]   # 0.5 and null land in the test split
     features, out = tmp_path / "features", tmp_path / "ranker"
     spark.createDataFrame(rows, schema).write.parquet(str(features))
-    assert job("train_ranker", rank_job, f"input.features={features}", f"output.path={out}") == 1
+    assert job("train_ranker", f"input.features={features}", f"output.path={out}") == 1
     assert one_error_line(capsys) == (f"error: {features}: label column 'label' must be 0 or 1 in every row; 2 rows "
                                       f"are not, e.g. null, 0.5")
     assert not out.exists()
@@ -91,7 +86,7 @@ def test_truncated_parquet_input_is_one_line(scores, tmp_path, capsys, checksums
     if checksums == "removed":   # a file cut short by another tool, with no Hadoop checksum beside it
         for crc in scores.glob(".*.crc"):
             crc.unlink()
-    assert job("evaluate", evaluate_job, f"input.path={scores}", f"output.path={tmp_path / 'out'}") == 1
+    assert job("evaluate", f"input.path={scores}", f"output.path={tmp_path / 'out'}") == 1
     line = one_error_line(capsys)
     assert line.startswith("error: evaluate: ")
     match = re.search(cause, line)
@@ -100,7 +95,7 @@ def test_truncated_parquet_input_is_one_line(scores, tmp_path, capsys, checksums
 
 def test_missing_model_directory_is_one_line(spark, tmp_path, capsys):
     model = tmp_path / "no_model"
-    assert job("search_pq", search_pq_job, f"items.model_path={model}", f"output.path={tmp_path / 'out'}") == 1
+    assert job("search_pq", f"items.model_path={model}", f"output.path={tmp_path / 'out'}") == 1
     assert one_error_line(capsys) == (f"error: {model}: cannot load the model: [PATH_NOT_FOUND] Path does not "
                                       f"exist: file:{model}/metadata.")
 
@@ -132,7 +127,7 @@ def test_corrupt_model_directory_is_one_line(spark, tmp_path, capsys, corrupt):
     saved_scoring_model(spark, model)
     spark.createDataFrame([(1, 2.0)], "click_id BIGINT, x DOUBLE").write.parquet(str(data))
     cause = corrupt(model)
-    assert job("score", score_job, f"model_path={model}", f"input.path={data}",
+    assert job("score", f"model_path={model}", f"input.path={data}",
                f"output.path={tmp_path / 'out'}") == 1
     assert one_error_line(capsys) == f"error: {model}: cannot load the model: {cause}"
     assert not (tmp_path / "out").exists()
@@ -142,7 +137,7 @@ ANSI_CAST = ['positive_label="pos"', 'negative_label="neg"']   # strings against
 
 
 def test_ansi_cast_error_is_one_line(scores, tmp_path, capsys):
-    assert job("evaluate", evaluate_job, f"input.path={scores}", f"output.path={tmp_path / 'out'}", *ANSI_CAST) == 1
+    assert job("evaluate", f"input.path={scores}", f"output.path={tmp_path / 'out'}", *ANSI_CAST) == 1
     line = one_error_line(capsys)
     assert line.startswith("error: evaluate: [CAST_INVALID_INPUT] The value 'pos' of the type \"STRING\" cannot be "
                            "cast to ")
@@ -151,7 +146,7 @@ def test_ansi_cast_error_is_one_line(scores, tmp_path, capsys):
 
 def test_verbose_lets_the_exception_through(scores, tmp_path, capsys):
     with pytest.raises(NumberFormatException, match=r"CAST_INVALID_INPUT"):
-        job("evaluate", evaluate_job, f"input.path={scores}", f"output.path={tmp_path / 'out'}", *ANSI_CAST,
+        job("evaluate", f"input.path={scores}", f"output.path={tmp_path / 'out'}", *ANSI_CAST,
             extra=("--verbose",))
     assert "error:" not in capsys.readouterr().err
 

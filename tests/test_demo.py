@@ -12,7 +12,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from pipelines.cli import run_job
-from pipelines.demo import demo_job
 from tests.recsys_tiny import write_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +23,7 @@ def demo(spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
     out = tmp / "demo"
     definition = write_tiny(tmp / "recsys_tiny.yaml")
-    code = run_job("demo", str(ROOT / "jobs" / "demo.py"), demo_job, "demo",
-                   ["--set", f"pipeline={definition}", "--set", f"output.path={out}", "--run-date", DATE])
+    code = run_job("demo", ["--set", f"pipeline={definition}", "--set", f"output.path={out}", "--run-date", DATE])
     return code, out
 
 

@@ -18,7 +18,6 @@ from pipelines.datagen import demo_tables
 from pipelines.gbdt_lr.calibration import ProbabilityScore, recalibrate
 from pipelines.gbdt_lr.categories import OTHER, RareCategoryGrouper
 from pipelines.gbdt_lr.features import FeatureError, FeatureSpec, check_training_data
-from pipelines.gbdt_lr.job import score_job, train_job
 from pipelines.gbdt_lr.leaves import LeafEncoder, LeafEncoderModel, leaf_offsets
 from pipelines.gbdt_lr.model import downsample_negatives, stratified_split
 
@@ -127,16 +126,14 @@ def trained(clicks, tmp_path_factory):
     data, out = root / "clicks", root / "gl"
     clicks.write.parquet(str(data))
     sets = [f"input.path={data}", f"output.path={out}", *SMALL]
-    code = run_job("train_gbdt_lr", str(ROOT / "jobs" / "train_gbdt_lr.py"), train_job, "t",
-                   [arg for s in sets for arg in ("--set", s)])
+    code = run_job("train_gbdt_lr", [arg for s in sets for arg in ("--set", s)])
     assert code == 0
     return data, out
 
 
 def _score(model_dir, data, out, *extra):
-    return run_job("score", str(ROOT / "jobs" / "score.py"), score_job, "s",
-                   ["--set", f"model_path={model_dir}", "--set", f"input.path={data}", "--set", f"output.path={out}",
-                    *extra])
+    return run_job("score", ["--set", f"model_path={model_dir}", "--set", f"input.path={data}",
+                             "--set", f"output.path={out}", *extra])
 
 
 def test_train_job_reports_three_models(trained):

@@ -6,7 +6,7 @@ import pytest
 from chispa import assert_df_equality
 
 from pipelines.cli import run_job
-from pipelines.ingest import IngestError, ingest_job, read_corpus, read_table
+from pipelines.ingest import IngestError, read_corpus, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = str(ROOT / "jobs" / "ingest.py")
@@ -98,7 +98,7 @@ def _ingest(tmp_path, src, threshold, extra=()):
     out = tmp_path / "out"
     argv = ["--set", f"input.path={src}", "--set", f"input.schema={SCHEMA}", "--set", f"output.path={out}",
             "--set", f"max_malformed_fraction={threshold}", *extra]
-    return out, run_job("ingest", JOB, ingest_job, "test", argv)
+    return out, run_job("ingest", argv)
 
 
 def test_three_percent_malformed_fails_under_one_percent_threshold(spark, tmp_path, capsys):

@@ -44,14 +44,14 @@ def test_help_lists_usage_and_configuration_keys(job, monkeypatch, capsys):
     stdout = capsys.readouterr().out
     assert stdout.startswith(f"usage: jobs/{job.name}")
     assert "--conf FILE" in stdout and "--set KEY=VALUE" in stdout and "--run-date" in stdout
-    assert f"configuration keys (defaults from {ROOT / 'conf' / 'jobs' / (job.stem + '.yaml')})" in stdout
+    assert f"configuration keys (defaults from conf/jobs/{job.stem}.yaml, shipped in the package)" in stdout
 
 
 def test_pipeline_runner_help():
     done = subprocess.run([sys.executable, str(RUNNER), "--help"], capture_output=True, text=True, env=_env(),
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("usage: python -m pipelines run") and "--run-date" in done.stdout
+    assert done.stdout.startswith("usage: spark-ml-pipelines run") and "--run-date" in done.stdout
 
 
 @pytest.mark.parametrize("job", JOBS, ids=lambda p: p.stem)

@@ -17,7 +17,6 @@ import pytest
 from pipelines.cli import run_job
 from pipelines.fs import HadoopFS
 from pipelines.lease import Lease, LeaseHeld, LeaseKeeper, lease_path
-from pipelines.metrics.job import evaluate_job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +27,7 @@ def fs(spark):
 
 
 def _evaluate(args):
-    return run_job("evaluate", str(ROOT / "jobs" / "evaluate.py"), evaluate_job, "evaluate", args)
+    return run_job("evaluate", args)
 
 
 def _write_lease(path: Path, **fields) -> None:

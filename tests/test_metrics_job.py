@@ -8,14 +8,13 @@ import pytest
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 from pipelines.cli import run_job
-from pipelines.metrics.job import evaluate_job
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _evaluate(args):
-    return run_job("evaluate", str(ROOT / "jobs" / "evaluate.py"), evaluate_job, "evaluate", args)
+    return run_job("evaluate", args)
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,17 @@ import copy
 import shlex
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import yaml
 
 from pipelines.cli import run_job
-from pipelines.demo import demo_job
-from pipelines.orchestration.airflow import AIRFLOW_DS, render_dag
+from pipelines.orchestration.airflow import AIRFLOW_DS, Deployment, render_dag
 from pipelines.orchestration.cron import cron_line
-from pipelines.orchestration.definition import ROOT, PipelineError, build_pipeline
+from pipelines.orchestration.definition import PipelineError, build_pipeline
 
+ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "conf" / "pipelines" / "clicks_demo.yaml"
 NASTY = 'say "hi" \'there\' """ back\\slash \\" \n next line """'
 PAYLOAD = '\n"""\nopen("PWNED", "w").close()\n"""\n'   # ends a docstring pasted raw, then writes a file
@@ -99,15 +100,17 @@ def test_dag_holds_quotes_backslashes_and_newlines_as_data(tmp_path, monkeypatch
     root = str(tmp_path / f"root {NASTY}")
     pipeline = build_pipeline(copy.deepcopy(data), DEMO, root)
     py_files, python, command = f"/zips/{NASTY}.zip" + PAYLOAD, f"/venv {NASTY}/python", "regen " + NASTY + PAYLOAD
-    source = render_dag(pipeline, py_files=py_files, command=command, python=python)
+    deployment = Deployment.make(f"/srv/{NASTY}", py_files, python=python)
+    source = render_dag(pipeline, deployment=deployment, command=command)
 
     code = compile(source, "dag.py", "exec")
     tree = ast.parse(source)
     assert [type(node).__name__ for node in tree.body] == ["Expr", "Import", "ImportFrom", "ImportFrom", "Try",
                                                           "With"]
     assert ast.get_docstring(tree, clean=False) == (
-        f"Airflow DAG of pipeline clicks_demo, generated from {DEMO}.\n\nRegenerate rather than edit: {command}\n"
-        f"Build the --py-files zip first: make pyfiles ({py_files}).\n")
+        f"Airflow DAG of pipeline clicks_demo, generated from /srv/{NASTY}/conf/pipelines/clicks_demo.yaml.\n\n"
+        f"Regenerate rather than edit: {command}\n"
+        f"Deploy first: jobs/ and dist/ of `make dist` under /srv/{NASTY} ({py_files}).\n")
 
     seen = airflow_stubs(monkeypatch)
     monkeypatch.chdir(tmp_path)
@@ -149,8 +152,7 @@ def test_cron_schedule_fields_are_checked(schedule):
 
 @pytest.mark.parametrize("bad", ["2026-13-01", "yesterday", "2026-11-20; rm -rf /"])
 def test_demo_refuses_a_run_date_that_is_not_a_date(spark, tmp_path, capsys, bad):
-    code = run_job("demo", str(ROOT / "jobs" / "demo.py"), demo_job, "demo",
-                   ["--set", f"run_date={bad}", "--set", f"output.path={tmp_path / 'demo'}"])
+    code = run_job("demo", ["--set", f"run_date={bad}", "--set", f"output.path={tmp_path / 'demo'}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert err == [f"error: run_date: expected a date YYYY-MM-DD, got {bad!r}"]

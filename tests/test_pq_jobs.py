@@ -82,7 +82,7 @@ def test_transform_gives_null_codes_for_bad_rows(spark):
 
 
 def _job(name, main, argv):
-    return run_job(name, str(ROOT / "jobs" / f"{name}.py"), main, "test", argv)
+    return run_job(name, argv)
 
 
 def test_build_then_search_jobs(spark, tmp_path, capsys):

@@ -11,7 +11,6 @@ import pytest
 from pipelines.cli import run_job
 from pipelines.recsys.archive import read_members
 from pipelines.recsys.index import index_query, index_vectors
-from pipelines.recsys.jobs import split_job
 from pipelines.recsys.tables import RecsysError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,10 +51,9 @@ def test_archive_members(tmp_path):
 def test_split_job_names_the_missing_column(spark, tmp_path, capsys):
     path = tmp_path / "events"
     spark.createDataFrame([(1, 2)], "user_id BIGINT, item_id BIGINT").write.parquet(str(path))
-    code = run_job("split_interactions", str(ROOT / "jobs" / "split_interactions.py"), split_job, "split",
-                   ["--set", f"input.path={path}", "--set", f"output.path={tmp_path / 'out'}"])
+    code = run_job("split_interactions", ["--set", f"input.path={path}", "--set", f"output.path={tmp_path / 'out'}"])
     assert code == 1
     assert f"error: {path}: column 'ts' not found; columns: user_id, item_id" in capsys.readouterr().err
-    code = run_job("split_interactions", str(ROOT / "jobs" / "split_interactions.py"), split_job, "split",
-                   ["--set", f"input.path={tmp_path / 'missing'}", "--set", f"output.path={tmp_path / 'out'}"])
+    code = run_job("split_interactions", ["--set", f"input.path={tmp_path / 'missing'}",
+                                          "--set", f"output.path={tmp_path / 'out'}"])
     assert code == 1 and f"input path not found: {tmp_path / 'missing'}" in capsys.readouterr().err

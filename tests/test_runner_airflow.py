@@ -120,7 +120,7 @@ def test_each_task_submits_its_job_with_the_run_date_from_ds(dag_and_pipeline):
     for name, task in dag["tasks"].items():
         step = pipeline.steps[name]
         assert task["operator"] == "SparkSubmitOperator"
-        assert task["application"] == str(step.job_file)
+        assert task["application"] == str(ROOT / "jobs" / f"{step.job}.py")
         args = task["application_args"]
         assert args == step.job_args(AIRFLOW_DS)
         assert args[args.index("--run-date") + 1] == "{{ ds }}"

@@ -24,7 +24,6 @@ import yaml
 from pipelines import lineage
 from pipelines.cli import run_job
 from pipelines.fs import HadoopFS
-from pipelines.metrics.job import evaluate_job
 from pipelines.orchestration.definition import build_pipeline
 from pipelines.orchestration.plan import make_plan, render_plan
 from pipelines.orchestration.runner import Runner
@@ -165,7 +164,7 @@ def test_driver_killed_between_two_outputs_is_refused_by_readers_and_repaired(sp
     step = pipeline_of(changed, tmp_path).steps["generate"]
     wrapper = tmp_path / "kill_after_first_commit.py"
     wrapper.write_text(KILL_AFTER_FIRST_COMMIT)
-    done = subprocess.run([sys.executable, str(wrapper), str(step.job_file), *step.job_args(D),
+    done = subprocess.run([sys.executable, str(wrapper), str(ROOT / "jobs" / f"{step.job}.py"), *step.job_args(D),
                            "--spark-conf", str(ROOT / "conf" / "spark" / "test.yaml")], cwd=ROOT, text=True,
                           capture_output=True, timeout=300, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
@@ -179,8 +178,7 @@ def test_driver_killed_between_two_outputs_is_refused_by_readers_and_repaired(sp
 
     assert plan_of(spark, pipeline)["generate"] == ("run", "outputs committed by different runs (a commit cut short)")
     old = next(p for p in outputs if p != committed[0])
-    code = run_job("evaluate", str(ROOT / "jobs" / "evaluate.py"), evaluate_job, "evaluate",
-                   ["--set", f"input.path={old}", "--set", f"output.path={tmp_path}/reader_check"])
+    code = run_job("evaluate", ["--set", f"input.path={old}", "--set", f"output.path={tmp_path}/reader_check"])
     err = capsys.readouterr().err
     assert code == 1 and f"input {old} was committed by job generate_demo_data together with " in err
     assert "(a commit cut short): re-run generate_demo_data first" in err

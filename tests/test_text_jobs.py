@@ -46,7 +46,7 @@ CORPUS = [  # one document per line; ids are line numbers
 
 
 def _run(job, main, argv):
-    return run_job(job, str(ROOT / "jobs" / f"{job}.py"), main, "test", argv)
+    return run_job(job, argv)
 
 
 def test_build_tfidf_then_similar_docs_in_corpus_and_query_mode(spark, tmp_path):

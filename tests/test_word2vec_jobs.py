@@ -19,7 +19,7 @@ SMALL = ["--set", "model.vector_size=16", "--set", "model.epochs=3", "--set", "m
 
 
 def job(name: str, main, argv: list[str]) -> int:
-    return run_job(name, str(ROOT / "jobs" / f"{name}.py"), main, "test", argv)
+    return run_job(name, argv)
 
 
 def metrics(path: Path) -> dict:

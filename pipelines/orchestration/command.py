@@ -1,10 +1,12 @@
-"""``python -m pipelines``: run a pipeline, print its plan, its Airflow DAG or its cron line, render a report.
+"""``spark-ml-pipelines`` (or ``python -m pipelines``): run a pipeline or one job, print a pipeline's plan, its
+Airflow DAG or its cron line, render a run's report. A pipeline is a YAML file or the name of a shipped one.
 
-    python -m pipelines run conf/pipelines/clicks_demo.yaml --run-date 2026-11-20 [--force] [--dry-run]
-    python -m pipelines run conf/pipelines/clicks_demo.yaml --from 2026-11-01 --to 2026-11-07
-    python -m pipelines airflow conf/pipelines/clicks_demo.yaml > dags/clicks_demo.py
-    python -m pipelines cron conf/pipelines/clicks_demo.yaml >> my.crontab
-    python -m pipelines report <root>/_runs/ds=2026-11-20/<run_id>/manifest.json
+    spark-ml-pipelines run clicks_demo --run-date 2026-11-20 [--force] [--dry-run] [--root DIR]
+    spark-ml-pipelines run my_pipeline.yaml --from 2026-11-01 --to 2026-11-07
+    spark-ml-pipelines job ingest --set input.path=raw.csv --set output.path=clean [--help]
+    spark-ml-pipelines airflow clicks_demo --deploy-root /opt/ml > dags/clicks_demo.py
+    spark-ml-pipelines cron clicks_demo >> my.crontab
+    spark-ml-pipelines report <root>/_runs/ds=2026-11-20/<run_id>/manifest.json
 
 Exit codes: 0 done, 1 a step failed (re-run the same command to resume), 2 a bad definition or argument.
 """
@@ -14,23 +16,28 @@ import argparse
 import sys
 from typing import Any, Sequence
 
+from pipelines.cli import run_job
 from pipelines.config import date_argument
 from pipelines.errors import UserError
 from pipelines.fs import local_file
-from pipelines.orchestration.airflow import render_dag
+from pipelines.orchestration.airflow import Deployment, render_dag
 from pipelines.orchestration.cron import cron_line
 from pipelines.orchestration.definition import MODES, load_pipeline
 from pipelines.orchestration.plan import date_range, render_plan
 from pipelines.orchestration.report import write_report
 from pipelines.orchestration.runner import Runner, StepFailed, run_dates
+from pipelines.registry import JOBS
+from pipelines.resources import shipped_pipelines
+
+PROG = "spark-ml-pipelines"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__,
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a pipeline for a date or a date range (backfill)")
-    run.add_argument("definition", help="conf/pipelines/<name>.yaml")
+    run.add_argument("definition", help=f"a pipeline YAML, or a shipped pipeline: {', '.join(shipped_pipelines())}")
     run.add_argument("--run-date", type=date_argument, help="the date to run, YYYY-MM-DD")
     run.add_argument("--from", dest="date_from", type=date_argument, help="first date of a backfill")
     run.add_argument("--to", dest="date_to", type=date_argument, help="last date of a backfill (inclusive)")
@@ -44,8 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"print the {'Airflow DAG' if name == 'airflow' else 'crontab line'}")
         p.add_argument("definition")
     sub.choices["airflow"].add_argument("--conn-id", default="spark_default", help="Airflow Spark connection")
-    sub.choices["airflow"].add_argument("--py-files", help="the zip for --py-files (default: dist/<zip>)")
-    sub.choices["airflow"].add_argument("--python", help="PYSPARK_PYTHON of the jobs (default: this interpreter)")
+    airflow = sub.choices["airflow"]
+    airflow.add_argument("--deploy-root", help="where the tasks find jobs/ and dist/ (default: this checkout)")
+    airflow.add_argument("--py-files", help="the --py-files zip (default: <deploy root>/dist/<zip>)")
+    airflow.add_argument("--env-archive", help="a packed executor environment (make dist), shipped as "
+                                               "spark.archives; executors run its bin/python")
+    airflow.add_argument("--python", help="PYSPARK_DRIVER_PYTHON (and PYSPARK_PYTHON without --env-archive) of the "
+                                          "jobs (default: this interpreter when no --deploy-root or archive is given, "
+                                          "else the cluster's own)")
+    job = sub.add_parser("job", help="run one job; `job JOB --help` lists its configuration",
+                         description="jobs:\n" + "\n".join(f"  {j.name:<20} {j.description}" for j in JOBS.values()),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    job.add_argument("job", choices=list(JOBS), metavar="JOB")
+    job.add_argument("args", nargs=argparse.REMAINDER, help="the job's arguments (--conf, --set, --run-date, ...)")
     report = sub.add_parser("report", help="(re)write the HTML report of a run from its manifest")
     report.add_argument("manifest")
     for p in (run, sub.choices["airflow"], sub.choices["cron"]):
@@ -94,6 +112,8 @@ def main(argv: Sequence[str] | None = None, spark: Any = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
+        if args.command == "job":
+            return run_job(args.job, args.args, prog=f"{PROG} job {args.job}")
         if args.command == "run":
             return run_command(args, _dates(parser, args), spark, argv)
         if args.command == "report":
@@ -101,8 +121,8 @@ def main(argv: Sequence[str] | None = None, spark: Any = None) -> int:
             return 0
         pipeline = load_pipeline(args.definition, args.root)
         if args.command == "airflow":
-            print(render_dag(pipeline, args.conn_id, args.py_files, "python -m pipelines " + " ".join(argv),
-                             args.python))
+            deployment = Deployment.make(args.deploy_root, args.py_files, args.env_archive, args.python)
+            print(render_dag(pipeline, args.conn_id, deployment, f"{PROG} " + " ".join(argv)))
         else:
             print(cron_line(pipeline, root_override=args.root))
         return 0

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+from pathlib import Path
 
-from pipelines.orchestration.definition import ROOT, Pipeline, PipelineError
+from pipelines.orchestration.definition import Pipeline, PipelineError
+from pipelines.resources import checkout
 
 PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
            "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
@@ -40,7 +42,8 @@ def cron_line(pipeline: Pipeline, python: str | None = None, root_override: str 
     run += ["--retries", str(pipeline.retries), "--retry-delay", f"{pipeline.retry_delay_minutes * 60:g}"]
     lock = f"/tmp/pipelines-{pipeline.name}.lock"
     log = f"{pipeline.runs_dir}/cron.log"
-    command = (f"cd {shlex.quote(str(ROOT))} && mkdir -p {shlex.quote(pipeline.runs_dir)} && "
+    workdir = checkout() or Path.cwd()     # where relative roots and conf paths of the definition resolve
+    command = (f"cd {shlex.quote(str(workdir))} && mkdir -p {shlex.quote(pipeline.runs_dir)} && "
                f"flock -n {shlex.quote(lock)} {shlex.join(run)} --run-date \"$(date -u -d yesterday +%F)\" "
                f">> {shlex.quote(log)} 2>&1").replace("%", "\\%")
     schedule = cron_schedule(pipeline.schedule)

@@ -20,10 +20,9 @@ import yaml
 from pipelines.config import ConfigError, check_date, load_config, read_yaml
 from pipelines.errors import UserError
 from pipelines.output import overlaps, partition_path, qualify
+from pipelines.registry import JOBS
+from pipelines.resources import Resource, job_defaults, locate, pipeline_file
 
-ROOT = Path(__file__).resolve().parents[2]
-JOBS_DIR = ROOT / "jobs"
-JOB_CONF_DIR = ROOT / "conf" / "jobs"
 MODES = ("session", "subprocess")
 SUBMITTERS = ("python", "spark-submit")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
@@ -37,11 +36,6 @@ SAMPLE_DATE = "1970-01-01"
 
 class PipelineError(UserError):
     """A pipeline definition or run that cannot go on; the message is one line naming the step."""
-
-
-def available_jobs() -> list[str]:
-    """Jobs a step may name: ``jobs/<job>.py`` with defaults in ``conf/jobs/<job>.yaml``."""
-    return sorted(p.stem for p in JOBS_DIR.glob("*.py") if (JOB_CONF_DIR / f"{p.stem}.yaml").is_file())
 
 
 def expand(text: str, run_date: str | None = None, root: str | None = None) -> str:
@@ -82,12 +76,8 @@ class Step:
     depends_on: list[str] = field(default_factory=list)
 
     @property
-    def job_file(self) -> Path:
-        return JOBS_DIR / f"{self.job}.py"
-
-    @property
-    def defaults_path(self) -> Path:
-        return JOB_CONF_DIR / f"{self.job}.yaml"
+    def defaults_path(self) -> Resource:
+        return job_defaults(self.job)
 
     def set_args(self, run_date: str) -> list[str]:
         """The ``--set KEY=VALUE`` strings of this step for ``run_date`` (``{{ ds }}`` for Airflow)."""
@@ -121,7 +111,7 @@ class Step:
 @dataclass
 class Pipeline:
     name: str
-    source: Path
+    source: Resource
     root: str
     steps: dict[str, Step]                 # in dependency order
     description: str = ""
@@ -193,7 +183,8 @@ def _step(name: str, data: Any, root: str, jobs: list[str]) -> Step:
     conf = data.get("conf")
     if conf is not None:
         conf = expand(str(conf), root=root)
-        conf = str(ROOT / conf) if not Path(conf).is_absolute() and (ROOT / conf).is_file() else qualify(conf)
+        found = locate(conf)
+        conf = str(found) if isinstance(found, Path) and found.is_file() else qualify(conf)
         if not Path(conf).is_file():
             raise PipelineError(f"{where}: conf file not found: {conf}")
 
@@ -202,7 +193,7 @@ def _step(name: str, data: Any, root: str, jobs: list[str]) -> Step:
         return qualify(expand(str(text), root=root))
 
     overrides = [(k, expand(v, root=root) if isinstance(v, str) else v)
-                 for k, v in _flatten(name, data.get("set") or {}, read_yaml(JOB_CONF_DIR / f"{job}.yaml"))]
+                 for k, v in _flatten(name, data.get("set") or {}, read_yaml(job_defaults(job)))]
     for _, value in overrides:
         _check_placeholders(name, yaml_value(value))
     outputs = []
@@ -241,10 +232,10 @@ def _order(steps: dict[str, Step]) -> list[str]:
     return order
 
 
-def build_pipeline(data: Mapping[str, Any], source: Path, root: str | None = None) -> Pipeline:
+def build_pipeline(data: Mapping[str, Any], source: Resource, root: str | None = None) -> Pipeline:
     """Validate a parsed definition and infer dependencies; ``root`` replaces the definition's root."""
     _check_keys(str(source), data, _PIPELINE_KEYS)
-    name = _check_id("pipeline 'name'", data.get("name") or source.stem, source)
+    name = _check_id("pipeline 'name'", data.get("name") or source.name.removesuffix(".yaml"), source)
     root = qualify(root or expand(str(data.get("root") or f"output/pipelines/{name}"))).rstrip("/")
     spark = dict(data.get("spark") or {})
     _check_keys(f"{source}: spark", spark, _SPARK_KEYS)
@@ -260,7 +251,7 @@ def build_pipeline(data: Mapping[str, Any], source: Path, root: str | None = Non
         start_date = check_date("start_date", data.get("start_date", "2026-01-01"))
     except ConfigError as exc:
         raise PipelineError(f"{source}: {exc}") from None
-    jobs = available_jobs()
+    jobs = list(JOBS)
     names = [_check_id("step name", n, source) for n in raw_steps]
     steps = {n: _step(n, s, root, jobs) for n, s in zip(names, raw_steps.values())}
     pipeline = Pipeline(name=name, source=source, root=root, steps=steps, description=data.get("description", ""),
@@ -279,10 +270,10 @@ def build_pipeline(data: Mapping[str, Any], source: Path, root: str | None = Non
 
 
 def load_pipeline(path: str | Path, root: str | None = None) -> Pipeline:
-    """Read and validate ``conf/pipelines/<name>.yaml``."""
-    source = Path(path)
+    """Read and validate a pipeline definition: a YAML file, or the name of one the package ships."""
+    source = pipeline_file(path)
     try:
         data = read_yaml(source)
     except ConfigError as exc:
         raise PipelineError(str(exc)) from None
-    return build_pipeline(data, source.resolve(), root)
+    return build_pipeline(data, source.resolve() if isinstance(source, Path) else source, root)

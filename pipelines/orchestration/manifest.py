@@ -19,18 +19,23 @@ from typing import Any
 from pipelines import __version__
 from pipelines.fs import HadoopFS, local_file
 from pipelines.lineage import fingerprint, lineage_of, now_iso, read_metrics
-from pipelines.orchestration.definition import ROOT, Pipeline
+from pipelines.orchestration.definition import Pipeline
 from pipelines.orchestration.plan import PlannedStep
+from pipelines.resources import checkout
 
 MANIFEST_NAME = "manifest.json"
 
 
 def git_revision() -> dict[str, Any] | None:
-    """Commit and dirty flag of the checkout the code runs from, or None outside a git checkout."""
+    """Commit and dirty flag of the checkout the code runs from, or None for an installed package (its version
+    says what ran) or outside a git checkout."""
+    root = checkout()
+    if root is None:
+        return None
     try:
-        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

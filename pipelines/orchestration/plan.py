@@ -22,7 +22,8 @@ from pathlib import Path
 from pipelines import __version__
 from pipelines.fs import HadoopFS
 from pipelines.lineage import lineage_of, read_metrics, why_stale
-from pipelines.orchestration.definition import ROOT, Pipeline, PipelineError, Step, expand
+from pipelines.orchestration.definition import Pipeline, PipelineError, Step, expand
+from pipelines.resources import checkout, locate
 
 
 @dataclass
@@ -86,7 +87,18 @@ def make_plan(pipeline: Pipeline, run_date: str, fs: HadoopFS, force: bool = Fal
 
 
 def pyfiles_zip() -> Path:
-    return ROOT / "dist" / f"spark_ml_pipelines-{__version__}.zip"
+    """The ``--py-files`` zip: ``dist/`` of the checkout, or of the working directory for an installed package."""
+    return (checkout() or Path.cwd()) / "dist" / f"spark_ml_pipelines-{__version__}.zip"
+
+
+def entry_args(job: str) -> list[str]:
+    """The application and leading arguments that run ``job`` under spark-submit: the checkout's
+    ``jobs/<job>.py``, or the installed package's ``__main__.py`` with ``job <job>``."""
+    root = checkout()
+    if root is not None:
+        return [str(root / "jobs" / f"{job}.py")]
+    import pipelines
+    return [str(Path(pipelines.__file__).with_name("__main__.py")), "job", job]
 
 
 def spark_submit_binary() -> str:
@@ -103,16 +115,15 @@ def step_command(pipeline: Pipeline, step: Step, run_date: str) -> list[str]:
     spark = pipeline.spark
     if spark.get("submit", "python") == "python":
         conf_file = spark.get("conf_file")
-        extra = ["--spark-conf", str(ROOT / conf_file) if not os.path.isabs(conf_file) else conf_file] \
-            if conf_file else []
-        return [sys.executable, str(step.job_file), *step.job_args(run_date), *extra]
+        extra = ["--spark-conf", str(locate(conf_file))] if conf_file else []
+        return [sys.executable, "-m", "pipelines", "job", step.job, *step.job_args(run_date), *extra]
     submit = [spark_submit_binary(), "--name", f"{pipeline.name}.{step.name}"]
     if spark.get("master"):
         submit += ["--master", str(spark["master"])]
     for key, value in (spark.get("conf") or {}).items():
         submit += ["--conf", f"{key}={value}"]
     return [*submit, *[str(a) for a in spark.get("args") or []], "--py-files", str(pyfiles_zip()),
-            str(step.job_file), *step.job_args(run_date)]
+            *entry_args(step.job), *step.job_args(run_date)]
 
 
 def date_range(start: str, end: str) -> list[str]:

@@ -10,36 +10,23 @@ session of its own (``local[1]``), since the plan reads the outputs through the 
 """
 from __future__ import annotations
 
-import ast
 import collections
 import os
-import runpy
 import subprocess
 import sys
 import time
 import traceback
-from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from pipelines.config import check_date
 from pipelines.errors import UserError, describe_failure
 from pipelines.fs import HadoopFS
 from pipelines.lineage import read_metrics
-from pipelines.orchestration.definition import ROOT, Pipeline, PipelineError, Step
+from pipelines.orchestration.definition import Pipeline, Step
 from pipelines.orchestration.manifest import Manifest
 from pipelines.orchestration.plan import PlannedStep, make_plan, pyfiles_zip, step_command
 from pipelines.packaging import ensure_pyfiles
-
-
-def job_main(job_file: Path) -> Callable[..., Any]:
-    """The function a job script hands to ``run_job`` (its third argument), loaded without running the job."""
-    tree = ast.parse(job_file.read_text(encoding="utf-8"))
-    names = [node.args[2].id for node in ast.walk(tree)
-             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_job"
-             and len(node.args) >= 3 and isinstance(node.args[2], ast.Name)]
-    if not names:
-        raise PipelineError(f"{job_file}: no run_job(name, __file__, main, ...) call to take the job's main from")
-    return runpy.run_path(str(job_file), run_name=f"pipeline_job_{job_file.stem}")[names[0]]
+from pipelines.resources import locate
 
 
 class StepFailed(Exception):
@@ -70,8 +57,7 @@ class Runner:
             overrides = dict(self.pipeline.spark.get("conf") or {})
             if self.mode == "subprocess":
                 overrides.update({"spark.master": "local[1]", "spark.ui.enabled": "false"})
-            self.spark = get_spark(f"pipeline-{self.pipeline.name}",
-                                   (ROOT / conf_file) if conf_file else None,
+            self.spark = get_spark(f"pipeline-{self.pipeline.name}", locate(conf_file) if conf_file else None,
                                    overrides)
         return self.spark
 
@@ -137,12 +123,11 @@ class Runner:
         return error
 
     def _in_session(self, step: Step, config: dict[str, Any], run_date: str) -> str | None:
-        from pipelines.cli import CONF_DIR, JobContext
+        from pipelines.cli import JobContext
 
-        parent = JobContext(f"{self.pipeline.name}:{step.name}", self.session(), {}, run_date, CONF_DIR)
+        parent = JobContext(f"{self.pipeline.name}:{step.name}", self.session(), {}, run_date)
         try:
-            parent.run_step(step.job, job_main(step.job_file), config, step.input_paths(run_date),
-                            step.output_paths(run_date))
+            parent.run_step(step.job, config, step.input_paths(run_date), step.output_paths(run_date))
         except (UserError, FileNotFoundError) as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - any job failure stops the pipeline with its reason
