@@ -1,4 +1,5 @@
-"""``python -m pipelines run|airflow|cron|report ...``: see ``pipelines/orchestration/command.py``."""
+"""``python -m pipelines run|job|airflow|cron|report ...`` (the console command ``spark-ml-pipelines``): see
+``pipelines/orchestration/command.py``."""
 import sys
 
 from pipelines.orchestration.command import main

@@ -20,6 +20,7 @@ from pipelines.cli import run_job
 from pipelines.orchestration.airflow import AIRFLOW_DS, Deployment, render_dag
 from pipelines.orchestration.cron import cron_line
 from pipelines.orchestration.definition import PipelineError, build_pipeline
+from pipelines.orchestration.plan import pyfiles_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "conf" / "pipelines" / "clicks_demo.yaml"
@@ -125,6 +126,30 @@ def test_dag_holds_quotes_backslashes_and_newlines_as_data(tmp_path, monkeypatch
         assert task["env_vars"] == {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python}
     args = seen["tasks"]["evaluate"]["application_args"]
     assert f"output.path={root}/eval {NASTY}" in args
+
+
+def test_dag_for_another_deploy_root_holds_no_path_of_this_checkout(tmp_path, monkeypatch):
+    """Rendered for a deploy root and a packed environment on HDFS, the DAG names only the deploy root's files,
+    the pipeline's root and the archive: a step's configuration file inside this checkout moves with it."""
+    conf = ROOT / "conf" / "jobs" / "evaluate.yaml"
+    data = definition()
+    data["steps"]["evaluate"]["conf"] = str(conf)
+    pipeline = build_pipeline(data, DEMO, "hdfs:///warehouse/clicks")
+    deployment = Deployment.make("/opt/spark-ml", env_archive="hdfs:///envs/env.tar.gz")
+    source = render_dag(pipeline, deployment=deployment)
+    assert str(ROOT) not in source and sys.executable not in source
+    seen = airflow_stubs(monkeypatch)
+    exec(compile(source, "dag.py", "exec"), {"__name__": "dag"})  # noqa: S102
+    for name, task in seen["tasks"].items():
+        step = pipeline.steps[name]
+        assert task["application"] == f"/opt/spark-ml/jobs/{step.job}.py"
+        assert task["py_files"] == f"/opt/spark-ml/dist/{pyfiles_zip().name}"
+        assert task["conf"] == {"spark.archives": "hdfs:///envs/env.tar.gz#environment",
+                                "spark.pyspark.python": "./environment/bin/python"}
+        assert task["env_vars"] == {}
+        expected = [a.replace(str(conf), "/opt/spark-ml/conf/jobs/evaluate.yaml") for a in step.job_args(AIRFLOW_DS)]
+        assert task["application_args"] == expected
+    assert "/opt/spark-ml/conf/jobs/evaluate.yaml" in seen["tasks"]["evaluate"]["application_args"]
 
 
 def test_cron_line_splits_back_into_the_intended_words(tmp_path):

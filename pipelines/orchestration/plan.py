@@ -111,7 +111,7 @@ def spark_submit_binary() -> str:
 
 
 def step_command(pipeline: Pipeline, step: Step, run_date: str) -> list[str]:
-    """The process that runs ``step`` in subprocess mode: ``python jobs/<job>.py ...`` or ``spark-submit``."""
+    """The process that runs ``step`` in subprocess mode: ``python -m pipelines job <job> ...`` or ``spark-submit``."""
     spark = pipeline.spark
     if spark.get("submit", "python") == "python":
         conf_file = spark.get("conf_file")

@@ -1,8 +1,8 @@
 """Run a pipeline for one or more run dates, step by step, in one SparkSession or as subprocesses.
 
-Session mode calls each job's main through ``JobContext.run_step`` (the same machinery as the demo), so
-outputs are staged and committed exactly as ``jobs/<job>.py`` commits them. Subprocess mode runs
-``python jobs/<job>.py`` or ``spark-submit ... jobs/<job>.py`` with the same arguments Airflow gets.
+Session mode calls each registered job's function through ``JobContext.run_step`` (the same machinery as the
+demo), so outputs are staged and committed exactly as ``jobs/<job>.py`` commits them. Subprocess mode runs
+``python -m pipelines job <job>`` or ``spark-submit ... jobs/<job>.py`` with the same arguments Airflow gets.
 Steps whose committed outputs are current are skipped (``orchestration.plan`` says when they are stale;
 ``force`` redoes them); the first failure stops the run with the step's name and the reason, and running
 the same command again resumes at that step. In subprocess mode the runner plans through a small local
