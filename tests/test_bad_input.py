@@ -7,6 +7,7 @@ cause and exit code 1; ``--verbose`` lets the exception through with its traceba
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -20,6 +21,7 @@ from pyspark.ml.feature import SQLTransformer
 from pipelines.cli import run_job
 from pipelines.errors import describe_failure
 from pipelines.recsys.features import CATEGORICAL, LABEL, NUMERIC
+from pipelines.registry import JOBS
 
 ROOT = Path(__file__).resolve().parents[1]
 CLICKS = ("click_id BIGINT, label INT, i1 INT, i2 DOUBLE, i3 DOUBLE, i4 INT, i5 DOUBLE, i6 DOUBLE, "
@@ -151,10 +153,13 @@ def test_verbose_lets_the_exception_through(scores, tmp_path, capsys):
     assert "error:" not in capsys.readouterr().err
 
 
-def test_a_bug_keeps_its_traceback(spark, tmp_path):
-    def broken(ctx):
-        return {}["no such key"]
+def broken_job(ctx) -> None:
+    """A job with a bug in it (registered in place of evaluate by the test below)."""
+    {}["no such key"]
 
+
+def test_a_bug_keeps_its_traceback(spark, tmp_path, monkeypatch):
+    monkeypatch.setitem(JOBS, "evaluate", dataclasses.replace(JOBS["evaluate"], target=f"{__name__}:broken_job"))
     assert describe_failure(KeyError("no such key")) is None
     with pytest.raises(KeyError):
-        job("evaluate", broken, f"output.path={tmp_path / 'out'}")
+        job("evaluate", f"output.path={tmp_path / 'out'}")

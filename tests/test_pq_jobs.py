@@ -12,7 +12,6 @@ from pyspark.sql import types as T
 
 from pipelines.cli import run_job
 from pipelines.pq import PQEncoder, PQError
-from pipelines.pq.jobs import build_pq_job, search_pq_job
 from pipelines.pq.validation import check_unique_ids, split_vectors
 from udfs.pq import vectors_to_binary
 
@@ -81,7 +80,7 @@ def test_transform_gives_null_codes_for_bad_rows(spark):
     assert all(codes[i] is None for i in (900, 901, 902, 903)) and all(len(codes[i]) == 2 for i in range(5))
 
 
-def _job(name, main, argv):
+def _job(name, argv):
     return run_job(name, argv)
 
 
@@ -108,12 +107,12 @@ def test_build_then_search_jobs(spark, tmp_path, capsys):
         "--set",
         "quantizer.nlist=4",
     ]
-    assert _job("build_pq", build_pq_job, build + ["--set", "max_bad_fraction=0.001"]) == 1
+    assert _job("build_pq", build + ["--set", "max_bad_fraction=0.001"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: {items}: 2 of 602 vectors (0.33%) are invalid (1 NaN/inf component, "
         f"1 wrong dimension (expected 16)), above the limit 0.10%; quarantined to {out}/codes_quarantine"
     )
-    assert _job("build_pq", build_pq_job, build) == 0
+    assert _job("build_pq", build) == 0
     metrics = json.loads((out / "codes" / "_metrics.json").read_text())
     assert metrics["rows_out"] == {"items_quarantine": 2, "codes": 600}
     pq = metrics["pq"]
@@ -143,7 +142,7 @@ def test_build_then_search_jobs(spark, tmp_path, capsys):
         "--set",
         "max_bad_fraction=0.1",
     ]
-    assert _job("search_pq", search_pq_job, search) == 0
+    assert _job("search_pq", search) == 0
     result = spark.read.parquet(str(out / "neighbours"))
     assert_schema_equality(
         result.schema,
@@ -178,7 +177,7 @@ def test_jobs_take_binary_vectors(spark, tmp_path):
     ).write.parquet(str(queries))
     build = [f"input.path={items}", f"output.codes_path={out}/codes", f"output.model_path={out}/model",
              "quantizer.m=4", "quantizer.nbits=6", "output.keep_vectors=true"]
-    assert _job("build_pq", build_pq_job, [a for kv in build for a in ("--set", kv)]) == 0
+    assert _job("build_pq", [a for kv in build for a in ("--set", kv)]) == 0
     metrics = json.loads((out / "codes" / "_metrics.json").read_text())
     assert metrics["rows_out"] == {"items_quarantine": 1, "codes": 400}
     assert metrics["input"]["items"]["quarantined_by_reason"] == {"NaN/inf component": 1}
@@ -191,6 +190,6 @@ def test_jobs_take_binary_vectors(spark, tmp_path):
     )
     search = [f"items.codes_path={out}/codes", f"items.model_path={out}/model", f"queries.path={queries}",
               f"output.path={out}/neighbours", "search.k=5", "search.rerank_k=10", "evaluate.sample_size=20"]
-    assert _job("search_pq", search_pq_job, [a for kv in search for a in ("--set", kv)]) == 0
+    assert _job("search_pq", [a for kv in search for a in ("--set", kv)]) == 0
     metrics = json.loads((out / "neighbours" / "_metrics.json").read_text())
     assert metrics["evaluation"]["r1"] == 1.0  # each query is its item moved by 0.01; re-ranked exactly

@@ -8,7 +8,6 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import functions as F
 
 from pipelines.cli import run_job
-from pipelines.text.jobs import build_tfidf_job, similar_docs_job
 from pipelines.text.stop_words import stop_words
 from pipelines.text.tokenizer import TextTokenizer
 from pipelines.text.validation import TextInputError, clean_corpus
@@ -45,7 +44,7 @@ CORPUS = [  # one document per line; ids are line numbers
 ]
 
 
-def _run(job, main, argv):
+def _run(job, argv):
     return run_job(job, argv)
 
 
@@ -53,7 +52,7 @@ def test_build_tfidf_then_similar_docs_in_corpus_and_query_mode(spark, tmp_path)
     src = tmp_path / "corpus.txt"
     src.write_bytes(b"\n".join(CORPUS) + b"\n")
     out = tmp_path / "tfidf"
-    code = _run("build_tfidf", build_tfidf_job, ["--set", f"input.path={src}", "--set", "input.format=text",
+    code = _run("build_tfidf", ["--set", f"input.path={src}", "--set", "input.format=text",
                                                  "--set", f"output.path={out}", "--set", "keywords.k=2"])
     assert code == 0
     metrics = json.loads((out / "keywords" / "_metrics.json").read_text())
@@ -66,7 +65,7 @@ def test_build_tfidf_then_similar_docs_in_corpus_and_query_mode(spark, tmp_path)
     assert (out / "model" / "_metrics.json").exists() and len(model.stages) == 3
 
     similar = tmp_path / "similar"
-    code = _run("similar_docs", similar_docs_job, ["--set", f"tfidf_path={out}", "--set", f"output.path={similar}",
+    code = _run("similar_docs", ["--set", f"tfidf_path={out}", "--set", f"output.path={similar}",
                                                    "--set", "k=1"])
     assert code == 0
     top = {r.doc_id: r.neighbour_id for r in spark.read.parquet(str(similar)).collect()}
@@ -75,7 +74,7 @@ def test_build_tfidf_then_similar_docs_in_corpus_and_query_mode(spark, tmp_path)
     queries = tmp_path / "queries.jsonl"
     queries.write_text('{"doc_id": 100, "text": "sicilian defence in chess"}\n{"doc_id": 101, "text": "large jobs"}\n')
     found = tmp_path / "found"
-    code = _run("similar_docs", similar_docs_job, [
+    code = _run("similar_docs", [
         "--set", "mode=query", "--set", f"tfidf_path={out}", "--set", f"query.path={queries}",
         "--set", "query.format=json", "--set", f"output.path={found}", "--set", "k=1",
         "--set", "method=inverted_index", "--set", "max_df_fraction=0.4", "--set", "candidates=3"])
@@ -87,7 +86,7 @@ def test_duplicate_ids_fail_the_job_in_one_line(spark, tmp_path, capsys):
     src = tmp_path / "dup.jsonl"
     src.write_text('{"id": 1, "body": "a b"}\n{"id": 1, "body": "c d"}\n')
     out = tmp_path / "tfidf"
-    code = _run("build_tfidf", build_tfidf_job, ["--set", f"input.path={src}", "--set", "input.format=json",
+    code = _run("build_tfidf", ["--set", f"input.path={src}", "--set", "input.format=json",
                                                  "--set", "input.id_col=id", "--set", "input.text_col=body",
                                                  "--set", f"output.path={out}"])
     assert code == 1

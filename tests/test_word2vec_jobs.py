@@ -11,14 +11,13 @@ import pytest
 
 from pipelines.cli import run_job
 from pipelines.datagen.sessions import items_chunk, sessions_chunk
-from pipelines.word2vec.jobs import evaluate_embeddings_job, train_word2vec_job
 from pipelines.word2vec.model import Word2VecModel
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "model.vector_size=16", "--set", "model.epochs=3", "--set", "model.syncs_per_epoch=2"]
 
 
-def job(name: str, main, argv: list[str]) -> int:
+def job(name: str, argv: list[str]) -> int:
     return run_job(name, argv)
 
 
@@ -31,12 +30,12 @@ def test_item2vec_on_sessions_puts_same_genre_items_together(spark, tmp_path):
     spark.createDataFrame(sessions).write.parquet(str(tmp_path / "interactions"))
     spark.createDataFrame(items_chunk(7, 0, 0, 120, n_items=120)).write.parquet(str(tmp_path / "items"))
     out = tmp_path / "w2v"
-    assert job("train_word2vec", train_word2vec_job, [
+    assert job("train_word2vec", [
         "--set", "input.kind=sessions", "--set", f"input.path={tmp_path / 'interactions'}",
         "--set", "model.min_count=2", "--set", "model.sample=0", "--set", f"output.path={out}", *SMALL]) == 0
     trained = metrics(out / "vectors")["word2vec"]
     assert trained["input"] == "sessions" and 100 < trained["vocabulary"] <= 120
-    assert job("evaluate_embeddings", evaluate_embeddings_job, [
+    assert job("evaluate_embeddings", [
         "--set", f"model_path={out / 'model'}", "--set", "kind=items", "--set", f"items.path={tmp_path / 'items'}",
         "--set", f"output.path={tmp_path / 'eval'}"]) == 0
     quality = metrics(tmp_path / "eval" / "results")["evaluation"]
@@ -57,7 +56,7 @@ def test_train_text_corpus_then_evaluate_words_and_answer_queries(spark, tmp_pat
     spark.createDataFrame([(i, t) for i, t in enumerate(lines)], "doc_id BIGINT, text STRING") \
         .write.parquet(str(tmp_path / "corpus"))
     out = tmp_path / "w2v"
-    assert job("train_word2vec", train_word2vec_job, [
+    assert job("train_word2vec", [
         "--set", f"input.path={tmp_path / 'corpus'}", "--set", "model.trainer=ppmi",
         "--set", f"output.path={out}", *SMALL]) == 0
     assert metrics(out / "model")["word2vec"]["vocabulary"] == 5
@@ -71,7 +70,7 @@ def test_train_text_corpus_then_evaluate_words_and_answer_queries(spark, tmp_pat
     model.save(str(tmp_path / "hand"))
     write_eval_files(tmp_path / "eval_files")
     spark.createDataFrame([("apple",)], "word STRING").write.parquet(str(tmp_path / "queries"))
-    assert job("evaluate_embeddings", evaluate_embeddings_job, [
+    assert job("evaluate_embeddings", [
         "--set", f"model_path={tmp_path / 'hand'}", "--set", f"eval_dir={tmp_path / 'eval_files'}",
         "--set", f"queries.path={tmp_path / 'queries'}", "--set", "queries.k=1",
         "--set", f"output.path={tmp_path / 'eval'}"]) == 0
@@ -84,13 +83,13 @@ def test_train_text_corpus_then_evaluate_words_and_answer_queries(spark, tmp_pat
 
 def test_bad_input_is_one_clear_error(spark, tmp_path, capsys):
     spark.createDataFrame([(1, "a b c"), (2, "d e f")], "doc_id BIGINT, text STRING").write.parquet(str(tmp_path / "c"))
-    assert job("train_word2vec", train_word2vec_job, [
+    assert job("train_word2vec", [
         "--set", f"input.path={tmp_path / 'c'}", "--set", f"output.path={tmp_path / 'o'}"]) == 1
     assert "error: no word occurs at least min_count=5 times in 6 tokens" in capsys.readouterr().err
     spark.createDataFrame([(1, "1 2 3 !")], "doc_id BIGINT, text STRING").write.parquet(str(tmp_path / "digits"))
-    assert job("train_word2vec", train_word2vec_job, [
+    assert job("train_word2vec", [
         "--set", f"input.path={tmp_path / 'digits'}", "--set", f"output.path={tmp_path / 'o'}"]) == 1
     assert "error: the corpus has no tokens" in capsys.readouterr().err
-    assert job("train_word2vec", train_word2vec_job, ["--set", "model.combine=median"]) == 1
+    assert job("train_word2vec", ["--set", "model.combine=median"]) == 1
     assert "combine: expected one of ['rows', 'sum', 'average']" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
