@@ -128,7 +128,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(spark, tmp_path, capsys):
     assert printed.count("4 of 4 steps would run") == 2 and f"run date {D2}, mode subprocess" in printed
     assert "  3. train          RUN   not committed: " in printed
     assert "[job train_gbdt_lr after ingest_clicks]" in printed
-    assert f"jobs/ingest.py --set input.path={tmp_path}/out/raw/clicks/ds={D1} " in printed
+    assert f"-m pipelines job ingest --set input.path={tmp_path}/out/raw/clicks/ds={D1} " in printed
     assert f"--run-date {D2} --spark-conf {ROOT}/conf/spark/test.yaml" in printed
     assert not (tmp_path / "out").exists()
     with pytest.raises(SystemExit) as stop:
@@ -230,7 +230,7 @@ def test_killed_run_resumes_with_identical_outputs(spark, tmp_path):
     dead = last_manifest(killed, D1)
     assert dead["status"] == "running", info["log"][-3000:]
     assert statuses(dead) == {"generate": "ran", "ingest_clicks": "ran", "train": "running", "evaluate": "pending"}
-    assert dead["steps"][2]["command"][1].endswith("jobs/train_gbdt_lr.py")
+    assert dead["steps"][2]["command"][1:5] == ["-m", "pipelines", "job", "train_gbdt_lr"]
     assert not (killed_root / "gbdt_lr" / "test_scores" / f"ds={D1}").exists()
     finished = success_mtimes(killed, D1, ["generate", "ingest_clicks"])
 
