@@ -28,9 +28,9 @@ def cluster(standalone) -> StandaloneCluster:
 
 
 @pytest.fixture(scope="session")
-def pyfiles(standalone) -> Path:
+def pyfiles(tmp_path_factory) -> Path:
     """The ``--py-files`` zip of the working tree, built once."""
-    return build_pyfiles(standalone.work / "dist")
+    return build_pyfiles(tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture
