@@ -36,7 +36,7 @@ def pyfiles(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def packed_env(tmp_path_factory) -> Path:
-    """The packed environment of ``make dist`` (``--archives``), built from scratch once (25-55 s here, 213 MB)."""
+    """The packed environment of ``make dist`` (``--archives``), built from scratch once (25-90 s here, 213 MB)."""
     work = tmp_path_factory.mktemp("packed_env")
     return build_env(work / "dist", work / "build")
 
