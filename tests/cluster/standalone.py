@@ -16,9 +16,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import pyspark
 
@@ -179,7 +179,7 @@ class StandaloneCluster:
 
 
 def spark_submit(cluster: StandaloneCluster, pyfiles: Path, job: str, args: list[str],
-                 conf: dict[str, object] | None = None, options: list[str] = ()) -> list[str]:
+                 conf: dict[str, object] | None = None, options: Sequence[str] = ()) -> list[str]:
     """The ``spark-submit`` command of ``jobs/<job>.py`` on two one-core executors of ``cluster``, with more
     spark-submit ``options`` (e.g. ``--archives``)."""
     settings = {**EXECUTORS, **(conf or {})}

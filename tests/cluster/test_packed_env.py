@@ -5,7 +5,7 @@ packed environment of ``make dist`` (``--archives <env>#environment``, ``spark.p
 The cluster is one of its own: a master and two workers that run in temporary directories, with a bare
 virtualenv as their Python (no numpy, no pandas, no gensim) and no ``PYTHONPATH``. The steps (after generate
 and ingest, made in the test session as ``test_recsys_cluster.py`` does) run in one application
-(``jobs/run_pipeline.py``): each application unpacks the environment (about 670 MB) on each executor again, and
+(``jobs/run_pipeline.py``): each application unpacks the environment (about 600 MB) on each executor again, and
 eight of them, one per step, would add minutes. The driver keeps the test's interpreter
 (``spark.pyspark.driver.python``): ``spark.pyspark.python`` alone names the driver's Python too, relative to
 the driver's working directory, where no environment is unpacked.
@@ -39,6 +39,7 @@ MODEL_MADE = {f"ranker/scores/ds={DATE}": ["score", "score_lr_only", "score_tree
 
 @pytest.fixture(scope="module")
 def bare_cluster(tmp_path_factory) -> StandaloneCluster:
+    """A master and two one-core workers of their own, whose Python is a bare virtualenv."""
     running = StandaloneCluster(tmp_path_factory.mktemp("bare_cluster"), make_python=make_bare_python)
     try:
         yield running.start()
