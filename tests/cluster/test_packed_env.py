@@ -30,8 +30,8 @@ pytestmark = pytest.mark.cluster
 ENV_PYTHON = "./environment/bin/python"
 # The ranker's model, so its scores and the evaluation of them, depend on the order of the rows the features step
 # wrote (its negative downsampling and train/validation splits draw F.rand(seed) row by row), and that order, in
-# which shuffle blocks arrived, is not fixed: in two runs of this test the scores once equalled local mode's and
-# once did not. Of those tables the columns the model makes are left out; every other table and column must be
+# which shuffle blocks arrived, is not fixed: in three runs of this test the scores twice equalled local mode's
+# and once did not. Of those tables the columns the model makes are left out; every other table and column must be
 # equal.
 MODEL_MADE = {f"ranker/scores/ds={DATE}": ["score", "score_lr_only", "score_trees_only"],
               f"evaluation/lists/ds={DATE}": ["items"], f"evaluation/results/ds={DATE}": ["recall", "ndcg"]}
