@@ -11,7 +11,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: demo test test-cluster test-slow test-airflow test-report lint pyfiles check-env clean
+.PHONY: demo test test-cluster test-slow test-airflow test-report lint pyfiles dist check-env clean
 
 check-env:
 	@bash scripts/check_env.sh $(PYTHON)
@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@bash scripts/check_env.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench,dist]'
 	@touch $(STAMP)
 
 demo: check-env $(STAMP)
@@ -55,6 +55,13 @@ lint: $(STAMP)
 
 pyfiles: check-env $(STAMP)
 	$(PY) -m pipelines.packaging dist
+
+# What spark-submit ships to executors, in dist/: the --py-files zip and the runtime requirements packed with
+# venv-pack (why venv-pack and what is in it: pipelines/packaging.py), rebuilt only when the requirements changed:
+#   spark-submit --py-files dist/spark_ml_pipelines-*.zip --archives dist/spark_ml_pipelines-*-env.tar.gz#environment
+#     --conf spark.pyspark.python=./environment/bin/python --conf spark.pyspark.driver.python=$$(which python) ...
+dist: check-env $(STAMP)
+	$(PY) -m pipelines.packaging dist --env
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info output data/demo .pytest_cache

@@ -1,9 +1,10 @@
 """A Spark standalone cluster on 127.0.0.1 for tests: one master, N workers, always torn down.
 
-Each worker has its own work directory (executors run there, not in the driver's working directory) and its
-own Python (``worker_env``): executors start ``PYSPARK_PYTHON``, a wrapper that runs the interpreter named by
-the worker's environment. Workers can be killed and started again (``kill_worker``, ``start_worker``), and
-an application's executor JVMs are found per worker (``executor_pids``).
+Each worker runs in its own work directory (so do its executors: not in the driver's working directory, not in
+the checkout) with its own Python (``worker_env``: by default the runtime requirements, or none): executors start
+``PYSPARK_PYTHON``, a wrapper that runs the interpreter named by the worker's environment. Workers can be
+killed and started again (``kill_worker``, ``start_worker``), and an application's executor JVMs are found per
+worker (``executor_pids``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +28,10 @@ SPARK_HOME = Path(pyspark.__file__).parent
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_PYTHON = "CLUSTER_WORKER_PYTHON"
+# Two one-core executors of 1 GB, all registered before the first job.
+EXECUTORS = {"spark.executor.cores": 1, "spark.cores.max": 2, "spark.executor.memory": "1g",
+             "spark.driver.host": HOST, "spark.scheduler.minRegisteredResourcesRatio": 1.0,
+             "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s"}
 
 
 def free_port() -> int:
@@ -74,8 +80,10 @@ def cmdline(pid: int) -> str:
 class StandaloneCluster:
     """``spark-class`` master and workers under ``work``; ``start`` returns once every worker is alive."""
 
-    def __init__(self, work: Path, workers: int = 2, cores: int = 1, memory: str = "1500m"):
+    def __init__(self, work: Path, workers: int = 2, cores: int = 1, memory: str = "1500m",
+                 make_python: Callable[[Path], Path] = make_worker_python):
         self.work, self.size, self.cores, self.memory = work, workers, cores, memory
+        self.make_python = make_python
         self.port, self.ui_port = free_port(), free_port()
         self.url = f"spark://{HOST}:{self.port}"
         self.master: subprocess.Popen | None = None
@@ -97,7 +105,7 @@ class StandaloneCluster:
     def _launch(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         with open(self.work / f"{name}.log", "a") as log:
             return subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=log,
-                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                    stderr=subprocess.STDOUT, env=env, cwd=self.work, start_new_session=True)
 
     def start(self, timeout: float = 120) -> "StandaloneCluster":
         self.work.mkdir(parents=True, exist_ok=True)
@@ -106,7 +114,7 @@ class StandaloneCluster:
         self.master = self._launch("master", ["org.apache.spark.deploy.master.Master", "--host", HOST,
                                               "--port", str(self.port), "--webui-port", str(self.ui_port)], self.env)
         with ThreadPoolExecutor(self.size) as pool:
-            paths = pool.map(lambda i: make_worker_python(self.work / f"python{i}"), range(self.size))
+            paths = pool.map(lambda i: self.make_python(self.work / f"python{i}"), range(self.size))
             self.pythons = dict(enumerate(paths))
         for i in range(self.size):
             self.start_worker(i, wait=False)
@@ -171,11 +179,10 @@ class StandaloneCluster:
 
 
 def spark_submit(cluster: StandaloneCluster, pyfiles: Path, job: str, args: list[str],
-                 conf: dict[str, object] | None = None) -> list[str]:
-    """The ``spark-submit`` command of ``jobs/<job>.py`` on two one-core executors of ``cluster``."""
-    settings = {"spark.executor.cores": 1, "spark.cores.max": 2, "spark.executor.memory": "1g",
-                "spark.driver.host": HOST, "spark.scheduler.minRegisteredResourcesRatio": 1.0,
-                "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s", **(conf or {})}
+                 conf: dict[str, object] | None = None, options: Sequence[str] = ()) -> list[str]:
+    """The ``spark-submit`` command of ``jobs/<job>.py`` on two one-core executors of ``cluster``, with more
+    spark-submit ``options`` (e.g. ``--archives``)."""
+    settings = {**EXECUTORS, **(conf or {})}
     return [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url, "--py-files", str(pyfiles),
-            *[a for k, v in settings.items() for a in ("--conf", f"{k}={v}")], str(ROOT / "jobs" / f"{job}.py"),
-            *args]
+            *[a for k, v in settings.items() for a in ("--conf", f"{k}={v}")], *options,
+            str(ROOT / "jobs" / f"{job}.py"), *args]

@@ -1,10 +1,5 @@
 """Cluster tier: the recommender pipeline in subprocess mode, every step a ``spark-submit --py-files`` job on
-a standalone master with two workers, at a tiny size.
-
-The generated data is made and ingested first in the test session (the runner then skips those committed
-steps, as it resumes any run), and the ALS baselines are left to the unit tier: each spark-submit costs a JVM
-and two executors, and the recommender's own steps are what must run on executors here.
-"""
+a standalone master with two workers, at a tiny size (``tests/cluster/recsys.py``)."""
 import json
 import subprocess
 import sys
@@ -13,30 +8,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.orchestration.definition import build_pipeline
-from pipelines.orchestration.runner import Runner
-from tests.cluster.standalone import HOST
-from tests.recsys_tiny import DEMO, tiny_definition
+from tests.cluster.recsys import DATE, LOCAL_STEPS, recsys_definition, run_locally
+from tests.cluster.standalone import EXECUTORS
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
-DATE = "2026-11-21"
-LOCAL_STEPS = ("generate", "ingest_interactions", "ingest_items")
 
 
 def test_recsys_pipeline_with_spark_submit_on_two_executors(cluster, spark, tmp_path):
-    data = tiny_definition()
-    del data["steps"]["baselines"]
-    data["steps"]["evaluate"]["set"]["input"].update(popularity="", als="")
-    data["steps"]["evaluate"]["inputs"] = [p for p in data["steps"]["evaluate"]["inputs"] if "baselines" not in p]
+    data = recsys_definition()
     out = tmp_path / "out"
-    local = {**data, "steps": {k: v for k, v in data["steps"].items() if k in LOCAL_STEPS}}
-    Runner(build_pipeline(local, DEMO, str(out)), "session", spark=spark).run(DATE)
+    run_locally(spark, data, out, LOCAL_STEPS)
     data["mode"] = "subprocess"
-    data["spark"].update(submit="spark-submit", master=cluster.url, conf={
-        "spark.executor.cores": 1, "spark.cores.max": 2, "spark.executor.memory": "1g",
-        "spark.driver.host": HOST, "spark.scheduler.minRegisteredResourcesRatio": 1.0,
-        "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s", "spark.sql.shuffle.partitions": 4})
+    data["spark"].update(submit="spark-submit", master=cluster.url,
+                         conf={**EXECUTORS, "spark.sql.shuffle.partitions": 4})
     definition = tmp_path / "recsys_cluster.yaml"
     definition.write_text(yaml.safe_dump(data, sort_keys=False))
     done = subprocess.run([sys.executable, "-m", "pipelines", "run", str(definition), "--run-date", DATE,

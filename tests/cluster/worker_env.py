@@ -38,11 +38,16 @@ def runtime_distributions() -> list[metadata.Distribution]:
     return list(seen.values())
 
 
-def make_worker_python(dest: Path) -> Path:
-    """A virtualenv at ``dest`` (the base interpreter, no pip) with its own copy of the runtime requirements;
-    returns its ``python``."""
+def make_bare_python(dest: Path) -> Path:
+    """A virtualenv at ``dest`` of the base interpreter with nothing installed, not even pip; returns its
+    ``python``."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(dest)], check=True)
-    python = dest / "bin" / "python"
+    return dest / "bin" / "python"
+
+
+def make_worker_python(dest: Path) -> Path:
+    """A bare virtualenv at ``dest`` with its own copy of the runtime requirements; returns its ``python``."""
+    python = make_bare_python(dest)
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
     for dist in runtime_distributions():
