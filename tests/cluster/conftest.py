@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.packaging import build_env, build_pyfiles
+from pipelines.packaging import PackagingError, build_env, build_pyfiles
 from tests.cluster.standalone import StandaloneCluster, spark_submit
 
 
@@ -38,7 +38,10 @@ def pyfiles(tmp_path_factory) -> Path:
 def packed_env(tmp_path_factory) -> Path:
     """The packed environment of ``make dist`` (``--archives``), built from scratch once (25-90 s here, 213 MB)."""
     work = tmp_path_factory.mktemp("packed_env")
-    return build_env(work / "dist", work / "build")
+    try:
+        return build_env(work / "dist", work / "build")
+    except PackagingError as exc:      # e.g. no package index reachable: this tier's own set-up could not run
+        pytest.skip(f"the packed environment could not be built: {exc}")
 
 
 @pytest.fixture
