@@ -20,6 +20,8 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.sampling import hash_sample
+
 
 class MedianImputer(Estimator, HasInputCols, HasOutputCols, HasSeed, DefaultParamsReadable, DefaultParamsWritable):
     """Fits to a ``SQLTransformer`` that writes each input column, nulls and NaNs replaced by its median, to the
@@ -40,7 +42,7 @@ class MedianImputer(Estimator, HasInputCols, HasOutputCols, HasSeed, DefaultPara
         value of); an error for a column without any value."""
         cols, size = self.getInputCols(), self.getOrDefault(self.sampleSize)
         rows = dataset.count()
-        sample = dataset if rows <= size else dataset.sample(fraction=size / rows, seed=self.getSeed())
+        sample = dataset if rows <= size else hash_sample(dataset, size / rows, self.getSeed(), "median sample")
 
         def of(df: DataFrame, names: list[str]) -> list[float | None]:
             values = [F.median(F.when(~F.isnan(F.col(c)), F.col(c))) for c in names]

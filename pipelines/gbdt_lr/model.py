@@ -27,6 +27,7 @@ from pipelines.gbdt_lr.features import (
 )
 from pipelines.gbdt_lr.leaves import LeafEncoder, LeafEncoderModel
 from pipelines.metrics import log_loss
+from pipelines.sampling import hash_split, row_uniform
 
 SCORE = "score"
 GBDT_LR_FEATURES = "gbdt_lr_features"
@@ -46,10 +47,11 @@ class TrainedModels:
 
 
 def downsample_negatives(df: DataFrame, label: str, rate: float, seed: int) -> DataFrame:
-    """All positives and a seeded share ``rate`` of the negatives."""
+    """All positives and a seeded share ``rate`` of the negatives (drawn from each row's values, so the same
+    rows whatever the table's order)."""
     if rate >= 1.0:
         return df
-    return df.filter((F.col(label) == 1) | (F.rand(seed) < rate))
+    return df.filter((F.col(label) == 1) | (row_uniform(df, seed, "downsample negatives") < rate))
 
 
 def _lr(cfg: Mapping[str, Any], features: str, label: str, reg: float) -> LogisticRegression:
@@ -94,8 +96,10 @@ def train(train_df: DataFrame, spec: FeatureSpec, cfg: Mapping[str, Any],
     prep = Pipeline(stages=preparation_stages(spec, feats["min_category_count"], feats["log_numeric"],
                                               feats["hash_buckets"])).fit(train_df)
     prepared = prep.transform(downsample_negatives(train_df, spec.label, rate, seed)).cache()
-    tree_part, lr_part = prepared.randomSplit([split["tree_fraction"], 1 - split["tree_fraction"]], seed)
-    lr_fit, lr_val = lr_part.randomSplit([1 - split["validation_fraction"], split["validation_fraction"]], seed + 1)
+    tree_part, lr_part = hash_split(prepared, [split["tree_fraction"], 1 - split["tree_fraction"]], seed,
+                                    "tree part")
+    lr_fit, lr_val = hash_split(lr_part, [1 - split["validation_fraction"], split["validation_fraction"]], seed,
+                                "lr validation")
 
     categories = max_category_count(prep) + 2  # + __other__ and StringIndexer's unseen bucket
     log(f"fitting {trees_cfg['num_trees']} trees of depth {trees_cfg['max_depth']} on the tree part")
@@ -134,8 +138,8 @@ def train(train_df: DataFrame, spec: FeatureSpec, cfg: Mapping[str, Any],
 
 
 def stratified_split(df: DataFrame, label: str, test_fraction: float, seed: int) -> tuple[DataFrame, DataFrame]:
-    """Train/test split of each class separately (Bernoulli per row, seeded), so both classes are split
-    ``1 - test_fraction : test_fraction`` in expectation without a global sort of the table."""
-    parts = [df.filter(F.col(label) == value).randomSplit([1 - test_fraction, test_fraction], seed)
-             for value in (0, 1)]
-    return parts[0][0].unionByName(parts[1][0]), parts[0][1].unionByName(parts[1][1])
+    """Train/test split, a seeded draw per row from its values, so each class is split
+    ``1 - test_fraction : test_fraction`` in expectation, without a global sort of the table, and the same rows
+    go to test whatever the table's order."""
+    train_part, test_part = hash_split(df, [1 - test_fraction, test_fraction], seed, f"test split by {label}")
+    return train_part, test_part
