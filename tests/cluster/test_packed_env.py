@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chispa import assert_df_equality
+from chispa import assert_approx_df_equality
 
 from tests.cluster.recsys import DATE, LOCAL_STEPS, recsys_definition, run_locally
 from tests.cluster.standalone import ROOT, StandaloneCluster, children, cmdline, spark_submit
@@ -28,13 +28,9 @@ from tests.cluster.worker_env import make_bare_python
 
 pytestmark = pytest.mark.cluster
 ENV_PYTHON = "./environment/bin/python"
-# The ranker's model, so its scores and the evaluation of them, depend on the order of the rows the features step
-# wrote (its negative downsampling and train/validation splits draw F.rand(seed) row by row), and that order, in
-# which shuffle blocks arrived, is not fixed: in three runs of this test the scores twice equalled local mode's
-# and once did not. Of those tables the columns the model makes are left out; every other table and column must be
-# equal.
-MODEL_MADE = {f"ranker/scores/ds={DATE}": ["score", "score_lr_only", "score_trees_only"],
-              f"evaluation/lists/ds={DATE}": ["items"], f"evaluation/results/ds={DATE}": ["recall", "ndcg"]}
+# MLlib adds partial sums in the order tasks finish, so the ranker's scores (and what is computed from them) may
+# differ from local mode's in the last bits.
+PRECISION = 1e-9
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +96,10 @@ def test_recsys_steps_in_the_packed_environment(bare_cluster, pyfiles, packed_en
 
 
 def assert_same_tables(spark, got: Path, expected: Path) -> None:
-    """The run date's tables under ``got`` equal those under ``expected`` but for the columns the ranker's
-    model makes."""
-    assert tables(got) == tables(expected) and set(MODEL_MADE) < set(tables(got))
+    """The run date's tables under ``got`` equal those under ``expected`` (floating-point numbers to
+    ``PRECISION``), the ranker's scores and the evaluation's lists and figures among them."""
+    assert tables(got) == tables(expected)
+    assert {f"ranker/scores/ds={DATE}", f"evaluation/lists/ds={DATE}"} < set(tables(got))
     for table in tables(expected):
-        pair = [spark.read.parquet(str(root / table)).drop(*MODEL_MADE.get(table, [])) for root in (got, expected)]
-        assert_df_equality(*pair, ignore_row_order=True)
+        pair = [spark.read.parquet(str(root / table)) for root in (got, expected)]
+        assert_approx_df_equality(*pair, PRECISION, ignore_row_order=True)
