@@ -54,7 +54,8 @@ def default_parallelism(spark: SparkSession) -> int:
         return spark.sparkContext.defaultParallelism
     key = spark.session_id
     if key not in _PARALLELISM:
-        _PARALLELISM[key] = int(spark.range(0, 1 << 16).agg(F.max(F.spark_partition_id())).first()[0]) + 1
+        parts = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("p"))
+        _PARALLELISM[key] = int(parts.agg(F.max("p")).first()[0]) + 1
     return _PARALLELISM[key]
 
 
