@@ -5,13 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 AIRFLOW_VENV ?= .venv-airflow
 # Tiers with their own set-up (Airflow's virtualenv, Debian's chromium) run in their own targets only.
-OWN_SETUP := not airflow and not browser
+OWN_SETUP := not airflow and not browser and not connect
 # Keep Spark on the loopback interface: no traffic leaves this machine.
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: demo test test-cluster test-slow test-airflow test-report lint pyfiles dist check-env clean
+.PHONY: demo test test-cluster test-slow test-airflow test-report test-connect lint pyfiles dist check-env clean
 
 check-env:
 	@bash scripts/check_env.sh $(PYTHON)
@@ -48,6 +48,12 @@ test-airflow: check-env $(STAMP)
 test-report: check-env $(STAMP)
 	-@bash scripts/chromium.sh
 	$(PY) -m pytest tests -m browser -q -rs
+
+# The library through a local Spark Connect server (clicks_demo's steps, compared with a classic run): installs
+# the Connect client extras first (setup.cfg's `connect`); when that fails, the tests skip and say why.
+test-connect: check-env $(STAMP)
+	-@bash scripts/connect_env.sh $(PY)
+	$(PY) -m pytest tests -m connect -q -rs
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet 'ruff==0.17.6'

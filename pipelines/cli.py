@@ -19,8 +19,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from pipelines import __version__
 from pipelines.config import ConfigError, date_argument, dump_config, leaf_keys, load_config, merge, read_yaml
+from pipelines.connect import default_parallelism, is_connect
 from pipelines.errors import UserError, describe_failure, spark_error_logs
-from pipelines.fs import HadoopFS, qualify
+from pipelines.fs import file_system, qualify
 from pipelines.lease import LeaseKeeper
 from pipelines.lineage import fingerprint, half_committed, make_lineage, new_token, read_metrics
 from pipelines.output import CONFIG_FILE, METRICS_FILE, OutputError, StagedOutput, overlaps
@@ -34,12 +35,13 @@ class JobError(UserError):
 
 
 def spark_summary(spark: SparkSession) -> dict[str, Any]:
-    """Where and how the job ran: master, executors (driver excluded; 0 in local mode), parallelism, and the
-    effective Spark settings (explicitly set ones, values of keys matching ``spark.redaction.regex`` hidden)."""
-    sc = spark.sparkContext
-    executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
-    return {"version": spark.version, "master": sc.master, "app_id": sc.applicationId,
-            "executors": executors, "default_parallelism": sc.defaultParallelism,
+    """Where and how the job ran: master, executors (driver excluded; 0 in local mode; None over Spark Connect,
+    whose client cannot ask), parallelism, and the effective Spark settings (explicitly set ones, values of keys
+    matching ``spark.redaction.regex`` hidden)."""
+    executors = None if is_connect(spark) else spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
+    return {"version": spark.version, "master": spark.conf.get("spark.master", None),
+            "app_id": spark.conf.get("spark.app.id", None),
+            "executors": executors, "default_parallelism": default_parallelism(spark),
             "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions")),
             "settings": effective_settings(spark)}
 
@@ -48,7 +50,8 @@ def effective_settings(spark: SparkSession) -> dict[str, str]:
     """The session's explicitly set ``spark.*`` settings (launcher, spark-defaults, YAML, runtime), sorted, with
     the values of secret-looking keys replaced as Spark's UI does."""
     secret = re.compile(spark.conf.get("spark.redaction.regex", r"(?i)secret|password|token|access[.]?key"))
-    found = {**dict(spark.sparkContext.getConf().getAll()), **spark.conf.getAll}
+    launched = {} if is_connect(spark) else dict(spark.sparkContext.getConf().getAll())
+    found = {**launched, **spark.conf.getAll}
     return {k: "*********(redacted)" if secret.search(k) else v for k, v in sorted(found.items())
             if k.startswith("spark.")}
 
@@ -87,7 +90,7 @@ class JobContext:
         self.committed: dict[str, StagedOutput] = {}
         self.started = time.time()
         self.token = new_token()
-        self.fs = HadoopFS(spark)
+        self.fs = file_system(spark)
         self.declared_inputs = bool(inputs)
         self.inputs = [qualify(p) for p in inputs] if inputs else config_inputs(config)
         self.fingerprints = {p: fingerprint(self.fs, p) for p in dict.fromkeys(self.inputs)}

@@ -8,12 +8,25 @@ from typing import Any, Callable, Mapping, TypeVar
 from py4j.java_gateway import is_instance_of
 from py4j.protocol import Py4JJavaError
 from pyspark import SparkContext
-from pyspark.errors.exceptions.captured import CapturedException, PythonException
+from pyspark.errors.exceptions.base import PythonException
+from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.logger import PySparkLogger
 
 Model = TypeVar("Model")
 _SQLSTATE = re.compile(r"\s*SQLSTATE: \w+\.?\s*$")
 _QUERY_CONTEXT_LOGGERS = ("DataFrameQueryContextLogger", "SQLQueryContextLogger")
+
+
+def _server_error_types() -> tuple[type[Exception], ...]:
+    """Errors Spark raised and PySpark converted: captured from the JVM, or sent by a Spark Connect server."""
+    try:
+        from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+    except ImportError:   # no Connect client extras (grpcio): no Connect session either
+        return (CapturedException,)
+    return (CapturedException, SparkConnectGrpcException)
+
+
+SPARK_ERRORS = _server_error_types()
 
 
 class UserError(ValueError):
@@ -53,12 +66,13 @@ def describe_failure(exc: BaseException) -> str | None:
     """One line for a failure inside Spark, or None for anything else, so that a bug keeps its traceback.
 
     A truncated file, a missing or corrupt model directory or an ANSI cast error reaches Python as an exception
-    PySpark captured from the JVM (``AnalysisException``, ``NumberFormatException``...) or, when PySpark does
-    not convert it (a failed stage), as py4j's ``Py4JJavaError``. The line is Spark's error class and the first
-    line of its message (which names the file when Spark knows it) and, under a failed stage, the root cause.
+    PySpark captured from the JVM (``AnalysisException``, ``NumberFormatException``...) or a Spark Connect server
+    sent, or, when PySpark does not convert it (a failed stage), as py4j's ``Py4JJavaError``. The line is Spark's
+    error class and the first line of its message (which names the file when Spark knows it) and, under a failed
+    stage, the root cause.
     An exception raised by Python code in a worker (``PythonException``) is not described: it is a bug.
     """
-    if isinstance(exc, CapturedException) and not isinstance(exc, PythonException):
+    if isinstance(exc, SPARK_ERRORS) and not isinstance(exc, PythonException):
         if exc.getCondition():
             return _spark_line(str(exc), exc.getMessageParameters() or {})
         return f"{type(exc).__name__}: {_first_line(str(exc))}"
@@ -75,7 +89,7 @@ def load_model(load: Callable[[str], Model], path: str) -> Model:
     """
     try:
         return load(path)
-    except (ValueError, KeyError, CapturedException, Py4JJavaError) as exc:
+    except (ValueError, KeyError, *SPARK_ERRORS, Py4JJavaError) as exc:
         cause = describe_failure(exc) or f"{type(exc).__name__}: {_first_line(str(exc))}"
         raise ModelError(f"{path}: cannot load the model: {cause}") from exc
 

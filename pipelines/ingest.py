@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.errors import UserError
-from pipelines.fs import HadoopFS, qualify
+from pipelines.fs import file_system, qualify
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
@@ -62,7 +62,7 @@ def parse_schema(ddl: str, where: str = "schema") -> T.StructType:
 
 def _require_path(spark: SparkSession, path: str) -> str:
     full = qualify(path)
-    if not HadoopFS(spark).exists(full):
+    if not file_system(spark).exists(full):
         raise IngestError(f"input path not found: {full}")
     return full
 
@@ -146,8 +146,7 @@ def read_corpus(spark: SparkSession, path: str, fmt: str, id_col: str = "id", te
     if fmt == "text":
         full = _require_path(spark, path)
         lines = spark.read.options(**{k: str(v) for k, v in (options or {}).items()}).text(full)
-        numbered = lines.rdd.zipWithIndex().map(lambda pair: (pair[1], pair[0][0]))
-        data = spark.createDataFrame(numbered, "doc_id BIGINT, text STRING")
+        data = _numbered(lines.select(F.col("value").alias("text")), "doc_id").select("doc_id", "text")
         rows = data.count()
         if rows == 0:
             raise IngestError(f"{full}: empty input, expected one document per line")
@@ -155,6 +154,24 @@ def read_corpus(spark: SparkSession, path: str, fmt: str, id_col: str = "id", te
     ingested = read_table(spark, path, fmt, f"`{id_col}` {id_type}, `{text_col}` STRING", options)
     ingested.data = ingested.data.select(F.col(id_col).alias("doc_id"), F.col(text_col).alias("text"))
     return ingested
+
+
+def _numbered(df: DataFrame, name: str) -> DataFrame:
+    """``df`` with column ``name`` = 0, 1, ... in partition order, as ``RDD.zipWithIndex`` numbers rows, from
+    DataFrame calls only (Spark Connect has no RDDs): one small job counts the rows of each partition, and
+    a row's number is the rows of earlier partitions plus its position in its own (the low 33 bits of
+    ``monotonically_increasing_id``). The tagged rows are cached by the counting job, so the numbers hold even if
+    a later plan of ``df`` would split it otherwise (another ``spark.sql.files.maxPartitionBytes``, say)."""
+    tagged = df.select("*", F.spark_partition_id().alias("_part"), F.monotonically_increasing_id().alias("_row"))
+    tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
+    counts = sorted(tuple(r) for r in tagged.groupBy("_part").count().collect())
+    starts, total = [], 0
+    for part, n in counts:
+        starts.append((part, total))
+        total += n
+    first = F.create_map(*[F.lit(x) for pair in starts for x in pair]) if starts else F.create_map()
+    position = F.col("_row") - F.shiftleft(F.col("_part").cast("long"), 33)
+    return tagged.select(*df.columns, (first[F.col("_part")] + position).alias(name))
 
 
 def ingest_dataset(ctx: "JobContext", key: str, source: Mapping[str, Any], output_path: str,

@@ -2,7 +2,7 @@
 
 The lease of ``<parent>/<name>`` (a dated partition ``ds=...`` or an undated output such as a model) is
 ``<parent>/_leases/<name>.lease``, a small JSON file: owner (the run's commit token), job, host, pid, start
-and expiry. It is created with an exclusive create (``HadoopFS.create_exclusive``), so of two runs that
+and expiry. It is created with an exclusive create (``FS.create_exclusive``), so of two runs that
 reach the same output and date the second fails at once, naming the holder. A live run renews its leases
 every ``ttl / 3`` seconds; a dead run's lease can be taken over once it has expired, or at once when its
 process is gone from this host. Takeover moves the expired file aside under a unique name first, so of
@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from pipelines.errors import UserError
-from pipelines.fs import HadoopFS
+from pipelines.fs import FS
 
 LEASE_DIR = "_leases"
 DEFAULT_TTL_S = float(os.environ.get("PIPELINES_LEASE_TTL_S", 600))
@@ -65,7 +65,7 @@ def describe(holder: dict[str, Any]) -> str:
 class Lease:
     """The lease of one output target for one owner; ``acquire`` raises ``LeaseHeld`` when another run has it."""
 
-    def __init__(self, fs: HadoopFS, target: str, owner: str, job: str, ttl_s: float = DEFAULT_TTL_S):
+    def __init__(self, fs: FS, target: str, owner: str, job: str, ttl_s: float = DEFAULT_TTL_S):
         self.fs, self.target, self.owner, self.job, self.ttl_s = fs, target, owner, job, ttl_s
         self.path = lease_path(target)
         self.started = time.time()
@@ -127,7 +127,7 @@ class Lease:
 class LeaseKeeper:
     """The leases of one run, renewed by a daemon thread until ``release_all``."""
 
-    def __init__(self, fs: HadoopFS, owner: str, job: str, ttl_s: float = DEFAULT_TTL_S):
+    def __init__(self, fs: FS, owner: str, job: str, ttl_s: float = DEFAULT_TTL_S):
         self.fs, self.owner, self.job, self.ttl_s = fs, owner, job, ttl_s
         self.leases: dict[str, Lease] = {}
         self._stop = threading.Event()

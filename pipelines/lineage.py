@@ -17,7 +17,7 @@ import uuid
 from typing import Any, Iterable, Mapping
 
 from pipelines import __version__
-from pipelines.fs import HadoopFS
+from pipelines.fs import FS
 
 SUCCESS_MARKER = "_SUCCESS"
 METRICS_FILE = "_metrics.json"
@@ -39,7 +39,7 @@ def now_iso(timespec: str = "seconds") -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec=timespec)
 
 
-def read_metrics(fs: HadoopFS, path: str) -> dict[str, Any] | None:
+def read_metrics(fs: FS, path: str) -> dict[str, Any] | None:
     """The ``_metrics.json`` of a committed output of this package (``_SUCCESS`` beside it), or None."""
     try:
         if not fs.exists(f"{path}/{SUCCESS_MARKER}"):
@@ -54,7 +54,7 @@ def lineage_of(doc: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict((doc or {}).get("lineage") or {})
 
 
-def fingerprint(fs: HadoopFS, path: str) -> dict[str, Any]:
+def fingerprint(fs: FS, path: str) -> dict[str, Any]:
     """What ``path`` is now: a committed output's token, or its files' summary and digest; ``id`` compares."""
     if not fs.exists(path):
         return {"id": "absent"}
@@ -84,7 +84,7 @@ def _since(lineage: Mapping[str, Any]) -> str:
     return str(lineage.get("committed_at") or "?")[:16]
 
 
-def why_stale(fs: HadoopFS, lineage: Mapping[str, Any], config: Mapping[str, Any],
+def why_stale(fs: FS, lineage: Mapping[str, Any], config: Mapping[str, Any],
               inputs: Iterable[str] | None = None, show=lambda p: p) -> str | None:
     """Why an output with this ``lineage`` must be made again, or None while it is current.
 
@@ -108,7 +108,7 @@ def why_stale(fs: HadoopFS, lineage: Mapping[str, Any], config: Mapping[str, Any
     return None
 
 
-def half_committed(fs: HadoopFS, doc: Mapping[str, Any]) -> str | None:
+def half_committed(fs: FS, doc: Mapping[str, Any]) -> str | None:
     """An output committed together with others whose current token differs (a commit cut short), or None.
 
     Undated siblings since replaced by a run of a later date are not a broken set.

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.errors import UserError
-from pipelines.fs import HadoopFS, qualify
+from pipelines.fs import FS, file_system, qualify
 from pipelines.lineage import METRICS_FILE, SUCCESS_MARKER, read_metrics
 
 CONFIG_FILE = "_config.yaml"
@@ -34,7 +34,7 @@ class OutputError(UserError):
     """An output path this package must not write: empty, a file, or a directory it did not write."""
 
 
-def check_replaceable(fs: HadoopFS, path: str) -> None:
+def check_replaceable(fs: FS, path: str) -> None:
     """Refuse to replace ``path`` unless it is absent, an empty directory or a committed output of ours."""
     if not fs.exists(path):
         return
@@ -63,7 +63,7 @@ class StagedOutput:
     """One output of one run: staged on ``write``, swapped into place on ``commit``."""
 
     def __init__(self, spark: SparkSession, path: str | os.PathLike, run_date: str | None = None,
-                 fs: HadoopFS | None = None):
+                 fs: FS | None = None):
         if path is None or not os.fspath(path).strip():
             raise OutputError("output path is empty; an empty path would mean the working directory")
         self.spark = spark
@@ -74,7 +74,7 @@ class StagedOutput:
         self._staging_root = f"{parent}/{STAGING_DIR}"
         self.staging_path = f"{self._staging_root}/{name}.{token}"
         self._previous_path = f"{self._staging_root}/{name}.previous.{token}"
-        self._fs = fs or HadoopFS(spark)
+        self._fs = fs or file_system(spark)
         self.rows: int | None = None
         check_replaceable(self._fs, self.final_path)
 

@@ -4,6 +4,9 @@ Under ``spark-submit`` the launcher has already decided master, ``--conf`` value
 job adds no setting of its own: only a Spark YAML named explicitly (a job's ``--spark-conf``, a pipeline's
 ``spark.conf_file``) and a pipeline's ``spark.conf`` fill what is still unset. Under plain ``python`` there is
 no launcher, so the YAML (``conf/spark/local.yaml`` unless another is named) decides everything.
+
+A Spark Connect session is asked for with ``SPARK_REMOTE=sc://host:port`` (as PySpark itself reads it) or a
+YAML's ``remote:`` key; the server then owns master and static settings, and only SQL settings apply.
 """
 from __future__ import annotations
 
@@ -17,23 +20,26 @@ import yaml
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
+from pipelines.connect import is_connect
 from pipelines.resources import Resource, spark_settings
 
 LOCAL_SPARK_CONF = spark_settings("local")
 
 
 def load_spark_yaml(path: str | os.PathLike | Resource | None) -> dict[str, Any]:
-    """Read a ``conf/spark/*.yaml`` file (or one the package ships): ``{master: ..., conf: {spark.key: value}}``."""
+    """Read a ``conf/spark/*.yaml`` file (or one the package ships): ``{master: ..., remote: sc://... or None,
+    conf: {spark.key: value}}``."""
     if path is None:
-        return {"master": "local[*]", "conf": {}}
+        return {"master": "local[*]", "remote": None, "conf": {}}
     p = Path(path) if isinstance(path, (str, os.PathLike)) else path
     if not p.is_file():
         raise FileNotFoundError(f"Spark configuration file not found: {p}")
     data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    unknown = set(data) - {"master", "conf"}
+    unknown = set(data) - {"master", "remote", "conf"}
     if unknown:
-        raise ValueError(f"{p}: unknown keys {sorted(unknown)}; valid keys: ['conf', 'master']")
-    return {"master": data.get("master", "local[*]"), "conf": dict(data.get("conf") or {})}
+        raise ValueError(f"{p}: unknown keys {sorted(unknown)}; valid keys: ['conf', 'master', 'remote']")
+    return {"master": data.get("master", "local[*]"), "remote": data.get("remote"),
+            "conf": dict(data.get("conf") or {})}
 
 
 def under_spark_submit() -> bool:
@@ -53,16 +59,25 @@ def get_spark(app_name: str, spark_conf: str | os.PathLike | Resource | None = N
 
     ``spark_conf`` names a Spark YAML (None: ``conf/spark/local.yaml`` under plain python, nothing under
     spark-submit); ``overrides`` (``spark.*`` keys) win over it; values set by spark-submit win over both.
+    With ``SPARK_REMOTE`` set, or a ``remote:`` in the YAML, it is a Spark Connect session to that server.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     if spark_conf is None and under_spark_submit():
-        settings = {"master": None, "conf": {}}
+        settings = {"master": None, "remote": None, "conf": {}}
     else:
         settings = load_spark_yaml(LOCAL_SPARK_CONF if spark_conf is None else spark_conf)
     wanted = {k: _as_conf_value(v) for k, v in {**settings["conf"], **(overrides or {})}.items()}
     builder = SparkSession.builder.appName(app_name)
+    remote = os.environ.get("SPARK_REMOTE") or settings["remote"]
+    if remote:
+        # The server decided master and static settings when it started: the client sets SQL settings only.
+        builder = builder.remote(remote)
+        for key, value in wanted.items():
+            if key.startswith("spark.sql."):
+                builder = builder.config(key, value)
+        return builder.getOrCreate()
     if under_spark_submit():
         # The JVM exists already: read what the launcher set and only fill the gaps.
         from pyspark import SparkContext
@@ -85,7 +100,11 @@ def get_spark(app_name: str, spark_conf: str | os.PathLike | Resource | None = N
 @contextmanager
 def job_description(spark: SparkSession, text: str) -> Iterator[None]:
     """Spark jobs started inside (from this thread, and threads it starts with ``inheritable_thread_target``) carry
-    ``text`` in the Spark UI and its REST API instead of a call site; the previous description comes back after."""
+    ``text`` in the Spark UI and its REST API instead of a call site; the previous description comes back after.
+    A Spark Connect client cannot set a job description: there the jobs keep the server's own."""
+    if is_connect(spark):
+        yield
+        return
     sc = spark.sparkContext
     previous = sc.getLocalProperty("spark.job.description")
     sc.setJobDescription(text)

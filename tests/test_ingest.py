@@ -94,6 +94,24 @@ def test_corpus_formats(spark, tmp_path):
                        ignore_row_order=True)
 
 
+def test_text_corpus_numbered_as_zip_with_index(spark, tmp_path):
+    """Line numbers from DataFrame calls only (Spark Connect has no RDDs) are ``zipWithIndex``'s, across files and
+    partitions."""
+    for name, lines in [("a.txt", 40), ("b.txt", 3), ("c.txt", 25)]:
+        (tmp_path / name).write_text("".join(f"{name} line {i}\n" for i in range(lines)))
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "200")     # several partitions per file
+    try:
+        got = read_corpus(spark, str(tmp_path), "text").data
+        lines = spark.read.text(str(tmp_path)).rdd
+        assert lines.getNumPartitions() > 3
+        expected = lines.zipWithIndex().map(lambda pair: (pair[1], pair[0][0])).collect()
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    # Read after the setting is gone: the numbers were fixed with the partitions they were counted in.
+    assert_df_equality(got, spark.createDataFrame(expected, "doc_id BIGINT, text STRING"), ignore_row_order=True)
+    assert got.count() == 68
+
+
 def _ingest(tmp_path, src, threshold, extra=()):
     out = tmp_path / "out"
     argv = ["--set", f"input.path={src}", "--set", f"input.schema={SCHEMA}", "--set", f"output.path={out}",

@@ -14,7 +14,7 @@ def test_local_yaml_has_small_machine_defaults():
 def test_unknown_keys_and_missing_file(tmp_path):
     bad = tmp_path / "spark.yaml"
     bad.write_text("mastr: local[2]\n")
-    with pytest.raises(ValueError, match=r"unknown keys \['mastr'\]; valid keys: \['conf', 'master'\]"):
+    with pytest.raises(ValueError, match=r"unknown keys \['mastr'\]; valid keys: \['conf', 'master', 'remote'\]"):
         load_spark_yaml(bad)
     with pytest.raises(FileNotFoundError, match="Spark configuration file not found"):
         load_spark_yaml(tmp_path / "none.yaml")

@@ -7,6 +7,8 @@ from typing import Callable, Iterator
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
+from pipelines.connect import default_parallelism
+
 ChunkMaker = Callable[[int, int, int, int], pd.DataFrame]
 
 
@@ -14,7 +16,7 @@ def generate(spark: SparkSession, make: ChunkMaker, schema: str, seed: int, tota
              chunk_size: int) -> DataFrame:
     """Rows ``0 .. total-1`` from ``make(seed, chunk, start, count)``, run on the executors."""
     n_chunks = max(1, math.ceil(total / chunk_size))
-    partitions = min(n_chunks, max(1, spark.sparkContext.defaultParallelism * 2))
+    partitions = min(n_chunks, max(1, default_parallelism(spark) * 2))
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:

@@ -42,7 +42,7 @@ def train_job(ctx: "JobContext") -> None:
     ctx.log("evaluating on the test split")
     results = compare(scored, spec.label)
     importances = feature_importances(models.leaf_model().gbt_model, spec.tree_input_names())
-    version = f"gbdt_lr-{ctx.spark.sparkContext.applicationId}-{int(ctx.started)}"
+    version = f"gbdt_lr-{ctx.spark.conf.get('spark.app.id')}-{int(ctx.started)}"
     ctx.metrics.update({"test": results, "chosen": models.chosen, "feature_importances": importances})
     root = stage_model_and_test_scores(ctx, models.gbdt_lr, test_df, version,
                                        [spec.label, *cfg["output"]["keep_columns"]])

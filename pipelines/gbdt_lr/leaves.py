@@ -151,7 +151,7 @@ class _LeafEncoderModelWriter(MLWriter):
         self.instance = instance
 
     def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc)
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
         self.instance.gbt_model.write().overwrite().save(f"{path}/gbt")
         self.instance.encoder.write().overwrite().save(f"{path}/encoder")
 
@@ -162,7 +162,7 @@ class _LeafEncoderModelReader(MLReader):
         self.cls = cls
 
     def load(self, path: str) -> LeafEncoderModel:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sc)
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
         model = self.cls(GBTClassificationModel.load(f"{path}/gbt"), OneHotEncoderModel.load(f"{path}/encoder"))
         DefaultParamsReader.getAndSetParams(model, metadata)
         return model

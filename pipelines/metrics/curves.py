@@ -28,6 +28,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.connect import default_parallelism
 from pipelines.frames import from_pandas
 from pipelines.metrics.binary import ConfusionCounts
 from pipelines.metrics.validation import LABEL, SCORE, WEIGHT, BinaryFrame, prepare_binary
@@ -84,7 +85,7 @@ def _partition_blocks(batches: Iterator[pa.RecordBatch]) -> Blocks | None:
 
 def partitions_for(frame: BinaryFrame) -> int:
     """One partition per core (one wave of tasks), or more when one would exceed ROWS_PER_PARTITION rows."""
-    cores = frame.df.sparkSession.sparkContext.defaultParallelism
+    cores = default_parallelism(frame.df.sparkSession)
     return max(cores, math.ceil(frame.rows / ROWS_PER_PARTITION))
 
 

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from pipelines import __version__
-from pipelines.fs import HadoopFS, local_file
+from pipelines.fs import FS, local_file
 from pipelines.lineage import fingerprint, lineage_of, now_iso, read_metrics
 from pipelines.orchestration.definition import Pipeline
 from pipelines.orchestration.plan import PlannedStep
@@ -42,7 +42,7 @@ def git_revision() -> dict[str, Any] | None:
     return {"revision": rev, "dirty": bool(dirty)}
 
 
-def output_record(fs: HadoopFS, path: str) -> dict[str, Any]:
+def output_record(fs: FS, path: str) -> dict[str, Any]:
     """A committed output: its row count (from the job's ``_metrics.json``) and whether it is committed."""
     metrics = read_metrics(fs, path)
     record: dict[str, Any] = {"path": path, "committed": metrics is not None}
@@ -55,7 +55,7 @@ def output_record(fs: HadoopFS, path: str) -> dict[str, Any]:
     return record
 
 
-def _metrics_of(fs: HadoopFS, outputs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _metrics_of(fs: FS, outputs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The job's ``_metrics.json`` (every output of one job run carries the same document)."""
     committed = [read_metrics(fs, o["path"]) for o in outputs if o["committed"]]
     return committed[0] if committed else None
@@ -64,7 +64,7 @@ def _metrics_of(fs: HadoopFS, outputs: list[dict[str, Any]]) -> dict[str, Any] |
 class Manifest:
     """The record of one run of one date, saved under ``<root>/_runs/ds=<date>/<run_id>/manifest.json``."""
 
-    def __init__(self, pipeline: Pipeline, run_date: str, mode: str, plan: list[PlannedStep], fs: HadoopFS,
+    def __init__(self, pipeline: Pipeline, run_date: str, mode: str, plan: list[PlannedStep], fs: FS,
                  argv: list[str] | None = None, force: bool = False):
         now = time.time()
         self.fs = fs
@@ -83,7 +83,7 @@ class Manifest:
         self.save()
 
     @staticmethod
-    def _entry(fs: HadoopFS, planned: PlannedStep, run_date: str) -> dict[str, Any]:
+    def _entry(fs: FS, planned: PlannedStep, run_date: str) -> dict[str, Any]:
         outputs = [output_record(fs, o) for o in planned.step.output_paths(run_date)]
         skipped = planned.action == "skip"
         return {"name": planned.step.name, "job": planned.step.job, "depends_on": planned.step.depends_on,

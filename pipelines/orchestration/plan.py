@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import __version__
-from pipelines.fs import HadoopFS
+from pipelines.fs import FS
 from pipelines.lineage import lineage_of, read_metrics, why_stale
 from pipelines.orchestration.definition import Pipeline, PipelineError, Step, expand
 from pipelines.resources import checkout, locate
@@ -38,13 +38,13 @@ def shown(pipeline: Pipeline, path: str) -> str:
     return path[len(pipeline.root) + 1:] if path.startswith(pipeline.root + "/") else path
 
 
-def missing_inputs(fs: HadoopFS, pipeline: Pipeline, step: Step, run_date: str) -> list[str]:
+def missing_inputs(fs: FS, pipeline: Pipeline, step: Step, run_date: str) -> list[str]:
     """Inputs of ``step`` that no step produces and that do not exist."""
     return [path for template in step.inputs if not pipeline.producers(template)
             for path in [expand(template, run_date)] if not fs.exists(path)]
 
 
-def _plan_step(fs: HadoopFS, pipeline: Pipeline, step: Step, run_date: str, upstream: list[str]) -> tuple[str, str]:
+def _plan_step(fs: FS, pipeline: Pipeline, step: Step, run_date: str, upstream: list[str]) -> tuple[str, str]:
     if not step.outputs:
         return "run", "no declared outputs"
     documents = []
@@ -73,7 +73,7 @@ def _plan_step(fs: HadoopFS, pipeline: Pipeline, step: Step, run_date: str, upst
     return "skip", f"outputs current (committed {str(lineage.get('committed_at'))[:16]})"
 
 
-def make_plan(pipeline: Pipeline, run_date: str, fs: HadoopFS, force: bool = False) -> list[PlannedStep]:
+def make_plan(pipeline: Pipeline, run_date: str, fs: FS, force: bool = False) -> list[PlannedStep]:
     planned: dict[str, PlannedStep] = {}
     for step in pipeline.steps.values():
         missing = missing_inputs(fs, pipeline, step, run_date)

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from pipelines.config import check_date
 from pipelines.errors import UserError, describe_failure
-from pipelines.fs import HadoopFS
+from pipelines.fs import FS, file_system
 from pipelines.lineage import read_metrics
 from pipelines.orchestration.definition import Pipeline, Step
 from pipelines.orchestration.manifest import Manifest
@@ -47,7 +47,7 @@ class Runner:
         self.argv = argv
         self.err = err or sys.stderr
         self.manifests: list[Manifest] = []
-        self._fs: HadoopFS | None = None
+        self._fs: FS | None = None
 
     def session(self) -> Any:
         """The session of session-mode steps, or the planning session in subprocess mode (built once)."""
@@ -62,9 +62,9 @@ class Runner:
         return self.spark
 
     @property
-    def fs(self) -> HadoopFS:
+    def fs(self) -> FS:
         if self._fs is None:
-            self._fs = HadoopFS(self.session())
+            self._fs = file_system(self.session())
         return self._fs
 
     def plan(self, run_date: str) -> list[PlannedStep]:

@@ -1,6 +1,7 @@
 """Batch k-nearest-neighbour search over a PQ-coded item table, in Spark.
 
-The query vectors (small) are collected once and broadcast with the codebooks; every item
+The query vectors (small) are collected once and broadcast with the codebooks (over Spark Connect, shipped with
+the UDF: ``pipelines.connect.share``); every item
 partition is scanned by ``mapInPandas``, which builds the ADC lookup tables per block of queries
 and keeps a per-partition top-k; a window over ``query_id`` then merges the partitions' top-k.
 With IVF, each query only scans the items of its ``nprobe`` nearest lists. With re-ranking, the
@@ -19,6 +20,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pipelines.connect import share
 from pipelines.pq.encoder import PQEncoderModel
 from pipelines.pq.validation import PQError, float_array
 from udfs.pq import (
@@ -97,8 +99,7 @@ def _scan(
     offset: float,
 ) -> DataFrame:
     """Partition top-k via ``mapInPandas``; ``body(frame, query_ids)`` gives (groups, tables, distances)."""
-    sc = items.sparkSession.sparkContext
-    query_ids = sc.broadcast(queries.ids)
+    query_ids = share(items.sparkSession, queries.ids, "the query ids")
     item_type = items.schema["item_id"].dataType
 
     def scan(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -120,13 +121,13 @@ def adc_search(
 
     ``items`` has ``item_id`` and the model's code column (and list column when ``nprobe`` > 0).
     """
-    sc = items.sparkSession.sparkContext
-    q = sc.broadcast(model.prepare(queries.vectors))
-    books = sc.broadcast(model.codebooks)
+    spark = items.sparkSession
+    q = share(spark, model.prepare(queries.vectors), "the query vectors")
+    books = share(spark, model.codebooks, "the codebooks")
     use_ivf = nprobe > 0
     if use_ivf and model.coarse is None:
         raise PQError("nprobe > 0 needs an IVF model (train with nlist > 0)")
-    probes = sc.broadcast(model.probes(queries.vectors, nprobe) if use_ivf else None)
+    probes = share(spark, model.probes(queries.vectors, nprobe) if use_ivf else None, "the probed lists")
     metric, m, nbits, size = model.getMetric(), model.getM(), model.getNbits(), model.code_size
     code_col, list_col = model.getOutputCol(), model.getListCol()
     columns = ["item_id", code_col] + ([list_col] if use_ivf else [])
@@ -148,8 +149,7 @@ def exact_search(
     items: DataFrame, queries: Queries, k: int, metric: str, vector_col: str = "vector", block: int = 256
 ) -> DataFrame:
     """Brute-force candidates ``(query_id, item_id, distance)`` on raw vectors, per partition."""
-    sc = items.sparkSession.sparkContext
-    q = sc.broadcast(prepare(queries.vectors, metric, None))
+    q = share(items.sparkSession, prepare(queries.vectors, metric, None), "the query vectors")
     dim = queries.vectors.shape[1]
     columns = ["item_id", float_array(items, vector_col).alias("_v")]
 
@@ -168,9 +168,8 @@ def rerank(
     candidates: DataFrame, items: DataFrame, queries: Queries, metric: str, vector_col: str = "vector"
 ) -> DataFrame:
     """Replace the ADC distance of each candidate by its exact distance (raw item vectors joined by id)."""
-    sc = items.sparkSession.sparkContext
-    q = sc.broadcast(prepare(queries.vectors, metric, None))
-    index = sc.broadcast(pd.Index(queries.ids))
+    q = share(items.sparkSession, prepare(queries.vectors, metric, None), "the query vectors")
+    index = share(items.sparkSession, pd.Index(queries.ids), "the query ids")
     dim = queries.vectors.shape[1]
     vectors = items.select("item_id", float_array(items, vector_col).alias("_v"))
     offset = metric_offset(metric)

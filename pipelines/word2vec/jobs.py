@@ -62,6 +62,7 @@ def train_word2vec_job(ctx: "JobContext") -> None:
     cfg = ctx.config
     estimator = Word2Vec(inputCol="tokens", **{MODEL_KEYS[k]: v for k, v in cfg["model"].items()})
     estimator.settings()
+    estimator.check_session(ctx.spark)
     sequences = training_sequences(ctx, cfg["input"], cfg["tokenizer"])
     ctx.log(f"training {cfg['model']['trainer']} on {cfg['input']['kind']}")
     model = estimator.fit(sequences)

@@ -27,6 +27,7 @@ from pyspark.ml.util import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipelines.connect import require_classic, share
 from pipelines.frames import from_pandas
 from pipelines.word2vec.errors import Word2VecError
 from pipelines.word2vec.kernel import KernelSettings
@@ -117,8 +118,14 @@ class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsW
             raise Word2VecError(f"word2vec: {exc}") from None
         raise Word2VecError(f"trainer: expected one of {list(TRAINERS)}, got {v('trainer')!r}")
 
+    def check_session(self, spark: SparkSession) -> None:
+        """Stop at once, in one line, when the trainer cannot run on ``spark`` (sgns over Spark Connect)."""
+        if self.value("trainer") == "sgns":
+            require_classic(spark, "word2vec trainer 'sgns'", "it trains on RDD partitions with broadcast weights")
+
     def _fit(self, dataset: DataFrame) -> "Word2VecModel":
         settings = self.settings()
+        self.check_session(dataset.sparkSession)
         corpus = dataset.select(F.col(self.getInputCol()).alias("tokens"))
         vocab = build_vocabulary(corpus, "tokens", self.value("minCount"), self.value("maxVocabSize"))
         if isinstance(settings, SgnsSettings):
@@ -172,7 +179,7 @@ class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
         return VectorIndex(spark, self.words, self.vectors, restrict_vocab)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        bc = dataset.sparkSession.sparkContext.broadcast(({w: i for i, w in enumerate(self.words)}, self.vectors))
+        bc = share(dataset.sparkSession, ({w: i for i, w in enumerate(self.words)}, self.vectors), "the word vectors")
         return dataset.withColumn(self.getOutputCol(), mean_vector_udf(bc)(F.col(self.getInputCol())))
 
     def write(self) -> MLWriter:

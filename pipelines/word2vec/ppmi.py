@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from scipy.sparse.linalg import svds
 
+from pipelines.connect import share
 from pipelines.word2vec.errors import ModelTooLargeError
 from pipelines.word2vec.vocabulary import Vocabulary
 
@@ -78,7 +79,7 @@ def ppmi_matrix(corpus: DataFrame, vocab: Vocabulary, settings: PpmiSettings,
                 tokens_col: str = "tokens") -> sp.csr_matrix:
     """Shifted PPMI as a sparse ``(V, V)`` matrix: counts and PMI in Spark, only positive cells collected."""
     spark = corpus.sparkSession
-    vocab_bc = spark.sparkContext.broadcast(pa.array(vocab.words, pa.string()))
+    vocab_bc = share(spark, pa.array(vocab.words, pa.string()), "the vocabulary")
     try:
         pairs = (corpus.select(tokens_col).mapInArrow(_pairs_fn(vocab_bc, settings.window), PAIRS_SCHEMA)
                  .groupBy("w", "c").agg(F.sum("n").alias("n")).cache())

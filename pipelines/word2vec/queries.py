@@ -8,6 +8,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from pipelines.connect import require_classic
 from pipelines.word2vec.kernel import broadcast_key
 from udfs.word2vec import analogy_fn, most_similar_fn, unit_rows
 
@@ -20,6 +21,8 @@ class VectorIndex:
     """Words and their unit vectors, broadcast to the executors for top-k cosine queries."""
 
     def __init__(self, spark: SparkSession, words: Sequence[str], vectors: np.ndarray, restrict_vocab: int = 0):
+        require_classic(spark, "word vector queries (most_similar, analogies)",
+                        "executors cache the index by its broadcast's id")
         n = len(words) if restrict_vocab <= 0 else min(restrict_vocab, len(words))
         self.words = np.asarray(list(words[:n]), dtype=object)
         self._bc = spark.sparkContext.broadcast((self.words, unit_rows(vectors[:n])))

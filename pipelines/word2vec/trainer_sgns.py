@@ -44,6 +44,7 @@ from pyspark import StorageLevel, TaskContext
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.connect import require_classic
 from pipelines.session import job_description
 from pipelines.word2vec.errors import ModelTooLargeError
 from pipelines.word2vec.kernel import KernelSettings, broadcast_key, make_gensim_model, output_weights, train_shard
@@ -189,6 +190,7 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
                log: Callable[[str], None] = print) -> tuple[np.ndarray, dict]:
     """Train and return the input vectors ``(V, vector_size)`` (vocabulary order) and training figures."""
     spark = corpus.sparkSession
+    require_classic(spark, "word2vec trainer 'sgns'", "it trains on RDD partitions with broadcast weights")
     sc = spark.sparkContext
     P, S = settings.num_partitions, settings.sync_rounds(vocab.retained_tokens)
     memory = check_model_memory(lambda key, default: sc.getConf().get(key, default), len(vocab),
