@@ -130,13 +130,18 @@ def tfidf_udf(idf: np.ndarray | None, sublinear_tf: bool, norm: str) -> Callable
     return tfidf
 
 
-@arrow_udf(ENTRIES_TYPE)
-def vector_entries_udf(vectors: pa.Array) -> pa.Array:
-    """Arrow UDF: a sparse vector column as ``struct(indices, values)``, ready to explode in the JVM."""
+def _vector_entries(vectors: pa.Array) -> pa.Array:
     lengths, indices, values = _flat(vectors)
     return pa.StructArray.from_arrays([_lists(lengths, indices, pa.list_(pa.int32())),
                                        _lists(lengths, values, pa.list_(pa.float64()))],
                                       names=["indices", "values"])
+
+
+def vector_entries_udf(vectors: Column | str) -> Column:
+    """Arrow UDF: a sparse vector column as ``struct(indices, values)``, ready to explode in the JVM. Declared at
+    each call (as every UDF here is), so that it is a Spark Connect UDF in a Connect session even when this module
+    was imported before that session existed."""
+    return arrow_udf(_vector_entries, ENTRIES_TYPE)(vectors)
 
 
 def block_schema(id_type: T.DataType) -> T.StructType:

@@ -40,16 +40,19 @@ class PQError(JobError):
 VECTOR_TYPES = "array<float>, array<double>, an ML vector or binary (packed little-endian float32)"
 
 
-@arrow_udf(T.ArrayType(T.FloatType()))
-def _binary_floats(blobs: pa.Array) -> pa.Array:
-    """Arrow UDF: binary vectors as ``array<float>`` (null for a length that is not a multiple of 4)."""
-    return binary_to_float_lists(blobs)
+def _binary_floats(blobs: Column) -> Column:
+    """Arrow UDF: binary vectors as ``array<float>`` (null for a length that is not a multiple of 4). Declared at
+    each call, so that it is a Spark Connect UDF in a Connect session whenever this module was imported."""
+    return arrow_udf(binary_to_float_lists, T.ArrayType(T.FloatType()))(blobs)
 
 
-@arrow_udf(T.BooleanType())
-def _binary_nonfinite(blobs: pa.Array) -> pa.Array:
-    """Arrow UDF: whether a binary vector has a NaN/inf component."""
+def _nonfinite_flags(blobs: pa.Array) -> pa.Array:
     return pa.array(nonfinite_rows(blobs))
+
+
+def _binary_nonfinite(blobs: Column) -> Column:
+    """Arrow UDF: whether a binary vector has a NaN/inf component (declared at each call, as above)."""
+    return arrow_udf(_nonfinite_flags, T.BooleanType())(blobs)
 
 
 def vector_type(df: DataFrame, col: str) -> T.DataType:
