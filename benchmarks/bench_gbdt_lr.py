@@ -1,6 +1,8 @@
-"""GBDT+LR against LR-only, trees-only and LightGBM on the Criteo 45K sample (same split, same run).
+"""GBDT+LR against LR-only, trees-only and LightGBM on the Criteo 45K sample (same split, same run); the tree
+stage alone, XGBoost (``xgboost.spark``) against MLlib's ``GBTClassifier`` at the same trees and depth; and
+GBDT+LR against LightGBM on a synthetic Criteo-like table of 1M rows generated in Spark.
 
-Usage: python benchmarks/bench_gbdt_lr.py [--seed 42] [--trees 100]
+Usage: python benchmarks/bench_gbdt_lr.py [--seed 42] [--rows 1000000] [--set trees.num_trees=200]
 The last line printed is one JSON object with the figures.
 """
 from __future__ import annotations
@@ -21,20 +23,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.criteo import ARFF_45K, CSV_4K, NUMERIC, read_arff, read_full_sample  # noqa: E402
 from pipelines.cli import JobContext  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
+from pipelines.datagen.criteo_like import CATEGORICAL as LIKE_CATEGORICAL  # noqa: E402
+from pipelines.datagen.criteo_like import criteo_like  # noqa: E402
 from pipelines.gbdt_lr.features import FeatureSpec, check_training_data  # noqa: E402
 from pipelines.gbdt_lr.job import stage_model_and_test_scores  # noqa: E402
-from pipelines.gbdt_lr.model import SCORE, stratified_split, train  # noqa: E402
+from pipelines.gbdt_lr.model import GBDTLR, SCORE, stratified_split, train  # noqa: E402
 from pipelines.gbdt_lr.report import MODELS, compare  # noqa: E402
 from pipelines.session import get_spark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def ours(spark, data, categorical, hashed, seed, overrides):
-    """Train our three models on the split; return test metrics, training seconds, the split and the models."""
-    cfg = load_config(ROOT / "conf" / "jobs" / "train_gbdt_lr.yaml", overrides=[
+def config(categorical, hashed, seed, overrides):
+    return load_config(ROOT / "conf" / "jobs" / "train_gbdt_lr.yaml", overrides=[
         "schema.label=Label", f"schema.numeric={json.dumps(NUMERIC)}", f"schema.categorical={json.dumps(categorical)}",
         f"schema.hashed={json.dumps(hashed)}", f"split.seed={seed}", *overrides])
+
+
+def ours(spark, data, categorical, hashed, seed, overrides):
+    """Train our three models on the split; return test metrics, training seconds, the split and the models."""
+    cfg = config(categorical, hashed, seed, overrides)
     spec = FeatureSpec.from_config(cfg["schema"])
     check_training_data(data, spec, "the benchmark table")
     train_df, test_df = stratified_split(data, "Label", cfg["split"]["test_fraction"], seed)
@@ -76,6 +84,49 @@ def fresh_session_rescoring(spark, models, cfg, test_df) -> bool:
     return True
 
 
+def timed(what, fn):
+    started = time.time()
+    result = fn()
+    seconds = time.time() - started
+    print(f"{what}: {seconds:.1f}s", flush=True)
+    return result, seconds
+
+
+def tree_stages(models, train_df, cfg):
+    """The tree stage alone on the prepared training rows: XGBoost and MLlib's GBTClassifier, same trees and depth."""
+    prepared = models.gbdt_lr.stages["prep"].transform(train_df).cache()
+    prepared.count()
+    estimator = GBDTLR.from_config(cfg, FeatureSpec.from_config(cfg["schema"]))
+    seconds = {}
+    for learner in ("xgboost", "spark"):
+        trees = estimator.copy({estimator.learner: learner}).tree_learner(64)
+        _, seconds[learner] = timed(f"tree stage alone, {learner}, {cfg['trees']['num_trees']} trees of depth "
+                                    f"{cfg['trees']['max_depth']}", lambda: trees.fit(prepared))
+    prepared.unpersist()
+    return seconds
+
+
+def gbdt_lr_fit(train_df, cfg):
+    """The whole GBDT+LR fit (preparation, trees, leaves, LR grid and final LR), timed."""
+    estimator = GBDTLR.from_config(cfg, FeatureSpec.from_config(cfg["schema"]))
+    return timed("GBDT+LR fit (preparation, trees, leaves, LR grid)", lambda: estimator.fit(train_df))
+
+
+def at_scale(spark, rows, seed, overrides):
+    """GBDT+LR on ``rows`` synthetic Criteo-like rows against LightGBM on the same rows collected."""
+    data = criteo_like(spark, rows, seed).cache()
+    cfg = config(LIKE_CATEGORICAL, [], seed, overrides)
+    train_df, test_df = stratified_split(data, "Label", cfg["split"]["test_fraction"], seed)
+    train_df, test_df = train_df.cache(), test_df.cache()
+    print(f"Criteo-like table: {train_df.count()} training rows, {test_df.count()} test rows", flush=True)
+    model, seconds = gbdt_lr_fit(train_df, cfg)
+    result = compare({"gbdt_lr": model.transform(test_df).select("Label", SCORE), "trees_only": model.copy(
+        {model.mode: "trees_only"}).transform(test_df).select("Label", SCORE)}, "Label")["gbdt_lr"]
+    lgb_result, lgb_s = lightgbm_reference(train_df.toPandas(), test_df.toPandas(), LIKE_CATEGORICAL, seed)
+    data.unpersist()
+    return result, seconds, lgb_result, lgb_s
+
+
 def lightgbm_reference(train_pdf, test_pdf, categorical, seed):
     """LightGBM as the issue measured it: lr 0.05, 31 leaves, early stopping on 10% of train, 2 threads."""
     import lightgbm as lgb
@@ -109,6 +160,7 @@ def lightgbm_reference(train_pdf, test_pdf, categorical, seed):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=42, help="split seed (default 42)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the synthetic table (0 = skip it)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a train_gbdt_lr.yaml key, e.g. trees.num_trees=200")
     args = parser.parse_args()
@@ -122,6 +174,8 @@ def main() -> None:
     print(f"Criteo 45K: {data.count()} rows, {len(categorical)} categorical columns", flush=True)
     results, ours_s, train_df, test_df, models, cfg = ours(spark, data, categorical, [], args.seed, args.set)
     lgb_result, lgb_s = lightgbm_reference(train_df.toPandas(), test_df.toPandas(), categorical, args.seed)
+    tree_s = tree_stages(models, train_df, cfg)
+    _, fit_s = gbdt_lr_fit(train_df, cfg)
 
     print("\nmodel        AUC     NE      log loss")
     for name in MODELS:
@@ -134,7 +188,12 @@ def main() -> None:
     print(f"NE gain of GBDT+LR: {gain_lr:.2f}% over LR-only, {gain_trees:.2f}% over trees-only "
           f"(paper: 2.86% and 3.42%); relative NE {results['gbdt_lr']['relative_ne_pct']:.2f}% (paper 96.58%)")
     print(f"time: ours {ours_s:.1f}s (three models, Spark local[2]), LightGBM {lgb_s:.1f}s, "
-          f"ratio {ours_s / lgb_s:.1f}x")
+          f"ratio {ours_s / lgb_s:.1f}x; the GBDT+LR fit alone {fit_s:.1f}s, {fit_s / lgb_s:.1f}x LightGBM")
+    print(f"tree stage alone: XGBoost {tree_s['xgboost']:.1f}s, GBTClassifier {tree_s['spark']:.1f}s, "
+          f"{tree_s['spark'] / tree_s['xgboost']:.1f}x faster")
+    importances = models.gbdt_lr.trees.importances(FeatureSpec.from_config(cfg["schema"]).tree_input_names())
+    top = importances["gain"][:5]
+    print("gain importance, top 5:", ", ".join(f"{i['feature']} {i['importance']:.3f}" for i in top))
 
     full, full_categorical = read_full_sample(spark, CSV_4K)
     rescored_same = fresh_session_rescoring(spark, models, cfg, test_df)
@@ -145,6 +204,13 @@ def main() -> None:
           f"{full_results['gbdt_lr']['roc_auc']:.4f} NE {full_results['gbdt_lr']['normalized_entropy']:.4f}, "
           f"LR-only AUC {full_results['lr_only']['roc_auc']:.4f}, trees-only AUC "
           f"{full_results['trees_only']['roc_auc']:.4f} ({full_s:.1f}s)")
+    scale = at_scale(spark, args.rows, args.seed, args.set) if args.rows else None
+    if scale:
+        result, seconds, lgb_scale, lgb_scale_s = scale
+        print(f"{args.rows:,} Criteo-like rows: GBDT+LR AUC {result['roc_auc']:.4f} NE "
+              f"{result['normalized_entropy']:.4f} in {seconds:.1f}s; LightGBM AUC {lgb_scale['roc_auc']:.4f} NE "
+              f"{lgb_scale['normalized_entropy']:.4f} in {lgb_scale_s:.1f}s ({lgb_scale['trees']} trees); "
+              f"time ratio {seconds / lgb_scale_s:.1f}x")
     print(json.dumps({
         "seed": args.seed,
         "gbdt_lr_auc": results["gbdt_lr"]["roc_auc"], "gbdt_lr_ne": results["gbdt_lr"]["normalized_entropy"],
@@ -154,6 +220,11 @@ def main() -> None:
         "ne_gain_vs_lr_pct": gain_lr, "ne_gain_vs_trees_pct": gain_trees,
         "ours_s": ours_s, "lightgbm_s": lgb_s, "fresh_session_scores_equal": rescored_same,
         "full_sample_gbdt_lr_auc": full_results["gbdt_lr"]["roc_auc"],
+        "xgb_trees_s": tree_s["xgboost"], "spark_gbt_s": tree_s["spark"], "gbdt_lr_fit_s": fit_s,
+        "rows_1m_rows": args.rows,
+        "rows_1m_ours_s": scale[1] if scale else None, "rows_1m_lightgbm_s": scale[3] if scale else None,
+        "rows_1m_ours_auc": scale[0]["roc_auc"] if scale else None,
+        "rows_1m_lightgbm_auc": scale[2]["roc_auc"] if scale else None,
     }))
 
 

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from pipelines.cli import run_job
 from pipelines.config import load_config
 from pipelines.datagen import demo_tables
-from pipelines.gbdt_lr.calibration import ProbabilityScore, recalibrate
+from pipelines.gbdt_lr.calibration import recalibrate
 from pipelines.gbdt_lr.categories import OTHER, RareCategoryGrouper
 from pipelines.gbdt_lr.features import FeatureError, FeatureSpec, check_training_data
 from pipelines.gbdt_lr.leaves import LeafEncoder, LeafEncoderModel, leaf_offsets
@@ -69,9 +69,8 @@ def test_recalibration_formula(spark):
     assert recalibrate(0.3, 1.0) == 0.3
     with pytest.raises(ValueError):
         recalibrate(0.5, 0.0)
-    from pyspark.ml.linalg import Vectors
-    df = spark.createDataFrame([(Vectors.dense([1 - x, x]),) for x in p.tolist()], ["probability"])
-    got = ProbabilityScore(negativeRate=w).transform(df).select("score").toPandas().score.values
+    df = spark.createDataFrame([(x,) for x in p.tolist()], ["p"])
+    got = df.select(recalibrate(F.col("p"), w).alias("score")).toPandas().score.values
     np.testing.assert_allclose(got, p / (p + (1 - p) / w), rtol=1e-12)
 
 
@@ -145,7 +144,13 @@ def test_train_job_reports_three_models(trained):
     assert metrics["test"]["trees_only"]["relative_ne_pct"] == pytest.approx(100.0)
     assert (out / "report" / "roc.png").stat().st_size > 1000
     assert (out / "report" / "calibration.png").stat().st_size > 1000
-    assert "| gbdt_lr |" in (out / "report" / "report.md").read_text()
+    report = (out / "report" / "report.md").read_text()
+    assert "| gbdt_lr |" in report and "| feature | gain | cover |" in report
+    assert metrics["chosen"]["learner"] == "xgboost"
+    gains = metrics["feature_importances"]["gain"]
+    assert sum(i["importance"] for i in gains) == pytest.approx(1.0, abs=1e-4)
+    # Each explained row's contributions add up to the booster's margin (bias included); top ones are listed.
+    assert len(metrics["contributions"]) == 5 and all(len(r["top"]) == 8 for r in metrics["contributions"])
 
 
 def _test_rows_and_scores(spark, clicks, out, tmp_path):

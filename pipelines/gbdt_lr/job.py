@@ -5,19 +5,18 @@ import json
 from typing import TYPE_CHECKING
 
 import yaml
-from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.errors import load_model
 from pipelines.gbdt_lr.features import FeatureError, FeatureSpec, check_columns, check_training_data
-from pipelines.gbdt_lr.model import SCORE, stratified_split, train
+from pipelines.gbdt_lr.model import SCORE, GBDTLRModel, stratified_split, train
 from pipelines.gbdt_lr.report import (
     MODELS,
     calibration_plot,
     calibration_table,
     compare,
-    feature_importances,
+    contributions,
     render_markdown,
     roc_plot,
 )
@@ -41,12 +40,14 @@ def train_job(ctx: "JobContext") -> None:
     scored = {name: getattr(models, name).transform(test_df).select(spec.label, SCORE).cache() for name in MODELS}
     ctx.log("evaluating on the test split")
     results = compare(scored, spec.label)
-    importances = feature_importances(models.leaf_model().gbt_model, spec.tree_input_names())
+    importances = models.gbdt_lr.trees.importances(spec.tree_input_names())
+    explained = contributions(models.gbdt_lr, test_df, spec.tree_input_names())
     version = f"gbdt_lr-{ctx.spark.conf.get('spark.app.id')}-{int(ctx.started)}"
-    ctx.metrics.update({"test": results, "chosen": models.chosen, "feature_importances": importances})
+    ctx.metrics.update({"test": results, "chosen": models.chosen, "feature_importances": importances,
+                        "contributions": explained})
     root = stage_model_and_test_scores(ctx, models.gbdt_lr, test_df, version,
                                        [spec.label, *cfg["output"]["keep_columns"]])
-    report = render_markdown(results, importances, models.chosen)
+    report = render_markdown(results, importances, models.chosen, explained)
     ctx.stage_files("report", f"{root}/report", {
         "report.md": report, "results.json": json.dumps(results, indent=2) + "\n",
         "roc.png": roc_plot(scored, spec.label, results),
@@ -54,7 +55,7 @@ def train_job(ctx: "JobContext") -> None:
     print(report)
 
 
-def stage_model_and_test_scores(ctx: "JobContext", model: PipelineModel, test_df: DataFrame, version: str,
+def stage_model_and_test_scores(ctx: "JobContext", model: GBDTLRModel, test_df: DataFrame, version: str,
                                 keep: list[str]) -> str:
     """Stage the model and its test-split scores under ``output.path`` as ``jobs/score.py`` reads them
     (model version in the metrics, schema in the config); returns that root."""
@@ -65,7 +66,7 @@ def stage_model_and_test_scores(ctx: "JobContext", model: PipelineModel, test_df
     return root
 
 
-def score_table(model: PipelineModel, df: DataFrame, version: str, run_date: str | None,
+def score_table(model: GBDTLRModel, df: DataFrame, version: str, run_date: str | None,
                 keep: list[str]) -> DataFrame:
     """The kept input columns, ``score``, the model version and the run date."""
     scored = model.transform(df)
@@ -85,7 +86,7 @@ def score_job(ctx: "JobContext") -> None:
     missing_keep = [c for c in cfg["keep_columns"] if c not in data.columns]
     if missing_keep:
         raise FeatureError(f"{qualify(cfg['input']['path'])}: keep_columns {missing_keep} are not in the input")
-    model = load_model(PipelineModel.load, model_path)
+    model = load_model(GBDTLRModel.load, model_path)
     ctx.metrics.update({"model_path": model_path, "model_version": trained["model_version"]})
     ctx.stage("scores", score_table(model, data, trained["model_version"], ctx.run_date, cfg["keep_columns"]),
               cfg["output"]["path"])

@@ -2,8 +2,8 @@
 
 Tree ``t`` owns slots ``offset[t] .. offset[t] + leaves[t] - 1``; each row has exactly one active slot
 per tree. The work stays in the JVM: ``GBTClassifier``'s ``leafCol`` gives the leaf index per tree, and
-MLlib's ``OneHotEncoder`` turns those columns into one sparse vector, sized from nominal metadata
-so that a leaf never seen in the data still owns its slot.
+``encode_leaves`` turns them into one sparse vector (shared with the XGBoost learner,
+``pipelines.gbdt_lr.xgboost_leaves``).
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.classification import GBTClassificationModel, GBTClassifier
-from pyspark.ml.feature import OneHotEncoder, OneHotEncoderModel, VectorAssembler
+from pyspark.ml.feature import OneHotEncoder, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.session import job_description
@@ -88,47 +88,48 @@ class LeafEncoder(Estimator, _LeafParams, MLReadable, MLWritable):
 
 
 class LeafEncoderModel(Model, _LeafParams, MLReadable, MLWritable):
-    """Holds the fitted trees and the one-hot encoder sized from their leaf counts."""
+    """Holds the fitted trees; ``transform`` adds the one-hot leaves as ``outputCol``."""
 
-    def __init__(self, gbt: GBTClassificationModel | None = None, encoder: OneHotEncoderModel | None = None):
+    def __init__(self, gbt: GBTClassificationModel | None = None):
         super().__init__()
         self.gbt_model = gbt
-        self.encoder = encoder
 
     @classmethod
     def from_gbt(cls, gbt: GBTClassificationModel, features_col: str, output_col: str = "leaves"
                  ) -> "LeafEncoderModel":
         """Wrap an already fitted ``GBTClassificationModel`` (trained here or elsewhere)."""
-        counts = tree_leaf_counts(gbt)
-        spark = SparkSession.getActiveSession()
-        # Fit the encoder on a one-row frame: with nominal metadata it sizes itself from the
-        # declared leaf counts, not from the data, so training data is not scanned again.
-        probe = spark.createDataFrame([tuple(0 for _ in counts)], [f"_leaf_{t}" for t in range(len(counts))])
-        probe = probe.select(*_nominal_leaf_columns(probe, counts))
-        encoder = OneHotEncoder(inputCols=[f"_leaf_{t}" for t in range(len(counts))],
-                                outputCols=[f"_leaf_{t}_vec" for t in range(len(counts))],
-                                dropLast=False, handleInvalid="error").fit(probe)
-        model = cls(gbt, encoder)
-        model._set(featuresCol=features_col, outputCol=output_col, numTrees=len(counts))
+        model = cls(gbt)
+        model._set(featuresCol=features_col, outputCol=output_col, numTrees=len(gbt.trees))
         return model
 
     def leaf_counts(self) -> list[int]:
         return tree_leaf_counts(self.gbt_model)
 
+    def _with_trees(self, dataset: DataFrame, **outputs: str) -> DataFrame:
+        """``dataset`` with the GBT model's columns (``leafCol``, ``probabilityCol``...) under private names."""
+        gbt = self.gbt_model.copy().setFeaturesCol(self.getFeaturesCol()).setPredictionCol("_gbt_prediction") \
+            .setRawPredictionCol("_gbt_raw").setProbabilityCol(outputs.get("probability", "_gbt_probability"))
+        if "leaf" in outputs:
+            gbt = gbt.setLeafCol(outputs["leaf"])
+        return gbt.transform(dataset).drop("_gbt_prediction", "_gbt_raw", *(["_gbt_probability"]
+                                                                            if "probability" not in outputs else []))
+
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        counts = self.leaf_counts()
-        leaf_col, names = "_leaf_ids", [f"_leaf_{t}" for t in range(len(counts))]
-        with_leaves = self.gbt_model.copy().setFeaturesCol(self.getFeaturesCol()).setLeafCol(leaf_col) \
-            .setPredictionCol("_gbt_prediction").setRawPredictionCol("_gbt_raw") \
-            .setProbabilityCol("_gbt_probability").transform(dataset)
-        ids = vector_to_array(F.col(leaf_col))
-        split = with_leaves.select("*", *[ids[t].cast("int").alias(n) for t, n in enumerate(names)])
-        split = split.select(*[c for c in split.columns if c not in names], *_nominal_leaf_columns(split, counts))
-        encoded = self.encoder.transform(split)
-        vec_cols = [f"{n}_vec" for n in names]
-        assembled = VectorAssembler(inputCols=vec_cols, outputCol=self.getOutputCol()).transform(encoded)
-        drop = {leaf_col, "_gbt_prediction", "_gbt_raw", "_gbt_probability", *names, *vec_cols}
-        return assembled.select(*[c for c in assembled.columns if c not in drop])
+        leaf_col = "_leaf_ids"
+        with_leaves = self._with_trees(dataset, leaf=leaf_col)
+        ids = vector_to_array(F.col(leaf_col)).cast("array<int>")
+        return encode_leaves(with_leaves, ids, self.leaf_counts(), self.getOutputCol()).drop(leaf_col)
+
+    def tree_probability(self, dataset: DataFrame, output: str) -> DataFrame:
+        """``dataset`` with ``output`` = the trees' P(label=1) (not re-calibrated)."""
+        probability = "_gbt_probability_vector"
+        scored = self._with_trees(dataset, probability=probability)
+        return scored.withColumn(output, vector_to_array(F.col(probability))[1]).drop(probability)
+
+    def importances(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """MLlib's split-gain importances by feature name, largest first (MLlib has no cover importance)."""
+        ranked = sorted(zip(names, self.gbt_model.featureImportances.toArray()), key=lambda nv: -nv[1])
+        return {"gain": [{"feature": n, "importance": round(float(v), 6)} for n, v in ranked]}
 
     def write(self) -> MLWriter:
         return _LeafEncoderModelWriter(self)
@@ -138,9 +139,29 @@ class LeafEncoderModel(Model, _LeafParams, MLReadable, MLWritable):
         return _LeafEncoderModelReader(cls)
 
 
-def _nominal_leaf_columns(df: DataFrame, counts: list[int]) -> list:
-    """The leaf-id columns tagged as nominal with ``counts[t]`` values, as ML attribute metadata."""
-    return [F.col(f"_leaf_{t}").cast("double").alias(
+def encode_leaves(dataset: DataFrame, ids: Column, counts: list[int], output_col: str) -> DataFrame:
+    """``dataset`` with ``output_col``: the leaf ordinals ``ids`` (``array<int>``, one per tree) one-hot encoded
+    into one sparse vector, tree ``t`` owning ``counts[t]`` slots from ``leaf_offsets(counts)[t]``.
+
+    MLlib's ``OneHotEncoder`` and ``VectorAssembler`` do the work in the JVM. The encoder is fitted on a one-row
+    frame: with nominal metadata it sizes itself from the declared leaf counts, not from the data, so a leaf never
+    seen still owns its slot and no data is scanned.
+    """
+    names = [f"_leaf_{t}" for t in range(len(counts))]
+    spark = dataset.sparkSession
+    probe = spark.createDataFrame([tuple(0 for _ in counts)], names)
+    encoder = OneHotEncoder(inputCols=names, outputCols=[f"{n}_vec" for n in names], dropLast=False,
+                            handleInvalid="error").fit(probe.select(*_nominal_leaf_columns(
+                                [F.col(n) for n in names], counts)))
+    split = dataset.select("*", *_nominal_leaf_columns([ids[t] for t in range(len(counts))], counts))
+    vec_cols = [f"{n}_vec" for n in names]
+    assembled = VectorAssembler(inputCols=vec_cols, outputCol=output_col).transform(encoder.transform(split))
+    return assembled.drop(*names, *vec_cols)
+
+
+def _nominal_leaf_columns(ids: list[Column], counts: list[int]) -> list[Column]:
+    """``_leaf_{t}`` = ``ids[t]``, tagged as nominal with ``counts[t]`` values (ML attribute metadata)."""
+    return [ids[t].cast("double").alias(
         f"_leaf_{t}", metadata={"ml_attr": {"type": "nominal", "name": f"_leaf_{t}", "num_vals": n}})
         for t, n in enumerate(counts)]
 
@@ -153,7 +174,6 @@ class _LeafEncoderModelWriter(MLWriter):
     def saveImpl(self, path: str) -> None:
         DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
         self.instance.gbt_model.write().overwrite().save(f"{path}/gbt")
-        self.instance.encoder.write().overwrite().save(f"{path}/encoder")
 
 
 class _LeafEncoderModelReader(MLReader):
@@ -163,6 +183,6 @@ class _LeafEncoderModelReader(MLReader):
 
     def load(self, path: str) -> LeafEncoderModel:
         metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        model = self.cls(GBTClassificationModel.load(f"{path}/gbt"), OneHotEncoderModel.load(f"{path}/encoder"))
+        model = self.cls(GBTClassificationModel.load(f"{path}/gbt"))
         DefaultParamsReader.getAndSetParams(model, metadata)
         return model

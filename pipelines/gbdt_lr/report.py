@@ -8,10 +8,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from pyspark.ml.classification import GBTClassificationModel  # noqa: E402
+import numpy as np  # noqa: E402
+from pyspark.ml.functions import vector_to_array  # noqa: E402
 from pyspark.sql import DataFrame  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from pipelines.gbdt_lr.features import TREE_FEATURES  # noqa: E402
+from pipelines.gbdt_lr.model import GBDTLRModel  # noqa: E402
 from pipelines.metrics import evaluation_report, roc_curve  # noqa: E402
 
 # He et al. (2014), table 1: normalized entropy relative to trees-only, in percent.
@@ -33,11 +36,19 @@ def compare(scored: dict[str, DataFrame], label: str) -> dict[str, Any]:
     return results
 
 
-def feature_importances(gbt: GBTClassificationModel, names: list[str]) -> list[dict[str, Any]]:
-    """The trees' split-gain importances by feature name, largest first."""
-    values = gbt.featureImportances.toArray()
-    ranked = sorted(zip(names, values), key=lambda nv: -nv[1])
-    return [{"feature": n, "importance": round(float(v), 6)} for n, v in ranked]
+def contributions(model: GBDTLRModel, rows: DataFrame, names: list[str], n: int = 5) -> list[dict[str, Any]] | None:
+    """Per-feature contributions (SHAP values, log-odds) of the trees to the first ``n`` of ``rows``, largest
+    first, with each row's bias and margin; None for trees without contributions (MLlib's)."""
+    if not hasattr(model.trees, "contributions"):
+        return None
+    prepared = model.stages["prep"].transform(rows.limit(n))
+    features = np.array([r[0] for r in prepared.select(vector_to_array(TREE_FEATURES)).collect()], dtype=float)
+    result = []
+    for values in model.trees.contributions(features):
+        ranked = sorted(zip(names, values[:-1]), key=lambda nv: -abs(nv[1]))
+        result.append({"bias": round(float(values[-1]), 6), "margin": round(float(values.sum()), 6),
+                       "top": [{"feature": f, "contribution": round(float(v), 6)} for f, v in ranked[:8]]})
+    return result
 
 
 def calibration_table(df: DataFrame, label: str, bins: int = 10) -> list[dict[str, float]]:
@@ -76,14 +87,29 @@ def calibration_plot(tables: dict[str, list[dict[str, float]]]) -> bytes:
     return _png(figure)
 
 
-def render_markdown(results: dict[str, Any], importances: list[dict[str, Any]], chosen: dict[str, Any]) -> str:
+def importance_table(importances: dict[str, list[dict[str, Any]]], rows: int | None = None) -> list[str]:
+    """A Markdown table of the trees' importances, one column per kind (gain, cover), by the first kind."""
+    kinds = list(importances)
+    by_kind = {kind: {i["feature"]: i["importance"] for i in importances[kind]} for kind in kinds}
+    lines = ["| feature | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+    return lines + [f"| {i['feature']} | " + " | ".join(f"{by_kind[k][i['feature']]:.4f}" for k in kinds) + " |"
+                    for i in importances[kinds[0]][:rows]]
+
+
+def render_markdown(results: dict[str, Any], importances: dict[str, list[dict[str, Any]]], chosen: dict[str, Any],
+                    explained: list[dict[str, Any]] | None = None) -> str:
     lines = ["# GBDT+LR report", "", "| model | AUC | log loss | NE | calibration | NE vs trees-only | paper |",
              "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['roc_auc']:.4f} | {r['log_loss']:.4f} | {r['normalized_entropy']:.4f} | "
                      f"{r['calibration']:.3f} | {r['relative_ne_pct']:.2f}% | {r['paper_relative_ne_pct']}% |")
     lines += ["", f"GBDT+LR regParam {chosen['gbdt_lr_reg']}, LR-only regParam {chosen['lr_only_reg']}, "
-              f"{len(chosen['tree_leaves'])} trees with {sum(chosen['tree_leaves'])} leaves in all.", "",
-              "## Tree feature importances", ""]
-    lines += [f"- {i['feature']}: {i['importance']:.4f}" for i in importances[:15]]
+              f"{len(chosen['tree_leaves'])} {chosen['learner']} trees, {sum(chosen['tree_leaves'])} leaves in all.",
+              "", "## Tree feature importances (shares)", ""]
+    lines += importance_table(importances, 15)
+    if explained:
+        lines += ["", "## Why the trees scored these test rows so (contributions to the log-odds)", ""]
+        for i, row in enumerate(explained):
+            top = ", ".join(f"{c['feature']} {c['contribution']:+.3f}" for c in row["top"])
+            lines.append(f"- row {i + 1}: margin {row['margin']:+.3f} = bias {row['bias']:+.3f} + {top} + ...")
     return "\n".join(lines) + "\n"

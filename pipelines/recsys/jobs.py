@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pipelines.errors import load_model
 from pipelines.gbdt_lr.features import check_training_data
 from pipelines.gbdt_lr.model import SCORE
-from pipelines.gbdt_lr.report import MODELS, feature_importances
+from pipelines.gbdt_lr.report import MODELS, importance_table
 from pipelines.metrics import roc_auc
 from pipelines.output import qualify
 from pipelines.pq.encoder import PQEncoderModel
@@ -204,13 +204,12 @@ def rank_job(ctx: "JobContext") -> None:
     scores = staged(ctx, "scores", score_candidates(models, test_rows, [LABEL, "recall_rank", "distance"]),
                     f"{root}/scores")
     train_rows.unpersist()
-    importances = feature_importances(models.leaf_model().gbt_model, SPEC.tree_input_names())
+    importances = models.gbdt_lr.trees.importances(SPEC.tree_input_names())
     ctx.metrics["ranker"] = {"train_s": round(train_s, 3), "chosen": models.chosen, "feature_importances": importances,
                              "test_rows": ctx.outputs["scores"].rows,
                              "test_auc": {name: roc_auc(scores, SCORE if name == "gbdt_lr" else f"score_{name}", LABEL)
                                           for name in MODELS}}
-    lines = ["# Ranker feature importances (trees)", "", "| feature | importance |", "|---|---|"]
-    lines += [f"| {f['feature']} | {f['importance']:.4f} |" for f in importances]
+    lines = ["# Ranker feature importances (trees, shares)", "", *importance_table(importances)]
     ctx.stage_files("report", f"{root}/report", {"importances.md": "\n".join(lines) + "\n",
                                                  "chosen.json": json.dumps(models.chosen, indent=2) + "\n"})
 

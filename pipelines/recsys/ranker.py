@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from pipelines.gbdt_lr.features import FeatureSpec
 from pipelines.gbdt_lr.model import SCORE, TrainedModels, train
@@ -28,10 +27,11 @@ def fit_ranker(rows: DataFrame, cfg: Mapping[str, Any], log: Callable[[str], Non
 
 
 def score_candidates(models: TrainedModels, rows: DataFrame, keep: list[str]) -> DataFrame:
-    """``rows``' keys, ``keep`` columns and one score column per model (``score`` is GBDT+LR)."""
-    scored = rows.select(*KEYS, *keep)
-    for name in MODELS:
-        column = SCORE if name == "gbdt_lr" else f"score_{name}"
-        one = getattr(models, name).transform(rows).select(*KEYS, F.col(SCORE).alias(column))
-        scored = scored.join(one, KEYS)
-    return scored
+    """``rows``' keys, ``keep`` columns and one score column per model (``score`` is GBDT+LR), from one
+    preparation of ``rows`` (the three models share it)."""
+    scored = models.gbdt_lr.stages["prep"].transform(rows)
+    for name in ("lr_only", "trees_only", "gbdt_lr"):    # GBDT+LR last: its ``score`` keeps the name
+        scored = getattr(models, name).score_prepared(scored, scored.columns).drop("probability")
+        if name != "gbdt_lr":
+            scored = scored.withColumnRenamed(SCORE, f"score_{name}")
+    return scored.select(*KEYS, *keep, SCORE, *[f"score_{m}" for m in MODELS if m != "gbdt_lr"])

@@ -1,8 +1,8 @@
 """Cluster tier: an executor JVM, or in another run a whole worker JVM, is SIGKILLed in the middle of sgns
-Word2Vec training (within a round), PQ encoding and GBDT+LR training. Each job must still finish and write what
-an undisturbed run writes: Word2Vec vectors and PQ codes and codebooks bit for bit, GBDT+LR test scores to 1e-9
-(MLlib's trees and logistic regression add per-partition sums in the order tasks finish, so two runs differ in
-the last bits, about 1e-16, killed or not).
+Word2Vec training (within a round), PQ encoding and GBDT+LR training (XGBoost's trees: a barrier stage, whose
+tasks all start again). Each job must still finish and write what an undisturbed run writes: Word2Vec vectors and
+PQ codes and codebooks bit for bit, GBDT+LR test scores to 1e-9 (MLlib's logistic regression adds per-partition
+sums in the order tasks finish, so two runs differ in the last bits, about 1e-16, killed or not).
 
 The three jobs run as the steps of one pipeline under one ``spark-submit`` (``jobs/run_pipeline.py``, session
 mode), once with an executor killed in each step and once with a worker killed in each step: two applications,
@@ -96,10 +96,11 @@ CASES = [
          Moment(r"encode and write codes", tasks=8, tasks_done=2),
          {f"pq/codes/ds={DATE}": [], f"pq/model/ds={DATE}/data": []}),
     Case("gbdt_lr", "train_gbdt_lr", write_clicks,
-         {"input.path": "{input}", "output.path": "{root}/gbdt_lr", "trees.num_trees": 2, "trees.max_depth": 3,
+         {"input.path": "{input}", "output.path": "{root}/gbdt_lr", "trees.num_trees": 30, "trees.max_depth": 3,
           "lr.reg_grid": [0.1], "lr.max_iter": 2, "lr.parallelism": 1, "features.hash_buckets": 256},
-         Moment(r"fit \d+ trees", jobs_done=5), {f"gbdt_lr/test_scores/ds={DATE}": ["model_version"]},
-         precision=1e-9),     # MLlib adds partial sums in arrival order: scores differ by ~1e-15 between runs
+         # XGBoost's barrier stage (or the shuffle that spreads rows over its workers): all its tasks start again.
+         Moment(r"XGBoost trees", tasks=2), {f"gbdt_lr/test_scores/ds={DATE}": ["model_version"]},
+         precision=1e-9),     # MLlib's LR adds partial sums in arrival order: scores differ by ~1e-15 between runs
 ]
 # A partition (and a task) per input file, and a shuffle partition per executor: these jobs are made of many
 # small Spark jobs, whose cost on the cluster grows with their tasks.

@@ -20,11 +20,15 @@ import yaml
 from chispa import assert_approx_df_equality
 
 from pipelines.cli import run_job
+from pipelines.connect import ConnectUnsupported
+from pipelines.gbdt_lr.model import GBDTLR
 from pipelines.ingest import read_corpus
 from pipelines.orchestration.definition import load_pipeline
 from tests.connect.server import ROOT
 from tests.pipeline_runs import TINY_TRAIN, run_pipeline, tiny_definition
 from tests.recsys_tiny import TINY as RECSYS_TINY
+
+OVER_CONNECT = {"trees.learner": "spark"}   # xgboost.spark needs RDD barrier mode, which Connect does not have
 
 pytestmark = pytest.mark.connect
 D = "2026-11-20"
@@ -100,7 +104,8 @@ def run_and_compare(spark, tmp_path: Path, name: str, sets: dict[str, dict[str, 
 
 def test_clicks_demo_over_connect_equals_classic(connect_spark, tmp_path):
     compared = run_and_compare(connect_spark, tmp_path, "clicks_demo",
-                               {"generate": {"size": 0.02}, "train": TINY_TRAIN}, ["model_version"])
+                               {"generate": {"size": 0.02}, "train": {**TINY_TRAIN, **OVER_CONNECT}},
+                               ["model_version"])
     assert set(compared) == {"raw/clicks/ds=2026-11-20", "raw/corpus/ds=2026-11-20",
                              "raw/interactions/ds=2026-11-20", "raw/items/ds=2026-11-20",
                              "clean/clicks/ds=2026-11-20", "gbdt_lr/model", "gbdt_lr/test_scores/ds=2026-11-20",
@@ -127,6 +132,17 @@ def test_clicks_demo_over_connect_equals_classic(connect_spark, tmp_path):
     assert_approx_df_equality(scores["connect"], scores["classic"], PRECISION, ignore_row_order=True)
 
 
+def test_xgboost_trees_stop_at_once_with_one_line(connect_spark):
+    """xgboost.spark trains in RDD barrier mode: over Connect GBDTLR says so in one line and names the way out."""
+    clicks = connect_spark.createDataFrame([(i % 2, float(i), "a" if i % 3 else "b") for i in range(40)],
+                                           "label INT, x DOUBLE, c STRING")
+    with pytest.raises(ConnectUnsupported) as caught:
+        GBDTLR(numericCols=["x"], categoricalCols=["c"], minCategoryCount=1, numTrees=2).fit(clicks)
+    assert str(caught.value).startswith(
+        "trees.learner 'xgboost' needs a classic SparkSession (xgboost.spark trains in RDD barrier mode; use "
+        "trees.learner: spark over Spark Connect); it cannot run over Spark Connect")
+
+
 def test_sgns_stops_at_once_with_one_line(connect_server, tmp_path):
     """A job under plain python with SPARK_REMOTE set runs over Connect; sgns training refuses it in one line."""
     env = {**classic_env(), "SPARK_REMOTE": connect_server.url}
@@ -146,6 +162,7 @@ def test_recsys_demo_over_connect_equals_classic(connect_spark, tmp_path):
     and the features table arrives in another row order over Connect), the baselines and the evaluation."""
     sets = {step: dict(values) for step, values in RECSYS_TINY.items()}
     sets["item2vec"]["model.trainer"] = "ppmi"
+    sets["rank"]["model.trees.learner"] = "spark"
     compared = run_and_compare(connect_spark, tmp_path, "recsys_demo", sets, ["model_version"])
     exact = {k for k, v in compared.items() if v.startswith("table of ")}
     assert {f"split/history/ds={D}", f"item2vec/vectors/ds={D}", f"index/ds={D}", f"pq/codes/ds={D}",

@@ -1,0 +1,285 @@
+"""XGBoost trees for GBDT+LR: distributed training with ``xgboost.spark``, leaves by a pandas UDF over the booster.
+
+``SparkXGBClassifier`` trains one booster across ``numWorkers`` barrier tasks (XGBoost's own collective,
+histogram splits, second-order gain, early stopping on a validation part). The booster is then shipped to the
+executors once (a broadcast) and ``Booster.predict(pred_leaf=True)`` gives each row's leaf node in every tree,
+batch by batch. Node ids are mapped to per-tree leaf ordinals read from the booster's dump (slots only for
+leaves that exist, which matters for loss-guided trees) and one-hot encoded as the Spark GBT path does.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Model
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed
+from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipelines.connect import require_classic, share
+from pipelines.gbdt_lr.leaves import encode_leaves
+from pipelines.session import job_description
+from pipelines.validation import check_param
+
+VALIDATION_COL = "_xgb_validation"
+GROW_POLICIES = ("depthwise", "lossguide")
+
+
+def leaf_tables(dump: list[str]) -> tuple[list[int], np.ndarray]:
+    """Leaves per tree and a (trees x node ids) table of leaf ordinals (-1 for split nodes), from
+    ``Booster.get_dump(dump_format="json")``."""
+    leaves_per_tree = []
+    for text in dump:
+        stack, leaves = [json.loads(text)], []
+        while stack:
+            node = stack.pop()
+            if "leaf" in node:
+                leaves.append(node["nodeid"])
+            stack.extend(node.get("children", []))
+        leaves_per_tree.append(sorted(leaves))
+    width = max(max(ids) for ids in leaves_per_tree) + 1
+    table = np.full((len(dump), width), -1, dtype=np.int32)
+    for t, ids in enumerate(leaves_per_tree):
+        table[t, ids] = np.arange(len(ids), dtype=np.int32)
+    return [len(ids) for ids in leaves_per_tree], table
+
+
+def task_slots(spark: SparkSession) -> int:
+    """Tasks the cluster runs at once now (its cores over ``spark.task.cpus``): the most barrier tasks that fit."""
+    jsc = spark.sparkContext._jsc.sc()
+    return max(1, jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().resourceProfileFromId(0)))
+
+
+def load_booster(raw: bytes) -> Any:
+    """A single-threaded ``xgboost.Booster`` from its UBJSON bytes (one per Python worker and partition)."""
+    import xgboost as xgb
+
+    booster = xgb.Booster(model_file=bytearray(raw))
+    booster.set_param({"nthread": 1})
+    return booster
+
+
+def dmatrix(features: np.ndarray | pd.Series, booster: Any) -> Any:
+    """An ``xgboost.DMatrix`` of rows (a matrix, or a Series of ``vector_to_array`` values) typed as the booster's
+    features (categorical slots included)."""
+    import xgboost as xgb
+
+    width = booster.num_features()
+    if isinstance(features, pd.Series):
+        features = np.stack(features.to_numpy()) if len(features) else np.empty((0, width))
+    types = booster.feature_types
+    return xgb.DMatrix(features.astype(np.float32, copy=False), missing=np.nan, feature_types=types,
+                       enable_categorical=bool(types and "c" in types))
+
+
+class _XGBoostParams(HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed):
+    numTrees: Param[int] = Param(Params._dummy(), "numTrees", "boosting rounds (at most; early stopping may cut)",
+                                 typeConverter=TypeConverters.toInt)
+    maxDepth: Param[int] = Param(Params._dummy(), "maxDepth", "tree depth (0 = no limit, with lossguide)",
+                                 typeConverter=TypeConverters.toInt)
+    maxLeaves: Param[int] = Param(Params._dummy(), "maxLeaves", "leaves per tree (0 = no limit); for lossguide",
+                                  typeConverter=TypeConverters.toInt)
+    growPolicy: Param[str] = Param(Params._dummy(), "growPolicy",
+                                   "depthwise (level by level) or lossguide (best leaf first, like LightGBM)",
+                                   typeConverter=TypeConverters.toString)
+    learningRate: Param[float] = Param(Params._dummy(), "learningRate", "shrinkage of each tree",
+                                       typeConverter=TypeConverters.toFloat)
+    minChildWeight: Param[float] = Param(Params._dummy(), "minChildWeight", "minimum hessian sum in a leaf",
+                                         typeConverter=TypeConverters.toFloat)
+    regAlpha: Param[float] = Param(Params._dummy(), "regAlpha", "L1 penalty on leaf weights",
+                                   typeConverter=TypeConverters.toFloat)
+    regLambda: Param[float] = Param(Params._dummy(), "regLambda", "L2 penalty on leaf weights",
+                                    typeConverter=TypeConverters.toFloat)
+    subsample: Param[float] = Param(Params._dummy(), "subsample", "row share per tree",
+                                    typeConverter=TypeConverters.toFloat)
+    colsampleBytree: Param[float] = Param(Params._dummy(), "colsampleBytree", "column share per tree",
+                                          typeConverter=TypeConverters.toFloat)
+    scalePosWeight: Param[float] = Param(Params._dummy(), "scalePosWeight", "weight of positive rows",
+                                         typeConverter=TypeConverters.toFloat)
+    maxBin: Param[int] = Param(Params._dummy(), "maxBin", "histogram bins per feature",
+                               typeConverter=TypeConverters.toInt)
+    earlyStoppingRounds: Param[int] = Param(Params._dummy(), "earlyStoppingRounds",
+                                            "stop after this many rounds without a better validation log loss "
+                                            "(0 = off)", typeConverter=TypeConverters.toInt)
+    validationFraction: Param[float] = Param(Params._dummy(), "validationFraction",
+                                             "share of the rows held out for early stopping",
+                                             typeConverter=TypeConverters.toFloat)
+    featureTypes: Param[list[str]] = Param(Params._dummy(), "featureTypes",
+                                           "per feature slot: 'q' (number) or 'c' (category index, split by "
+                                           "partition); empty = all numbers", typeConverter=TypeConverters.toListString)
+    numWorkers: Param[int] = Param(Params._dummy(), "numWorkers",
+                                   "barrier tasks training together (0 = the task slots of the cluster)",
+                                   typeConverter=TypeConverters.toInt)
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self._setDefault(outputCol="leaves", numTrees=100, maxDepth=6, maxLeaves=0, growPolicy="depthwise",
+                         learningRate=0.1, minChildWeight=1.0, regAlpha=0.0, regLambda=1.0, subsample=0.8,
+                         colsampleBytree=1.0, scalePosWeight=1.0, maxBin=256, earlyStoppingRounds=0,
+                         validationFraction=0.1, featureTypes=[], numWorkers=0, seed=42)
+
+
+class XGBoostLeafEncoder(Estimator, _XGBoostParams, MLReadable, MLWritable):
+    """Trains an XGBoost booster with ``xgboost.spark``; the model one-hot encodes each row's leaves."""
+
+    @keyword_only
+    def __init__(self, **params: Any):
+        super().__init__()
+        self._set(**self._input_kwargs)
+
+    def _check(self) -> None:
+        name = type(self).__name__
+        check_param(name, "growPolicy", self.getOrDefault(self.growPolicy), "one of " + ", ".join(GROW_POLICIES),
+                    lambda v: v in GROW_POLICIES)
+        check_param(name, "numTrees", self.getOrDefault(self.numTrees), "a positive integer", lambda v: v > 0)
+        check_param(name, "validationFraction", self.getOrDefault(self.validationFraction),
+                    "a number in (0, 0.5]", lambda v: 0 < v <= 0.5)
+
+    def classifier(self, workers: int, validation: bool) -> Any:
+        """The ``SparkXGBClassifier`` these params describe."""
+        from xgboost.spark import SparkXGBClassifier
+
+        get = self.getOrDefault
+        stopping = get(self.earlyStoppingRounds)
+        return SparkXGBClassifier(
+            features_col=self.getFeaturesCol(), label_col=self.getLabelCol(), num_workers=workers,
+            tree_method="hist", n_estimators=get(self.numTrees), max_depth=get(self.maxDepth),
+            max_leaves=get(self.maxLeaves), grow_policy=get(self.growPolicy), learning_rate=get(self.learningRate),
+            min_child_weight=get(self.minChildWeight), reg_alpha=get(self.regAlpha), reg_lambda=get(self.regLambda),
+            subsample=get(self.subsample), colsample_bytree=get(self.colsampleBytree),
+            scale_pos_weight=get(self.scalePosWeight), max_bin=get(self.maxBin), random_state=self.getSeed(),
+            eval_metric="logloss", missing=float("nan"), verbosity=0, verbose=False,
+            feature_types=get(self.featureTypes) or None,
+            **({"early_stopping_rounds": stopping, "validation_indicator_col": VALIDATION_COL} if validation else {}))
+
+    def _fit(self, dataset: DataFrame) -> "XGBoostLeafEncoderModel":
+        self._check()
+        spark = dataset.sparkSession
+        require_classic(spark, "trees.learner 'xgboost'", "xgboost.spark trains in RDD barrier mode; "
+                        "use trees.learner: spark over Spark Connect")
+        from pipelines.sampling import row_uniform
+
+        workers = self.getOrDefault(self.numWorkers) or task_slots(spark)
+        validation = self.getOrDefault(self.earlyStoppingRounds) > 0
+        if validation:
+            held_out = row_uniform(dataset, self.getSeed(), "xgboost validation")
+            dataset = dataset.withColumn(VALIDATION_COL, held_out < self.getOrDefault(self.validationFraction))
+        with job_description(spark, f"gbdt_lr: fit {self.getOrDefault(self.numTrees)} XGBoost trees "
+                                    f"on {workers} workers"):
+            fitted = self.classifier(workers, validation).fit(dataset)
+        booster = fitted.get_booster()
+        best = booster.attr("best_iteration")
+        if validation and best is not None:
+            booster = booster[: int(best) + 1]
+        model = XGBoostLeafEncoderModel(bytes(booster.save_raw("ubj")))
+        model._resetUid(self.uid)
+        return self._copyValues(model)
+
+    def write(self) -> MLWriter:
+        return DefaultParamsWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return DefaultParamsReader(cls)
+
+
+class XGBoostLeafEncoderModel(Model, _XGBoostParams, MLReadable, MLWritable):
+    """The trained booster (UBJSON bytes); ``transform`` adds the one-hot leaves as ``outputCol``."""
+
+    def __init__(self, booster_raw: bytes | None = None):
+        super().__init__()
+        self.booster_raw = booster_raw
+        self._booster: Any = None
+
+    @property
+    def booster(self) -> Any:
+        """The booster on the driver (for the dump, importances and contributions)."""
+        if self._booster is None:
+            self._booster = load_booster(self.booster_raw)
+        return self._booster
+
+    def leaf_counts(self) -> list[int]:
+        return leaf_tables(self.booster.get_dump(dump_format="json"))[0]
+
+    def _predict_column(self, dataset: DataFrame, kind: str) -> Column:
+        """A pandas-UDF column over ``featuresCol``: leaf ordinals per tree (``array<int>``) or P(label=1)."""
+        counts, table = leaf_tables(self.booster.get_dump(dump_format="json"))
+        trees = len(counts)
+        shared = share(dataset.sparkSession, self.booster_raw, "the XGBoost booster")
+
+        def leaves(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+            booster, rows = load_booster(shared.value), np.arange(trees)
+            for features in batches:
+                ids = booster.predict(dmatrix(features, booster), pred_leaf=True).astype(np.int64).reshape(-1, trees)
+                yield pd.Series(list(table[rows, ids]))
+
+        def probability(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+            booster = load_booster(shared.value)
+            for features in batches:
+                yield pd.Series(booster.predict(dmatrix(features, booster)).astype(np.float64))
+
+        fn, kind_type = (leaves, "array<int>") if kind == "leaves" else (probability, "double")
+        return F.pandas_udf(fn, kind_type)(vector_to_array(F.col(self.getFeaturesCol()), "float32"))
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        ids = "_xgb_leaf_ids"
+        with_ids = dataset.withColumn(ids, self._predict_column(dataset, "leaves"))
+        return encode_leaves(with_ids, F.col(ids), self.leaf_counts(), self.getOutputCol()).drop(ids)
+
+    def tree_probability(self, dataset: DataFrame, output: str) -> DataFrame:
+        """``dataset`` with ``output`` = the booster's P(label=1) (not re-calibrated)."""
+        return dataset.withColumn(output, self._predict_column(dataset, "probability"))
+
+    def importances(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Total gain and cover per feature (shares summing to 1), by feature name, largest first."""
+        result = {}
+        for kind in ("total_gain", "total_cover"):
+            scores = self.booster.get_score(importance_type=kind)
+            values = np.array([scores.get(f"f{i}", 0.0) for i in range(len(names))])
+            values = values / values.sum() if values.sum() > 0 else values
+            ranked = sorted(zip(names, values), key=lambda nv: -nv[1])
+            result[kind.split("_")[1]] = [{"feature": n, "importance": round(float(v), 6)} for n, v in ranked]
+        return result
+
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Per-row SHAP contributions of every feature (last column: the bias), in margin units."""
+        return self.booster.predict(dmatrix(features, self.booster), pred_contribs=True)
+
+    def write(self) -> MLWriter:
+        return _BoosterWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _BoosterReader(cls)
+
+
+class _BoosterWriter(MLWriter):
+    """Params as metadata; the booster as one binary cell in Parquet (so any Hadoop file system holds it)."""
+
+    def __init__(self, instance: XGBoostLeafEncoderModel):
+        super().__init__()
+        self.instance = instance
+
+    def saveImpl(self, path: str) -> None:
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
+        booster = self.sparkSession.createDataFrame([(bytearray(self.instance.booster_raw),)], "booster binary")
+        booster.coalesce(1).write.mode("overwrite").parquet(f"{path}/booster")
+
+
+class _BoosterReader(MLReader):
+    def __init__(self, cls: type):
+        super().__init__()
+        self.cls = cls
+
+    def load(self, path: str) -> XGBoostLeafEncoderModel:
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        raw = self.sparkSession.read.parquet(f"{path}/booster").first()["booster"]
+        model = self.cls(bytes(raw))
+        DefaultParamsReader.getAndSetParams(model, metadata)
+        return model
