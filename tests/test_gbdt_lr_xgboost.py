@@ -144,6 +144,7 @@ def test_cross_validator_tunes_the_trees(split, tmp_path):
         fitted.transform(test_df)), abs=1e-12)
 
 
+@pytest.mark.slow   # two trees-only fits of 100 trees, about 15 s
 def test_scale_pos_weight_is_recalibrated_like_downsampling(split):
     """Weighting positives by 4 is keeping a quarter of the negatives in expectation, and the trees-only scores are
     re-calibrated alike. Downsampled trees then average the observed click rate; weighted trees come close (their

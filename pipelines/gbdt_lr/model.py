@@ -36,7 +36,7 @@ from pyspark.util import inheritable_thread_target
 from pipelines.gbdt_lr.calibration import recalibrate
 from pipelines.gbdt_lr.features import LR_FEATURES, TREE_FEATURES, FeatureSpec, max_category_count, preparation_stages
 from pipelines.gbdt_lr.leaves import LeafEncoder
-from pipelines.gbdt_lr.xgboost_leaves import XGBoostLeafEncoder
+from pipelines.gbdt_lr.xgboost_leaves import XGBoostLeafEncoder, require_xgboost_session
 from pipelines.metrics import log_loss
 from pipelines.sampling import hash_split, row_uniform
 from pipelines.validation import check_param
@@ -239,6 +239,8 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
         """Preparation fitted on ``dataset``; its downsampled rows (cached) and their tree / LR parts. Models of
         every mode fitted from one ``Prepared`` (``fit_prepared``) learn on the same rows."""
         self._check()
+        if self.get("learner") == "xgboost" and self.get("mode") != "lr_only":
+            require_xgboost_session(dataset.sparkSession)     # before any work, not after the preparation
         spec, seed, rate = self.spec(), self.get("seed"), self.get("negativeRate")
         prep = Pipeline(stages=preparation_stages(spec, self.get("minCategoryCount"), self.get("logNumeric"),
                                                   self.get("hashBuckets"))).fit(dataset)

@@ -50,6 +50,12 @@ def leaf_tables(dump: list[str]) -> tuple[list[int], np.ndarray]:
     return [len(ids) for ids in leaves_per_tree], table
 
 
+def require_xgboost_session(spark: SparkSession) -> None:
+    """Stop in one line over Spark Connect, where ``xgboost.spark`` cannot train (it needs RDD barrier mode)."""
+    require_classic(spark, "trees.learner 'xgboost'", "xgboost.spark trains in RDD barrier mode; "
+                    "use trees.learner: spark over Spark Connect")
+
+
 def task_slots(spark: SparkSession) -> int:
     """Tasks the cluster runs at once now (its cores over ``spark.task.cpus``): the most barrier tasks that fit."""
     jsc = spark.sparkContext._jsc.sc()
@@ -161,8 +167,7 @@ class XGBoostLeafEncoder(Estimator, _XGBoostParams, MLReadable, MLWritable):
     def _fit(self, dataset: DataFrame) -> "XGBoostLeafEncoderModel":
         self._check()
         spark = dataset.sparkSession
-        require_classic(spark, "trees.learner 'xgboost'", "xgboost.spark trains in RDD barrier mode; "
-                        "use trees.learner: spark over Spark Connect")
+        require_xgboost_session(spark)
         from pipelines.sampling import row_uniform
 
         workers = self.getOrDefault(self.numWorkers) or task_slots(spark)
