@@ -8,7 +8,6 @@ not trained on. The LR's regularisation is chosen by validation log loss. Trees 
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from multiprocessing.pool import ThreadPool
 from typing import Any, Callable, Mapping
@@ -345,18 +344,20 @@ class GBDTLRModel(Model, _GBDTLRParams, MLReadable, MLWritable):
 
 
 class _GBDTLRModelWriter(MLWriter):
-    """Params and choices as metadata; each fitted stage in its own directory with its class recorded."""
+    """Params and choices as metadata; the fitted stages as one ``PipelineModel`` (the preparation's stages, then
+    the trees and the LR as fitted), which Spark ML persists on a classic session and over Connect alike."""
 
     def __init__(self, instance: GBDTLRModel):
         super().__init__()
         self.instance = instance
 
     def saveImpl(self, path: str) -> None:
-        stages = {name: f"{type(s).__module__}.{type(s).__name__}" for name, s in self.instance.stages.items()}
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession,
-                                         extraMetadata={"stages": stages, "chosen": self.instance.chosen})
-        for name, stage in self.instance.stages.items():
-            stage.write().overwrite().save(f"{path}/{name}")
+        stages = self.instance.stages
+        fitted = [name for name in ("trees", "lr") if name in stages]
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession, extraMetadata={
+            "prep_stages": len(stages["prep"].stages), "fitted": fitted, "chosen": self.instance.chosen})
+        flat = PipelineModel(stages=[*stages["prep"].stages, *[stages[name] for name in fitted]])
+        flat.write().overwrite().save(f"{path}/stages")
 
 
 class _GBDTLRModelReader(MLReader):
@@ -366,10 +367,8 @@ class _GBDTLRModelReader(MLReader):
 
     def load(self, path: str) -> GBDTLRModel:
         metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        stages = {}
-        for name, qualified in metadata["stages"].items():
-            module, _, cls_name = qualified.rpartition(".")
-            stages[name] = getattr(importlib.import_module(module), cls_name).load(f"{path}/{name}")
+        flat, n = PipelineModel.load(f"{path}/stages").stages, metadata["prep_stages"]
+        stages = {"prep": PipelineModel(stages=flat[:n]), **dict(zip(metadata["fitted"], flat[n:]))}
         model = self.cls(stages, metadata["chosen"])
         DefaultParamsReader.getAndSetParams(model, metadata)
         return model
