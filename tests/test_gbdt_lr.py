@@ -149,7 +149,8 @@ def test_train_job_reports_three_models(trained):
     assert metrics["chosen"]["learner"] == "xgboost"
     gains = metrics["feature_importances"]["gain"]
     assert sum(i["importance"] for i in gains) == pytest.approx(1.0, abs=1e-4)
-    # Each explained row's contributions add up to the booster's margin (bias included); top ones are listed.
+    # Five test rows explained, each with its eight largest contributions (their sum is checked against the
+    # booster's margin in test_gbdt_lr_xgboost.py).
     assert len(metrics["contributions"]) == 5 and all(len(r["top"]) == 8 for r in metrics["contributions"])
 
 

@@ -78,6 +78,17 @@ def test_udf_leaves_equal_the_booster_on_collected_rows(lossguide, vectors):
     np.testing.assert_array_equal(np.stack(rows.v.to_numpy()), expected)
 
 
+def test_contributions_add_up_to_the_booster_margin(lossguide, vectors):
+    """Each row's SHAP contributions (bias last) sum to the booster's margin on that row."""
+    import xgboost as xgb
+
+    x = np.stack(vectors.select(vector_to_array("f").alias("x")).limit(50).toPandas().x.to_numpy())
+    contributions = lossguide.contributions(x)
+    margin = lossguide.booster.predict(xgb.DMatrix(x, missing=np.nan), output_margin=True)
+    assert contributions.shape == (50, len(FEATURES) + 1)
+    np.testing.assert_allclose(contributions.sum(axis=1), margin, rtol=1e-4, atol=1e-4)
+
+
 def test_xgboost_leaf_model_persistence(lossguide, vectors, tmp_path):
     lossguide.write().overwrite().save(str(tmp_path / "leaves"))
     loaded = XGBoostLeafEncoderModel.load(str(tmp_path / "leaves"))
