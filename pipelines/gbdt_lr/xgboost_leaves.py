@@ -201,6 +201,7 @@ class XGBoostLeafEncoderModel(Model, _XGBoostParams, MLReadable, MLWritable):
         super().__init__()
         self.booster_raw = booster_raw
         self._booster: Any = None
+        self._leaf_tables: tuple[list[int], np.ndarray] | None = None
 
     @property
     def booster(self) -> Any:
@@ -209,12 +210,18 @@ class XGBoostLeafEncoderModel(Model, _XGBoostParams, MLReadable, MLWritable):
             self._booster = load_booster(self.booster_raw)
         return self._booster
 
+    def leaf_tables(self) -> tuple[list[int], np.ndarray]:
+        """``leaf_tables`` of the booster's dump, parsed once per model."""
+        if self._leaf_tables is None:
+            self._leaf_tables = leaf_tables(self.booster.get_dump(dump_format="json"))
+        return self._leaf_tables
+
     def leaf_counts(self) -> list[int]:
-        return leaf_tables(self.booster.get_dump(dump_format="json"))[0]
+        return self.leaf_tables()[0]
 
     def _predict_column(self, dataset: DataFrame, kind: str) -> Column:
         """A pandas-UDF column over ``featuresCol``: leaf ordinals per tree (``array<int>``) or P(label=1)."""
-        counts, table = leaf_tables(self.booster.get_dump(dump_format="json"))
+        counts, table = self.leaf_tables()
         trees = len(counts)
         shared = share(dataset.sparkSession, self.booster_raw, "the XGBoost booster")
 
