@@ -60,9 +60,12 @@ def _task(pipeline: Pipeline, name: str, conn_id: str, deployment: Deployment) -
     if deployment.env_archive:
         conf.update({"spark.archives": f"{deployment.env_archive}#{ENV_DIR}",
                      "spark.pyspark.python": f"./{ENV_DIR}/bin/python"})
-    env = {"PYSPARK_PYTHON": deployment.python, "PYSPARK_DRIVER_PYTHON": deployment.python} \
-        if deployment.python and not deployment.env_archive else \
-        {"PYSPARK_DRIVER_PYTHON": deployment.python} if deployment.python else {}
+    env = {}
+    if deployment.python:
+        # With a packed environment the executors run its Python; the driver still runs the deployment's.
+        env["PYSPARK_DRIVER_PYTHON"] = deployment.python
+        if not deployment.env_archive:
+            env["PYSPARK_PYTHON"] = deployment.python
     args = [deployment.path(a) for a in step.job_args(AIRFLOW_DS)]
     return "\n".join([
         f"    tasks[{name!r}] = SparkSubmitOperator(",
