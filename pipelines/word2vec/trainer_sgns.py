@@ -30,8 +30,9 @@ What was measured (Wikipedia slice, 16.0M tokens, skip-gram, 3 epochs; gensim's 
   syncs per epoch, 29.8% / 0.634 with 8, 32.9% / 0.629 with 16; 2 partitions with 4 syncs 33.1% / 0.630.
   With 5 epochs, 8 partitions reached 38.1% / 0.651 with 12 syncs and 38.3% / 0.649 with 16 (gensim 36.8% /
   0.653): the default scales syncs with partitions (each replica trains about 1/(1.5 P^2) of an epoch per
-  round). Syncs are not free: each task of a round pays PySpark's fixed cost (an empty job of 64 one-row
-  Python tasks took 3.0 s on 2 cores, about 0.09 core-seconds a task) besides its delta's trip to the driver.
+  round). Syncs are not free: each task of a round, P training tasks and P reducers, pays PySpark's fixed cost
+  (an empty job of 64 one-row Python tasks took 3.0 s on 2 cores, about 0.09 core-seconds a task) besides its
+  deltas' shuffle.
 - partitions train at ``num_partitions x`` the learning rate for ``rows`` and ``average``: the mean of P
   deltas each learnt from 1/P of the data then moves a row as sequential SGD would (at 4x instead of 8x
   with 8 partitions: 23.6% / 0.556).
@@ -42,8 +43,11 @@ What was measured (Wikipedia slice, 16.0M tokens, skip-gram, 3 epochs; gensim's 
   norm 100).
 
 Deltas travel as the rows a shard changed, in bfloat16 (``pack_delta``), both to the reducers and, combined,
-to the driver: at 71K words x 100, packing a dense layer takes 7 ms and adding it 8 ms, against 34 ms and
-15 ms with numpy's float16.
+to the driver (so the combined update is rounded once more, which the driver's float32 sum was not): at 71K
+words x 100, packing a dense layer takes 7 ms and adding it 8 ms, against 34 ms and 15 ms with numpy's float16.
+On 20K words x 100 with 4 partitions the driver received 7.6 MB a round instead of 23.9 MB. A round's shuffle
+files stay on local disk until Spark's ContextCleaner removes them after a driver GC
+(``spark.cleaner.periodicGC.interval``, 30 minutes by default).
 """
 from __future__ import annotations
 
@@ -54,6 +58,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from pyspark import RDD, StorageLevel
+from pyspark.broadcast import Broadcast
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -175,10 +180,10 @@ def from_bfloat16(bits: np.ndarray) -> np.ndarray:
 
 
 def pack_delta(delta: np.ndarray) -> Packed:
-    """A layer's delta as it travels to the driver, in bfloat16 (relative error at most 0.4% of each update,
-    zero on average, far below SGD's own noise): ``(rows it changed, those rows, None)``, or, when it changed
-    most rows (the negative-sampling output layer), ``(None, every row, changed-row bits)``, which the driver
-    adds without indexing."""
+    """A delta (block) as it travels, to a reducer or combined to the driver, in bfloat16 (relative error at most
+    0.4% of each update, zero on average, far below SGD's own noise): ``(rows it changed, those rows, None)``,
+    or, when it changed most rows (the negative-sampling output layer), ``(None, every row, changed-row bits)``,
+    which is added without indexing."""
     changed = np.any(delta != 0, axis=1)
     if np.count_nonzero(changed) > DENSE_SHARE * len(changed):
         return None, to_bfloat16(delta), np.packbits(changed)
@@ -233,13 +238,11 @@ def delta_blocks(layers: Iterable[tuple[np.ndarray, np.ndarray]], part: int,
                 yield (layer, block, part), pack_delta(delta)
 
 
-def combine_blocks(records: RDD, shapes: Sequence[tuple[int, int]], rule: str, partitions: int) -> RDD:
-    """The executor combine of ``delta_blocks`` records (and ``((STATS, 0, part), figures)``): ``partitions``
-    reducers, blocks dealt round-robin, each sort their input by (layer, block, partition) and combine a
-    block's deltas in that order (``combine_deltas``), packed again for the trip to the driver. Returns
-    ``((layer, block), packed combined block)`` and ``((STATS, 0), figures summed over the partitions)``."""
-    rows = block_rows(shapes[0][1])
-
+def combine_blocks(records: RDD, shapes: Sequence[tuple[int, int]], rows: int, rule: str, partitions: int) -> RDD:
+    """The executor combine of ``train_round``'s records: ``partitions`` reducers, blocks (of ``rows`` rows)
+    dealt round-robin, each sort their input by (layer, block, partition) and combine a block's deltas in that
+    order (``combine_deltas``), packed again for the trip to the driver. Returns ``((layer, block), packed
+    combined block)`` and ``((STATS, 0), the tasks' figures summed)``."""
     def combine(records: Iterable[tuple[tuple[int, int, int], object]]) -> Iterator[tuple[tuple[int, int], object]]:
         for (layer, block), group in groupby(records, key=lambda record: record[0][:2]):
             values = [value for _, value in group]
@@ -250,6 +253,28 @@ def combine_blocks(records: RDD, shapes: Sequence[tuple[int, int]], rule: str, p
                 yield (layer, block), pack_delta(combine_deltas(values, shape, rule, partitions))
 
     return records.repartitionAndSortWithinPartitions(partitions, lambda key: key[1]).mapPartitions(combine)
+
+
+def train_round(chunk: RDD, weights_bc: Broadcast, vocab_bc: Broadcast, kernel: KernelSettings,
+                alphas: tuple[float, float], r: int, rows: int) -> RDD:
+    """Round ``r``'s training, one task per partition of ``chunk`` from the broadcast weights with alpha decaying
+    ``alphas[0] -> alphas[1]``: the task's ``delta_blocks`` records, then ``((STATS, 0, part), [words trained,
+    seconds reading, loading the weights, in the kernel, training, in all])``."""
+    vocab_key = broadcast_key(vocab_bc)
+
+    def run(part: int, lines: Iterable[str]) -> Iterator[tuple[tuple[int, int, int], object]]:
+        t0 = time.time()
+        words, counts = vocab_bc.value
+        sentences = [line.split(SEPARATOR) for line in lines]
+        t1 = time.time()
+        start = weights_bc.value
+        t2 = time.time()
+        trained_in, trained_out, n, t_train = train_shard(sentences, start, vocab_key, words, counts, kernel,
+                                                          *alphas, (kernel.seed, r, part))
+        yield from delta_blocks(zip((trained_in, trained_out), start), part, rows)
+        yield (STATS, 0, part), np.array([n, t1 - t0, t2 - t1, *t_train, time.time() - t0])
+
+    return chunk.mapPartitionsWithIndex(run)
 
 
 def partitions_of(rdd: RDD, indices: Sequence[int]) -> RDD:
@@ -279,29 +304,16 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
     chunks = [partitions_of(rdd, [p * S + chunk for p in range(P)]) for chunk in range(S)]
     vocab_bc = sc.broadcast((vocab.words, vocab.counts))
     rounds = settings.epochs * S
-    kernel, seed, vocab_key = settings.kernel, settings.kernel.seed, broadcast_key(vocab_bc)
     weights, rows = (w_in, w_out), block_rows(settings.kernel.vector_size)
     trained_words = received = 0
     gain = settings.gain
     try:
         for r in range(rounds):
-            a0, a1 = (gain * (settings.alpha - (settings.alpha - settings.min_alpha) * x / rounds) for x in (r, r + 1))
+            alphas = tuple(gain * (settings.alpha - (settings.alpha - settings.min_alpha) * x / rounds)
+                           for x in (r, r + 1))
             weights_bc = sc.broadcast(weights)
-
-            def run(part, lines, weights_bc=weights_bc, a0=a0, a1=a1, r=r):
-                t0 = time.time()
-                words, counts = vocab_bc.value
-                sentences = [line.split(SEPARATOR) for line in lines]
-                t1 = time.time()
-                start = weights_bc.value
-                t2 = time.time()
-                *trained, n, t_train = train_shard(sentences, start, vocab_key, words, counts, kernel, a0, a1,
-                                                   (seed, r, part))
-                yield from delta_blocks(zip(trained, start), part, rows)
-                yield (STATS, 0, part), np.array([n, t1 - t0, t2 - t1, *t_train, time.time() - t0])
-
-            combined = combine_blocks(chunks[r % S].mapPartitionsWithIndex(run), [w.shape for w in weights],
-                                      settings.combine, P)
+            records = train_round(chunks[r % S], weights_bc, vocab_bc, settings.kernel, alphas, r, rows)
+            combined = combine_blocks(records, [w.shape for w in weights], rows, settings.combine, P)
             t0 = time.time()
             with job_description(spark, f"sgns round {r + 1}/{rounds}"):
                 for (layer, block), value in combined.toLocalIterator(prefetchPartitions=True):
@@ -312,9 +324,9 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
                         received += sum(a.nbytes for a in value if a is not None)
             trained_words += int(tasks[0])
             weights_bc.destroy()
-            log(f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {a1:.5f}) {time.time() - started:.1f}s: "
-                f"round {time.time() - t0:.1f}s; task sums: read {tasks[1]:.1f}s, weights {tasks[2]:.1f}s, "
-                f"kernel {tasks[3]:.1f}s (train {tasks[4]:.1f}s), all {tasks[5]:.1f}s")
+            log(f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {alphas[1]:.5f}) "
+                f"{time.time() - started:.1f}s: round {time.time() - t0:.1f}s; task sums: read {tasks[1]:.1f}s, "
+                f"weights {tasks[2]:.1f}s, kernel {tasks[3]:.1f}s (train {tasks[4]:.1f}s), all {tasks[5]:.1f}s")
     finally:
         vocab_bc.destroy()
         rdd.unpersist()
