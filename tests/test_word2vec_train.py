@@ -194,7 +194,7 @@ def test_packed_deltas_combine_as_the_rules_say():
     expected = {"sum": np.sum(deltas, axis=0), "average": np.mean(deltas, axis=0),
                 "rows": np.sum(deltas, axis=0) / np.maximum(touched, 1)[:, None]}
     for rule, want in expected.items():
-        got = combine_deltas(packed, (12, 3), rule)
+        got = combine_deltas(packed, (12, 3), rule, 4)
         np.testing.assert_allclose(got, want, rtol=2 ** -8, atol=1e-7)
 
 

@@ -42,11 +42,18 @@ def test_empty_corpus_and_empty_vocabulary_are_clear_errors(spark):
 def test_model_too_large_for_configured_memory():
     conf = {"spark.driver.memory": "4g", "spark.executor.memory": "2g"}.get
     figures = check_model_memory(conf, 10_000, 100, 8, 0.5)
-    assert figures["model_bytes"] == 2 * 10_000 * 100 * 4
+    model = 2 * 10_000 * 100 * 4
+    assert figures == {"model_bytes": model, "driver_bytes_needed": model * 2 + model // 8,
+                       "task_bytes_needed": model * 2}
     with pytest.raises(ModelTooLargeError, match=r"1000000 words x 300 dimensions .* on the driver"):
         check_model_memory(conf, 1_000_000, 300, 8, 0.5)
     with pytest.raises(ModelTooLargeError, match="on the executor"):
         check_model_memory({"spark.driver.memory": "64g", "spark.executor.memory": "512m"}.get, 200_000, 100, 1, 0.5)
+    # local mode: the Python workers run beside the driver, spark.executor.memory does not apply to them
+    local = {"spark.master": "local[2]", "spark.driver.memory": "2g", "spark.executor.memory": "512m"}
+    assert check_model_memory(local.get, 1_000_000, 100, 4, 0.9)["task_bytes_needed"] == 1_600_000_000
+    with pytest.raises(ModelTooLargeError, match="on the executor"):
+        check_model_memory({**local, "spark.executor.pyspark.memory": "1g"}.get, 1_000_000, 100, 4, 0.9)
 
 
 def test_keep_probabilities_follow_word2vec_formula_and_gensim():

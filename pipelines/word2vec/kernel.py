@@ -3,7 +3,7 @@
 ``make_gensim_model`` is the only constructor of a gensim model in the project: the vocabulary (order
 and counts) is ours, so gensim's subsampling table, noise table and Huffman tree come from the same
 counts as ``vocabulary``/``coding``. ``train_shard`` runs one slice of training on one shard from given
-weights and returns the weight deltas; models are cached per Python worker (Spark reuses workers).
+weights and returns the trained weights; models are cached per Python worker (Spark reuses workers).
 """
 from __future__ import annotations
 
@@ -92,8 +92,9 @@ def train_shard(sentences: list[list[str]], weights: tuple[np.ndarray, np.ndarra
                 words: Sequence[str], counts: np.ndarray, settings: KernelSettings, start_alpha: float,
                 end_alpha: float, stream: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int, tuple[float, float]]:
     """Train on ``sentences`` from ``weights`` (input, output) with alpha decaying ``start_alpha -> end_alpha``;
-    return (input delta, output delta, words trained, (seconds in all, seconds training)). ``stream`` seeds
-    gensim's random state."""
+    return (trained input layer, trained output layer, words trained, (seconds in all, seconds training)).
+    The layers are the cached model's own arrays, valid until the worker's next call: the caller takes the
+    deltas block by block instead of holding a third copy of the model. ``stream`` seeds gensim's random state."""
     started = time.time()
     model = _cached_model(vocab_key, words, counts, settings)
     w_in, w_out = weights
@@ -101,10 +102,9 @@ def train_shard(sentences: list[list[str]], weights: tuple[np.ndarray, np.ndarra
     np.copyto(output_weights(model), w_out)
     model.random = np.random.RandomState(np.random.SeedSequence(stream).generate_state(1)[0])
     if not sentences:
-        return np.zeros_like(w_in), np.zeros_like(w_out), 0, (time.time() - started, 0.0)
+        return model.wv.vectors, output_weights(model), 0, (time.time() - started, 0.0)
     t0 = time.time()
     trained, _ = model.train(sentences, total_examples=len(sentences), epochs=1, start_alpha=start_alpha,
                              end_alpha=end_alpha, compute_loss=False)
     t1 = time.time()
-    return (model.wv.vectors - w_in, output_weights(model) - w_out, int(trained),
-            (time.time() - started, t1 - t0))
+    return model.wv.vectors, output_weights(model), int(trained), (time.time() - started, t1 - t0)

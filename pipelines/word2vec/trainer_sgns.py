@@ -3,12 +3,23 @@
 The corpus is split once into ``num_partitions`` shards x ``syncs_per_epoch`` chunks (one cached RDD
 partition each, keyed by a hash of the sentence). A round trains every shard's next chunk in parallel,
 each from the same broadcast weights (gensim's compiled kernel, ``kernel.train_shard``), and the
-partitions' weight deltas are combined on the driver into the next weights, which are broadcast again:
+partitions' weight deltas are combined on the executors (``combine_blocks``): each task writes its deltas as
+row blocks to a shuffle, ``num_partitions`` reducers add each block's deltas, and the driver receives one
+combined delta per round (not one per partition), adds it to the weights and broadcasts them again:
 ``syncs_per_epoch`` synchronisations per epoch. The learning rate decays linearly over all rounds.
 
 A run repeats bit for bit, also when executors are lost: a task (or its retry) trains the same sentences in the
-same order (``shard_sentences``) with a seed of the round and partition, never of the attempt, and the driver
-adds the deltas in partition order (``runJob`` returns results by partition, not by arrival).
+same order (``shard_sentences``) with a seed of the round and partition, never of the attempt, and a reducer
+adds a block's deltas in partition order (it sorts its shuffle input by block and partition, so the sums do
+not depend on which map output arrived first).
+
+What a session can train (``check_model_memory``), with ``M = 8 V d`` bytes (two float32 layers of V words x d
+dimensions), P partitions and ``f = max_memory_fraction``: the driver holds the weights, their broadcast and at
+most two reducers' share of the combined delta, ``M (2 + 1/P) <= f x spark.driver.memory``; a task holds the
+broadcast and the kernel's trained copy, ``2 M <= f x`` executor memory (its deltas stream out block by block).
+So ``V d <= min(f D / (8 (2 + 1/P)), f E / 16)``: with a 1 GiB driver, 4 GiB executors, f = 0.5 and P = 4,
+``min(29.8M, 134M)``, i.e. about 298K words x 100 dimensions, bound by the driver (combining on the driver, it
+held ``M (3 + P)``: 96K words x 100).
 
 ``syncs_per_epoch: 0`` (the default) picks ``max(4, 1.5 x num_partitions)`` synchronisations per epoch, fewer
 when a shard's chunk would fall under ``SYNC_MIN_TOKENS`` tokens (small corpora sync once per epoch or so).
@@ -19,8 +30,9 @@ What was measured (Wikipedia slice, 16.0M tokens, skip-gram, 3 epochs; gensim's 
   syncs per epoch, 29.8% / 0.634 with 8, 32.9% / 0.629 with 16; 2 partitions with 4 syncs 33.1% / 0.630.
   With 5 epochs, 8 partitions reached 38.1% / 0.651 with 12 syncs and 38.3% / 0.649 with 16 (gensim 36.8% /
   0.653): the default scales syncs with partitions (each replica trains about 1/(1.5 P^2) of an epoch per
-  round). Syncs are not free: each task of a round pays PySpark's fixed cost (an empty job of 64 one-row
-  Python tasks took 3.0 s on 2 cores, about 0.09 core-seconds a task) besides its delta's trip to the driver.
+  round). Syncs are not free: each task of a round, P training tasks and P reducers, pays PySpark's fixed cost
+  (an empty job of 64 one-row Python tasks took 3.0 s on 2 cores, about 0.09 core-seconds a task) besides its
+  deltas' shuffle.
 - partitions train at ``num_partitions x`` the learning rate for ``rows`` and ``average``: the mean of P
   deltas each learnt from 1/P of the data then moves a row as sequential SGD would (at 4x instead of 8x
   with 8 partitions: 23.6% / 0.556).
@@ -30,17 +42,23 @@ What was measured (Wikipedia slice, 16.0M tokens, skip-gram, 3 epochs; gensim's 
   move P times too far: on 2M tokens, 8 partitions gave analogy 0.2% (frequent words' vectors grew to
   norm 100).
 
-Deltas travel to the driver as the rows a shard changed, in bfloat16 (``pack_delta``): at 71K words x 100,
-packing a dense layer takes 7 ms and adding it on the driver 8 ms, against 34 ms and 15 ms with numpy's float16.
+Deltas travel as the rows a shard changed, in bfloat16 (``pack_delta``), both to the reducers and, combined,
+to the driver (so the combined update is rounded once more, which the driver's float32 sum was not): at 71K
+words x 100, packing a dense layer takes 7 ms and adding it 8 ms, against 34 ms and 15 ms with numpy's float16.
+On 20K words x 100 with 4 partitions the driver received 7.6 MB a round instead of 23.9 MB. A round's shuffle
+files stay on local disk until Spark's ContextCleaner removes them after a driver GC
+(``spark.cleaner.periodicGC.interval``, 30 minutes by default).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from itertools import groupby
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-from pyspark import StorageLevel, TaskContext
+from pyspark import RDD, StorageLevel
+from pyspark.broadcast import Broadcast
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -54,6 +72,8 @@ COMBINES = ("rows", "sum", "average")
 DENSE_SHARE = 0.5            # a delta that changed more rows than this share travels whole
 SYNC_MIN_TOKENS = 100_000    # auto syncs: a shard trains at least this many tokens between synchronisations
 SEPARATOR = "\x1f"
+BLOCK_BYTES = 2 ** 20        # deltas are shuffled and combined in row blocks of about 1 MiB of float32
+STATS = -1                   # the "layer" of a task's figures (words trained, seconds) in the combine's keys
 
 
 @dataclass(frozen=True)
@@ -101,13 +121,18 @@ def _memory_bytes(text: str | None, default: str) -> int:
 
 def check_model_memory(conf_get: Callable[[str, str | None], str | None], vocab_size: int, vector_size: int,
                        partitions: int, fraction: float) -> dict:
-    """Fail before training when the model does not fit: the driver holds the weights, the broadcast and
-    one delta per partition; an executor task holds the broadcast, the kernel's copy and its delta."""
+    """Fail before training when the model does not fit: the driver holds the weights, the broadcast and two
+    reducers' share of the combined delta (bfloat16, ``toLocalIterator`` fetches one reducer ahead); a task holds
+    the broadcast and the kernel's trained copy. In local mode the tasks' Python workers run beside the driver
+    and ``spark.executor.memory`` means nothing: they are held to ``spark.executor.pyspark.memory``, else to
+    the driver's memory."""
     matrix = 2 * vocab_size * vector_size * 4            # input + output layer, float32
-    need_driver, need_task = matrix * (3 + partitions), matrix * 3
-    driver = _memory_bytes(conf_get("spark.driver.memory", None), "1g")
+    need_driver, need_task = int(matrix * (2 + 1 / partitions)), matrix * 2
+    driver_text = conf_get("spark.driver.memory", None)
+    driver = _memory_bytes(driver_text, "1g")
+    local = (conf_get("spark.master", None) or "").startswith("local")
     executor = _memory_bytes(conf_get("spark.executor.pyspark.memory", None)
-                             or conf_get("spark.executor.memory", None), "1g")
+                             or (driver_text if local else conf_get("spark.executor.memory", None)), "1g")
     figures = {"model_bytes": matrix, "driver_bytes_needed": need_driver, "task_bytes_needed": need_task}
     for name, need, have in (("driver", need_driver, driver), ("executor", need_task, executor)):
         if need > fraction * have:
@@ -155,10 +180,10 @@ def from_bfloat16(bits: np.ndarray) -> np.ndarray:
 
 
 def pack_delta(delta: np.ndarray) -> Packed:
-    """A layer's delta as it travels to the driver, in bfloat16 (relative error at most 0.4% of each update,
-    zero on average, far below SGD's own noise): ``(rows it changed, those rows, None)``, or, when it changed
-    most rows (the negative-sampling output layer), ``(None, every row, changed-row bits)``, which the driver
-    adds without indexing."""
+    """A delta (block) as it travels, to a reducer or combined to the driver, in bfloat16 (relative error at most
+    0.4% of each update, zero on average, far below SGD's own noise): ``(rows it changed, those rows, None)``,
+    or, when it changed most rows (the negative-sampling output layer), ``(None, every row, changed-row bits)``,
+    which is added without indexing."""
     changed = np.any(delta != 0, axis=1)
     if np.count_nonzero(changed) > DENSE_SHARE * len(changed):
         return None, to_bfloat16(delta), np.packbits(changed)
@@ -166,24 +191,100 @@ def pack_delta(delta: np.ndarray) -> Packed:
     return rows, to_bfloat16(delta[rows]), None
 
 
-def combine_deltas(packed: list[Packed], shape: tuple[int, int], rule: str) -> np.ndarray:
-    """One layer's update from the partitions' packed deltas: ``sum``, ``average`` (divide by the partitions)
-    or ``rows`` (each row averaged over the partitions that changed it, so rows trained in one shard keep
-    their whole update and rows trained everywhere are not counted several times)."""
+def add_packed(target: np.ndarray, packed: Packed) -> None:
+    """Add a packed delta to ``target`` (rows of the same shape) in place."""
+    rows, values, _ = packed
+    if rows is None:
+        target += from_bfloat16(values)
+    else:
+        target[rows] += from_bfloat16(values)
+
+
+def combine_deltas(packed: list[Packed], shape: tuple[int, int], rule: str, partitions: int) -> np.ndarray:
+    """One layer's (or block's) update from packed deltas, added in list order: ``sum``, ``average`` (divide by
+    the ``partitions`` that trained, also those that changed nothing here and sent no delta) or ``rows`` (each
+    row averaged over the partitions that changed it, so rows trained in one shard keep their whole update and
+    rows trained everywhere are not counted several times)."""
     total = np.zeros(shape, np.float32)
     touched = np.zeros(shape[0], np.int32)
-    for rows, values, changed in packed:
+    for delta in packed:
+        add_packed(total, delta)
+        rows, _, changed = delta
         if rows is None:
-            total += from_bfloat16(values)
             touched += np.unpackbits(changed, count=shape[0])
         else:
-            total[rows] += from_bfloat16(values)
             touched[rows] += 1
     if rule == "average":
-        total /= len(packed)
+        total /= partitions
     elif rule == "rows":
         total /= np.maximum(touched, 1)[:, None]
     return total
+
+
+def block_rows(vector_size: int) -> int:
+    """Rows per block of the executor combine (about ``BLOCK_BYTES`` of float32)."""
+    return max(1, BLOCK_BYTES // (4 * vector_size))
+
+
+def delta_blocks(layers: Iterable[tuple[np.ndarray, np.ndarray]], part: int,
+                 rows: int) -> Iterator[tuple[tuple[int, int, int], Packed]]:
+    """Partition ``part``'s deltas ``trained - start`` of each ``(trained, start)`` layer as
+    ``((layer, block, part), packed block)``, taken one block at a time (a task never holds a whole delta) and
+    only for blocks it changed."""
+    for layer, (trained, start) in enumerate(layers):
+        for block, lo in enumerate(range(0, len(start), rows)):
+            delta = trained[lo:lo + rows] - start[lo:lo + rows]
+            if delta.any():
+                yield (layer, block, part), pack_delta(delta)
+
+
+def combine_blocks(records: RDD, shapes: Sequence[tuple[int, int]], rows: int, rule: str, partitions: int) -> RDD:
+    """The executor combine of ``train_round``'s records: ``partitions`` reducers, blocks (of ``rows`` rows)
+    dealt round-robin, each sort their input by (layer, block, partition) and combine a block's deltas in that
+    order (``combine_deltas``), packed again for the trip to the driver. Returns ``((layer, block), packed
+    combined block)`` and ``((STATS, 0), the tasks' figures summed)``."""
+    def combine(records: Iterable[tuple[tuple[int, int, int], object]]) -> Iterator[tuple[tuple[int, int], object]]:
+        for (layer, block), group in groupby(records, key=lambda record: record[0][:2]):
+            values = [value for _, value in group]
+            if layer == STATS:
+                yield (layer, block), np.sum(values, axis=0)
+            else:
+                shape = (min(rows, shapes[layer][0] - block * rows), shapes[layer][1])
+                yield (layer, block), pack_delta(combine_deltas(values, shape, rule, partitions))
+
+    return records.repartitionAndSortWithinPartitions(partitions, lambda key: key[1]).mapPartitions(combine)
+
+
+def train_round(chunk: RDD, weights_bc: Broadcast, vocab_bc: Broadcast, kernel: KernelSettings,
+                alphas: tuple[float, float], r: int, rows: int) -> RDD:
+    """Round ``r``'s training, one task per partition of ``chunk`` from the broadcast weights with alpha decaying
+    ``alphas[0] -> alphas[1]``: the task's ``delta_blocks`` records, then ``((STATS, 0, part), [words trained,
+    seconds reading, loading the weights, in the kernel, training, in all])``."""
+    vocab_key = broadcast_key(vocab_bc)
+
+    def run(part: int, lines: Iterable[str]) -> Iterator[tuple[tuple[int, int, int], object]]:
+        t0 = time.time()
+        words, counts = vocab_bc.value
+        sentences = [line.split(SEPARATOR) for line in lines]
+        t1 = time.time()
+        start = weights_bc.value
+        t2 = time.time()
+        trained_in, trained_out, n, t_train = train_shard(sentences, start, vocab_key, words, counts, kernel,
+                                                          *alphas, (kernel.seed, r, part))
+        yield from delta_blocks(zip((trained_in, trained_out), start), part, rows)
+        yield (STATS, 0, part), np.array([n, t1 - t0, t2 - t1, *t_train, time.time() - t0])
+
+    return chunk.mapPartitionsWithIndex(run)
+
+
+def partitions_of(rdd: RDD, indices: Sequence[int]) -> RDD:
+    """The RDD of ``rdd``'s partitions ``indices`` (ascending) only, through Spark's ``PartitionPruningRDD``,
+    which PySpark does not wrap: a round runs one task per shard instead of one per chunk of every shard."""
+    jvm = rdd.ctx._jvm
+    keep = jvm.PythonUtils.toSeq(list(indices)).toSet()          # a Scala Set is an Int => Boolean
+    pruned = jvm.org.apache.spark.rdd.PartitionPruningRDD.create(rdd._jrdd.rdd(), keep)
+    return RDD(jvm.org.apache.spark.api.java.JavaRDD(pruned, rdd._jrdd.classTag()), rdd.ctx,
+               rdd._jrdd_deserializer)
 
 
 def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tokens_col: str = "tokens",
@@ -200,45 +301,34 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
     w_in, w_out = seed_model.wv.vectors.copy(), output_weights(seed_model).copy()
     del seed_model
     rdd = shard_sentences(corpus, tokens_col, P, S, settings.kernel.seed)
+    chunks = [partitions_of(rdd, [p * S + chunk for p in range(P)]) for chunk in range(S)]
     vocab_bc = sc.broadcast((vocab.words, vocab.counts))
     rounds = settings.epochs * S
-    kernel, seed, vocab_key = settings.kernel, settings.kernel.seed, broadcast_key(vocab_bc)
-    trained_words = 0
+    weights, rows = (w_in, w_out), block_rows(settings.kernel.vector_size)
+    trained_words = received = 0
     gain = settings.gain
     try:
         for r in range(rounds):
-            a0, a1 = (gain * (settings.alpha - (settings.alpha - settings.min_alpha) * x / rounds) for x in (r, r + 1))
-            weights_bc = sc.broadcast((w_in, w_out))
-
-            def run(lines, weights_bc=weights_bc, a0=a0, a1=a1, r=r):
-                t0 = time.time()
-                part = TaskContext.get().partitionId()
-                words, counts = vocab_bc.value
-                sentences = [line.split(SEPARATOR) for line in lines]
-                t1 = time.time()
-                weights = weights_bc.value
-                t2 = time.time()
-                d_in, d_out, n, t_train = train_shard(sentences, weights, vocab_key, words, counts, kernel, a0, a1,
-                                                      (seed, r, part))
-                yield pack_delta(d_in), pack_delta(d_out), n, (t1 - t0, t2 - t1, *t_train, time.time() - t0)
-
-            chunk = r % S
+            alphas = tuple(gain * (settings.alpha - (settings.alpha - settings.min_alpha) * x / rounds)
+                           for x in (r, r + 1))
+            weights_bc = sc.broadcast(weights)
+            records = train_round(chunks[r % S], weights_bc, vocab_bc, settings.kernel, alphas, r, rows)
+            combined = combine_blocks(records, [w.shape for w in weights], rows, settings.combine, P)
             t0 = time.time()
             with job_description(spark, f"sgns round {r + 1}/{rounds}"):
-                results = sc.runJob(rdd, run, [p * S + chunk for p in range(P)])
-            t1 = time.time()
-            w_in += combine_deltas([d[0] for d in results], w_in.shape, settings.combine)
-            w_out += combine_deltas([d[1] for d in results], w_out.shape, settings.combine)
-            trained_words += sum(d[2] for d in results)
-            tasks = np.array([d[3] for d in results]).sum(axis=0)
-            del results
+                for (layer, block), value in combined.toLocalIterator(prefetchPartitions=True):
+                    if layer == STATS:
+                        tasks = value
+                    else:
+                        add_packed(weights[layer][block * rows:(block + 1) * rows], value)
+                        received += sum(a.nbytes for a in value if a is not None)
+            trained_words += int(tasks[0])
             weights_bc.destroy()
-            log(f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {a1:.5f}) {time.time() - started:.1f}s: "
-                f"job {t1 - t0:.1f}s, combine {time.time() - t1:.1f}s; task sums: read {tasks[0]:.1f}s, "
-                f"weights {tasks[1]:.1f}s, kernel {tasks[2]:.1f}s (train {tasks[3]:.1f}s), all {tasks[4]:.1f}s")
+            log(f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {alphas[1]:.5f}) "
+                f"{time.time() - started:.1f}s: round {time.time() - t0:.1f}s; task sums: read {tasks[1]:.1f}s, "
+                f"weights {tasks[2]:.1f}s, kernel {tasks[3]:.1f}s (train {tasks[4]:.1f}s), all {tasks[5]:.1f}s")
     finally:
         vocab_bc.destroy()
         rdd.unpersist()
     return w_in, {"rounds": rounds, "syncs_per_epoch": S, "trained_words": trained_words,
-                  "train_s": round(time.time() - started, 3),
-                  **memory}
+                  "train_s": round(time.time() - started, 3), "received_bytes": received, **memory}
