@@ -18,12 +18,13 @@ Re-ranking joins the best ``rerank_k`` ADC candidates with the raw item vectors 
 query vectors (by query id) and re-scores them with exact distances.
 
 Cost: the driver holds the model's arrays (codebooks, rotation, coarse centroids) and one row of query
-statistics (the validation aggregate). The query table is shuffled once into blocks (``nprobe`` times
-over with IVF, one copy per probed list). A flat search reads every query block once per item-block
-partition and every item partition once per query-block partition (cache a codes table that is not
-already cheap to read); IVF shuffles the packed codes once by list id. Each ``(query block, item block)``
-pair reaches Python as one row, so Python memory per task grows with ``block`` times the item
-partition's code bytes.
+statistics (the validation aggregate), whatever the number of queries. The query table is shuffled once
+into blocks (with IVF each query goes to each of its ``nprobe`` lists). A flat search then reads every
+query-block partition once per item partition and every item partition once per query-block partition
+(``L x R`` tasks; the item side is recomputed per query partition, so cache a codes table that is not
+cheap to read); IVF shuffles the packed codes once by list id instead. A pair reaches Python as one row
+carrying both blocks, so a task's Python memory grows with its query blocks times its item bytes. The
+candidates (``k`` per query per item block) are shuffled once more by ``query_id`` for the merge.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ RESULT_COLUMNS = ("query_id", "item_id", "distance", "rank")
 ITEM_BLOCK_BYTES = 16 << 20
 """Largest item block (codes or raw vectors) packed into one row: bounds the row each pair carries."""
 
-Prepare = Callable[[np.ndarray], np.ndarray]
-Kernel = Callable[[np.ndarray, np.ndarray], tuple[Callable[[np.ndarray], object], Callable[[object, np.ndarray], np.ndarray]]]
+VectorMap = Callable[[np.ndarray], np.ndarray]
+"""Prepares query vectors (cosine normalisation, OPQ rotation) or finds their probed lists."""
+Scan = tuple[Callable[[np.ndarray], object], Callable[[object, np.ndarray], np.ndarray]]
+"""``scan_topk``'s ``(tables, distances)`` for one pair's query and item matrices."""
 
 
 def check_queries(queries: DataFrame, dim: int | None = None) -> int:
@@ -104,7 +107,7 @@ def _rank(candidates: DataFrame, k: int) -> DataFrame:
 
 
 def _query_blocks(
-    queries: DataFrame, n: int, block: int, prep: Prepare, probe: Prepare | None
+    queries: DataFrame, n: int, block: int, prep: VectorMap, probe: VectorMap | None
 ) -> DataFrame:
     """``(list_id, query_ids, queries)``: blocks of about ``block`` prepared queries packed as float32 bytes.
 
@@ -139,7 +142,9 @@ def _query_blocks(
     return keyed.groupBy("_block").applyInPandas(pack, schema)
 
 
-def _item_blocks(items: DataFrame, columns: list, matrix: Prepare, list_col: str | None) -> DataFrame:
+def _item_blocks(
+    items: DataFrame, columns: list, matrix: Callable[[pd.DataFrame], np.ndarray], list_col: str | None
+) -> DataFrame:
     """``(list_id, item_ids, items)``: each partition's ``matrix(frame)`` rows packed as bytes, per list (IVF)."""
     selected = items.select(*columns)
     id_type = selected.schema["item_id"].dataType
@@ -187,7 +192,7 @@ def _candidates(
     item_blocks: DataFrame,
     ivf: bool,
     k: int,
-    kernel: Kernel,
+    kernel: Callable[[np.ndarray, np.ndarray], Scan],
     item_dtype: np.dtype,
     block: int,
     offset: float,
@@ -234,7 +239,7 @@ def _adc_candidates(
     def codes(frame: pd.DataFrame) -> np.ndarray:
         return np.ascontiguousarray(unpack_codes(series_to_codes(frame[code_col], size), m, nbits))
 
-    def kernel(q: np.ndarray, x: np.ndarray) -> tuple[Callable, Callable]:
+    def kernel(q: np.ndarray, x: np.ndarray) -> Scan:
         books = shared.value[0]
         return (lambda rows: lookup_tables(q[rows], books, metric), lambda luts, pos: adc_distances(luts, x[pos]))
 
@@ -262,7 +267,7 @@ def _exact_candidates(
     def raw(frame: pd.DataFrame) -> np.ndarray:
         return prep(stack_vectors(frame["_v"], len(frame["_v"].iloc[0])))
 
-    def kernel(q: np.ndarray, x: np.ndarray) -> tuple[Callable, Callable]:
+    def kernel(q: np.ndarray, x: np.ndarray) -> Scan:
         return lambda rows: q[rows], lambda qb, pos: exact_distances(qb, x[pos], metric)
 
     return _candidates(
@@ -332,7 +337,8 @@ def search(
     n = check_queries(queries, model.dim)
     if partitions > 0:
         items = items.repartition(partitions)
-    shortlist = _rank(_adc_candidates(model, items, queries, n, rerank_k or k, nprobe, block), rerank_k or k)
+    depth = rerank_k or k
+    shortlist = _rank(_adc_candidates(model, items, queries, n, depth, nprobe, block), depth)
     if not rerank_k:
         return shortlist
     return _rank(_rerank(shortlist, raw, queries, model.getMetric(), vector_col), k)
