@@ -2,10 +2,10 @@
 
 Neither side goes through the driver:
 
-* query blocks: each query is hashed into one of ``ceil(n / block)`` blocks (about ``block`` queries each);
-  ``applyInPandas`` packs a block into one row ``(query ids, prepared float32 matrix)``. With IVF it also
-  finds each query's ``nprobe`` nearest lists (the coarse centroids are model-sized and shipped with the UDF)
-  and emits one row per probed list, holding the block's queries that probe it.
+* query blocks: ``mapInPandas`` prepares the query vectors; with IVF it also finds each query's ``nprobe``
+  nearest lists (the coarse centroids are model-sized and shipped with the UDF) and gives one row per
+  query and probed list. The rows are grouped by list and hashed query id into blocks of about ``block``
+  queries, and ``applyInPandas`` packs each block into one row ``(list id, query ids, float32 matrix)``.
 * item blocks: ``mapInPandas`` packs each item partition, without a shuffle, into rows of at most
   ``ITEM_BLOCK_BYTES`` of unpacked codes (raw vectors for brute force) with their ids; one row per list
   with IVF.
@@ -19,7 +19,8 @@ query vectors (by query id) and re-scores them with exact distances.
 
 Cost: the driver holds the model's arrays (codebooks, rotation, coarse centroids) and one row of query
 statistics (the validation aggregate), whatever the number of queries. The query table is shuffled once
-into blocks (with IVF each query goes to each of its ``nprobe`` lists). A flat search then reads every
+into blocks (with IVF each query goes to each of its ``nprobe`` lists, so a list's block still holds
+about ``block`` queries and one lookup-table batch serves them). A flat search then reads every
 query-block partition once per item partition and every item partition once per query-block partition
 (``L x R`` tasks; the item side is recomputed per query partition, so cache a codes table that is not
 cheap to read); IVF shuffles the packed codes once by list id instead. A pair reaches Python as one row
@@ -54,6 +55,7 @@ from udfs.pq import (
     series_to_codes,
     stack_vectors,
     unpack_codes,
+    vectors_to_binary,
 )
 
 RESULT_COLUMNS = ("query_id", "item_id", "distance", "rank")
@@ -107,31 +109,44 @@ def _rank(candidates: DataFrame, k: int) -> DataFrame:
 
 
 def _query_blocks(
-    queries: DataFrame, n: int, block: int, prep: VectorMap, probe: VectorMap | None
+    queries: DataFrame, n: int, block: int, prep: VectorMap, probe: VectorMap | None, share_probed: float = 1.0
 ) -> DataFrame:
     """``(list_id, query_ids, queries)``: blocks of about ``block`` prepared queries packed as float32 bytes.
 
-    ``probe`` (IVF) maps prepared queries to their ``(B, nprobe)`` lists; a block then gives one row per
-    probed list with the queries that probe it. Without IVF every block is one row of list 0.
+    ``mapInPandas`` prepares the vectors and, with ``probe`` (IVF: prepared queries to their ``(B, nprobe)``
+    lists), gives one row per query and probed list; the rows are then grouped by list and hashed query
+    id, so that a list's block holds about ``block`` of the queries that probe it (``share_probed``, the
+    share of lists a query probes, sizes the hash). Without IVF every query is in list 0.
     """
     id_type = queries.schema["query_id"].dataType
-    keyed = queries.select(
-        "query_id",
-        float_array(queries, "vector").alias("vector"),
-        F.pmod(F.xxhash64("query_id"), F.lit(max(1, math.ceil(n / block)))).alias("_block"),
+    rows = T.StructType(
+        [T.StructField("list_id", T.LongType()), T.StructField("query_id", id_type), T.StructField("q", T.BinaryType())]
     )
+
+    def probed(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in batches:
+            if frame.empty:
+                continue
+            q = prep(stack_vectors(frame["vector"], len(frame["vector"].iloc[0])))
+            lists = probe(q) if probe is not None else np.zeros((len(q), 1), np.int64)
+            each = np.repeat(np.arange(len(q)), lists.shape[1])
+            blobs = np.array(vectors_to_binary(q), dtype=object)
+            yield pd.DataFrame(
+                {"list_id": lists.ravel(), "query_id": frame["query_id"].to_numpy()[each], "q": blobs[each]}
+            )
 
     def pack(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.sort_values("query_id")
-        ids = frame["query_id"].to_numpy()
-        q = prep(stack_vectors(frame["vector"], len(frame["vector"].iloc[0])))
-        lists = probe(q) if probe is not None else np.zeros((len(q), 1), np.int64)
-        groups = [(lst, pos // lists.shape[1]) for lst, pos in list_groups(lists.ravel())]
         return pd.DataFrame(
-            [(lst, ids[rows], q[rows].tobytes()) for lst, rows in groups],
-            columns=["list_id", "query_ids", "queries"],
+            {
+                "list_id": [frame["list_id"].iloc[0]],
+                "query_ids": [frame["query_id"].to_numpy()],
+                "queries": [b"".join(frame["q"])],
+            }
         )
 
+    blocks = max(1, math.ceil(n * share_probed / block))
+    keyed = queries.select("query_id", float_array(queries, "vector").alias("vector")).mapInPandas(probed, rows)
     schema = T.StructType(
         [
             T.StructField("list_id", T.LongType()),
@@ -139,7 +154,7 @@ def _query_blocks(
             T.StructField("queries", T.BinaryType()),
         ]
     )
-    return keyed.groupBy("_block").applyInPandas(pack, schema)
+    return keyed.groupBy("list_id", F.pmod(F.xxhash64("query_id"), F.lit(blocks))).applyInPandas(pack, schema)
 
 
 def _item_blocks(
@@ -244,8 +259,9 @@ def _adc_candidates(
         return (lambda rows: lookup_tables(q[rows], books, metric), lambda luts, pos: adc_distances(luts, x[pos]))
 
     columns = ["item_id", code_col] + ([list_col] if ivf else [])
+    probed_share = min(nprobe, len(model.coarse)) / len(model.coarse) if ivf else 1.0
     return _candidates(
-        _query_blocks(queries, n, block, prep, probe if ivf else None),
+        _query_blocks(queries, n, block, prep, probe if ivf else None, probed_share),
         _item_blocks(items, columns, codes, list_col),
         ivf,
         k,
