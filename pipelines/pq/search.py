@@ -26,6 +26,9 @@ query-block partition once per item partition and every item partition once per 
 cheap to read); IVF shuffles the packed codes once by list id instead. A pair reaches Python as one row
 carrying both blocks, so a task's Python memory grows with its query blocks times its item bytes. The
 candidates (``k`` per query per item block) are shuffled once more by ``query_id`` for the merge.
+On MNIST (10,000 queries of 784 floats, 60,000 items, M=8, two cores of a loaded machine) this took
+about 1.5x the time of the former broadcast of collected queries, and 3x with IVF (nprobe 8 of 64
+lists), where packing the query blocks dominates: the shuffled query rows grow to nprobe x 31 MB.
 """
 
 from __future__ import annotations
