@@ -169,7 +169,7 @@ def run_ours(
     spark, items_path: str, queries_df, gt: np.ndarray, m: int, nbits: int, work: str, cores: int, init: str,
     copies: int,
 ) -> dict[str, float]:
-    from pipelines.pq import PQEncoder, Queries, search
+    from pipelines.pq import PQEncoder, search
     from pipelines.pq.evaluation import reconstruction_mse
 
     items = spark.read.parquet(items_path)
@@ -184,15 +184,14 @@ def run_ours(
     started = time.time()
     model.transform(items).select("item_id", "code").write.mode("overwrite").parquet(codes_path)
     encode_write_s = time.time() - started
-    queries = Queries.collect(queries_df)
     result_path = f"{work}/neighbours_M{m}x{nbits}"
     started = time.time()
-    search(model, spark.read.parquet(codes_path), queries, 100, partitions=cores).write.mode(
+    search(model, spark.read.parquet(codes_path), queries_df, 100, partitions=cores).write.mode(
         "overwrite"
     ).parquet(result_path)
     search_s = time.time() - started
     res = spark.read.parquet(result_path).toPandas()
-    found = np.full((len(queries.ids), 100), -1, np.int64)
+    found = np.full((len(gt), 100), -1, np.int64)
     found[res["query_id"].to_numpy(), res["rank"].to_numpy() - 1] = res["item_id"].to_numpy()
     coded = spark.read.parquet(codes_path).join(items, "item_id")
     mse = reconstruction_mse(model, coded)

@@ -16,12 +16,13 @@ from udfs.pq import (
     encode,
     exact_distances,
     finite_rows,
-    ivf_groups,
+    list_groups,
     lookup_tables,
     nearest,
     nonfinite_rows,
     pack_codes,
     prepare,
+    probe_lists,
     scan_topk,
     unpack_codes,
     vectors_to_binary,
@@ -67,18 +68,17 @@ def test_running_top_k_matches_a_full_sort():
     np.testing.assert_array_equal(got, np.sort(np.argsort(dist, axis=1)[:, :10], axis=1))
 
 
-def test_scan_with_ivf_groups_only_scores_probed_lists():
-    lists = np.array([0, 1, 0, 1, 2])
-    probes = np.array([[0], [2]])
-    groups = ivf_groups(5, 2, lists, probes)
-    seen = {lst: (set(items.tolist()), set(q.tolist())) for lst, (items, q) in zip([0, 1, 2], groups)}
-    assert seen == {0: ({0, 2}, {0}), 1: ({1, 3}, set()), 2: ({4}, {1})}
-    x = RNG.random((5, 4)).astype(np.float32)
-    q = RNG.random((2, 4)).astype(np.float32)
-    top = scan_topk(
-        5, groups, 3, 2, 8, lambda rows: q[rows], lambda qb, pos: exact_distances(qb, x[pos], "l2")
-    )
-    assert set(top.pos[0][top.pos[0] >= 0]) == {0, 2} and set(top.pos[1][top.pos[1] >= 0]) == {4}
+def test_list_groups_probes_and_a_block_scan_find_the_nearest():
+    groups = list_groups(np.array([1, 0, 1, 2, 0]))
+    assert [(lst, pos.tolist()) for lst, pos in groups] == [(0, [1, 4]), (1, [0, 2]), (2, [3])]
+    coarse = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32)
+    probes = probe_lists(np.array([[9.0, 1.0], [1.0, 8.0]], np.float32), coarse, 2)
+    assert [set(row) for row in probes.tolist()] == [{1, 0}, {2, 0}]
+    x = RNG.random((50, 4)).astype(np.float32)
+    q = RNG.random((7, 4)).astype(np.float32)
+    top = scan_topk(50, 7, 3, 2, lambda rows: q[rows], lambda qb, pos: exact_distances(qb, x[pos], "l2"), 40)
+    expected = np.argsort(exact_distances(q, x, "l2"), axis=1)[:, :3]
+    np.testing.assert_array_equal(np.sort(top.pos, axis=1), np.sort(expected, axis=1))
 
 
 @pytest.mark.parametrize("init", ["random", "k-means++"])

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.bench_pq import load_mnist
-from pipelines.pq import PQEncoder, Queries, search
+from pipelines.pq import PQEncoder, search
 from pipelines.pq.evaluation import reconstruction_mse
 
 N_BASE, M, K = 20000, 8, 10
@@ -53,7 +53,7 @@ def _ours(spark, base: np.ndarray, queries: np.ndarray, m: int) -> tuple[np.ndar
     query_df = spark.createDataFrame(pd.DataFrame({"query_id": np.arange(len(queries)), "vector": list(queries)}))
     model = PQEncoder(m=m, nbits=8).fit(items)
     coded = model.transform(items).cache()
-    result = search(model, coded, Queries.collect(query_df), K).toPandas()
+    result = search(model, coded, query_df, K).toPandas()
     found = np.full((len(queries), K), -1, np.int64)
     found[result["query_id"].to_numpy(), result["rank"].to_numpy() - 1] = result["item_id"].to_numpy()
     mse = reconstruction_mse(model, coded)

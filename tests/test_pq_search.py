@@ -1,4 +1,5 @@
-"""Batch ADC search in Spark: schema, exactness against numpy, IVF, re-ranking, recall, Faiss interop."""
+"""Batch ADC search in Spark: schema, exactness against numpy, IVF, re-ranking, recall, Faiss interop, and the
+distributed join of query blocks with item blocks (same top-k as a numpy search, no query collected on the driver)."""
 
 import numpy as np
 import pandas as pd
@@ -6,9 +7,9 @@ import pytest
 from chispa.schema_comparer import assert_schema_equality
 from pyspark.sql import types as T
 
-from pipelines.pq import PQEncoder, Queries, exact_neighbours, search
+from pipelines.pq import PQEncoder, PQError, exact_neighbours, search
 from pipelines.pq.evaluation import index_summary, recall_at, reconstruction_mse
-from udfs.pq import decode, encode, exact_distances
+from udfs.pq import adc_distances, decode, encode, exact_distances, lookup_tables, probe_lists, unpack_codes
 
 N, D, NQ, K = 1500, 32, 40, 10
 RNG = np.random.default_rng(11)
@@ -25,9 +26,7 @@ def items(spark):
 
 @pytest.fixture(scope="module")
 def queries(spark):
-    return Queries.collect(
-        spark.createDataFrame(pd.DataFrame({"query_id": np.arange(NQ) + 100, "vector": list(QX)}))
-    )
+    return spark.createDataFrame(pd.DataFrame({"query_id": np.arange(NQ) + 100, "vector": list(QX)}))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +113,7 @@ def test_faiss_search_over_the_exported_index_returns_our_neighbours(
     ours = _ranked(search(fitted, coded, queries, K))
     ids, codes = collect_codes(fitted, coded)
     index = to_faiss(fitted, codes, ids)
-    dist, found = index.search(queries.vectors, K)
+    dist, found = index.search(QX, K)
     faiss_dist = dist if metric == "l2" else (1.0 if metric == "cosine" else 0.0) - dist
     np.testing.assert_allclose(ours["distance"].to_numpy().reshape(NQ, K), faiss_dist, rtol=1e-3, atol=1e-3)
     ours_d = ours["distance"].to_numpy().reshape(NQ, K)
@@ -126,3 +125,78 @@ def test_faiss_search_over_the_exported_index_returns_our_neighbours(
     np.testing.assert_array_equal(ours["item_id"].to_numpy().reshape(NQ, K)[untied], found[untied])
     path = export_faiss(fitted, str(tmp_path / "index.faiss"), coded)
     assert faiss.read_index(path).ntotal == N
+
+
+def _numpy_search(model, coded_pdf: pd.DataFrame, k: int, nprobe: int = 0, rerank_k: int = 0):
+    """Reference top-k ``(ids, distances)``, each ``(NQ, k)``: ADC over every item (only the probed lists with
+    IVF) in one numpy pass, ties by item id, then exact re-ranking of the best ``rerank_k``."""
+    codes = unpack_codes(np.stack(coded_pdf["code"].map(lambda b: np.frombuffer(b, np.uint8))), 4, 6)
+    q = model.prepare(QX)
+    dist = adc_distances(lookup_tables(q, model.codebooks, "l2"), codes).astype(np.float64)
+    ids = coded_pdf["item_id"].to_numpy()
+    if nprobe:
+        probed = probe_lists(q, model.coarse, nprobe)
+        dist[~(coded_pdf["list_id"].to_numpy()[None, None, :] == probed[:, :, None]).any(axis=1)] = np.inf
+    order = np.lexsort((np.broadcast_to(ids, dist.shape), dist), axis=1)[:, : rerank_k or k]
+    if rerank_k:
+        exact = exact_distances(QX, X[ids // 3], "l2")
+        shortlist = np.take_along_axis(exact, order, axis=1)
+        order = np.take_along_axis(order, np.argsort(shortlist, axis=1, kind="stable")[:, :k], axis=1)
+        dist = exact
+    return ids[order], np.take_along_axis(dist, order, axis=1)
+
+
+@pytest.mark.parametrize("nprobe,rerank_k", [(0, 0), (2, 0), (0, 30), (2, 30)])
+def test_block_join_gives_the_numpy_top_k_over_several_query_blocks_and_item_partitions(
+    model, coded, items, queries, nprobe, rerank_k
+):
+    got = _ranked(search(model, coded, queries, K, nprobe, rerank_k, items, block=8, partitions=3))
+    ids, dist = _numpy_search(model, coded.toPandas(), K, nprobe, rerank_k)
+    assert len(got) == NQ * K and (got["query_id"].to_numpy().reshape(NQ, K)[:, 0] == np.arange(NQ) + 100).all()
+    got_dist = got["distance"].to_numpy().reshape(NQ, K)
+    np.testing.assert_allclose(got_dist, dist, rtol=1e-4)  # re-ranked: exact distances in float32, two ways
+    # the same items, except where a float near-tie with the k-th distance lets either one in
+    boundary = np.isclose(dist, dist[:, -1:], rtol=1e-4)
+    got_ids = got["item_id"].to_numpy().reshape(NQ, K)
+    for row in range(NQ):
+        assert set(ids[row][~boundary[row]]) <= set(got_ids[row]), row
+    np.testing.assert_array_equal(got_ids[~boundary], ids[~boundary])
+
+
+@pytest.mark.parametrize("nprobe", [0, 2])
+def test_queries_meet_the_codes_in_a_join_and_never_reach_the_driver(
+    spark, model, coded, queries, monkeypatch, nprobe
+):
+    """Several query blocks (40 queries, blocks of 8): while the search is planned the driver only fetches
+    the one-row validation aggregate, and the executed plan joins without broadcasting any side (a broadcast
+    exchange collects its side on the driver first)."""
+    fetched = []
+    frame_type = type(queries)
+    for name in ("collect", "toPandas", "toLocalIterator"):
+        real = getattr(frame_type, name)
+
+        def spy(self, *args, _real=real, _name=name, **kwargs):
+            out = _real(self, *args, **kwargs)
+            fetched.append((_name, len(out) if hasattr(out, "__len__") else None))
+            return out
+
+        monkeypatch.setattr(frame_type, name, spy)
+    result = search(model, coded, queries, K, nprobe=nprobe, block=8)
+    assert fetched == [("collect", 1)]
+    monkeypatch.undo()
+    assert len(result.collect()) == NQ * K  # the result's own plan, so that its adaptive plan is final
+    plan = result._jdf.queryExecution().executedPlan().toString()
+    assert "isFinalPlan=true" in plan and "Broadcast" not in plan
+    assert ("SortMergeJoin" if nprobe else "CartesianProduct") in plan
+    assert "FlatMapGroupsInPandas" in plan  # the query blocks are packed on the executors
+
+
+def test_query_checks_are_spark_aggregates(spark, model, coded):
+    frame = pd.DataFrame({"query_id": [1, 2, 2, 3, 3], "vector": list(QX[:5])})
+    with pytest.raises(PQError, match=r"2 duplicate query_id value\(s\) among the queries"):
+        search(model, coded, spark.createDataFrame(frame), K)
+    with pytest.raises(PQError, match="no query vectors"):
+        search(model, coded, spark.createDataFrame(frame).limit(0), K)
+    short = spark.createDataFrame(pd.DataFrame({"query_id": [1], "vector": [QX[0, :8]]}))
+    with pytest.raises(PQError, match="query vectors have dimension 8, the model 32"):
+        search(model, coded, short, K)

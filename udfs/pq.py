@@ -329,53 +329,45 @@ class RunningTopK:
 
 def scan_topk(
     n_items: int,
-    groups: list[tuple[np.ndarray, np.ndarray]],
-    k: int,
     n_queries: int,
+    k: int,
     block: int,
     tables: Callable[[np.ndarray], object],
     distances: Callable[[object, np.ndarray], np.ndarray],
     chunk_cells: int = 1 << 20,
 ) -> RunningTopK:
-    """Top-k of ``n_queries`` over ``n_items`` items of one partition.
+    """Top-k of ``n_queries`` over ``n_items`` items (one query block against one item block).
 
-    ``groups`` pairs item positions with the query rows that scan them (one group for a flat scan,
-    one per inverted list for IVF). ``tables(query_rows)`` prepares a query block once (ADC lookup
-    tables, or the query vectors), ``distances(prepared, item_positions)`` returns its ``(B, n)``
-    distances. Blocks of ``block`` queries and item chunks of about ``chunk_cells / block`` rows
-    bound the memory of one distance matrix (4 MiB by default: the ADC sums stay in cache; 16 MiB
-    chunks scanned 1.4x slower at M=8 and M=16).
+    ``tables(query_rows)`` prepares a query block once (ADC lookup tables, or the query vectors),
+    ``distances(prepared, item_positions)`` returns its ``(B, n)`` distances. Blocks of ``block``
+    queries and item chunks of about ``chunk_cells / block`` rows bound the memory of one distance
+    matrix (4 MiB by default: the ADC sums stay in cache; 16 MiB chunks scanned 1.4x slower at M=8
+    and M=16).
     """
     top = RunningTopK(n_queries, k)
-    for items, queries in groups:
-        if len(items) == 0 or len(queries) == 0:
-            continue
-        for start in range(0, len(queries), block):
-            rows = queries[start : start + block]
-            prepared = tables(rows)
-            step = max(k, chunk_cells // len(rows))
-            for first in range(0, len(items), step):
-                chunk = items[first : first + step]
-                top.push(rows, distances(prepared, chunk), chunk)
+    items, queries = np.arange(n_items), np.arange(n_queries)
+    for start in range(0, n_queries, block):
+        rows = queries[start : start + block]
+        prepared = tables(rows)
+        step = max(k, chunk_cells // len(rows))
+        for first in range(0, n_items, step):
+            chunk = items[first : first + step]
+            top.push(rows, distances(prepared, chunk), chunk)
     return top
 
 
-def ivf_groups(
-    n_items: int, n_queries: int, lists: np.ndarray | None = None, probes: np.ndarray | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Item positions per inverted list paired with the query rows that probe it.
-
-    Without IVF (``probes`` None) that is one group: every item against every query.
-    """
-    if probes is None or lists is None:
-        return [(np.arange(n_items), np.arange(n_queries))]
+def list_groups(lists: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``(list id, positions)`` for each distinct value of ``lists``, ids ascending, positions in order."""
     order = np.argsort(lists, kind="stable")
     ids, starts = np.unique(lists[order], return_index=True)
-    bounds = np.append(starts, len(order))
-    return [
-        (order[bounds[i] : bounds[i + 1]], np.nonzero((probes == ids[i]).any(axis=1))[0])
-        for i in range(len(ids))
-    ]
+    return [(int(i), part) for i, part in zip(ids, np.split(order, starts[1:]))]
+
+
+def probe_lists(q: np.ndarray, coarse: np.ndarray, nprobe: int) -> np.ndarray:
+    """The ``nprobe`` nearest IVF lists ``(n, nprobe)`` of prepared vectors (squared L2 to the coarse centroids)."""
+    scores = np.einsum("kd,kd->k", coarse, coarse) - 2.0 * (q @ coarse.T)
+    nprobe = min(nprobe, len(coarse))
+    return np.argpartition(scores, nprobe - 1, axis=1)[:, :nprobe]
 
 
 def concat_batches(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:

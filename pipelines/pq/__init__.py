@@ -6,7 +6,7 @@ Modules: ``validation`` (bad input), ``codebooks`` (k-means, OPQ), ``encoder`` (
 """
 
 from pipelines.pq.encoder import PQEncoder, PQEncoderModel
-from pipelines.pq.search import Queries, exact_neighbours, search
+from pipelines.pq.search import exact_neighbours, search
 from pipelines.pq.validation import PQError
 
-__all__ = ["PQEncoder", "PQEncoderModel", "PQError", "Queries", "exact_neighbours", "search"]
+__all__ = ["PQEncoder", "PQEncoderModel", "PQError", "exact_neighbours", "search"]

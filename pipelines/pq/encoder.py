@@ -279,14 +279,6 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
         x = decode(unpack_codes(packed, self.getM(), self.getNbits()), self.codebooks)
         return x @ self.rotation.T if self.rotation is not None else x
 
-    def probes(self, x: np.ndarray, nprobe: int) -> np.ndarray:
-        """The ``nprobe`` nearest IVF lists ``(n, nprobe)`` of raw vectors."""
-        q = self.prepare(x)
-        c_sq = np.einsum("kd,kd->k", self.coarse, self.coarse)
-        scores = c_sq - 2.0 * (q @ self.coarse.T)
-        nprobe = min(nprobe, len(self.coarse))
-        return np.argpartition(scores, nprobe - 1, axis=1)[:, :nprobe]
-
     def _transform(self, dataset: DataFrame) -> DataFrame:
         vec = encoder_input(dataset, self.getInputCol())  # wrong-length and NaN/inf rows get null codes in numpy
         books, rotation, coarse, metric, nbits = (

@@ -17,7 +17,7 @@ from pipelines.errors import load_model
 from pipelines.output import qualify
 from pipelines.pq.encoder import PQEncoder, PQEncoderModel
 from pipelines.pq.evaluation import RECALL_KS, index_summary, recall_at, reconstruction_mse
-from pipelines.pq.search import Queries, exact_neighbours, search
+from pipelines.pq.search import exact_neighbours, search
 from pipelines.pq.validation import (
     Checked,
     PQError,
@@ -145,7 +145,7 @@ def search_pq_job(ctx: JobContext) -> None:
         cfg["output"]["quarantine_path"] or f"{out_path}_quarantine",
         cfg["max_bad_fraction"],
     )
-    queries = Queries.collect(checked.good, "query_id", "vector")
+    queries = checked.good.select("query_id", "vector").cache()  # read by the checks, the search and the recall
     started = time.time()
     result = search(
         model,
@@ -163,7 +163,7 @@ def search_pq_job(ctx: JobContext) -> None:
     search_s = time.time() - started
     ctx.metrics["search"] = {
         **index_summary(model),
-        "queries": len(queries.ids),
+        "queries": checked.rows_in - checked.rows_bad,
         "k": s["k"],
         "nprobe": s["nprobe"],
         "rerank_k": s["rerank_k"],
@@ -171,12 +171,19 @@ def search_pq_job(ctx: JobContext) -> None:
     }
     e = cfg["evaluate"]
     if e["sample_size"] > 0 and vectors is not None:
-        sample = queries.sample(e["sample_size"], e["seed"])
-        truth = exact_neighbours(vectors, sample, 1, model.getMetric())
-        ids = ctx.spark.createDataFrame([(i,) for i in sample.ids.tolist()], ["query_id"])
+        ids = sample_ids(queries, e["sample_size"], e["seed"])
+        truth = exact_neighbours(vectors, queries.join(ids, "query_id"), 1, model.getMetric())
         found = ctx.spark.read.parquet(out.staging_path).join(ids, "query_id")
         recall = recall_at(found, truth, [k for k in RECALL_KS if k <= s["k"]])
-        ctx.metrics["evaluation"] = {"queries_sampled": len(sample.ids), **recall}
-        ctx.log(f"recall on {len(sample.ids)} queries: {recall}")
+        sampled = min(e["sample_size"], checked.rows_in - checked.rows_bad)
+        ctx.metrics["evaluation"] = {"queries_sampled": sampled, **recall}
+        ctx.log(f"recall on {sampled} queries: {recall}")
     elif e["sample_size"] > 0:
         ctx.log("evaluation skipped: no raw item vectors (set items.vectors.path or build with keep_vectors)")
+    queries.unpersist()
+
+
+def sample_ids(queries: DataFrame, n: int, seed: int) -> DataFrame:
+    """``query_id`` of a seeded pseudo-random subset of ``n`` queries (all of them when there are fewer),
+    chosen in Spark: the ``n`` smallest seeded hashes of the id."""
+    return queries.select("query_id").orderBy(F.xxhash64("query_id", F.lit(seed)), "query_id").limit(n)

@@ -1,10 +1,10 @@
 """Recall: the top-K items of each user query by PQ asymmetric distance, minus the items the user has seen.
 
-The search is ``pipelines.pq.search.search`` (ADC over the item codes). It takes its queries on the
-driver, so users are searched in blocks of at most ``block_users`` queries (hash of the query key): the
-driver holds one block at a time, whatever the number of users. To exclude seen items and still return K
-per user, a block asks for K + (the most items any of its users has seen) neighbours, capped at the number
-of items; the seen ones are then dropped with an anti-join and the rest ranked again.
+The search is ``pipelines.pq.search.search`` (ADC over the item codes, a distributed join: no query reaches
+the driver). To exclude seen items and still return K per user, users are searched in blocks of about
+``block_users`` queries (hash of the query key) and a block asks for K + (the most items any of its users
+has seen) neighbours, capped at the number of items, so one heavy user only widens its own block's search;
+the seen ones are then dropped with an anti-join and the rest ranked again.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.pq.encoder import PQEncoderModel
-from pipelines.pq.search import Queries, search
+from pipelines.pq.search import search
 from pipelines.recsys.tables import ITEM, SPLIT, USER
 
 CANDIDATE_COLUMNS = (SPLIT, USER, ITEM, "distance", "recall_rank")
@@ -34,7 +34,7 @@ def pq_candidates(model: PQEncoderModel, codes: DataFrame, queries: DataFrame, s
 
     ``codes`` is build_pq's ``(item_id, code)`` table keyed by the item2vec word; ``queries`` has
     ``(split, user_id, vector)``; ``seen`` has ``(split, user_id, item_id)`` or is None (no exclusion).
-    Both are read several times (counts, then one collect per block): pass materialised tables.
+    Both are read several times (counts, then one search per block): pass materialised tables.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -52,7 +52,7 @@ def pq_candidates(model: PQEncoderModel, codes: DataFrame, queries: DataFrame, s
     widest = {r["block"]: r["most"] for r in keyed.groupBy("block").agg(F.max("n_seen").alias("most")).collect()}
     found = []
     for block, most_seen in sorted(widest.items()):
-        batch = Queries.collect(keyed.filter(F.col("block") == block), "query_id", "vector")
+        batch = keyed.filter(F.col("block") == block).select("query_id", "vector")
         found.append(search(model, codes, batch, min(n_items, k + most_seen), partitions=partitions))
     if not found:
         return spark.createDataFrame([], f"{SPLIT} STRING, {USER} {queries.schema[USER].dataType.simpleString()}, "
