@@ -1,4 +1,4 @@
-"""Vectorised UDF bodies for text: Unicode normalisation, jieba segmentation, sparse TF-IDF arithmetic,
+"""Vectorised UDF bodies for text: jieba segmentation, sparse TF-IDF arithmetic,
 blocked cosine top-k.
 
 The segmenters are built once per Python worker (jieba's dictionary takes about a second to load) and
@@ -56,27 +56,13 @@ def _local_file(path: str) -> str:
     return shipped
 
 
-def _normalise(texts: pd.Series, form: str) -> pd.Series:
-    return texts.str.normalize(form) if form else texts
-
-
-def normalise_udf(form: str) -> Callable[[Column], Column]:
-    """Unicode normalisation (NFC, NFKC, NFD, NFKD) of a string column; Spark SQL has none."""
-
-    @pandas_udf(T.StringType())
-    def normalise(texts: pd.Series) -> pd.Series:
-        return _normalise(texts, form)
-
-    return normalise
-
-
-def segment_udf(form: str, user_dict: str) -> Callable[[Column], Column]:
-    """Normalise then cut each text into words with jieba (precise mode); array<string> per text."""
+def segment_udf(user_dict: str) -> Callable[[Column], Column]:
+    """Cut each text into words with jieba (precise mode); array<string> per text."""
 
     @pandas_udf(T.ArrayType(T.StringType()))
     def segment(texts: pd.Series) -> pd.Series:
         cut = segmenter(user_dict).lcut
-        return pd.Series([cut(text) for text in _normalise(texts, form)], index=texts.index)
+        return pd.Series([cut(text) for text in texts], index=texts.index)
 
     return segment
 
