@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipelines.session import LOCAL_SPARK_CONF, get_spark  # noqa: E402
-from pipelines.text.keywords import term_index, top_keywords  # noqa: E402
+from pipelines.text.keywords import keyword_entries, term_index, top_keywords  # noqa: E402
 from pipelines.text.similar import METHODS, similar_documents  # noqa: E402
 from pipelines.text.stop_words import stop_words  # noqa: E402
 from pipelines.text.tfidf import TfidfSettings, fit_tfidf, vector_entries  # noqa: E402
@@ -79,11 +79,10 @@ def ours_tfidf(docs: DataFrame, tokenizer: TextTokenizer) -> tuple[DataFrame, Da
     transformed = transformed.select("doc_id", "tokens", "tfidf").cache()
     materialise(transformed)
     terms = term_index(model, transformed).cache()
-    entries = vector_entries(transformed)
-    keywords = top_keywords(entries, terms, K).cache()
+    keywords = top_keywords(keyword_entries(model, transformed, K), terms, K).cache()
     materialise(keywords)
     elapsed = time.perf_counter() - start
-    weights = entries.join(terms, "index").select("doc_id", "term", "weight")
+    weights = vector_entries(transformed).join(terms, "index").select("doc_id", "term", "weight")
     return transformed, weights, keywords, elapsed
 
 

@@ -116,18 +116,30 @@ def tfidf_udf(idf: np.ndarray | None, sublinear_tf: bool, norm: str) -> Callable
     return tfidf
 
 
-def _vector_entries(vectors: pa.Array) -> pa.Array:
+def _vector_entries(vectors: pa.Array, top: int = 0, order: np.ndarray | None = None) -> pa.Array:
     lengths, indices, values = _flat(vectors)
+    if top:
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        keep = values > 0
+        rows, indices, values = rows[keep], indices[keep], values[keep]
+        sort = np.lexsort((order[indices], -values, rows))
+        rows, indices, values = rows[sort], indices[sort], values[sort]
+        first = np.arange(len(rows)) - np.searchsorted(rows, rows) < top
+        rows, indices, values = rows[first], indices[first], values[first]
+        lengths = np.bincount(rows, minlength=len(lengths))
     return pa.StructArray.from_arrays([_lists(lengths, indices, pa.list_(pa.int32())),
                                        _lists(lengths, values, pa.list_(pa.float64()))],
                                       names=["indices", "values"])
 
 
-def vector_entries_udf(vectors: Column | str) -> Column:
+def vector_entries_udf(vectors: Column | str, top: int = 0, order: np.ndarray | None = None) -> Column:
     """Arrow UDF: a sparse vector column as ``struct(indices, values)``, ready to explode in the JVM. Declared at
     each call (as every UDF here is), so that it is a Spark Connect UDF in a Connect session even when this module
-    was imported before that session existed."""
-    return arrow_udf(_vector_entries, ENTRIES_TYPE)(vectors)
+    was imported before that session existed.
+
+    ``top`` > 0 keeps only each vector's ``top`` largest positive entries, largest first, equal values by
+    ``order[index]``: cutting inside the batch spares the JVM exploding, joining and sorting every entry."""
+    return arrow_udf(lambda batch: _vector_entries(batch, top, order), ENTRIES_TYPE)(vectors)
 
 
 def block_schema(id_type: T.DataType) -> T.StructType:
