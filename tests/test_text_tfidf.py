@@ -119,3 +119,18 @@ def test_bad_settings_are_refused():
         TfidfSettings(mode="dense")
     with pytest.raises(ValueError, match="norm must be one of"):
         TfidfSettings(norm="l3")
+
+
+def test_keyword_entries_cut_to_k_per_document_keep_the_keywords(spark):
+    from pipelines.text.keywords import keyword_entries, top_keywords
+
+    docs = _token_docs(spark, [["b", "a", "c", "c", "d"], ["x", "y", "x"], []])
+    model = build_tfidf_pipeline(None, TfidfSettings()).fit(docs)
+    out = model.transform(docs)
+    terms = term_index(model, out)
+    cut = keyword_entries(model, out, 2)
+    # Per document at most k entries, ties (a, b, d in document 0) broken by term as top_keywords does.
+    assert cut.groupBy("doc_id").count().agg({"count": "max"}).first()[0] == 2
+    assert_approx_df_equality(top_keywords(cut, terms, 2), top_keywords(vector_entries(out), terms, 2), 1e-15,
+                              ignore_row_order=True, ignore_nullable=True)
+    assert [r.term for r in top_keywords(cut, terms, 2).filter("doc_id = 0").orderBy("rank").collect()] == ["c", "a"]

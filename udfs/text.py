@@ -1,4 +1,4 @@
-"""Vectorised UDF bodies for text: Unicode normalisation, jieba segmentation, sparse TF-IDF arithmetic,
+"""Vectorised UDF bodies for text: jieba segmentation, sparse TF-IDF arithmetic,
 blocked cosine top-k.
 
 The segmenters are built once per Python worker (jieba's dictionary takes about a second to load) and
@@ -56,27 +56,13 @@ def _local_file(path: str) -> str:
     return shipped
 
 
-def _normalise(texts: pd.Series, form: str) -> pd.Series:
-    return texts.str.normalize(form) if form else texts
-
-
-def normalise_udf(form: str) -> Callable[[Column], Column]:
-    """Unicode normalisation (NFC, NFKC, NFD, NFKD) of a string column; Spark SQL has none."""
-
-    @pandas_udf(T.StringType())
-    def normalise(texts: pd.Series) -> pd.Series:
-        return _normalise(texts, form)
-
-    return normalise
-
-
-def segment_udf(form: str, user_dict: str) -> Callable[[Column], Column]:
-    """Normalise then cut each text into words with jieba (precise mode); array<string> per text."""
+def segment_udf(user_dict: str) -> Callable[[Column], Column]:
+    """Cut each text into words with jieba (precise mode); array<string> per text."""
 
     @pandas_udf(T.ArrayType(T.StringType()))
     def segment(texts: pd.Series) -> pd.Series:
         cut = segmenter(user_dict).lcut
-        return pd.Series([cut(text) for text in _normalise(texts, form)], index=texts.index)
+        return pd.Series([cut(text) for text in texts], index=texts.index)
 
     return segment
 
@@ -130,18 +116,30 @@ def tfidf_udf(idf: np.ndarray | None, sublinear_tf: bool, norm: str) -> Callable
     return tfidf
 
 
-def _vector_entries(vectors: pa.Array) -> pa.Array:
+def _vector_entries(vectors: pa.Array, top: int = 0, order: np.ndarray | None = None) -> pa.Array:
     lengths, indices, values = _flat(vectors)
+    if top:
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        keep = values > 0
+        rows, indices, values = rows[keep], indices[keep], values[keep]
+        sort = np.lexsort((order[indices], -values, rows))
+        rows, indices, values = rows[sort], indices[sort], values[sort]
+        first = np.arange(len(rows)) - np.searchsorted(rows, rows) < top
+        rows, indices, values = rows[first], indices[first], values[first]
+        lengths = np.bincount(rows, minlength=len(lengths))
     return pa.StructArray.from_arrays([_lists(lengths, indices, pa.list_(pa.int32())),
                                        _lists(lengths, values, pa.list_(pa.float64()))],
                                       names=["indices", "values"])
 
 
-def vector_entries_udf(vectors: Column | str) -> Column:
+def vector_entries_udf(vectors: Column | str, top: int = 0, order: np.ndarray | None = None) -> Column:
     """Arrow UDF: a sparse vector column as ``struct(indices, values)``, ready to explode in the JVM. Declared at
     each call (as every UDF here is), so that it is a Spark Connect UDF in a Connect session even when this module
-    was imported before that session existed."""
-    return arrow_udf(_vector_entries, ENTRIES_TYPE)(vectors)
+    was imported before that session existed.
+
+    ``top`` > 0 keeps only each vector's ``top`` largest positive entries, largest first, equal values by
+    ``order[index]``: cutting inside the batch spares the JVM exploding, joining and sorting every entry."""
+    return arrow_udf(lambda batch: _vector_entries(batch, top, order), ENTRIES_TYPE)(vectors)
 
 
 def block_schema(id_type: T.DataType) -> T.StructType:

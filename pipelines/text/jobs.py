@@ -18,7 +18,7 @@ from pipelines.config import ConfigError
 from pipelines.errors import load_model
 from pipelines.ingest import read_corpus
 from pipelines.output import partition_path
-from pipelines.text.keywords import term_index, top_keywords
+from pipelines.text.keywords import keyword_entries, term_index, top_keywords
 from pipelines.text.similar import similar_documents
 from pipelines.text.stop_words import stop_words
 from pipelines.text.tfidf import TfidfSettings, fit_tfidf, idf_model, term_counter, tfidf_features, vector_entries
@@ -75,8 +75,8 @@ def build_tfidf_job(ctx: "JobContext") -> None:
     ctx.stage_model("model", model, f"{root}/model", dated=True)
     features = transformed.select("doc_id", vectors)
     ctx.stage("features", features, f"{root}/features")
-    keywords = top_keywords(vector_entries(features, vectors), term_index(model, transformed, TOKENS),
-                            cfg["keywords"]["k"])
+    k = cfg["keywords"]["k"]
+    keywords = top_keywords(keyword_entries(model, features, k, vectors), term_index(model, transformed, TOKENS), k)
     ctx.stage("keywords", keywords, f"{root}/keywords")
 
 

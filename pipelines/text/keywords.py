@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipelines.frames import from_pandas
-from pipelines.text.tfidf import term_counter
+from pipelines.text.tfidf import term_counter, vector_entries
 from udfs.text import vector_entries_udf
 
 
@@ -35,10 +35,26 @@ def term_index(model: PipelineModel, tokens: DataFrame, tokens_col: str = "token
     return hashed.select(id_col, F.element_at(vector_entries_udf("_hashed")["indices"], 1).alias("index"), "term")
 
 
+def keyword_entries(model: PipelineModel, features: DataFrame, k: int, vector_col: str = "tfidf",
+                    id_col: str = "doc_id") -> DataFrame:
+    """The entries ``(id_col, index, weight)`` that can be among a document's ``k`` keywords.
+
+    Vocabulary mode: each vector's ``k`` heaviest, equal weights by term, cut inside the Arrow batch
+    (the vocabulary's alphabetical ranks are model-sized). Hashing mode: every entry, since an index
+    may stand for several terms and so cannot be ranked before ``top_keywords`` joins the terms.
+    """
+    counter = term_counter(model)
+    if not isinstance(counter, CountVectorizerModel):
+        return vector_entries(features, vector_col, id_col)
+    order = np.empty(len(counter.vocabulary), dtype=np.int64)
+    order[np.argsort(np.array(counter.vocabulary, dtype=object))] = np.arange(len(order))
+    return vector_entries(features, vector_col, id_col, top=k, order=order)
+
+
 def top_keywords(weights: DataFrame, terms: DataFrame, k: int, id_col: str = "doc_id") -> DataFrame:
     """``(id_col, term, weight, rank)``: the ``k`` heaviest terms of each document, rank 1 first.
 
-    ``weights`` holds ``(id_col, index, weight)`` entries (``vector_entries``); ``terms`` comes from
+    ``weights`` holds ``(id_col, index, weight)`` entries (``keyword_entries``); ``terms`` comes from
     ``term_index`` and is joined on the columns the two share. Zero weights are never keywords.
     """
     keys = [c for c in (id_col, "index") if c in terms.columns]

@@ -200,20 +200,23 @@ def build_tfidf_pipeline(tokenizer: TextTokenizer | None, settings: TfidfSetting
 
 def fit_tfidf(docs: DataFrame, tokenizer: TextTokenizer, settings: TfidfSettings, tokens_col: str = "tokens",
               output_col: str = "tfidf") -> tuple[PipelineModel, DataFrame]:
-    """Fit ``build_tfidf_pipeline(...)`` on ``docs``, tokenising once instead of once per later stage.
+    """Fit ``build_tfidf_pipeline(...)`` on ``docs``, computing each stage's output once.
 
-    ``Pipeline.fit`` re-runs the tokeniser for every estimator after it (term counts, then IDF), and
-    with jieba that is the expensive part; here the tokens are persisted in between. Returns the
-    fitted pipeline and ``docs`` transformed by it, computed from the persisted tokens.
+    ``Pipeline.fit`` re-runs every stage before an estimator for that estimator (the tokeniser for
+    term counts, tokeniser and term counts again for IDF). Here the tokens and then the term counts
+    are persisted, and the tokens released once the counts are all computed. Returns the fitted
+    pipeline and ``docs`` transformed by it, computed from the persisted counts.
     """
     stages = build_tfidf_pipeline(tokenizer, settings, tokens_col, output_col).getStages()
-    frame = stages[0].transform(docs).persist(StorageLevel.MEMORY_AND_DISK)
-    fitted = [stages[0]]
-    for stage in stages[1:]:
-        model = stage.fit(frame) if isinstance(stage, Estimator) else stage
-        frame = model.transform(frame)
-        fitted.append(model)
-    return PipelineModel(fitted), frame
+    frames = [stages[0].transform(docs).persist(StorageLevel.MEMORY_AND_DISK)]
+    fitted: list[Transformer] = [stages[0]]
+    for stage in stages[1:-1]:
+        fitted.append(stage.fit(frames[-1]) if isinstance(stage, Estimator) else stage)
+        frames.append(fitted[-1].transform(frames[-1]).persist(StorageLevel.MEMORY_AND_DISK))
+    fitted.append(stages[-1].fit(frames[-1]))
+    for frame in frames[:-1]:
+        frame.unpersist()
+    return PipelineModel(fitted), fitted[-1].transform(frames[-1])
 
 
 def tfidf_features(model: PipelineModel, docs: DataFrame) -> DataFrame:
@@ -238,15 +241,16 @@ def tokenizer_stage(model: PipelineModel) -> TextTokenizer | None:
 
 
 def vector_entries(features: DataFrame, vector_col: str = "tfidf", id_col: str = "doc_id",
-                   unit: bool = False) -> DataFrame:
+                   unit: bool = False, top: int = 0, order: np.ndarray | None = None) -> DataFrame:
     """The non-zero entries of a sparse vector column as rows ``(id_col, index, weight)``.
 
     ``unit`` first scales each vector to l2 norm 1 (MLlib ``Normalizer``), so that dot products of
-    entries are cosines whatever the TF-IDF norm. Empty vectors give no rows.
+    entries are cosines whatever the TF-IDF norm. Empty vectors give no rows. ``top`` > 0 keeps only
+    the ``top`` largest positive entries of each vector, equal weights by ``order[index]``.
     """
     if unit:
         features = Normalizer(p=2.0, inputCol=vector_col, outputCol=f"{vector_col}_unit").transform(features) \
             .drop(vector_col).withColumnRenamed(f"{vector_col}_unit", vector_col)
-    pairs = features.select(id_col, vector_entries_udf(vector_col).alias("e"))
+    pairs = features.select(id_col, vector_entries_udf(vector_col, top, order).alias("e"))
     return pairs.select(id_col, F.inline(F.arrays_zip(F.col("e.indices").alias("index"),
                                                       F.col("e.values").alias("weight"))))
