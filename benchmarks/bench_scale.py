@@ -72,7 +72,7 @@ from pipelines.datagen.scale import (  # noqa: E402
 )
 
 K = 10
-BASE = {"ingest": 100_000, "metrics": 1_000_000, "tfidf": 2_000, "similar": 1_000, "word2vec": 4_000,
+BASE = {"ingest": 250_000, "metrics": 1_000_000, "tfidf": 2_000, "similar": 1_000, "word2vec": 4_000,
         "pq": 50_000, "gbdt_lr": 50_000, "recsys": 1_000}
 UNITS = {"ingest": "rows", "metrics": "rows", "tfidf": "documents", "similar": "documents",
          "word2vec": "documents", "pq": "items", "gbdt_lr": "rows", "recsys": "users"}
@@ -87,11 +87,11 @@ def progress(message: str) -> None:
 
 @dataclass
 class Run:
-    """One stage at one factor: the session, the row count, a scratch directory, whether it is the largest."""
+    """One stage at one factor: the session, the size, a scratch directory, and whether the factor is the
+    largest (recall is checked there) or the smallest (scikit-learn is timed there)."""
 
     spark: SparkSession
     rows: int
-    factor: float
     work: Path
     largest: bool
     smallest: bool
@@ -103,6 +103,19 @@ class Prepared:
 
     run: Callable[[], dict[str, Any]]
     after: Callable[[], dict[str, Any]] | None = None
+
+
+class Laps:
+    """Seconds of consecutive parts of a stage: ``lap("name")`` records the time since the previous lap."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 3)
+        self._last = now
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -126,6 +139,7 @@ def zipf_corpus(run: Run, seed: int = 42) -> DataFrame:
 
 
 def stage_ingest(run: Run) -> Prepared:
+    """Criteo-like CSV written beforehand; timed: ``read_table`` with the declared schema, then Parquet."""
     from pipelines.ingest import read_table
 
     path = str(run.work / "criteo_csv")
@@ -139,6 +153,7 @@ def stage_ingest(run: Run) -> Prepared:
 
 
 def stage_metrics(run: Run) -> Prepared:
+    """Cached scored rows (30% positives, 5 rows per user); timed: exact ``roc_auc`` and ``grouped_auc``."""
     from pipelines.metrics import grouped_auc, roc_auc
 
     label = (F.rand(7) < 0.3).cast("int")
@@ -171,6 +186,7 @@ def sklearn_seconds(docs: DataFrame) -> float:
 
 
 def stage_tfidf(run: Run) -> Prepared:
+    """Cached Zipf corpus; timed: ``fit_tfidf`` (materialised) and ``top_keywords``; then scikit-learn at 1x."""
     from pipelines.text.keywords import term_index, top_keywords
     from pipelines.text.tfidf import vector_entries
 
@@ -178,13 +194,14 @@ def stage_tfidf(run: Run) -> Prepared:
     figures: dict[str, float] = {}
 
     def timed() -> dict[str, Any]:
-        started = time.perf_counter()
+        lap = Laps()
         model, transformed = _fit_transform(docs)
-        fit_s = time.perf_counter() - started
+        lap("fit_transform_s")
         keywords = top_keywords(vector_entries(transformed), term_index(model, transformed), K)
         keywords.write.format("noop").mode("overwrite").save()
-        figures["fit_transform_s"] = round(fit_s, 3)
-        return dict(figures)
+        lap("keywords_s")
+        figures.update(lap.seconds)
+        return lap.seconds
 
     def versus_sklearn() -> dict[str, Any]:
         theirs = sklearn_seconds(docs)
@@ -212,6 +229,7 @@ def exact_recall(entries: DataFrame, neighbours: DataFrame, sample: int, seed: i
 
 
 def stage_similar(run: Run) -> Prepared:
+    """Cached unit TF-IDF entries; timed: ``similar_documents`` (k=10, materialised); recall at the largest."""
     from pipelines.text.similar import similar_documents
     from pipelines.text.tfidf import vector_entries
 
@@ -229,6 +247,7 @@ def stage_similar(run: Run) -> Prepared:
 
 
 def stage_word2vec(run: Run) -> Prepared:
+    """Cached token lists of the Zipf corpus; timed: one sgns epoch (100-d, window 5, minCount 5)."""
     from pipelines.word2vec.model import Word2Vec
 
     corpus = _cached(zipf_corpus(run).select(F.split("text", " ").alias("tokens")))
@@ -242,6 +261,7 @@ def stage_word2vec(run: Run) -> Prepared:
 
 
 def stage_pq(run: Run) -> Prepared:
+    """Clustered vectors in Parquet, cached; timed: PQ fit (build_pq's defaults: M=8, 8 bits), encode to Parquet, search k=10."""
     from pipelines.pq import PQEncoder, Queries, search
 
     path = str(run.work / "items")
@@ -251,16 +271,20 @@ def stage_pq(run: Run) -> Prepared:
                                        PQ_QUERIES), "item_id")
 
     def timed() -> dict[str, Any]:
-        model = PQEncoder(m=16, nbits=8).fit(items)
-        codes = model.transform(items).select("item_id", "code")
-        codes.write.parquet(str(run.work / "codes"))
+        lap = Laps()
+        model = PQEncoder(m=8, nbits=8).fit(items)
+        lap("fit_s")
+        model.transform(items).select("item_id", "code").write.parquet(str(run.work / "codes"))
+        lap("encode_s")
         found = search(model, run.spark.read.parquet(str(run.work / "codes")), queries, K, partitions=2)
         found.write.format("noop").mode("overwrite").save()
-        return {}
+        lap("search_s")
+        return lap.seconds
     return Prepared(timed)
 
 
 def stage_gbdt_lr(run: Run) -> Prepared:
+    """Cached Criteo-like rows; timed: the train job's split, ``train`` (30 trees, 2 regParams), test AUC."""
     from pipelines.config import load_config
     from pipelines.gbdt_lr.features import FeatureSpec
     from pipelines.gbdt_lr.model import SCORE, stratified_split, train
@@ -286,6 +310,7 @@ RECSYS_TIMED = ("recall", "features", "rank")
 
 
 def stage_recsys(run: Run) -> Prepared:
+    """The demo pipeline up to build_pq run beforehand; timed: its recall, features and rank steps."""
     import yaml
 
     from pipelines.orchestration.definition import build_pipeline
@@ -321,7 +346,7 @@ def measure(spark: SparkSession, stage: str, rows: int, factor: float, largest: 
             scratch: Path) -> dict[str, Any]:
     """Generate and materialise the stage's data (untimed), then run it inside a probe."""
     work = Path(tempfile.mkdtemp(prefix=f"{stage}_{factor:g}x_", dir=scratch))
-    run = Run(spark, rows, factor, work, largest, smallest)
+    run = Run(spark, rows, work, largest, smallest)
     started = time.perf_counter()
     prepared = STAGES[stage](run)
     progress(f"{stage} {factor:g}x: {rows:,} {UNITS[stage]} ready in {time.perf_counter() - started:.1f} s")
