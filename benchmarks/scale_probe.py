@@ -159,9 +159,9 @@ def growth_exponent(factors: Sequence[float], values: Sequence[float]) -> float 
 
 
 def human_bytes(n: float) -> str:
-    """``n`` bytes as B, KB, MB or GB (powers of 1024), three significant figures."""
+    """``n`` bytes as B, KB, MB or GB (powers of 1024, at most three digits before the point)."""
     for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
+        if abs(n) < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
         n /= 1024
     raise AssertionError("unreachable")

@@ -33,6 +33,7 @@ def test_human_bytes():
     assert human_bytes(512) == "512 B"
     assert human_bytes(2048) == "2 KB"
     assert human_bytes(3.5 * 1024 ** 3) == "3.5 GB"
+    assert human_bytes(1023 * 1024 ** 2) == "0.999 GB"                # never four digits: 1.02e+03 MB
 
 
 def _row(seconds: float, scale: int) -> dict[str, float]:
