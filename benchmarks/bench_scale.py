@@ -75,7 +75,7 @@ from pipelines.datagen.scale import (  # noqa: E402
 
 K = 10
 BASE = {"ingest": 250_000, "metrics": 1_000_000, "tfidf": 2_000, "similar": 1_000, "word2vec": 4_000,
-        "pq": 50_000, "gbdt_lr": 50_000, "recsys": 1_000}
+        "pq": 100_000, "gbdt_lr": 50_000, "recsys": 1_000}
 UNITS = {"ingest": "rows", "metrics": "rows", "tfidf": "documents", "similar": "documents",
          "word2vec": "documents", "pq": "items", "gbdt_lr": "rows", "recsys": "users"}
 VOCABULARY_PER_DOC = 25          # corpus vocabulary = 25 words per document of the base size, times the factor
