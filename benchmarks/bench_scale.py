@@ -189,8 +189,7 @@ def sklearn_seconds(docs: DataFrame) -> float:
 
 def stage_tfidf(run: Run) -> Prepared:
     """Cached Zipf corpus; timed: ``fit_tfidf`` (materialised) and ``top_keywords``; then scikit-learn at 1x."""
-    from pipelines.text.keywords import term_index, top_keywords
-    from pipelines.text.tfidf import vector_entries
+    from pipelines.text.keywords import keyword_entries, term_index, top_keywords
 
     docs = zipf_corpus(run)
     figures: dict[str, float] = {}
@@ -199,7 +198,7 @@ def stage_tfidf(run: Run) -> Prepared:
         lap = Laps()
         model, transformed = _fit_transform(docs)
         lap("fit_transform_s")
-        keywords = top_keywords(vector_entries(transformed), term_index(model, transformed), K)
+        keywords = top_keywords(keyword_entries(model, transformed, K), term_index(model, transformed), K)
         keywords.write.format("noop").mode("overwrite").save()
         lap("keywords_s")
         figures.update(lap.seconds)
@@ -264,13 +263,13 @@ def stage_word2vec(run: Run) -> Prepared:
 
 def stage_pq(run: Run) -> Prepared:
     """Clustered vectors in Parquet, cached; timed: PQ fit (M=8, 8 bits, as build_pq), encode, search k=10."""
-    from pipelines.pq import PQEncoder, Queries, search
+    from pipelines.pq import PQEncoder, search
 
     path = str(run.work / "items")
     generate(run.spark, clustered_vectors_chunk, VECTORS_SCHEMA, 42, run.rows, 10_000).write.parquet(path)
     items = _cached(run.spark.read.parquet(path))
-    queries = Queries.collect(generate(run.spark, clustered_vectors_chunk, VECTORS_SCHEMA, 43, PQ_QUERIES,
-                                       PQ_QUERIES), "item_id")
+    queries = _cached(generate(run.spark, clustered_vectors_chunk, VECTORS_SCHEMA, 43, PQ_QUERIES, PQ_QUERIES)
+                      .withColumnRenamed("item_id", "query_id"))
 
     def timed() -> dict[str, Any]:
         lap = Laps()
