@@ -197,8 +197,8 @@ def _neighbours(scores: np.ndarray, ids: np.ndarray, neighbour_ids: np.ndarray, 
 
 def block_pair_top_k(k: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """``mapInPandas`` body over pairs of packed blocks ``q_*`` and ``d_*`` (``pack_block``) with flags
-    ``same`` (a block against itself: no document is its own neighbour) and ``mirror`` (also the
-    top-k of the ``d`` documents among the ``q`` ones, for the all-pairs upper triangle).
+    ``exclude_self`` (the blocks may hold the same documents: none is its own neighbour) and ``mirror`` (also
+    the top-k of the ``d`` documents among the ``q`` ones, for the all-pairs upper triangle).
 
     Each pair is one scipy sparse product ``Q @ D.T``, densified (block x block), and its rows' top-k;
     out come ``(doc_id, neighbour_id, cosine)``, at most ``k`` per document and pair of blocks.
@@ -213,10 +213,61 @@ def block_pair_top_k(k: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.D
                 q.resize(q.shape[0], width)
                 d.resize(d.shape[0], width)
                 scores = (q @ d.T).toarray()
-                if pair.same:
-                    np.fill_diagonal(scores, 0.0)
+                if pair.exclude_self:
+                    _, rows, cols = np.intersect1d(pair.q_ids, pair.d_ids, assume_unique=True, return_indices=True)
+                    scores[rows, cols] = 0.0
                 yield _neighbours(scores, pair.q_ids, pair.d_ids, k)
                 if pair.mirror:
                     yield _neighbours(np.ascontiguousarray(scores.T), pair.d_ids, pair.q_ids, k)
+
+    return run
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: a well-mixed 64-bit hash of each uint64 (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def sign_projection(terms: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """Rows ``terms`` of a random +-1 / sqrt(dim) matrix (Achlioptas' projection): entry (t, j) is a hash of
+    (seed, t, j), so every block and executor projects a term the same way without a vocabulary-sized matrix."""
+    keys = (np.uint64(seed) << np.uint64(40)) + terms.astype(np.uint64)[:, None] * np.uint64(dim) \
+        + np.arange(dim, dtype=np.uint64)[None, :]
+    signs = (_splitmix64(keys) >> np.uint64(63)).astype(np.float64)
+    return (1.0 - 2.0 * signs) / np.sqrt(dim)
+
+
+def sketch_blocks(dim: int, seed: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """``mapInPandas`` body over packed blocks (``pack_block``): each document's unit-length ``dim``-dimensional
+    random projection ``(doc_id, sketch)``, whose dot products estimate the cosines of the sparse vectors."""
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            for block in batch.itertuples(index=False):
+                matrix = _csr(block.ids, block.indptr, block.indices, block.data)
+                terms, cols = np.unique(matrix.indices, return_inverse=True)
+                local = sp.csr_matrix((matrix.data, cols, matrix.indptr), shape=(matrix.shape[0], len(terms)))
+                sketch = local @ sign_projection(terms, dim, seed)
+                norms = np.linalg.norm(sketch, axis=1, keepdims=True)
+                sketch = np.divide(sketch, norms, out=np.zeros_like(sketch), where=norms > 0)
+                yield pd.DataFrame({"doc_id": block.ids, "sketch": list(sketch)})
+
+    return run
+
+
+def nearest_centroids(centroids: np.ndarray, n: int) -> Callable[[pd.Series], pd.Series]:
+    """pandas UDF body: for each sketch, the indices of its ``n`` nearest ``centroids`` (Euclidean, as KMeans
+    assigns), nearest first, equal distances by lower index."""
+    half_norms = 0.5 * (centroids * centroids).sum(axis=1)
+
+    def run(sketches: pd.Series) -> pd.Series:
+        points = np.stack(sketches.to_numpy()) if len(sketches) else np.zeros((0, centroids.shape[1]))
+        distance = half_norms[None, :] - points @ centroids.T
+        order = np.argsort(distance, axis=1, kind="stable")[:, :n].astype(np.int32)
+        return pd.Series(list(order))
 
     return run

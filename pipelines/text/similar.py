@@ -29,14 +29,20 @@ N^2 / 2 dense scores are out of reach.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.ml.clustering import KMeans
+from pyspark.ml.functions import array_to_vector
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.functions import pandas_udf
 
-from udfs.text import block_pair_top_k, block_schema, pack_block
+from udfs.text import block_pair_top_k, block_schema, nearest_centroids, pack_block, sketch_blocks
 
 NEIGHBOUR_COLUMNS = ["doc_id", "neighbour_id", "cosine", "rank"]
-METHODS = ("blocked", "inverted_index")
+METHODS = ("auto", "blocked", "ivf", "inverted_index")
 
 
 def _top(scored: DataFrame, score: str, n: int) -> DataFrame:
@@ -85,14 +91,21 @@ def inverted_index_scores(corpus: DataFrame, max_df_fraction: float, candidates:
         .select("doc_id", "neighbour_id", (F.col("part") + F.coalesce(F.col("rest"), F.lit(0.0))).alias("cosine"))
 
 
+def _count_docs(entries: DataFrame) -> int:
+    return entries.agg(F.countDistinct("doc_id")).first()[0]
+
+
+def _pack(keyed: DataFrame) -> DataFrame:
+    """One packed row per ``block`` of the entries ``(doc_id, index, weight, block)`` (``udfs.text.pack_block``)."""
+    return keyed.groupBy("block").applyInPandas(pack_block, block_schema(keyed.schema["doc_id"].dataType))
+
+
 def _blocks(entries: DataFrame, block_size: int) -> tuple[DataFrame, int]:
-    """The documents of ``entries`` hashed into blocks of about ``block_size``, one packed row per block
-    (``udfs.text.pack_block``); and the number of blocks."""
-    n_docs = entries.agg(F.countDistinct("doc_id")).first()[0]
-    n_blocks = max(1, -(-n_docs // block_size))
+    """The documents of ``entries`` hashed into blocks of about ``block_size``, packed; and the number of blocks."""
+    n_blocks = max(1, -(-_count_docs(entries) // block_size))
     keyed = entries.select("doc_id", "index", "weight",
                            F.pmod(F.xxhash64("doc_id"), F.lit(n_blocks)).cast("int").alias("block"))
-    return keyed.groupBy("block").applyInPandas(pack_block, block_schema(entries.schema["doc_id"].dataType)), n_blocks
+    return _pack(keyed), n_blocks
 
 
 def _block_ids(spark: SparkSession, n: int, name: str) -> DataFrame:
@@ -101,6 +114,15 @@ def _block_ids(spark: SparkSession, n: int, name: str) -> DataFrame:
 
 def _prefixed(packed: DataFrame, prefix: str) -> DataFrame:
     return packed.select(*[F.col(c).alias(f"{prefix}_{c}") for c in packed.columns])
+
+
+def _block_pair_scores(joined: DataFrame, n_pairs: int, k: int) -> DataFrame:
+    """Every row of ``joined`` (``q_*`` and ``d_*`` packed blocks, ``exclude_self``, ``mirror``) through the
+    block kernel (``udfs.text.block_pair_top_k``), one pair per partition: ``(doc_id, neighbour_id, cosine)``."""
+    schema = T.StructType([T.StructField("doc_id", joined.schema["q_ids"].dataType.elementType),
+                           T.StructField("neighbour_id", joined.schema["d_ids"].dataType.elementType),
+                           T.StructField("cosine", T.DoubleType())])
+    return joined.repartition(max(1, n_pairs), "q_block", "d_block").mapInPandas(block_pair_top_k(k), schema)
 
 
 def blocked_scores(corpus: DataFrame, k: int, block_size: int, queries: DataFrame | None = None) -> DataFrame:
@@ -113,34 +135,118 @@ def blocked_scores(corpus: DataFrame, k: int, block_size: int, queries: DataFram
     all_pairs = F.lit(queries is None)
     if queries is None:
         pairs = pairs.filter(F.col("q_block") <= F.col("d_block"))
-    pairs = pairs.select("q_block", "d_block", (all_pairs & (F.col("q_block") == F.col("d_block"))).alias("same"),
+    pairs = pairs.select("q_block", "d_block",
+                         (all_pairs & (F.col("q_block") == F.col("d_block"))).alias("exclude_self"),
                          (all_pairs & (F.col("q_block") < F.col("d_block"))).alias("mirror"))
     n_pairs = n_d * (n_d + 1) // 2 if queries is None else n_q * n_d
-    joined = pairs.join(_prefixed(q, "q"), "q_block").join(_prefixed(d, "d"), "d_block") \
-        .repartition(n_pairs, "q_block", "d_block")
-    schema = T.StructType([T.StructField("doc_id", q.schema["ids"].dataType.elementType),
-                           T.StructField("neighbour_id", d.schema["ids"].dataType.elementType),
-                           T.StructField("cosine", T.DoubleType())])
-    return joined.mapInPandas(block_pair_top_k(k), schema)
+    joined = pairs.join(_prefixed(q, "q"), "q_block").join(_prefixed(d, "d"), "d_block")
+    return _block_pair_scores(joined, n_pairs, k)
 
 
-def similar_documents(corpus: DataFrame, k: int = 10, queries: DataFrame | None = None, method: str = "blocked",
-                      max_df_fraction: float = 1.0, candidates: int = 100, block_size: int = 1000) -> DataFrame:
+@dataclass(frozen=True)
+class IvfSettings:
+    """The ``ivf`` method's lists: ``n_docs / list_size`` KMeans clusters of ``dim``-dimensional random
+    projections (``max_iter`` iterations, ``seed`` for the projection and KMeans); each query is scored
+    exactly against the documents of its ``probes`` nearest lists."""
+
+    list_size: int = 200
+    probes: int = 8
+    dim: int = 128
+    max_iter: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.list_size, self.probes, self.dim, self.max_iter) < 1:
+            raise ValueError(f"ivf: need list_size, probes, dim and max_iter >= 1, got {self}")
+
+
+def _sketches(entries: DataFrame, block_size: int, settings: IvfSettings) -> DataFrame:
+    """``(doc_id, sketch)``: unit-length random projections of the documents (``udfs.text.sketch_blocks``)."""
+    packed, _ = _blocks(entries, block_size)
+    schema = T.StructType([T.StructField("doc_id", entries.schema["doc_id"].dataType),
+                           T.StructField("sketch", T.ArrayType(T.DoubleType()))])
+    return packed.mapInPandas(sketch_blocks(settings.dim, settings.seed), schema)
+
+
+def _centroids(sketches: DataFrame, n_docs: int, settings: IvfSettings) -> np.ndarray:
+    """The lists' centres: Spark ML KMeans over the corpus sketches (one list for a small corpus)."""
+    n_lists = max(1, round(n_docs / settings.list_size))
+    if n_lists == 1:
+        return np.zeros((1, settings.dim))
+    kmeans = KMeans(k=n_lists, maxIter=settings.max_iter, seed=settings.seed, featuresCol="features")
+    model = kmeans.fit(sketches.select(array_to_vector("sketch").alias("features")))
+    return np.array(model.clusterCenters())
+
+
+def _listed(entries: DataFrame, lists: DataFrame, block_size: int, n_chunks: str) -> DataFrame:
+    """``entries`` with ``list`` and ``chunk``: each list's documents hashed into ``ceil(size / block_size)`` chunks;
+    the per-list chunk counts join back as column ``n_chunks``."""
+    counts = lists.groupBy("list").agg(F.ceil(F.count(F.lit(1)) / block_size).cast("int").alias(n_chunks))
+    return entries.join(lists, "doc_id").join(F.broadcast(counts), "list") \
+        .withColumn("chunk", F.pmod(F.xxhash64("doc_id"), F.col(n_chunks)).cast("int"))
+
+
+def ivf_scores(corpus: DataFrame, k: int, block_size: int, settings: IvfSettings,
+               queries: DataFrame | None = None) -> DataFrame:
+    """``(doc_id, neighbour_id, cosine)``: each query's exact top-k among the corpus documents of its probed
+    lists (see the module docstring). Every (query, document) pair is scored at most once, in the document's list."""
+    all_pairs = queries is None
+    d_sketches = _sketches(corpus, block_size, settings)
+    centroids = _centroids(d_sketches, _count_docs(corpus), settings)
+    nearest = pandas_udf(nearest_centroids(centroids, min(settings.probes, len(centroids))),
+                         T.ArrayType(T.IntegerType()))
+    q_sketches = d_sketches if all_pairs else _sketches(queries, block_size, settings)
+    d = _listed(corpus, d_sketches.select("doc_id", nearest("sketch")[0].alias("list")), block_size, "d_chunks")
+    q = _listed(corpus if all_pairs else queries,
+                q_sketches.select("doc_id", F.explode(nearest("sketch")).alias("list")), block_size, "q_chunks")
+    chunks = d.select("list", "d_chunks").distinct().join(q.select("list", "q_chunks").distinct(), "list")
+    sizes = chunks.agg(F.max(F.greatest("d_chunks", "q_chunks")), F.sum(F.col("d_chunks") * F.col("q_chunks"))).first()
+    per_list, n_pairs = sizes[0] or 1, sizes[1] or 0
+
+    def packed(side: DataFrame, prefix: str) -> DataFrame:
+        keyed = side.select("doc_id", "index", "weight", (F.col("list") * per_list + F.col("chunk")).alias("block"))
+        return _prefixed(_pack(keyed), prefix).withColumn("list", F.floor(F.col(f"{prefix}_block") / per_list))
+
+    joined = packed(q, "q").join(packed(d, "d"), "list") \
+        .withColumn("exclude_self", F.lit(all_pairs)).withColumn("mirror", F.lit(False))
+    return _block_pair_scores(joined, n_pairs, k)
+
+
+def similar_documents(corpus: DataFrame, k: int = 10, queries: DataFrame | None = None, method: str = "auto",
+                      max_df_fraction: float = 1.0, candidates: int = 100, block_size: int = 1000,
+                      exact_max_docs: int = 20000, ivf: IvfSettings = IvfSettings()) -> DataFrame:
     """``(doc_id, neighbour_id, cosine, rank)``: for each query document its ``k`` nearest corpus documents.
 
     ``corpus`` and ``queries`` are unit-length entries ``(doc_id, index, weight)``. Without ``queries``
-    every corpus document is a query and is not its own neighbour; each pair is then computed once and
-    mirrored. ``method`` is ``blocked`` (exact; ``block_size``) or ``inverted_index`` (``max_df_fraction``,
-    ``candidates``); only pairs with a positive cosine (a shared term) are neighbours.
+    every corpus document is a query and is not its own neighbour. ``method`` is ``blocked`` (exact;
+    ``block_size``), ``ivf`` (approximate; ``ivf``, blocks of ``block_size`` within lists), ``auto``
+    (``blocked`` up to ``exact_max_docs`` corpus documents, ``ivf`` above) or ``inverted_index``
+    (``max_df_fraction``, ``candidates``); only pairs with a positive cosine (a shared term) are neighbours.
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
-    if method == "blocked":
-        if k < 1 or block_size < 1:
-            raise ValueError(f"need k >= 1 and block_size >= 1, got k={k}, block_size={block_size}")
-        pairs = blocked_scores(corpus, k, block_size, queries)
-    else:
+    if method == "inverted_index":
         if k < 1 or candidates < k:
             raise ValueError(f"need 1 <= k <= candidates, got k={k}, candidates={candidates}")
         pairs = inverted_index_scores(corpus, max_df_fraction, candidates, queries)
+    else:
+        if k < 1 or block_size < 1:
+            raise ValueError(f"need k >= 1 and block_size >= 1, got k={k}, block_size={block_size}")
+        if method == "auto":
+            method = "blocked" if _count_docs(corpus) <= exact_max_docs else "ivf"
+        pairs = (blocked_scores(corpus, k, block_size, queries) if method == "blocked" else
+                 ivf_scores(corpus, k, block_size, ivf, queries))
     return _top(pairs, "cosine", k).select(*NEIGHBOUR_COLUMNS[:3], F.col("rank").cast("int"))
+
+
+def recall_at_k(found: DataFrame, exact: DataFrame, k: int) -> float:
+    """Share of the exact top-``k`` neighbours (``exact``, rank <= k) that ``found`` also returns, over the queries
+    of ``exact``; a found neighbour as close as the query's exact k-th (ties) counts as a hit. One distributed join
+    and aggregate; only the ratio reaches the driver."""
+    exact = exact.filter(F.col("rank") <= k)
+    per_query = exact.groupBy("doc_id").agg(F.count(F.lit(1)).alias("wanted"), F.min("cosine").alias("kth"))
+    hits = found.filter(F.col("rank") <= k).join(per_query, "doc_id") \
+        .filter(F.col("cosine") >= F.col("kth") - 1e-9).groupBy("doc_id").agg(F.count(F.lit(1)).alias("hits"))
+    totals = per_query.join(hits, "doc_id", "left").agg(
+        F.sum(F.least(F.coalesce(F.col("hits"), F.lit(0)), F.col("wanted"))), F.sum("wanted")).first()
+    return totals[0] / totals[1] if totals[1] else 1.0
