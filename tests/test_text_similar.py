@@ -125,7 +125,7 @@ def _topic_rows(seed, n_docs, n_topics=12, topic_terms=40, shared_terms=300, len
     return dense / np.linalg.norm(dense, axis=1, keepdims=True)
 
 
-IVF = IvfSettings(list_size=60, probes=4, dim=64)
+IVF = IvfSettings(list_size=60, probes=4)
 
 
 def test_ivf_recall_against_exact_and_determinism(spark):
@@ -158,7 +158,7 @@ def test_ivf_query_mode_recall(spark):
 def test_auto_switches_at_the_document_count(spark, exact_max_docs, method):
     """40 documents: ``auto`` is the blocked method at a threshold of 40 and ivf one below it."""
     entries = _entries(spark, _unit_rows(7, n_docs=40, n_terms=30, density=0.15))
-    settings = IvfSettings(list_size=10, probes=2, dim=16)
+    settings = IvfSettings(list_size=10, probes=2)
     auto = similar_documents(entries, k=5, method="auto", exact_max_docs=exact_max_docs, ivf=settings)
     assert_df_equality(auto, similar_documents(entries, k=5, method=method, ivf=settings),
                        ignore_row_order=True, ignore_nullable=True)

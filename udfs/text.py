@@ -223,51 +223,33 @@ def block_pair_top_k(k: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.D
     return run
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser: a well-mixed 64-bit hash of each uint64 (wrapping arithmetic)."""
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+def sparse_vectors_udf(size: int) -> Callable[[Column, Column], Column]:
+    """Arrow UDF: ``indices`` and ``values`` list columns (indices sorted, below ``size``) as sparse ML vectors."""
+    from pyspark.ml.linalg import VectorUDT
+
+    @arrow_udf(VectorUDT())
+    def sparse(indices: pa.Array, values: pa.Array) -> pa.Array:
+        fields = [pa.field("type", pa.int8()), pa.field("size", pa.int32()),
+                  pa.field("indices", pa.list_(pa.int32())), pa.field("values", pa.list_(pa.float64()))]
+        return pa.StructArray.from_arrays([pa.array(np.zeros(len(indices), np.int8)),
+                                           pa.array(np.full(len(indices), size, np.int32)),
+                                           indices.cast(fields[2].type), values.cast(fields[3].type)], fields=fields)
+
+    return sparse
 
 
-def sign_projection(terms: np.ndarray, dim: int, seed: int) -> np.ndarray:
-    """Rows ``terms`` of a random +-1 / sqrt(dim) matrix (Achlioptas' projection): entry (t, j) is a hash of
-    (seed, t, j), so every block and executor projects a term the same way without a vocabulary-sized matrix."""
-    keys = (np.uint64(seed) << np.uint64(40)) + terms.astype(np.uint64)[:, None] * np.uint64(dim) \
-        + np.arange(dim, dtype=np.uint64)[None, :]
-    signs = (_splitmix64(keys) >> np.uint64(63)).astype(np.float64)
-    return (1.0 - 2.0 * signs) / np.sqrt(dim)
-
-
-def sketch_blocks(dim: int, seed: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """``mapInPandas`` body over packed blocks (``pack_block``): each document's unit-length ``dim``-dimensional
-    random projection ``(doc_id, sketch)``, whose dot products estimate the cosines of the sparse vectors."""
-
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            for block in batch.itertuples(index=False):
-                matrix = _csr(block.ids, block.indptr, block.indices, block.data)
-                terms, cols = np.unique(matrix.indices, return_inverse=True)
-                local = sp.csr_matrix((matrix.data, cols, matrix.indptr), shape=(matrix.shape[0], len(terms)))
-                sketch = local @ sign_projection(terms, dim, seed)
-                norms = np.linalg.norm(sketch, axis=1, keepdims=True)
-                sketch = np.divide(sketch, norms, out=np.zeros_like(sketch), where=norms > 0)
-                yield pd.DataFrame({"doc_id": block.ids, "sketch": list(sketch)})
-
-    return run
-
-
-def nearest_centroids(centroids: np.ndarray, n: int) -> Callable[[pd.Series], pd.Series]:
-    """pandas UDF body: for each sketch, the indices of its ``n`` nearest ``centroids`` (Euclidean, as KMeans
-    assigns), nearest first, equal distances by lower index."""
+def nearest_centroids(centroids: np.ndarray, n: int) -> Callable[[pd.Series, pd.Series], pd.Series]:
+    """pandas UDF body over sparse vectors given as ``indices`` and ``values`` lists: the indices of each one's
+    ``n`` nearest ``centroids`` (Euclidean, as KMeans assigns), nearest first, equal distances by lower index."""
     half_norms = 0.5 * (centroids * centroids).sum(axis=1)
 
-    def run(sketches: pd.Series) -> pd.Series:
-        points = np.stack(sketches.to_numpy()) if len(sketches) else np.zeros((0, centroids.shape[1]))
-        distance = half_norms[None, :] - points @ centroids.T
-        order = np.argsort(distance, axis=1, kind="stable")[:, :n].astype(np.int32)
-        return pd.Series(list(order))
+    def run(indices: pd.Series, values: pd.Series) -> pd.Series:
+        lengths = indices.map(len).to_numpy()
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        flat = np.concatenate(indices.to_numpy()) if len(indices) else np.zeros(0)
+        data = np.concatenate(values.to_numpy()) if len(values) else np.zeros(0)
+        points = sp.csr_matrix((data, flat.astype(np.int64), indptr), shape=(len(indices), centroids.shape[1]))
+        distance = half_norms[None, :] - np.asarray(points @ centroids.T)
+        return pd.Series(list(np.argsort(distance, axis=1, kind="stable")[:, :n].astype(np.int32)))
 
     return run
