@@ -1,16 +1,24 @@
-"""Similar documents: top-k cosine neighbours in Spark, exact by blocked sparse products or through an inverted index.
+"""Similar documents: top-k cosine neighbours in Spark, exact by blocked sparse products, approximate through
+clustered lists (``ivf``) or an inverted index.
 
 Inputs are unit-length TF-IDF entries ``(doc_id, index, weight)`` (``vector_entries(..., unit=True)``),
-so a dot product is a cosine. Two methods (``method``), both ending with a top-k per query by a window
-on ``doc_id`` (ties: lower ``neighbour_id`` first); never a dense N x N matrix, nothing per document on
-the driver.
+so a dot product is a cosine. Every method ends with a top-k per query by a window on ``doc_id`` (ties:
+lower ``neighbour_id`` first); never a dense N x N matrix, nothing per document on the driver.
 
-``blocked`` (exact, the default): documents are hashed into blocks of about ``block_size``; each block
-becomes one scipy CSR matrix (``applyInPandas``); pairs of blocks (the upper triangle for all pairs, every
-(query block, corpus block) in query mode) are joined and multiplied in ``mapInPandas``, each keeping
-every row's top-k (and every column's, for an off-diagonal pair of the triangle); the window merges the
-per-block lists. Cost: the sparse products (sum of df^2 / 2 multiply-adds) plus a block x block dense score
-matrix per pair (8 MB at 1,000); each block is shuffled once per pair it is in (about blocks / 2 times).
+``blocked`` (exact): documents are hashed into blocks of about ``block_size``; each block becomes one scipy
+CSR matrix (``applyInPandas``); pairs of blocks (the upper triangle for all pairs, every (query block,
+corpus block) in query mode) are joined and multiplied in ``mapInPandas``, each keeping every row's top-k
+(and every column's, for an off-diagonal pair of the triangle); the window merges the per-block lists.
+Cost: the sparse products (sum of df^2 / 2 multiply-adds) plus N^2 / 2 dense scores (8 MB per pair of
+blocks at 1,000), so it grows with the square of the corpus.
+
+``ivf`` (approximate, cost linear in N): each document is hashed with signs into ``dim`` buckets (a sparse
+sketch whose dot products stay close to the cosines), Spark ML KMeans cuts the corpus sketches into
+N / ``list_size`` lists, and each query is scored exactly (the blocked kernel, sparse TF-IDF products)
+against the corpus documents of its ``probes`` nearest lists only: about probes x list_size scores per
+query. Neighbours in lists not probed are missed; ``recall_at_k`` measures the loss against an exact table.
+
+``auto`` (the job's default) is ``blocked`` up to ``exact_max_docs`` corpus documents and ``ivf`` above.
 
 ``inverted_index``: the corpus entries grouped by term (postings) are self-joined on the term and the
 products summed per pair. Terms in more than ``max_df_fraction`` of the indexed documents are skipped;
@@ -18,14 +26,16 @@ each query then keeps its ``candidates`` best partial scores and the skipped ter
 exactly. Pairs that share only skipped terms are not found, so recall is below 1 when terms are skipped.
 The join emits sum(df^2) rows over the kept terms.
 
-Which to use (benchmarks/bench_text.py, local[2] on a 2-core machine shared with other work): Wikipedia slice
-(6,514 long articles, 4.3M entries, sum df^2 2.6e9): ``blocked`` recall@10 0.9997 in 18 s (about 20 of the 65,140
-brute-force neighbours missed); ``inverted_index`` needs a high cap for recall (rescoring 100 candidates: recall
-0.63 / 0.70 / 0.82 / 0.94 at caps 0.01 / 0.02 / 0.05 / 0.2, the join growing from 2e7 to 1.3e9 rows) and took
-364 s for recall 0.69 (cap 0.05, 20 candidates). THUCNews titles (20,000 short documents): ``blocked`` 30 s.
-Use ``blocked`` whenever exact neighbours matter or documents are long; ``inverted_index`` with a low cap
-only for short texts (titles, queries of a few words) on corpora so large that the blocked method's
-N^2 / 2 dense scores are out of reach.
+Measured (benchmarks/bench_text.py, local[2] on a 2-core machine shared with other work, so times are
+noisy): Wikipedia slice (6,514 long articles, 4.3M entries, sum df^2 2.6e9): ``blocked`` recall@10 0.9997
+against brute force in 18 s; ``inverted_index`` needs a high cap for recall (rescoring 100 candidates:
+recall 0.63 / 0.70 / 0.82 / 0.94 at caps 0.01 / 0.02 / 0.05 / 0.2) and took 364 s for recall 0.69.
+THUCNews titles (20,000 short documents): ``blocked`` 30 s. Wikipedia paragraphs of 20 words or more
+(``--scale``, ivf at its defaults, under a load average of about 20): at 6,514 paragraphs
+``blocked`` 37 s, ``ivf`` 125 s with recall@10 0.969 (KMeans, two shuffles for the sketches and the many small
+jobs are a fixed cost of about 90 s at this size).
+Use ``blocked`` (``auto``'s choice) up to a few tens of thousands of documents, where its fixed cost is
+lower; ``ivf`` above, where blocked's quadratic cost dominates.
 """
 from __future__ import annotations
 
