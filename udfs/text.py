@@ -240,7 +240,8 @@ def sparse_vectors_udf(size: int) -> Callable[[Column, Column], Column]:
 
 def nearest_centroids(centroids: np.ndarray, n: int) -> Callable[[pd.Series, pd.Series], pd.Series]:
     """pandas UDF body over sparse vectors given as ``indices`` and ``values`` lists: the indices of each one's
-    ``n`` nearest ``centroids`` (Euclidean, as KMeans assigns), nearest first, equal distances by lower index."""
+    ``n`` nearest ``centroids`` (Euclidean; by cosine for unit-length centroids), nearest first, equal distances
+    by lower index."""
     half_norms = 0.5 * (centroids * centroids).sum(axis=1)
 
     def run(indices: pd.Series, values: pd.Series) -> pd.Series:

@@ -31,9 +31,13 @@ noisy): Wikipedia slice (6,514 long articles, 4.3M entries, sum df^2 2.6e9): ``b
 against brute force in 18 s; ``inverted_index`` needs a high cap for recall (rescoring 100 candidates:
 recall 0.63 / 0.70 / 0.82 / 0.94 at caps 0.01 / 0.02 / 0.05 / 0.2) and took 364 s for recall 0.69.
 THUCNews titles (20,000 short documents): ``blocked`` 30 s. Wikipedia paragraphs of 20 words or more
-(``--scale``, ivf at its defaults, under a load average of about 20): at 6,514 paragraphs
-``blocked`` 37 s, ``ivf`` 125 s with recall@10 0.969 (KMeans, two shuffles for the sketches and the many small
-jobs are a fixed cost of about 90 s at this size).
+(``--scale``, ivf with 200 documents per list and 8 probes, Euclidean KMeans, under a load average of about
+20): 6,514 paragraphs: ``blocked`` 37 s, ``ivf`` 125 s, recall@10 0.969 (KMeans, the sketches' two shuffles and
+many small jobs are a fixed cost of about 90 s); 26,056 paragraphs: ``blocked`` 474 s (x12.9), ``ivf`` 615 s,
+recall@10 0.913, its lists so unbalanced that it scored 13 times the balanced probes x list_size per query,
+hence cosine KMeans with unit centres: 152 s with balanced lists but recall@10 0.752 (against exact top-10 of
+1,000 sampled paragraphs, 67 s in query mode). So at the default 8 probes ``ivf`` does not reach recall 0.95
+beyond the 1x size; raise ``probes`` with the corpus (cost grows with probes x list_size per query).
 Use ``blocked`` (``auto``'s choice) up to a few tens of thousands of documents, where its fixed cost is
 lower; ``ivf`` above, where blocked's quadratic cost dominates.
 """
@@ -184,13 +188,17 @@ def _sketches(entries: DataFrame, settings: IvfSettings) -> DataFrame:
 
 
 def _centroids(sketches: DataFrame, n_docs: int, settings: IvfSettings) -> np.ndarray:
-    """The lists' centres: Spark ML KMeans over the corpus sketches (one list for a small corpus)."""
+    """The lists' unit-length centres: Spark ML KMeans with cosine distance over the corpus sketches (one list for
+    a small corpus). Euclidean centres of short-norm averages drew every poorly matched document into one list
+    (4x paragraphs: 13 times the scores of balanced lists)."""
     n_lists = max(1, round(n_docs / settings.list_size))
     if n_lists == 1:
-        return np.zeros((1, settings.dim))
-    kmeans = KMeans(k=n_lists, maxIter=settings.max_iter, seed=settings.seed, featuresCol="features")
+        return np.ones((1, settings.dim)) / np.sqrt(settings.dim)
+    kmeans = KMeans(k=n_lists, maxIter=settings.max_iter, seed=settings.seed, featuresCol="features",
+                    distanceMeasure="cosine")
     vectors = sketches.select(sparse_vectors_udf(settings.dim)("indices", "values").alias("features"))
-    return np.array(kmeans.fit(vectors).clusterCenters())
+    centres = np.array(kmeans.fit(vectors).clusterCenters())
+    return centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-300)
 
 
 def _chunked(entries: DataFrame, lists: DataFrame, block_size: int, n_chunks: str) -> tuple[DataFrame, DataFrame]:
