@@ -36,8 +36,9 @@ THUCNews titles (20,000 short documents): ``blocked`` 30 s. Wikipedia paragraphs
 many small jobs are a fixed cost of about 90 s); 26,056 paragraphs: ``blocked`` 474 s (x12.9), ``ivf`` 615 s,
 recall@10 0.913, its lists so unbalanced that it scored 13 times the balanced probes x list_size per query,
 hence cosine KMeans with unit centres: 152 s with balanced lists but recall@10 0.752 (against exact top-10 of
-1,000 sampled paragraphs, 67 s in query mode). So at the default 8 probes ``ivf`` does not reach recall 0.95
-beyond the 1x size; raise ``probes`` with the corpus (cost grows with probes x list_size per query).
+1,000 sampled paragraphs, 67 s in query mode); 32 probes: recall@10 0.873 in 127 s (a lighter load). So
+``ivf`` does not yet reach recall 0.95 beyond 6,514 paragraphs; raise ``probes`` with the corpus (cost grows
+with probes x list_size per query).
 Use ``blocked`` (``auto``'s choice) up to a few tens of thousands of documents, where its fixed cost is
 lower; ``ivf`` above, where blocked's quadratic cost dominates.
 """
