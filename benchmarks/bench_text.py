@@ -5,12 +5,17 @@
    analyzer set up like ours: NFKC, lower case, the same token pattern and stop words; one process), as
    ``tfidf_vs_sklearn``; ``tfidf_time_ratio`` keeps the older comparison with scikit-learn on our ready-made
    tokens. Parity: ``TfidfVectorizer`` fed our own token lists, compared per (document, term).
-2. Similar documents on the same slice: recall@10 against exact brute-force cosine (scikit-learn matrix).
-3. THUCNews titles (``zh_thucnews_titles``): jieba words, keywords, and the share of the 10 neighbours in the
-   query's class.
+2. Similar documents on the same slice: recall@10 against exact brute-force cosine (scikit-learn matrix); the
+   approximate ``ivf`` method's recall@10 against the exact (blocked) table and its time.
+3. THUCNews titles (``zh_thucnews_titles``): jieba words, keywords, the share of the 10 neighbours in the
+   query's class, and ``ivf`` against exact as in 2.
+4. With ``--scale 1,4,16``: Wikipedia paragraphs (20 words or more) as documents, as many as the slice's articles
+   times each factor: blocked and ``ivf`` times, and ``ivf``'s recall@10 against exact. Above ``--exact-max-docs``
+   the exact table is only computed for a sample of ``--sample-queries`` queries (query mode, timed apart).
 
 The last line printed is one JSON object with the figures. Usage:
-``python benchmarks/bench_text.py [--data ../shared/data] [--max-docs N] [--method blocked|inverted_index]``.
+``python benchmarks/bench_text.py [--data ../shared/data] [--max-docs N] [--method blocked|inverted_index]
+[--list-size 200 --probes 32 --dim 4096] [--scale 1,4,16] [--skip-main]``.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -37,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines.session import LOCAL_SPARK_CONF, get_spark  # noqa: E402
 from pipelines.text.keywords import keyword_entries, term_index, top_keywords  # noqa: E402
-from pipelines.text.similar import METHODS, similar_documents  # noqa: E402
+from pipelines.text.similar import METHODS, IvfSettings, recall_at_k, similar_documents  # noqa: E402
 from pipelines.text.stop_words import stop_words  # noqa: E402
 from pipelines.text.tfidf import TfidfSettings, fit_tfidf, vector_entries  # noqa: E402
 from pipelines.text.tokenizer import TextTokenizer  # noqa: E402
@@ -132,14 +137,26 @@ def neighbours_of(neighbours: DataFrame) -> dict[int, set[int]]:
 
 def similar(transformed: DataFrame, options: dict[str, Any]) -> tuple[DataFrame, float]:
     """Top-K neighbours of every document with ``similar_documents(**options)``, and the seconds taken."""
+    return timed_neighbours(vector_entries(transformed, unit=True).cache(), options)
+
+
+def timed_neighbours(entries: DataFrame, options: dict[str, Any]) -> tuple[DataFrame, float]:
     start = time.perf_counter()
-    entries = vector_entries(transformed, unit=True).cache()
     neighbours = similar_documents(entries, K, **options).cache()
     materialise(neighbours)
     return neighbours, time.perf_counter() - start
 
 
-def bench_wiki(spark: SparkSession, data: Path, max_docs: int, options: dict[str, Any]) -> dict[str, float]:
+def approximate(transformed: DataFrame, exact: DataFrame, ivf: IvfSettings, prefix: str) -> dict[str, float]:
+    """``ivf`` neighbours of every document: time and recall@K against the ``exact`` table."""
+    neighbours, seconds = similar(transformed, {"method": "ivf", "ivf": ivf})
+    recall = recall_at_k(neighbours, exact, K)
+    log(f"{prefix}: ivf recall@{K} {recall:.4f} against exact in {seconds:.1f}s ({ivf})")
+    return {f"{prefix}_approx_recall_at_10": round(recall, 4), f"{prefix}_approx_s": round(seconds, 2)}
+
+
+def bench_wiki(spark: SparkSession, data: Path, max_docs: int, options: dict[str, Any],
+               ivf: IvfSettings) -> dict[str, float]:
     wiki = read_wiki(data / "enwiki_2015_wikiextractor" / "enwiki_wikiextractor_AA_00-99.txt.gz", max_docs)
     log(f"wiki: {len(wiki):,} articles, {wiki['text'].str.len().sum():,} characters")
     docs = spark.createDataFrame(wiki).repartition(8).cache()
@@ -179,15 +196,17 @@ def bench_wiki(spark: SparkSession, data: Path, max_docs: int, options: dict[str
     hits = sum(len(found.get(int(doc_ids[i]), set()) & set(doc_ids[exact[i]].tolist())) for i in range(len(doc_ids)))
     recall = hits / (K * len(doc_ids))
     log(f"similar documents: recall@{K} {recall:.4f} in {similar_s:.1f}s ({options})")
+    exact = neighbours if options["method"] == "blocked" else similar(transformed, {"method": "blocked"})[0]
+    approx = approximate(transformed, exact, ivf, "similar")
     spark.catalog.clearCache()
     return {"wiki_docs": len(wiki), "tfidf_max_abs_diff": max_diff, "ours_tfidf_s": round(ours_s, 2),
             "sklearn_tfidf_s": round(sklearn_s, 2), "tfidf_time_ratio": round(ours_s / sklearn_s, 2),
             "sklearn_raw_tfidf_s": round(raw_s, 2), "tfidf_vs_sklearn": round(ours_s / raw_s, 2),
             "vocabulary_unshared": len(unshared),
-            "similar_recall_at_10": round(recall, 4), "similar_s": round(similar_s, 2)}
+            "similar_recall_at_10": round(recall, 4), "similar_s": round(similar_s, 2), **approx}
 
 
-def bench_thucnews(spark: SparkSession, data: Path, options: dict[str, Any]) -> dict[str, float]:
+def bench_thucnews(spark: SparkSession, data: Path, options: dict[str, Any], ivf: IvfSettings) -> dict[str, float]:
     folder = data / "zh_thucnews_titles"
     frames = [pd.read_csv(folder / name, sep="\t", names=["text", "label"], quoting=3, dtype={"text": str})
               for name in ("dev.txt.gz", "test.txt.gz")]
@@ -213,9 +232,65 @@ def bench_thucnews(spark: SparkSession, data: Path, options: dict[str, Any]) -> 
         labels.withColumnRenamed("doc_id", "neighbour_id").withColumnRenamed("label", "neighbour_label"),
         "neighbour_id").agg(F.avg((F.col("label") == F.col("neighbour_label")).cast("double"))).first()[0]
     log(f"similar titles: {same:.1%} of the {K} neighbours share the query's class (chance 10%), {zh_similar_s:.1f}s")
+    exact = neighbours if options["method"] == "blocked" else similar(transformed, {"method": "blocked"})[0]
+    approx = approximate(transformed, exact, ivf, "zh_similar")
     spark.catalog.clearCache()
     return {"zh_mean_token_chars": round(lengths["chars"], 4), "zh_single_char_share": round(lengths["single"], 4),
-            "zh_same_class_at_10": round(same, 4), "zh_tfidf_s": round(zh_s, 2), "zh_similar_s": round(zh_similar_s, 2)}
+            "zh_same_class_at_10": round(same, 4), "zh_tfidf_s": round(zh_s, 2), "zh_similar_s": round(zh_similar_s, 2),
+            **approx}
+
+
+def read_paragraphs(path: Path, n: int, min_words: int = 20) -> pd.DataFrame:
+    """The first ``n`` paragraphs (lines of ``min_words`` words or more) of the WikiExtractor dump as (doc_id, text)."""
+    texts = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith(("<doc ", "</doc>")) and len(line.split()) >= min_words:
+                texts.append(line)
+                if len(texts) == n:
+                    break
+    return pd.DataFrame({"doc_id": np.arange(len(texts), dtype=np.int64), "text": texts})
+
+
+def exact_for_sample(entries: DataFrame, n_docs: int, n_queries: int) -> DataFrame:
+    """Exact top-K of about ``n_queries`` sampled documents (hash of the id), each excluded from its own list:
+    blocked query mode with K + 1 neighbours, self removed, ranks recomputed."""
+    sampled = F.pmod(F.xxhash64("doc_id"), F.lit(n_docs)) < n_queries
+    found = similar_documents(entries, K + 1, queries=entries.filter(sampled), method="blocked")
+    order = Window.partitionBy("doc_id").orderBy(F.col("cosine").desc(), F.col("neighbour_id"))
+    return found.filter(F.col("doc_id") != F.col("neighbour_id")).drop("rank") \
+        .withColumn("rank", F.row_number().over(order)).filter(F.col("rank") <= K)
+
+
+def bench_scale(spark: SparkSession, data: Path, factors: list[int], base: int, ivf: IvfSettings,
+                exact_max_docs: int, n_queries: int) -> dict[str, float]:
+    """Blocked against ``ivf`` on ``base`` x factor Wikipedia paragraphs (see the module docstring, 4.)."""
+    path = data / "enwiki_2015_wikiextractor" / "enwiki_wikiextractor_AA_00-99.txt.gz"
+    paragraphs = read_paragraphs(path, base * max(factors))
+    results: dict[str, float] = {}
+    for factor in factors:
+        docs = spark.createDataFrame(paragraphs.iloc[:base * factor]).repartition(8)
+        _, transformed = fit_tfidf(docs, TextTokenizer(stopWords=stop_words(["english"])), TfidfSettings())
+        entries = vector_entries(transformed.select("doc_id", "tfidf"), unit=True).cache()
+        n_docs = entries.agg(F.countDistinct("doc_id")).first()[0]
+        key = f"scale_{factor}x"
+        if n_docs <= exact_max_docs:
+            exact, exact_s = timed_neighbours(entries, {"method": "blocked"})
+            exact_key, scope = f"{key}_exact_s", "all documents"
+        else:
+            start = time.perf_counter()
+            exact = exact_for_sample(entries, n_docs, n_queries).cache()
+            materialise(exact)
+            exact_s = time.perf_counter() - start
+            exact_key, scope = f"{key}_exact_sample_s", f"{n_queries:,} sampled queries"
+        approx, approx_s = timed_neighbours(entries, {"method": "ivf", "ivf": ivf})
+        recall = recall_at_k(approx, exact, K)
+        log(f"{key}: {n_docs:,} paragraphs; exact {exact_s:.1f}s ({scope}); ivf {approx_s:.1f}s, "
+            f"recall@{K} {recall:.4f}")
+        results.update({f"{key}_docs": n_docs, exact_key: round(exact_s, 2), f"{key}_approx_s": round(approx_s, 2),
+                        f"{key}_approx_recall_at_10": round(recall, 4)})
+        spark.catalog.clearCache()
+    return results
 
 
 def main() -> None:
@@ -226,6 +301,15 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=1000, help="documents per block (blocked)")
     parser.add_argument("--max-df-fraction", type=float, default=0.05, help="term skipping cap (inverted_index)")
     parser.add_argument("--candidates", type=int, default=20, help="candidates rescored (inverted_index)")
+    parser.add_argument("--list-size", type=int, default=IvfSettings.list_size, help="documents per list (ivf)")
+    parser.add_argument("--probes", type=int, default=IvfSettings.probes, help="lists probed per query (ivf)")
+    parser.add_argument("--dim", type=int, default=IvfSettings.dim, help="projection dimension (ivf)")
+    parser.add_argument("--scale", default="", help="paragraph corpus sizes as multiples of the slice's articles, "
+                                                    "e.g. 1,4,16 (empty: skip)")
+    parser.add_argument("--scale-base", type=int, default=6514, help="scale: paragraphs at 1x (the slice's articles)")
+    parser.add_argument("--exact-max-docs", type=int, default=30000, help="scale: largest all-pairs exact run")
+    parser.add_argument("--sample-queries", type=int, default=2000, help="scale: exact queries above that")
+    parser.add_argument("--skip-main", action="store_true", help="only the --scale study")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ["SPARK_MASTER"] = "local[2]"
@@ -233,8 +317,13 @@ def main() -> None:
     data = Path(args.data)
     options = ({"method": "blocked", "block_size": args.block_size} if args.method == "blocked" else
                {"method": "inverted_index", "max_df_fraction": args.max_df_fraction, "candidates": args.candidates})
-    results = {**bench_wiki(spark, data, args.max_docs, options), **bench_thucnews(spark, data, options),
-               "similar_method": args.method}
+    ivf = IvfSettings(list_size=args.list_size, probes=args.probes, dim=args.dim)
+    results: dict[str, Any] = {} if args.skip_main else {
+        **bench_wiki(spark, data, args.max_docs, options, ivf), **bench_thucnews(spark, data, options, ivf),
+        "similar_method": args.method}
+    if args.scale:
+        results.update(bench_scale(spark, data, [int(f) for f in args.scale.split(",")], args.scale_base, ivf,
+                                   args.exact_max_docs, args.sample_queries))
     spark.stop()
     print(json.dumps(results))
 

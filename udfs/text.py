@@ -195,8 +195,8 @@ def _neighbours(scores: np.ndarray, ids: np.ndarray, neighbour_ids: np.ndarray, 
 
 def block_pair_top_k(k: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """``mapInPandas`` body over pairs of packed blocks ``q_*`` and ``d_*`` (``pack_block``) with flags
-    ``same`` (a block against itself: no document is its own neighbour) and ``mirror`` (also the
-    top-k of the ``d`` documents among the ``q`` ones, for the all-pairs upper triangle).
+    ``exclude_self`` (the blocks may hold the same documents: none is its own neighbour) and ``mirror`` (also
+    the top-k of the ``d`` documents among the ``q`` ones, for the all-pairs upper triangle).
 
     Each pair is one scipy sparse product ``Q @ D.T``, densified (block x block), and its rows' top-k;
     out come ``(doc_id, neighbour_id, cosine)``, at most ``k`` per document and pair of blocks.
@@ -211,10 +211,44 @@ def block_pair_top_k(k: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.D
                 q.resize(q.shape[0], width)
                 d.resize(d.shape[0], width)
                 scores = (q @ d.T).toarray()
-                if pair.same:
-                    np.fill_diagonal(scores, 0.0)
+                if pair.exclude_self:
+                    _, rows, cols = np.intersect1d(pair.q_ids, pair.d_ids, assume_unique=True, return_indices=True)
+                    scores[rows, cols] = 0.0
                 yield _neighbours(scores, pair.q_ids, pair.d_ids, k)
                 if pair.mirror:
                     yield _neighbours(np.ascontiguousarray(scores.T), pair.d_ids, pair.q_ids, k)
+
+    return run
+
+
+def sparse_vectors_udf(size: int) -> Callable[[Column, Column], Column]:
+    """Arrow UDF: ``indices`` and ``values`` list columns (indices sorted, below ``size``) as sparse ML vectors."""
+    from pyspark.ml.linalg import VectorUDT
+
+    @arrow_udf(VectorUDT())
+    def sparse(indices: pa.Array, values: pa.Array) -> pa.Array:
+        fields = [pa.field("type", pa.int8()), pa.field("size", pa.int32()),
+                  pa.field("indices", pa.list_(pa.int32())), pa.field("values", pa.list_(pa.float64()))]
+        return pa.StructArray.from_arrays([pa.array(np.zeros(len(indices), np.int8)),
+                                           pa.array(np.full(len(indices), size, np.int32)),
+                                           indices.cast(fields[2].type), values.cast(fields[3].type)], fields=fields)
+
+    return sparse
+
+
+def nearest_centroids(centroids: np.ndarray, n: int) -> Callable[[pd.Series, pd.Series], pd.Series]:
+    """pandas UDF body over sparse vectors given as ``indices`` and ``values`` lists: the indices of each one's
+    ``n`` nearest ``centroids`` (Euclidean; by cosine for unit-length centroids), nearest first, equal distances
+    by lower index."""
+    half_norms = 0.5 * (centroids * centroids).sum(axis=1)
+
+    def run(indices: pd.Series, values: pd.Series) -> pd.Series:
+        lengths = indices.map(len).to_numpy()
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        flat = np.concatenate(indices.to_numpy()) if len(indices) else np.zeros(0)
+        data = np.concatenate(values.to_numpy()) if len(values) else np.zeros(0)
+        points = sp.csr_matrix((data, flat.astype(np.int64), indptr), shape=(len(indices), centroids.shape[1]))
+        distance = half_norms[None, :] - np.asarray(points @ centroids.T)
+        return pd.Series(list(np.argsort(distance, axis=1, kind="stable")[:, :n].astype(np.int32)))
 
     return run

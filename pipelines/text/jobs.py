@@ -19,7 +19,7 @@ from pipelines.errors import load_model
 from pipelines.ingest import read_corpus
 from pipelines.output import partition_path
 from pipelines.text.keywords import keyword_entries, term_index, top_keywords
-from pipelines.text.similar import similar_documents
+from pipelines.text.similar import IvfSettings, similar_documents
 from pipelines.text.stop_words import stop_words
 from pipelines.text.tfidf import TfidfSettings, fit_tfidf, idf_model, term_counter, tfidf_features, vector_entries
 from pipelines.text.tokenizer import TextTokenizer
@@ -106,9 +106,10 @@ def similar_docs_job(ctx: "JobContext") -> None:
         queries = vector_entries(tfidf_features(model, new_docs), vectors, unit=True)
     try:
         neighbours = similar_documents(corpus, cfg["k"], queries, cfg["method"], cfg["max_df_fraction"],
-                                       cfg["candidates"], cfg["block_size"])
+                                       cfg["candidates"], cfg["block_size"], cfg["exact_max_docs"],
+                                       IvfSettings(**cfg["ivf"]))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    ctx.metrics["similar"] = {key: cfg[key] for key in
-                              ("mode", "k", "method", "block_size", "max_df_fraction", "candidates")}
+    ctx.metrics["similar"] = {key: cfg[key] for key in ("mode", "k", "method", "exact_max_docs", "block_size",
+                                                        "ivf", "max_df_fraction", "candidates")}
     ctx.stage("neighbours", neighbours, cfg["output"]["path"])
