@@ -147,6 +147,7 @@ def test_ivf_recall_against_exact_and_determinism(spark):
     assert_df_equality(again, approx, ignore_row_order=True, ignore_nullable=True)
 
 
+@pytest.mark.slow   # the same method as the corpus-mode test above, queries against another table
 def test_ivf_query_mode_recall(spark):
     corpus = _topic_rows(4, n_docs=900)
     queries = _entries(spark, _topic_rows(5, n_docs=100), first_id=10_000)
@@ -155,7 +156,8 @@ def test_ivf_query_mode_recall(spark):
     assert recall_at_k(approx, exact, 10) >= 0.95
 
 
-@pytest.mark.parametrize("exact_max_docs, method", [(40, "blocked"), (39, "ivf")])
+@pytest.mark.parametrize("exact_max_docs, method", [
+    (40, "blocked"), pytest.param(39, "ivf", marks=pytest.mark.slow)])   # ivf on 40 documents: about 20 s
 def test_auto_switches_at_the_document_count(spark, exact_max_docs, method):
     """40 documents: ``auto`` is the blocked method at a threshold of 40 and ivf one below it."""
     entries = _entries(spark, _unit_rows(7, n_docs=40, n_terms=30, density=0.15))
