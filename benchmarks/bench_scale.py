@@ -49,10 +49,11 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -378,6 +379,27 @@ def parse_base(text: str) -> dict[str, int]:
     return base
 
 
+@contextmanager
+def spark_master(standalone: bool, master: str, scratch: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(master URL, spark.* settings)``: ``master`` as given, or a standalone cluster started for the run
+    (``tests.cluster.standalone``: two one-core workers of 3 GB, executors running this interpreter from the
+    workers' own directories, the package shipped as ``--py-files``), stopped afterwards."""
+    if not standalone:
+        yield master, {}
+        return
+    from pipelines.packaging import build_pyfiles
+    from tests.cluster.standalone import EXECUTORS, StandaloneCluster
+
+    cluster = StandaloneCluster(scratch / "cluster", memory="3g", make_python=lambda _: Path(sys.executable))
+    try:
+        cluster.start()
+        os.environ["PYSPARK_PYTHON"] = str(cluster.wrapper)
+        yield cluster.url, {**EXECUTORS, "spark.executor.memory": "2g",
+                            "spark.submit.pyFiles": str(build_pyfiles(scratch / "dist"))}
+    finally:
+        cluster.stop()
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--factors", default="1,4,16", help="size factors (default: %(default)s)")
@@ -386,6 +408,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                    + ", ".join(f"{k}={v}" for k, v in BASE.items()) + ")")
     parser.add_argument("--out", default=str(ROOT / "output" / "bench_scale"), help="PNG and JSON directory")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--standalone", action="store_true",
+                        help="start a standalone master and two one-core workers (spark-class) and run there, "
+                             "instead of --master: the driver's JVM is then the driver's alone, so its heap "
+                             "figure is the driver's (run one --stages value per process for the Python RSS)")
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                         help="skip the unreported first run of each stage at the smallest factor (it pays the "
                              "Python workers' start, imports and the JVM's first compilations)")
@@ -398,15 +424,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from pipelines.session import get_spark
-
-    os.environ["SPARK_MASTER"] = args.master
-    spark = get_spark("bench_scale", ROOT / "conf" / "spark" / "local.yaml", {
-        "spark.master": args.master, "spark.ui.showConsoleProgress": False,
-        "spark.ui.retainedStages": 100_000, "spark.ui.retainedJobs": 100_000})
-    progress(f"Spark {spark.version}, {args.master}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     results: dict[str, dict[float, dict[str, Any]]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench_scale_") as scratch:
+    with tempfile.TemporaryDirectory(prefix="bench_scale_") as scratch, \
+            spark_master(args.standalone, args.master, Path(scratch)) as (master, settings):
+        from pipelines.session import get_spark
+
+        os.environ["SPARK_MASTER"] = master
+        spark = get_spark("bench_scale", ROOT / "conf" / "spark" / "local.yaml", {
+            **settings, "spark.master": master, "spark.ui.showConsoleProgress": False,
+            "spark.ui.retainedStages": 100_000, "spark.ui.retainedJobs": 100_000})
+        progress(f"Spark {spark.version}, {master}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         for stage in stages:
             if args.warm_up:
                 progress(f"{stage}: warm-up run at {factors[0]:g}x, not reported")
@@ -415,9 +442,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 results.setdefault(stage, {})[factor] = measure(
                     spark, stage, int(round(base[stage] * factor)), factor, factor == factors[-1],
                     factor == factors[0], Path(scratch))
-    spark.stop()
+        spark.stop()
     print(format_table(results))
-    time_plot_png(results, str(out / "scale_time.png"), f"bench_scale: wall time against data size ({args.master})")
+    where = "standalone, 2 one-core workers" if args.standalone else args.master
+    time_plot_png(results, str(out / "scale_time.png"), f"bench_scale: wall time against data size ({where})")
     result = summary(results)
     (out / "scale.json").write_text(json.dumps({"base": {s: base[s] for s in stages}, "factors": factors,
                                                 "results": {s: {f"{f:g}": r for f, r in v.items()}
