@@ -218,7 +218,8 @@ def _kill_while_training(definition: Path, root: Path) -> dict:
     return {"log": "".join(seen)}
 
 
-def test_killed_run_resumes_with_identical_outputs(spark, tmp_path):
+@pytest.mark.slow   # a whole pipeline twice plus a killed subprocess run: about 70 s; resumption after a failure
+def test_killed_run_resumes_with_identical_outputs(spark, tmp_path):   # stays in the default tier (below)
     data = demo_definition()
     reference = pipeline_of(data, tmp_path / "reference")
     done = Runner(reference, "session", spark=spark).run(D1).data
