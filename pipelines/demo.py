@@ -2,8 +2,9 @@
 
 It runs ``conf/pipelines/recsys_demo.yaml`` with the orchestration runner in this job's SparkSession
 (generate -> ingest -> split -> item2vec -> PQ -> recall -> features -> GBDT+LR -> baselines -> evaluation),
-writes the run's HTML report, and prints NDCG@10 of each method and where the outputs and the report are
-(the evaluate step prints the whole comparison table).
+writes the run's HTML report, and prints NDCG@10 of each method, the funnel (candidates per user and the
+test target's recall after recall and after ranking) and where the outputs and the report are (the evaluate
+step prints the whole comparison table). Every figure comes from the steps' metrics in the run manifest.
 The GBDT+LR click-model chain runs as its own pipeline, ``conf/pipelines/clicks_demo.yaml``.
 """
 from __future__ import annotations
@@ -21,11 +22,13 @@ if TYPE_CHECKING:
     from pipelines.cli import JobContext
 
 
-def evaluation_metrics(manifest: dict[str, Any], step: str = "evaluate") -> dict[str, Any]:
-    """The ``evaluation`` section of the evaluate step's ``_metrics.json`` in a run manifest."""
-    entry = next(s for s in manifest["steps"] if s["name"] == step)
-    metrics = entry.get("metrics") or {}
-    return metrics.get("evaluation") or {}
+def step_metrics(manifest: dict[str, Any], section: str) -> dict[str, Any]:
+    """The ``section`` of the first step's metrics in a run manifest that has it (empty if none)."""
+    for entry in manifest["steps"]:
+        found = (entry.get("metrics") or {}).get(section)
+        if found:
+            return found
+    return {}
 
 
 def headline(evaluation: dict[str, Any], k: int = 10) -> str:
@@ -34,6 +37,28 @@ def headline(evaluation: dict[str, Any], k: int = 10) -> str:
     parts = [f"{m} {methods[m][f'ndcg@{k}']:.4f}" for m in ("ours", "ours_recall_only", "popularity", "als")
              if m in methods and f"ndcg@{k}" in methods[m]]
     return f"NDCG@{k}: " + ", ".join(parts)
+
+
+def funnel(manifest: dict[str, Any], k: int = 10) -> list[str]:
+    """The test users' funnel: candidates per user and target recall after recall, then in the ranked top k.
+
+    From the recall step's coverage, the features step's row counts and the evaluation's methods; a stage
+    whose metrics are missing is left out.
+    """
+    recall, features = step_metrics(manifest, "recall"), step_metrics(manifest, "features").get("test") or {}
+    methods = step_metrics(manifest, "evaluation").get("methods") or {}
+    lines = []
+    if features.get("users") and "test_target_in_candidates" in recall:
+        lines.append(f"  recall: {features['rows'] / features['users']:.1f} candidates per user, "
+                     f"test target among them for {recall['test_target_in_candidates']:.3f} of users")
+    ours, alone = methods.get("ours") or {}, methods.get("ours_recall_only") or {}
+    if f"ndcg@{k}" in ours and f"ndcg@{k}" in alone:
+        lines.append(f"  ranking: top {k}, test target in it for {ours[f'recall@{k}']:.3f} of users "
+                     f"(recall order {alone[f'recall@{k}']:.3f})")
+        ndcg, base = ours[f"ndcg@{k}"], alone[f"ndcg@{k}"]
+        lift = f" ({ndcg / base - 1:+.1%})" if base else ""
+        lines.append(f"  NDCG@{k}: ours {ndcg:.4f}, recall order {base:.4f}{lift}")
+    return ["funnel (test users):", *lines] if lines else []
 
 
 def demo_job(ctx: "JobContext") -> None:
@@ -49,8 +74,10 @@ def demo_job(ctx: "JobContext") -> None:
     except StepFailed as exc:
         raise JobError(f"{pipeline.name}: {exc}") from None
     report = write_report(manifest.path)
-    evaluation = evaluation_metrics(manifest.data)
+    evaluation = step_metrics(manifest.data, "evaluation")
     print(headline(evaluation))
+    for line in funnel(manifest.data):
+        print(line)
     print(f"outputs: {pipeline.root}")
     print(f"manifest: {manifest.path}")
     print(f"report: {report}")

@@ -15,6 +15,8 @@ from pipelines.datagen.criteo_like import (
     criteo_like,
     criteo_like_chunk,
 )
+from pipelines.datagen.sessions import sessions_chunk
+from pipelines.datagen.world import build_world
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,36 @@ def test_sessions_stay_on_topic(small):
              .groupBy("session_id").agg((F.max("count") / F.sum("count")).alias("top"))
              .agg(F.avg("top")).first()[0])
     assert share > 0.8  # 10% noise: most items of a session share its topic
+
+
+def test_successors_cycle_through_each_topic():
+    world = build_world(5, n_items=200)
+    successor = world.item_successor
+    assert sorted(successor) == list(range(200))                      # every item is one item's successor
+    assert (world.item_topic[successor] == world.item_topic).all()
+    item, steps = 0, 0
+    while True:
+        item, steps = successor[item], steps + 1
+        if item == 0:
+            break
+    assert steps == (world.item_topic == world.item_topic[0]).sum()   # one cycle through the whole topic
+
+
+def test_sessions_go_on_to_successors_and_fresh_items():
+    sessions = {follow: pd.concat([sessions_chunk(3, c, c * 200, 200, follow=follow) for c in range(2)])
+                for follow in (0.0, 0.35)}
+    world = build_world(3)
+
+    def next_is_successor(df):
+        df = df.sort_values(["session_id", "ts"])
+        same = df.session_id.values[1:] == df.session_id.values[:-1]
+        return (world.item_successor[df.item_id.values[:-1]] == df.item_id.values[1:])[same].mean()
+
+    assert next_is_successor(sessions[0.0]) < 0.03 < 0.15 < next_is_successor(sessions[0.35])
+    df = sessions[0.35]
+    age = (df.ts - np.datetime64("2026-01-01")).dt.total_seconds().values / 86400 - world.item_release[df.item_id]
+    assert (age < 0).mean() < 0.01       # hardly anyone takes an item before its release
+    assert np.median(age) < 14           # interest fades 10 days after release (20 days without the fade)
 
 
 def test_documents_of_a_topic_are_alike(small):

@@ -2,7 +2,7 @@
 
 Checks every step ran and committed, the item vectors were learnt from history only (no target leaks into
 item2vec), the candidates exclude nothing they should not, the evaluation's figures agree with its lists, and
-the HTML report embeds the recall@k plot.
+the HTML report embeds the recall@k plot; the funnel the demo prints takes each stage from the manifest.
 """
 import json
 from pathlib import Path
@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from pipelines.cli import run_job
+from pipelines.demo import funnel
 from tests.recsys_tiny import write_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,3 +85,22 @@ def test_candidates_features_and_evaluation_agree(spark, demo):
     ranker = evaluation["ranker"]
     assert 0.5 < ranker["auc"] <= 1 and 0 < ranker["gauc"] <= 1
     assert methods["ours"]["users"] == len(targets)
+
+
+def test_funnel_reads_each_stage_from_the_manifest():
+    manifest = {"steps": [
+        {"name": "generate", "metrics": {"datagen": {"size": 1.0}}},
+        {"name": "recall", "metrics": {"recall": {"k": 100, "test_target_in_candidates": 0.8}}},
+        {"name": "features", "metrics": {"features": {"valid": {"rows": 10, "users": 1},
+                                                      "test": {"rows": 9_950, "positives": 80, "users": 100}}}},
+        {"name": "evaluate", "metrics": {"evaluation": {"methods": {
+            "ours": {"recall@10": 0.5, "ndcg@10": 0.3}, "ours_recall_only": {"recall@10": 0.4, "ndcg@10": 0.25}}}}},
+    ]}
+    assert funnel(manifest) == [
+        "funnel (test users):",
+        "  recall: 99.5 candidates per user, test target among them for 0.800 of users",
+        "  ranking: top 10, test target in it for 0.500 of users (recall order 0.400)",
+        "  NDCG@10: ours 0.3000, recall order 0.2500 (+20.0%)"]
+    evaluation_only = {"steps": [manifest["steps"][3], {"name": "recall", "metrics": None}]}
+    assert funnel(evaluation_only)[1:] == funnel(manifest)[2:]
+    assert funnel({"steps": []}) == []

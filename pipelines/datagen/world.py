@@ -1,5 +1,9 @@
 """The latent world behind the demo data: a vocabulary, topics over words, items in topics.
 
+Items also have a release day (their popularity fades after it) and a successor in their topic (what people
+often watch next, like a series' next episode): effects a ranker's features see and an averaged embedding
+query does not.
+
 Everything is a pure function of the seed, so every executor rebuilds the same world locally
 instead of receiving it from the driver.
 """
@@ -26,6 +30,8 @@ class World:
     topic_words: np.ndarray         # (K, V) word distribution per topic
     item_topic: np.ndarray          # (n_items,) topic of each item
     item_popularity: np.ndarray     # (n_items,) Zipf weight of each item within its topic
+    item_release: np.ndarray        # (n_items,) release day (from the sessions' epoch; negative: before it)
+    item_successor: np.ndarray      # (n_items,) the item often consumed next: one cycle through each topic
 
     @property
     def n_topics(self) -> int:
@@ -41,9 +47,23 @@ def _make_vocabulary(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.array(list(words))
 
 
+def _successors(rng: np.random.Generator, item_topic: np.ndarray) -> np.ndarray:
+    """Each item's successor: the items of a topic in one random cycle, so every item has one and is one."""
+    successor = np.arange(item_topic.size)
+    for k in np.unique(item_topic):
+        cycle = rng.permutation(np.flatnonzero(item_topic == k))
+        successor[cycle] = np.roll(cycle, -1)
+    return successor
+
+
 @lru_cache(maxsize=4)
-def build_world(seed: int, n_topics: int = 8, vocab_size: int = 3000, n_items: int = 1000) -> World:
-    """Topics are sparse Dirichlet draws over disjoint-ish word blocks plus a shared background."""
+def build_world(seed: int, n_topics: int = 8, vocab_size: int = 3000, n_items: int = 1000,
+                release_days: tuple[float, float] = (-20.0, 40.0)) -> World:
+    """Topics are sparse Dirichlet draws over disjoint-ish word blocks plus a shared background.
+
+    Release days are uniform over ``release_days``; the draws after the vocabulary's and topics' leave
+    those (and so the corpus) as they were.
+    """
     rng = rng_for(seed, "world")
     vocabulary = _make_vocabulary(rng, vocab_size)
     ranks = np.arange(1, vocab_size + 1)
@@ -57,4 +77,6 @@ def build_world(seed: int, n_topics: int = 8, vocab_size: int = 3000, n_items: i
         topic_words[k] = 0.2 * weights + 0.8 * focus
     item_topic = rng.permutation(np.arange(n_items) % n_topics)
     item_popularity = 1.0 / (1.0 + rng.permutation(n_items)) ** 0.8
-    return World(vocabulary, background, topic_words, item_topic, item_popularity)
+    item_release = rng.uniform(*release_days, size=n_items)
+    return World(vocabulary, background, topic_words, item_topic, item_popularity, item_release,
+                 _successors(rng, item_topic))
