@@ -13,6 +13,10 @@ Neither side goes through the driver:
   Spark never broadcasts the query side through the driver); IVF joins on the list id (sort-merge), so
   a query block only meets the lists it probes. ``mapInPandas`` scores each pair with the numpy kernels
   (ADC lookup tables per query block, top-k) and a window over ``query_id`` merges the pairs' top-k.
+* residual IVF codes (the model's ``byResidual``, Faiss's ``IndexIVFPQ``): a pair's query block and codes
+  share one list, so its lookup tables are built for that list's centroid (``udfs.pq.list_queries``: the
+  tables of ``q - centroid`` for ``l2``, of ``q`` plus the coarse term ``-<q, centroid>`` for ``ip``/``cosine``),
+  still one table batch per block. ``nprobe`` 0 scans every list of a residual model.
 
 Re-ranking joins the best ``rerank_k`` ADC candidates with the raw item vectors (by item id) and the
 query vectors (by query id) and re-scores them with exact distances.
@@ -44,12 +48,13 @@ from pyspark.sql import types as T
 
 from pipelines.connect import share
 from pipelines.pq.encoder import PQEncoderModel
-from pipelines.pq.validation import PQError, float_array
+from pipelines.pq.validation import PQError, check_list_col, float_array
 from udfs.pq import (
     adc_distances,
     concat_batches,
     exact_distances,
     list_groups,
+    list_queries,
     lookup_tables,
     metric_offset,
     prepare,
@@ -69,6 +74,8 @@ VectorMap = Callable[[np.ndarray], np.ndarray]
 """Prepares query vectors (cosine normalisation, OPQ rotation) or finds their probed lists."""
 Scan = tuple[Callable[[np.ndarray], object], Callable[[object, np.ndarray], np.ndarray]]
 """``scan_topk``'s ``(tables, distances)`` for one pair's query and item matrices."""
+Kernel = Callable[[np.ndarray, np.ndarray, int], Scan]
+"""``Scan`` of one pair from its query matrix, item matrix and list id (0 without IVF)."""
 
 
 def check_queries(queries: DataFrame, dim: int | None = None) -> int:
@@ -210,26 +217,27 @@ def _candidates(
     item_blocks: DataFrame,
     ivf: bool,
     k: int,
-    kernel: Callable[[np.ndarray, np.ndarray], Scan],
+    kernel: Kernel,
     item_dtype: np.dtype,
     block: int,
     offset: float,
 ) -> DataFrame:
     """``(query_id, item_id, distance)``: the ``k`` nearest per query within each (query block, item block) pair.
 
-    ``kernel(q, x)`` gives ``scan_topk``'s ``(tables, distances)`` for a pair's query and item matrices.
+    ``kernel(q, x, list_id)`` gives ``scan_topk``'s ``(tables, distances)`` for a pair's query and item matrices.
     """
     query_type = query_blocks.schema["query_ids"].dataType.elementType
     item_type = item_blocks.schema["item_ids"].dataType.elementType
 
     def scan(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for frame in batches:
-            for qids, qbytes, iids, ibytes in zip(
-                frame["query_ids"], frame["queries"], frame["item_ids"], frame["items"]
+            lists = frame["list_id"] if ivf else np.zeros(len(frame), np.int64)
+            for lst, qids, qbytes, iids, ibytes in zip(
+                lists, frame["query_ids"], frame["queries"], frame["item_ids"], frame["items"]
             ):
                 q = np.frombuffer(qbytes, np.float32).reshape(len(qids), -1)
                 x = np.frombuffer(ibytes, item_dtype).reshape(len(iids), -1)
-                top = scan_topk(len(iids), len(qids), k, block, *kernel(q, x))
+                top = scan_topk(len(iids), len(qids), k, block, *kernel(q, x, int(lst)))
                 yield top.frame(np.asarray(qids), np.asarray(iids), offset)
 
     pairs = _pairs(query_blocks, item_blocks, ivf)
@@ -239,14 +247,18 @@ def _candidates(
 def _adc_candidates(
     model: PQEncoderModel, items: DataFrame, queries: DataFrame, n: int, k: int, nprobe: int, block: int
 ) -> DataFrame:
-    """ADC candidates: items have ``item_id`` and the model's code column (and list column when ``nprobe`` > 0)."""
+    """ADC candidates: items have ``item_id`` and the model's code column (and list column when ``nprobe`` > 0
+    or the codes are residual, whose ``nprobe`` 0 means every list)."""
+    residual = model.residual
+    if residual and nprobe == 0:
+        nprobe = model.getNlist()
     ivf = nprobe > 0
     if ivf and model.coarse is None:
         raise PQError("nprobe > 0 needs an IVF model (train with nlist > 0)")
     spark = items.sparkSession
     shared = share(spark, (model.codebooks, model.rotation, model.coarse), "the model's arrays")
     metric, m, nbits, size = model.getMetric(), model.getM(), model.getNbits(), model.code_size
-    code_col, list_col = model.getOutputCol(), model.getListCol() if ivf else None
+    code_col, list_col = model.getOutputCol(), check_list_col(items, model.getListCol()) if ivf else None
 
     def prep(x: np.ndarray) -> np.ndarray:
         return prepare(x, metric, shared.value[1])
@@ -257,9 +269,15 @@ def _adc_candidates(
     def codes(frame: pd.DataFrame) -> np.ndarray:
         return np.ascontiguousarray(unpack_codes(series_to_codes(frame[code_col], size), m, nbits))
 
-    def kernel(q: np.ndarray, x: np.ndarray) -> Scan:
+    def kernel(q: np.ndarray, x: np.ndarray, lst: int) -> Scan:
         books = shared.value[0]
-        return (lambda rows: lookup_tables(q[rows], books, metric), lambda luts, pos: adc_distances(luts, x[pos]))
+        if not residual:
+            return lambda rows: lookup_tables(q[rows], books, metric), lambda luts, pos: adc_distances(luts, x[pos])
+        lut_q, bias = list_queries(q, shared.value[2][lst], metric)
+        return (
+            lambda rows: (lookup_tables(lut_q[rows], books, metric), bias[rows, None]),
+            lambda tables, pos: adc_distances(tables[0], x[pos]) + tables[1],
+        )
 
     columns = ["item_id", code_col] + ([list_col] if ivf else [])
     probed_share = min(nprobe, len(model.coarse)) / len(model.coarse) if ivf else 1.0
@@ -286,7 +304,7 @@ def _exact_candidates(
     def raw(frame: pd.DataFrame) -> np.ndarray:
         return prep(stack_vectors(frame["_v"], len(frame["_v"].iloc[0])))
 
-    def kernel(q: np.ndarray, x: np.ndarray) -> Scan:
+    def kernel(q: np.ndarray, x: np.ndarray, lst: int) -> Scan:
         return lambda rows: q[rows], lambda qb, pos: exact_distances(qb, x[pos], metric)
 
     return _candidates(
