@@ -31,7 +31,9 @@ def queries(spark):
 
 @pytest.fixture(scope="module")
 def model(items):
-    return PQEncoder(m=4, nbits=6, nlist=4).fit(items)
+    """IVF over raw-vector codes, so that flat and IVF searches read one code table (residual IVF-PQ is
+    tested against Faiss in test_pq_ivfpq.py)."""
+    return PQEncoder(m=4, nbits=6, nlist=4, byResidual=False).fit(items)
 
 
 @pytest.fixture(scope="module")
