@@ -63,7 +63,6 @@ from udfs.pq import (
     series_to_codes,
     stack_vectors,
     unpack_codes,
-    vectors_to_binary,
 )
 
 RESULT_COLUMNS = ("query_id", "item_id", "distance", "rank")
@@ -124,39 +123,15 @@ def _query_blocks(
     """``(list_id, query_ids, queries)``: blocks of about ``block`` prepared queries packed as float32 bytes.
 
     ``mapInPandas`` prepares the vectors and, with ``probe`` (IVF: prepared queries to their ``(B, nprobe)``
-    lists), gives one row per query and probed list; the rows are then grouped by list and hashed query
-    id, so that a list's block holds about ``block`` of the queries that probe it (``share_probed``, the
-    share of lists a query probes, sizes the hash). Without IVF every query is in list 0.
+    lists), puts each query in each list it probes and in a bucket of its hashed id (``share_probed``, the
+    share of lists a query probes, sizes the hash, so that a list's bucket holds about ``block`` of the
+    queries that probe it); it packs the Arrow batch's queries of each (list, bucket) into one row, so a
+    query vector is shuffled once per block it joins, inside that block's row rather than as a row of its
+    own. ``applyInPandas`` then concatenates a (list, bucket)'s rows from all batches into the block, ordered
+    by query id. Without IVF every query is in list 0.
     """
     id_type = queries.schema["query_id"].dataType
-    rows = T.StructType(
-        [T.StructField("list_id", T.LongType()), T.StructField("query_id", id_type), T.StructField("q", T.BinaryType())]
-    )
-
-    def probed(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for frame in batches:
-            if frame.empty:
-                continue
-            q = prep(stack_vectors(frame["vector"], len(frame["vector"].iloc[0])))
-            lists = probe(q) if probe is not None else np.zeros((len(q), 1), np.int64)
-            each = np.repeat(np.arange(len(q)), lists.shape[1])
-            blobs = np.array(vectors_to_binary(q), dtype=object)
-            yield pd.DataFrame(
-                {"list_id": lists.ravel(), "query_id": frame["query_id"].to_numpy()[each], "q": blobs[each]}
-            )
-
-    def pack(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.sort_values("query_id")
-        return pd.DataFrame(
-            {
-                "list_id": [frame["list_id"].iloc[0]],
-                "query_ids": [frame["query_id"].to_numpy()],
-                "queries": [b"".join(frame["q"])],
-            }
-        )
-
     blocks = max(1, math.ceil(n * share_probed / block))
-    keyed = queries.select("query_id", float_array(queries, "vector").alias("vector")).mapInPandas(probed, rows)
     schema = T.StructType(
         [
             T.StructField("list_id", T.LongType()),
@@ -164,7 +139,35 @@ def _query_blocks(
             T.StructField("queries", T.BinaryType()),
         ]
     )
-    return keyed.groupBy("list_id", F.pmod(F.xxhash64("query_id"), F.lit(blocks))).applyInPandas(pack, schema)
+    rows = T.StructType([*schema.fields, T.StructField("bucket", T.LongType())])
+
+    def probed(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in batches:
+            if frame.empty:
+                continue
+            q = prep(stack_vectors(frame["vector"], len(frame["vector"].iloc[0])))
+            lists = probe(q) if probe is not None else np.zeros((len(q), 1), np.int64)
+            ids = frame["query_id"].to_numpy()
+            each = np.repeat(np.arange(len(q)), lists.shape[1])
+            bucket = (pd.util.hash_array(ids) % np.uint64(blocks)).astype(np.int64)[each]
+            yield pd.DataFrame(
+                [
+                    (key // blocks, ids[each[part]], q[each[part]].tobytes(), key % blocks)
+                    for key, part in list_groups(lists.ravel().astype(np.int64) * blocks + bucket)
+                ],
+                columns=rows.names,
+            )
+
+    def pack(frame: pd.DataFrame) -> pd.DataFrame:
+        ids = np.concatenate(frame["query_ids"].to_list())
+        x = np.frombuffer(b"".join(frame["queries"]), np.float32).reshape(len(ids), -1)
+        order = np.argsort(ids, kind="stable")
+        return pd.DataFrame(
+            {"list_id": [frame["list_id"].iloc[0]], "query_ids": [ids[order]], "queries": [x[order].tobytes()]}
+        )
+
+    keyed = queries.select("query_id", float_array(queries, "vector").alias("vector")).mapInPandas(probed, rows)
+    return keyed.groupBy("list_id", "bucket").applyInPandas(pack, schema)
 
 
 def _item_blocks(
