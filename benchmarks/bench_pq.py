@@ -233,6 +233,7 @@ def run_faiss_ivfpq(
         _, found = index.search(queries, 100)
         row[f"faiss_np{nprobe}_ms_per_query"] = round(1000 * (time.time() - started) / len(queries), 4)
         row.update(recalls(found, gt, f"faiss_np{nprobe}"))
+    print(f"IVF{nlist},M{m}x{nbits} faiss: {row}", file=sys.stderr, flush=True)
     return row
 
 
@@ -261,6 +262,7 @@ def run_ours_ivfpq(
         found = np.full((len(gt), 100), -1, np.int64)
         found[res["query_id"].to_numpy(), res["rank"].to_numpy() - 1] = res["item_id"].to_numpy()
         row.update(recalls(found, gt, f"ours_np{nprobe}"))
+        print(f"IVF{nlist},M{m}x{nbits} ours: {row}", file=sys.stderr, flush=True)  # kept if a later nprobe fails
     return row
 
 
