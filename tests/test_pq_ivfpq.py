@@ -137,7 +137,7 @@ def test_save_load_keeps_residual_and_old_models_read_as_raw(fitted, items, tmp_
 def test_residual_codes_without_their_list_column_are_a_clear_error(fitted, items, queries):
     _, model, _ = fitted
     codes_only = model.transform(items).select("item_id", "code")
-    with pytest.raises(PQError, match=r"residual IVF codes need their list column 'list_id'"):
+    with pytest.raises(PQError, match=r"IVF codes need their list column 'list_id'"):
         model.decode(codes_only)
-    with pytest.raises(PQError, match=r"residual IVF codes need their list column 'list_id'"):
+    with pytest.raises(PQError, match=r"IVF codes need their list column 'list_id'"):
         search(model, codes_only, queries, K)

@@ -108,10 +108,11 @@ def check_layout(dim: int, m: int, nbits: int) -> None:
 
 
 def check_list_col(df: DataFrame, col: str) -> str:
-    """Residual IVF codes are read with their list id: column ``col`` must be in ``df``; returns ``col``."""
+    """IVF codes are searched (and residual ones decoded) with their list id: column ``col`` must be in ``df``;
+    returns ``col``."""
     if col not in df.columns:
         raise PQError(
-            f"residual IVF codes need their list column '{col}' (written by transform beside the codes); "
+            f"IVF codes need their list column '{col}' (written by transform beside the codes); "
             f"columns: {df.columns}"
         )
     return col
