@@ -4,7 +4,15 @@ For each ``M x nbits`` setting both sides train on the same 60,000 base vectors;
 (share of queries whose true nearest neighbour is among the first k results, ground truth from the
 data set), reconstruction MSE (mean squared L2 error per vector), encoding throughput and the time to
 search all queries (ours: Spark, top-100, results written to Parquet; Faiss: ``IndexPQ.search`` on one
-thread). The last line printed is one JSON object keyed ``M<m>x<nbits>``.
+thread). The last line printed is one JSON object keyed ``M<m>x<nbits>`` and ``IVF<nlist>,M<m>x<nbits>``.
+
+IVF-PQ rows (``--nlist``, default 256; ``--ivfpq-only`` runs them alone): residual IVF-PQ on both sides, Faiss's
+``IndexIVFPQ`` (``IndexFlatL2`` coarse quantiser, ``by_residual``) trained on the same 60,000 base vectors with
+the same M and nbits, against our ``PQEncoder(nlist=...)`` and ``search(nprobe=...)``; for each ``--nprobe``
+(default 1 8 32) R@1/10/100 of both (``ours_np<n>_r10``, ``faiss_np<n>_r10``), their difference
+(``diff_np<n>_r10``, ours minus Faiss; the target is within 0.01) and the search time per query of all
+10,000 queries (ours: the Spark search written to Parquet; Faiss: ``search`` on one thread) with the ratio
+ours / Faiss (``ratio_search_per_query_np<n>``).
 
 Encoding: ours is the Spark ``transform`` of the cached item table (what ``build_pq`` encodes), median
 of 5 runs after 2 warm-up runs that pay the Python workers' start-up and the JVM's first compilations,
@@ -23,6 +31,7 @@ Parquet-out, and CPU seconds (the Spark JVM and its Python workers; Faiss's proc
 machine shared with other work can be read too (``_cpu_s`` keys).
 
     python benchmarks/bench_pq.py [--m 8 16] [--nbits 8] [--data ../shared/data/ann_mnist784_euclidean]
+        [--nlist 256] [--nprobe 1 8 32] [--ivfpq-only]
 """
 
 from __future__ import annotations
@@ -205,6 +214,71 @@ def run_ours(
     }
 
 
+def run_faiss_ivfpq(
+    base: np.ndarray, queries: np.ndarray, gt: np.ndarray, m: int, nbits: int, nlist: int, nprobes: list[int]
+) -> dict[str, float]:
+    """Faiss ``IndexIVFPQ`` (residual, its default) on one thread: train, add, search at each ``nprobe``."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    quantizer = faiss.IndexFlatL2(base.shape[1])
+    index = faiss.IndexIVFPQ(quantizer, base.shape[1], nlist, m, nbits)
+    started = time.time()
+    index.train(base)
+    row = {"faiss_train_s": round(time.time() - started, 2)}
+    index.add(base)
+    for nprobe in nprobes:
+        index.nprobe = nprobe
+        started = time.time()
+        _, found = index.search(queries, 100)
+        row[f"faiss_np{nprobe}_ms_per_query"] = round(1000 * (time.time() - started) / len(queries), 4)
+        row.update(recalls(found, gt, f"faiss_np{nprobe}"))
+    print(f"IVF{nlist},M{m}x{nbits} faiss: {row}", file=sys.stderr, flush=True)
+    return row
+
+
+def run_ours_ivfpq(
+    spark, items_path: str, queries_df, gt: np.ndarray, m: int, nbits: int, nlist: int, nprobes: list[int],
+    work: str, cores: int, init: str,
+) -> dict[str, float]:
+    """Our residual IVF-PQ: fit on the base vectors, codes and lists to Parquet, the Spark search at each
+    ``nprobe`` written to Parquet."""
+    from pipelines.pq import PQEncoder, search
+
+    items = spark.read.parquet(items_path)
+    started = time.time()
+    model = PQEncoder(m=m, nbits=nbits, nlist=nlist, sampleSize=65536, initMode=init).fit(items)
+    row = {"ours_train_s": round(time.time() - started, 2)}
+    codes_path = f"{work}/ivf_codes_M{m}x{nbits}"
+    model.transform(items).select("item_id", "code", "list_id").write.mode("overwrite").parquet(codes_path)
+    for nprobe in nprobes:
+        result_path = f"{work}/ivf_neighbours_M{m}x{nbits}_np{nprobe}"
+        started = time.time()
+        search(model, spark.read.parquet(codes_path), queries_df, 100, nprobe=nprobe, partitions=cores).write.mode(
+            "overwrite"
+        ).parquet(result_path)
+        row[f"ours_np{nprobe}_ms_per_query"] = round(1000 * (time.time() - started) / len(gt), 4)
+        res = spark.read.parquet(result_path).toPandas()
+        found = np.full((len(gt), 100), -1, np.int64)
+        found[res["query_id"].to_numpy(), res["rank"].to_numpy() - 1] = res["item_id"].to_numpy()
+        row.update(recalls(found, gt, f"ours_np{nprobe}"))
+        print(f"IVF{nlist},M{m}x{nbits} ours: {row}", file=sys.stderr, flush=True)  # kept if a later nprobe fails
+    return row
+
+
+def ivfpq_row(faiss_row: dict[str, float], ours_row: dict[str, float], nprobes: list[int]) -> dict[str, float]:
+    """Both sides' IVF-PQ figures with recall differences (ours - Faiss) and search-time ratios (ours / Faiss)."""
+    row = {**faiss_row, **ours_row}
+    for nprobe in nprobes:
+        for k in KS:
+            row[f"diff_np{nprobe}_r{k}"] = round(row[f"ours_np{nprobe}_r{k}"] - row[f"faiss_np{nprobe}_r{k}"], 4)
+        faiss_ms = row[f"faiss_np{nprobe}_ms_per_query"]
+        row[f"ratio_search_per_query_np{nprobe}"] = (
+            round(row[f"ours_np{nprobe}_ms_per_query"] / faiss_ms, 2) if faiss_ms else float("nan")
+        )
+    return row
+
+
 def write_items(spark, base: np.ndarray, path: str, cores: int) -> None:
     """The item table twice, one Parquet file per core: ``array<float>`` vectors at ``path`` and packed
     float32 ``binary`` vectors at ``<path>_binary``."""
@@ -251,6 +325,11 @@ def main() -> None:
         default=5,
         help="encode throughput on the base table repeated this many times, both sides (default: %(default)s)",
     )
+    parser.add_argument("--nlist", type=int, default=256, help="IVF-PQ lists (default: %(default)s)")
+    parser.add_argument(
+        "--nprobe", type=int, nargs="+", default=[1, 8, 32], help="IVF-PQ lists probed (default: 1 8 32)"
+    )
+    parser.add_argument("--ivfpq-only", action="store_true", help="run only the IVF-PQ rows")
     args = parser.parse_args()
     if not (args.data / "train-images-idx3-ubyte.gz").is_file():
         sys.exit(f"MNIST data not found in {args.data}")
@@ -272,6 +351,17 @@ def main() -> None:
         ).cache()
         for nbits in args.nbits:
             for m in args.m:
+                key = f"IVF{args.nlist},M{m}x{nbits}"
+                print(f"== {key}: faiss", file=sys.stderr, flush=True)
+                faiss_row = run_faiss_ivfpq(base, queries, gt, m, nbits, args.nlist, args.nprobe)
+                print(f"== {key}: ours (Spark {args.master})", file=sys.stderr, flush=True)
+                ours_row = run_ours_ivfpq(
+                    spark, items_path, queries_df, gt, m, nbits, args.nlist, args.nprobe, work, cores, args.init
+                )
+                results[key] = ivfpq_row(faiss_row, ours_row, args.nprobe)
+                print(f"{key}: " + ", ".join(f"{k}={v}" for k, v in results[key].items()), flush=True)
+                if args.ivfpq_only:
+                    continue
                 key = f"M{m}x{nbits}"
                 print(f"== {key}: faiss", file=sys.stderr, flush=True)
                 row = run_faiss(base, queries, gt, m, nbits, args.encode_copies)

@@ -113,7 +113,7 @@ def test_opq_ivf_cosine_and_low_bits(spark, items):
     assert pdf["code"].map(len).eq(code_size(4, 5)).all() and pdf["list_id"].between(0, 7).all()
     codes = unpack_codes(np.stack([np.frombuffer(c, np.uint8) for c in pdf["code"]]), 4, 5)
     assert codes.max() < 32
-    recon = fitted.decode_array(np.stack([np.frombuffer(c, np.uint8) for c in pdf["code"]]))
+    recon = fitted.decode_array(np.stack([np.frombuffer(c, np.uint8) for c in pdf["code"]]), pdf["list_id"].to_numpy())
     normalised = prepare(make_vectors(), "cosine", None)
     assert ((normalised - recon) ** 2).sum(1).mean() < 0.5 * (normalised**2).sum(1).mean()
 

@@ -116,7 +116,7 @@ def test_build_then_search_jobs(spark, tmp_path, capsys):
     metrics = json.loads((out / "codes" / "_metrics.json").read_text())
     assert metrics["rows_out"] == {"items_quarantine": 2, "codes": 600}
     pq = metrics["pq"]
-    assert (pq["m"], pq["nbits"], pq["bytes_per_vector"], pq["nlist"]) == (4, 5, 3, 4)
+    assert (pq["m"], pq["nbits"], pq["bytes_per_vector"], pq["nlist"], pq["by_residual"]) == (4, 5, 3, 4, True)
     assert pq["reconstruction_mse"] > 0 and math.isfinite(pq["reconstruction_mse"])
     assert (out / "model" / "_metrics.json").exists()
     codes = spark.read.parquet(str(out / "codes"))

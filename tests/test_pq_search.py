@@ -31,7 +31,9 @@ def queries(spark):
 
 @pytest.fixture(scope="module")
 def model(items):
-    return PQEncoder(m=4, nbits=6, nlist=4).fit(items)
+    """IVF over raw-vector codes, so that flat and IVF searches read one code table (residual IVF-PQ is
+    tested against Faiss in test_pq_ivfpq.py)."""
+    return PQEncoder(m=4, nbits=6, nlist=4, byResidual=False).fit(items)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,7 @@ def test_faiss_search_over_the_exported_index_returns_our_neighbours(
     fitted = PQEncoder(m=4, nbits=4 if metric == "l2" else 8, metric=metric, opq=opq, opqIter=2).fit(items)
     coded = fitted.transform(items)
     ours = _ranked(search(fitted, coded, queries, K))
-    ids, codes = collect_codes(fitted, coded)
+    ids, codes, _ = collect_codes(fitted, coded)
     index = to_faiss(fitted, codes, ids)
     dist, found = index.search(QX, K)
     faiss_dist = dist if metric == "l2" else (1.0 if metric == "cosine" else 0.0) - dist

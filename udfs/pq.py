@@ -223,21 +223,42 @@ def encode_batch(
     coarse: np.ndarray | None,
     metric: str,
     nbits: int,
+    by_residual: bool = False,
 ) -> pa.Array:
     """Arrow UDF body of ``PQEncoderModel.transform``: one batch of vectors (``array<float>``,
-    ``array<double>`` or binary) to packed codes (and IVF lists, as a struct); null for a null,
+    ``array<double>`` or binary) to packed codes (and IVF lists, as a struct; ``by_residual``: the codes quantise
+    ``x - coarse[list]``); null for a null,
     wrong-dimension or NaN/inf vector. Matrices in and out, no per-row objects. It lives here so that a
     Python worker imports only numpy and pyarrow for it (fewer objects for the worker's gc after each task)."""
     valid, raw = arrow_vectors(vectors, dim)
     finite = finite_rows(raw)
     valid[valid] = finite
     x = prepare(raw if finite.all() else raw[finite], metric, rotation)
-    codes = codes_to_arrow(pack_codes(encode(x, codebooks), nbits), valid)
     if coarse is None:
-        return codes
+        return codes_to_arrow(pack_codes(encode(x, codebooks), nbits), valid)
+    assigned, res = residuals(x, coarse)
+    codes = codes_to_arrow(pack_codes(encode(res if by_residual else x, codebooks), nbits), valid)
     lists = np.zeros(len(valid), np.int32)
-    lists[valid] = nearest(x, coarse)
+    lists[valid] = assigned
     return pa.StructArray.from_arrays([codes, pa.array(lists, mask=~valid)], names=["code", "list_id"])
+
+
+def residuals(x: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IVF lists of prepared vectors (nearest coarse centroid) and the residuals ``x - coarse[list]`` that
+    residual IVF-PQ quantises (Faiss's ``IndexIVFPQ`` with ``by_residual``)."""
+    lists = nearest(x, coarse)
+    return lists, x - coarse[lists]
+
+
+def list_queries(q: np.ndarray, centroid: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Residual ADC for the items of one IVF list: ``(queries for the lookup tables, per-query bias)``.
+
+    An item stands for ``centroid + r``: for ``l2`` its distance is ``||(q - centroid) - r||^2`` (tables of the
+    query's residual, no bias); for ``ip``/``cosine`` it is ``-<q, centroid> - <q, r>`` (tables of the query itself
+    plus the coarse term), which is how Faiss's ``IndexIVFPQ`` scores a list."""
+    if metric == "l2":
+        return q - centroid, np.zeros(len(q), np.float32)
+    return q, -(q @ centroid).astype(np.float32)
 
 
 def finite_rows(x: np.ndarray) -> np.ndarray:

@@ -65,17 +65,29 @@ def _update(
 INITS = ("random", "k-means++")
 
 
-def kmeans(x: np.ndarray, k: int, n_iter: int = 25, seed: int = 0, init: str = "random") -> np.ndarray:
+def _unit_rows(centroids: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows kept): spherical k-means' centroids."""
+    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+    return (centroids / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def kmeans(
+    x: np.ndarray, k: int, n_iter: int = 25, seed: int = 0, init: str = "random", spherical: bool = False
+) -> np.ndarray:
     """``k`` centroids of ``x`` (float32): random distinct points (Faiss) or k-means++ as initial
-    centroids, then ``n_iter`` Lloyd iterations."""
+    centroids, then ``n_iter`` Lloyd iterations. ``spherical`` scales the centroids to unit length after
+    the initialisation and each update (Faiss's ``ClusteringParameters.spherical``, which its IVF indexes set
+    for inner-product metrics): nearest by L2 is then nearest by inner product."""
     x = np.ascontiguousarray(x, np.float32)
     rng = np.random.default_rng(seed)
     centroids = (
         kmeans_pp(x, k, rng) if init == "k-means++" else x[rng.choice(len(x), k, replace=False)].copy()
     )
     for _ in range(n_iter):
+        if spherical:
+            centroids = _unit_rows(centroids)
         centroids = _update(x, nearest(x, centroids), k, centroids, rng)
-    return centroids
+    return _unit_rows(centroids) if spherical else centroids
 
 
 def train_codebooks(

@@ -6,6 +6,14 @@ OPQ rotation and IVF coarse centroids); ``transform`` encodes every row in an Ar
 cache-sized block of rows); ``decode`` reconstructs vectors from codes. The model saves its Params
 as Spark ML metadata and its arrays as one Parquet row under ``data/``.
 
+IVF (``nlist`` > 0) is residual by default, as Faiss's ``IndexIVFPQ`` (``by_residual``): the codebooks are
+trained on, and the codes quantise, each vector minus its list's coarse centroid, so a code stands for
+``centroid + decode(code)`` and needs its list id to be decoded or scored. The residuals are much smaller
+than the vectors, so the same code size quantises them far better. The coarse centroids are k-means in the
+quantised space, spherical (unit length) for ``ip``/``cosine`` as Faiss trains an inner-product IVF, so
+that the nearest list by L2 is the nearest by inner product. Residual codebooks train on the driver, where
+the coarse k-means already holds the sample (the sample's size is bounded by ``sampleSize``).
+
 Encode cost on MNIST-784 (60,000 vectors, M=8, two tasks on two cores): the numpy kernel is about
 2x Faiss's ``compute_codes`` per core; the rest is Spark's. Spark writes ``array<float>`` vectors
 into Arrow element by element in the JVM (about half the CPU of an ``array<float>`` encode), while
@@ -42,6 +50,7 @@ from pipelines.pq.codebooks import INITS, kmeans, train_codebooks, train_codeboo
 from pipelines.pq.validation import (
     PQError,
     check_layout,
+    check_list_col,
     check_training_size,
     encoder_input,
     float_array,
@@ -54,6 +63,7 @@ from udfs.pq import (
     decode,
     encode_batch,
     prepare,
+    residuals,
     series_to_codes,
     stack_vectors,
     unpack_codes,
@@ -111,6 +121,13 @@ class _PQParams(HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
         TypeConverters.toInt,
     )
     listCol = Param(Params._dummy(), "listCol", "output column of the IVF list id", TypeConverters.toString)
+    byResidual = Param(
+        Params._dummy(),
+        "byResidual",
+        "with IVF, quantise each vector minus its list's coarse centroid (Faiss's IndexIVFPQ by_residual); "
+        "ignored when nlist is 0",
+        TypeConverters.toBoolean,
+    )
     initMode = Param(
         Params._dummy(),
         "initMode",
@@ -135,6 +152,7 @@ class _PQParams(HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
             opqIter=20,
             nlist=0,
             listCol="list_id",
+            byResidual=True,
             initMode="random",
         )
 
@@ -167,6 +185,14 @@ class _PQParams(HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
 
     def getInitMode(self) -> str:
         return self.getOrDefault(self.initMode)
+
+    def getByResidual(self) -> bool:
+        return self.getOrDefault(self.byResidual)
+
+    @property
+    def residual(self) -> bool:
+        """Whether the codes quantise residuals: IVF with ``byResidual``."""
+        return bool(self.getNlist()) and self.getByResidual()
 
 
 def _normalised(vec: Column) -> Column:
@@ -206,7 +232,8 @@ class PQEncoder(Estimator, _PQParams, DefaultParamsWritable, DefaultParamsReadab
         sample = self._sample(marked.select("_v"), stats["n"])
         n_train = sample.count()
         check_training_size(n_train, k)
-        if n_train >= self.getDistributedMinRows() and not self.getOpq():
+        books, x, rotation, coarse = None, None, None, None
+        if n_train >= self.getDistributedMinRows() and not self.getOpq() and not self.residual:
             train_vec = _normalised(F.col("_v")) if metric == "cosine" else F.col("_v")
             books = train_codebooks_spark(
                 sample.select("_row", train_vec.alias("_v")),
@@ -218,20 +245,20 @@ class PQEncoder(Estimator, _PQParams, DefaultParamsWritable, DefaultParamsReadab
                 self.getSeed(),
                 init,
             )
-            rotation, x = None, None
         else:
             x = prepare(stack_vectors(sample.orderBy("_row").toPandas()["_v"], dim), metric, None)
-            rotation = None
             if self.getOpq():
                 rotation = train_opq(x, m, k, self.getOpqIter(), 4, self.getSeed())
                 x = x @ rotation
-            books = train_codebooks(x, m, k, self.getMaxIter(), self.getSeed(), init)
-        coarse = None
         if self.getNlist():
             check_training_size(n_train, self.getNlist(), "IVF coarse quantiser")
             if x is None:
                 x = prepare(stack_vectors(sample.orderBy("_row").toPandas()["_v"], dim), metric, None)
-            coarse = kmeans(x, self.getNlist(), self.getMaxIter(), self.getSeed() - 1, init)
+            spherical = metric != "l2"
+            coarse = kmeans(x, self.getNlist(), self.getMaxIter(), self.getSeed() - 1, init, spherical)
+        if books is None:
+            train = residuals(x, coarse)[1] if self.residual else x
+            books = train_codebooks(train, m, k, self.getMaxIter(), self.getSeed(), init)
         model = PQEncoderModel(books, rotation, coarse)
         return self._copyValues(model)
 
@@ -274,10 +301,10 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
         """Raw vectors into the quantised space (normalised for cosine, OPQ-rotated)."""
         return prepare(x, self.getMetric(), self.rotation)
 
-    def decode_array(self, packed: np.ndarray) -> np.ndarray:
-        """Raw-space reconstructions of packed codes (numpy, driver side)."""
-        x = decode(unpack_codes(packed, self.getM(), self.getNbits()), self.codebooks)
-        return x @ self.rotation.T if self.rotation is not None else x
+    def decode_array(self, packed: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
+        """Raw-space reconstructions of packed codes (numpy, driver side); residual codes need their ``lists``."""
+        return _reconstruct(packed, lists, self.codebooks, self.rotation, self.coarse if self.residual else None,
+                            self.getNbits())
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         vec = encoder_input(dataset, self.getInputCol())  # wrong-length and NaN/inf rows get null codes in numpy
@@ -288,7 +315,7 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
             self.getMetric(),
             self.getNbits(),
         )
-        dim = self.dim
+        dim, by_residual = self.dim, self.residual
         if coarse is None:
 
             @arrow_udf(T.BinaryType())
@@ -299,7 +326,7 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
 
         @arrow_udf("code binary, list_id int")
         def codes_and_lists(vectors: pa.Array) -> pa.Array:
-            return encode_batch(vectors, dim, books, rotation, coarse, metric, nbits)
+            return encode_batch(vectors, dim, books, rotation, coarse, metric, nbits, by_residual)
 
         return (
             dataset.withColumn("_pq", codes_and_lists(vec))
@@ -309,15 +336,19 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
         )
 
     def decode(self, dataset: DataFrame, output_col: str = "decoded") -> DataFrame:
-        """Add ``output_col`` (``array<float>``): the vector each code stands for, in the raw space."""
+        """Add ``output_col`` (``array<float>``): the vector each code stands for, in the raw space (residual
+        codes: their list's centroid plus the decoded residual, so ``listCol`` must be present)."""
         books, rotation, nbits = self.codebooks, self.rotation, self.getNbits()
+        coarse = self.coarse if self.residual else None
+        lists = F.col(check_list_col(dataset, self.getListCol())) if coarse is not None else F.lit(0)
 
-        def vectors(codes: pd.Series) -> pd.Series:
-            return _decode_batch(codes, books, rotation, nbits)
+        def vectors(codes: pd.Series, lists: pd.Series) -> pd.Series:
+            packed = series_to_codes(codes, code_size(books.shape[0], nbits))
+            x = _reconstruct(packed, lists.to_numpy(np.int64), books, rotation, coarse, nbits)
+            return vectors_to_series(x, codes.index)
 
-        return dataset.withColumn(
-            output_col, F.pandas_udf(vectors, T.ArrayType(T.FloatType()))(F.col(self.getOutputCol()))
-        )
+        udf = F.pandas_udf(vectors, T.ArrayType(T.FloatType()))
+        return dataset.withColumn(output_col, udf(F.col(self.getOutputCol()), lists))
 
     def write(self) -> MLWriter:
         return _PQModelWriter(self)
@@ -327,13 +358,21 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
         return _PQModelReader()
 
 
-def _decode_batch(
-    codes: pd.Series, codebooks: np.ndarray, rotation: np.ndarray | None, nbits: int
-) -> pd.Series:
-    """Pandas UDF body: packed codes (no nulls) to raw-space reconstructions."""
-    m = codebooks.shape[0]
-    x = decode(unpack_codes(series_to_codes(codes, code_size(m, nbits)), m, nbits), codebooks)
-    return vectors_to_series(x @ rotation.T if rotation is not None else x, codes.index)
+def _reconstruct(
+    packed: np.ndarray,
+    lists: np.ndarray | None,
+    codebooks: np.ndarray,
+    rotation: np.ndarray | None,
+    coarse: np.ndarray | None,
+    nbits: int,
+) -> np.ndarray:
+    """Raw-space reconstructions of packed codes; with ``coarse`` (residual codes) plus their lists' centroids."""
+    x = decode(unpack_codes(packed, codebooks.shape[0], nbits), codebooks)
+    if coarse is not None:
+        if lists is None:
+            raise PQError("residual codes need their IVF list ids to be decoded")
+        x = x + coarse[lists]
+    return x @ rotation.T if rotation is not None else x
 
 
 def _to_bytes(array: np.ndarray | None) -> bytes | None:
@@ -376,4 +415,6 @@ class _PQModelReader(MLReader):
         model = PQEncoderModel(*(_from_bytes(row[name]) for name in _ARRAYS))
         model._resetUid(metadata["uid"])
         DefaultParamsReader.getAndSetParams(model, metadata)
+        if "byResidual" not in {**metadata["paramMap"], **metadata.get("defaultParamMap", {})}:
+            model._set(byResidual=False)  # saved before residual IVF existed: its lists hold raw-vector codes
         return model

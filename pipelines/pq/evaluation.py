@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.pq.encoder import PQEncoderModel
-from pipelines.pq.validation import float_array
+from pipelines.pq.validation import check_list_col, float_array
 from udfs.pq import decode, prepare, series_to_codes, stack_vectors, unpack_codes
 
 RECALL_KS = (1, 10, 100)
@@ -38,15 +38,19 @@ def _squared_errors(
     batches: Iterator[pd.DataFrame],
     codebooks: np.ndarray,
     rotation: np.ndarray | None,
+    coarse: np.ndarray | None,
     metric: str,
     nbits: int,
     size: int,
 ) -> Iterator[pd.DataFrame]:
-    """``mapInPandas`` body: per batch, the sum of squared reconstruction errors and the row count."""
+    """``mapInPandas`` body: per batch, the sum of squared reconstruction errors and the row count
+    (``coarse``: residual codes, reconstructed as their list's centroid plus the decoded residual)."""
     m, _, dsub = codebooks.shape
     for frame in batches:
         x = prepare(stack_vectors(frame["_v"], m * dsub), metric, rotation)
         recon = decode(unpack_codes(series_to_codes(frame["_c"], size), m, nbits), codebooks)
+        if coarse is not None:
+            recon += coarse[frame["_l"].to_numpy(np.int64)]
         err = np.einsum("nd,nd->n", x - recon, x - recon).astype(np.float64)
         yield pd.DataFrame({"sse": [float(err.sum())], "n": [len(frame)]})
 
@@ -54,17 +58,22 @@ def _squared_errors(
 def reconstruction_mse(model: PQEncoderModel, coded: DataFrame, vector_col: str = "vector") -> float:
     """Mean squared reconstruction error per vector of ``coded`` (raw vectors and the model's codes).
 
-    For cosine the error is measured on the normalised vectors (what is quantised).
+    For cosine the error is measured on the normalised vectors (what is quantised); residual codes are read
+    with the model's list column.
     """
     body = functools.partial(
         _squared_errors,
         codebooks=model.codebooks,
         rotation=model.rotation,
+        coarse=model.coarse if model.residual else None,
         metric=model.getMetric(),
         nbits=model.getNbits(),
         size=model.code_size,
     )
-    parts = coded.select(float_array(coded, vector_col).alias("_v"), F.col(model.getOutputCol()).alias("_c"))
+    lists = F.col(check_list_col(coded, model.getListCol())) if model.residual else F.lit(0)
+    parts = coded.select(
+        float_array(coded, vector_col).alias("_v"), F.col(model.getOutputCol()).alias("_c"), lists.alias("_l")
+    )
     row = (
         parts.mapInPandas(body, "sse double, n long")
         .agg(F.sum("sse").alias("sse"), F.sum("n").alias("n"))
@@ -84,4 +93,5 @@ def index_summary(model: PQEncoderModel) -> dict[str, object]:
         "compression_vs_float32": round(4 * model.dim / model.code_size, 2),
         "opq": model.rotation is not None,
         "nlist": 0 if model.coarse is None else len(model.coarse),
+        "by_residual": model.residual,
     }

@@ -93,6 +93,7 @@ def build_pq_job(ctx: JobContext) -> None:
         opq=q["opq"],
         opqIter=q["opq_iter"],
         nlist=q["nlist"],
+        byResidual=q["by_residual"],
         listCol="list_id",
         initMode=q["init"],
     )

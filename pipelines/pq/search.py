@@ -13,6 +13,10 @@ Neither side goes through the driver:
   Spark never broadcasts the query side through the driver); IVF joins on the list id (sort-merge), so
   a query block only meets the lists it probes. ``mapInPandas`` scores each pair with the numpy kernels
   (ADC lookup tables per query block, top-k) and a window over ``query_id`` merges the pairs' top-k.
+* residual IVF codes (the model's ``byResidual``, Faiss's ``IndexIVFPQ``): a pair's query block and codes
+  share one list, so its lookup tables are built for that list's centroid (``udfs.pq.list_queries``: the
+  tables of ``q - centroid`` for ``l2``, of ``q`` plus the coarse term ``-<q, centroid>`` for ``ip``/``cosine``),
+  still one table batch per block. ``nprobe`` 0 scans every list of a residual model.
 
 Re-ranking joins the best ``rerank_k`` ADC candidates with the raw item vectors (by item id) and the
 query vectors (by query id) and re-scores them with exact distances.
@@ -28,7 +32,9 @@ carrying both blocks, so a task's Python memory grows with its query blocks time
 candidates (``k`` per query per item block) are shuffled once more by ``query_id`` for the merge.
 On MNIST (10,000 queries of 784 floats, 60,000 items, M=8, two cores of a loaded machine) this took
 about 1.5x the time of the former broadcast of collected queries, and 3x with IVF (nprobe 8 of 64
-lists), where packing the query blocks dominates: the shuffled query rows grow to nprobe x 31 MB.
+lists), where packing the query blocks dominated: the shuffled query bytes grow to nprobe x 31 MB (since
+then each Arrow batch packs its queries per list before the shuffle, so the bytes move as a few large rows;
+at nprobe 32 of 256 lists that is still 1 GB of query vectors through the shuffle).
 """
 
 from __future__ import annotations
@@ -44,12 +50,13 @@ from pyspark.sql import types as T
 
 from pipelines.connect import share
 from pipelines.pq.encoder import PQEncoderModel
-from pipelines.pq.validation import PQError, float_array
+from pipelines.pq.validation import PQError, check_list_col, float_array
 from udfs.pq import (
     adc_distances,
     concat_batches,
     exact_distances,
     list_groups,
+    list_queries,
     lookup_tables,
     metric_offset,
     prepare,
@@ -58,7 +65,6 @@ from udfs.pq import (
     series_to_codes,
     stack_vectors,
     unpack_codes,
-    vectors_to_binary,
 )
 
 RESULT_COLUMNS = ("query_id", "item_id", "distance", "rank")
@@ -69,6 +75,8 @@ VectorMap = Callable[[np.ndarray], np.ndarray]
 """Prepares query vectors (cosine normalisation, OPQ rotation) or finds their probed lists."""
 Scan = tuple[Callable[[np.ndarray], object], Callable[[object, np.ndarray], np.ndarray]]
 """``scan_topk``'s ``(tables, distances)`` for one pair's query and item matrices."""
+Kernel = Callable[[np.ndarray, np.ndarray, int], Scan]
+"""``Scan`` of one pair from its query matrix, item matrix and list id (0 without IVF)."""
 
 
 def check_queries(queries: DataFrame, dim: int | None = None) -> int:
@@ -117,39 +125,15 @@ def _query_blocks(
     """``(list_id, query_ids, queries)``: blocks of about ``block`` prepared queries packed as float32 bytes.
 
     ``mapInPandas`` prepares the vectors and, with ``probe`` (IVF: prepared queries to their ``(B, nprobe)``
-    lists), gives one row per query and probed list; the rows are then grouped by list and hashed query
-    id, so that a list's block holds about ``block`` of the queries that probe it (``share_probed``, the
-    share of lists a query probes, sizes the hash). Without IVF every query is in list 0.
+    lists), puts each query in each list it probes and in a bucket of its hashed id (``share_probed``, the
+    share of lists a query probes, sizes the hash, so that a list's bucket holds about ``block`` of the
+    queries that probe it); it packs the Arrow batch's queries of each (list, bucket) into one row, so a
+    query vector is shuffled once per block it joins, inside that block's row rather than as a row of its
+    own. ``applyInPandas`` then concatenates a (list, bucket)'s rows from all batches into the block, ordered
+    by query id. Without IVF every query is in list 0.
     """
     id_type = queries.schema["query_id"].dataType
-    rows = T.StructType(
-        [T.StructField("list_id", T.LongType()), T.StructField("query_id", id_type), T.StructField("q", T.BinaryType())]
-    )
-
-    def probed(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for frame in batches:
-            if frame.empty:
-                continue
-            q = prep(stack_vectors(frame["vector"], len(frame["vector"].iloc[0])))
-            lists = probe(q) if probe is not None else np.zeros((len(q), 1), np.int64)
-            each = np.repeat(np.arange(len(q)), lists.shape[1])
-            blobs = np.array(vectors_to_binary(q), dtype=object)
-            yield pd.DataFrame(
-                {"list_id": lists.ravel(), "query_id": frame["query_id"].to_numpy()[each], "q": blobs[each]}
-            )
-
-    def pack(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.sort_values("query_id")
-        return pd.DataFrame(
-            {
-                "list_id": [frame["list_id"].iloc[0]],
-                "query_ids": [frame["query_id"].to_numpy()],
-                "queries": [b"".join(frame["q"])],
-            }
-        )
-
     blocks = max(1, math.ceil(n * share_probed / block))
-    keyed = queries.select("query_id", float_array(queries, "vector").alias("vector")).mapInPandas(probed, rows)
     schema = T.StructType(
         [
             T.StructField("list_id", T.LongType()),
@@ -157,7 +141,35 @@ def _query_blocks(
             T.StructField("queries", T.BinaryType()),
         ]
     )
-    return keyed.groupBy("list_id", F.pmod(F.xxhash64("query_id"), F.lit(blocks))).applyInPandas(pack, schema)
+    rows = T.StructType([*schema.fields, T.StructField("bucket", T.LongType())])
+
+    def probed(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in batches:
+            if frame.empty:
+                continue
+            q = prep(stack_vectors(frame["vector"], len(frame["vector"].iloc[0])))
+            lists = probe(q) if probe is not None else np.zeros((len(q), 1), np.int64)
+            ids = frame["query_id"].to_numpy()
+            each = np.repeat(np.arange(len(q)), lists.shape[1])
+            bucket = (pd.util.hash_array(ids) % np.uint64(blocks)).astype(np.int64)[each]
+            yield pd.DataFrame(
+                [
+                    (key // blocks, ids[each[part]], q[each[part]].tobytes(), key % blocks)
+                    for key, part in list_groups(lists.ravel().astype(np.int64) * blocks + bucket)
+                ],
+                columns=rows.names,
+            )
+
+    def pack(frame: pd.DataFrame) -> pd.DataFrame:
+        ids = np.concatenate(frame["query_ids"].to_list())
+        x = np.frombuffer(b"".join(frame["queries"]), np.float32).reshape(len(ids), -1)
+        order = np.argsort(ids, kind="stable")
+        return pd.DataFrame(
+            {"list_id": [frame["list_id"].iloc[0]], "query_ids": [ids[order]], "queries": [x[order].tobytes()]}
+        )
+
+    keyed = queries.select("query_id", float_array(queries, "vector").alias("vector")).mapInPandas(probed, rows)
+    return keyed.groupBy("list_id", "bucket").applyInPandas(pack, schema)
 
 
 def _item_blocks(
@@ -210,26 +222,27 @@ def _candidates(
     item_blocks: DataFrame,
     ivf: bool,
     k: int,
-    kernel: Callable[[np.ndarray, np.ndarray], Scan],
+    kernel: Kernel,
     item_dtype: np.dtype,
     block: int,
     offset: float,
 ) -> DataFrame:
     """``(query_id, item_id, distance)``: the ``k`` nearest per query within each (query block, item block) pair.
 
-    ``kernel(q, x)`` gives ``scan_topk``'s ``(tables, distances)`` for a pair's query and item matrices.
+    ``kernel(q, x, list_id)`` gives ``scan_topk``'s ``(tables, distances)`` for a pair's query and item matrices.
     """
     query_type = query_blocks.schema["query_ids"].dataType.elementType
     item_type = item_blocks.schema["item_ids"].dataType.elementType
 
     def scan(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for frame in batches:
-            for qids, qbytes, iids, ibytes in zip(
-                frame["query_ids"], frame["queries"], frame["item_ids"], frame["items"]
+            lists = frame["list_id"] if ivf else np.zeros(len(frame), np.int64)
+            for lst, qids, qbytes, iids, ibytes in zip(
+                lists, frame["query_ids"], frame["queries"], frame["item_ids"], frame["items"]
             ):
                 q = np.frombuffer(qbytes, np.float32).reshape(len(qids), -1)
                 x = np.frombuffer(ibytes, item_dtype).reshape(len(iids), -1)
-                top = scan_topk(len(iids), len(qids), k, block, *kernel(q, x))
+                top = scan_topk(len(iids), len(qids), k, block, *kernel(q, x, int(lst)))
                 yield top.frame(np.asarray(qids), np.asarray(iids), offset)
 
     pairs = _pairs(query_blocks, item_blocks, ivf)
@@ -239,14 +252,18 @@ def _candidates(
 def _adc_candidates(
     model: PQEncoderModel, items: DataFrame, queries: DataFrame, n: int, k: int, nprobe: int, block: int
 ) -> DataFrame:
-    """ADC candidates: items have ``item_id`` and the model's code column (and list column when ``nprobe`` > 0)."""
+    """ADC candidates: items have ``item_id`` and the model's code column (and list column when ``nprobe`` > 0
+    or the codes are residual, whose ``nprobe`` 0 means every list)."""
+    residual = model.residual
+    if residual and nprobe == 0:
+        nprobe = model.getNlist()
     ivf = nprobe > 0
     if ivf and model.coarse is None:
         raise PQError("nprobe > 0 needs an IVF model (train with nlist > 0)")
     spark = items.sparkSession
     shared = share(spark, (model.codebooks, model.rotation, model.coarse), "the model's arrays")
     metric, m, nbits, size = model.getMetric(), model.getM(), model.getNbits(), model.code_size
-    code_col, list_col = model.getOutputCol(), model.getListCol() if ivf else None
+    code_col, list_col = model.getOutputCol(), check_list_col(items, model.getListCol()) if ivf else None
 
     def prep(x: np.ndarray) -> np.ndarray:
         return prepare(x, metric, shared.value[1])
@@ -257,9 +274,15 @@ def _adc_candidates(
     def codes(frame: pd.DataFrame) -> np.ndarray:
         return np.ascontiguousarray(unpack_codes(series_to_codes(frame[code_col], size), m, nbits))
 
-    def kernel(q: np.ndarray, x: np.ndarray) -> Scan:
+    def kernel(q: np.ndarray, x: np.ndarray, lst: int) -> Scan:
         books = shared.value[0]
-        return (lambda rows: lookup_tables(q[rows], books, metric), lambda luts, pos: adc_distances(luts, x[pos]))
+        if not residual:
+            return lambda rows: lookup_tables(q[rows], books, metric), lambda luts, pos: adc_distances(luts, x[pos])
+        lut_q, bias = list_queries(q, shared.value[2][lst], metric)
+        return (
+            lambda rows: (lookup_tables(lut_q[rows], books, metric), bias[rows, None]),
+            lambda tables, pos: adc_distances(tables[0], x[pos]) + tables[1],
+        )
 
     columns = ["item_id", code_col] + ([list_col] if ivf else [])
     probed_share = min(nprobe, len(model.coarse)) / len(model.coarse) if ivf else 1.0
@@ -286,7 +309,7 @@ def _exact_candidates(
     def raw(frame: pd.DataFrame) -> np.ndarray:
         return prep(stack_vectors(frame["_v"], len(frame["_v"].iloc[0])))
 
-    def kernel(q: np.ndarray, x: np.ndarray) -> Scan:
+    def kernel(q: np.ndarray, x: np.ndarray, lst: int) -> Scan:
         return lambda rows: q[rows], lambda qb, pos: exact_distances(qb, x[pos], metric)
 
     return _candidates(

@@ -107,6 +107,17 @@ def check_layout(dim: int, m: int, nbits: int) -> None:
         raise PQError(f"dimension {dim} is not divisible by M={m}; choose M among {divisors(dim)}")
 
 
+def check_list_col(df: DataFrame, col: str) -> str:
+    """IVF codes are searched (and residual ones decoded) with their list id: column ``col`` must be in ``df``;
+    returns ``col``."""
+    if col not in df.columns:
+        raise PQError(
+            f"IVF codes need their list column '{col}' (written by transform beside the codes); "
+            f"columns: {df.columns}"
+        )
+    return col
+
+
 def divisors(n: int) -> list[int]:
     """Divisors of ``n`` (the valid M for dimension ``n``)."""
     return [i for i in range(1, n + 1) if n % i == 0]
