@@ -43,7 +43,8 @@ JOBS: dict[str, Job] = {job.name: job for job in [
         "Evaluate word vectors (analogies, WordSim353, SimLex-999) or item vectors (neighbours sharing a "
         "category)."),
     Job("evaluate_recsys", "pipelines.recsys.jobs:evaluate_job",
-        "Recommender evaluation: ranker AUC/GAUC, recall/NDCG@k and recall@k curves of every method."),
+        "Recommender evaluation: ranker AUC/GAUC, recall/NDCG@k, recall@k curves and diversity of every method, "
+        "ours re-ranked by MMR among them."),
     Job("generate_demo_data", "pipelines.datagen:generate_job",
         "Generate the deterministic demo data: a topical corpus, user-item sessions and a click log."),
     Job("ingest", "pipelines.ingest:ingest_job",
@@ -52,7 +53,7 @@ JOBS: dict[str, Job] = {job.name: job for job in [
     Job("recall_candidates", "pipelines.recsys.jobs:recall_job",
         "Recall: user query vectors from recent items' item2vec vectors, PQ top-K unseen items per user."),
     Job("recsys_baselines", "pipelines.recsys.jobs:baselines_job",
-        "Popularity and implicit ALS (tuned on the validation target) ranked lists for the test users."),
+        "Popularity, implicit ALS and EASE (tuned on the validation target) ranked lists for the test users."),
     Job("score", "pipelines.gbdt_lr.job:score_job",
         "Batch-score a table with a saved GBDT+LR model, writing scores with the model version and run date."),
     Job("search_pq", "pipelines.pq.jobs:search_pq_job",

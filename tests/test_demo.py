@@ -70,7 +70,10 @@ def test_candidates_features_and_evaluation_agree(spark, demo):
     metrics = json.loads((out / "evaluation" / "results" / f"ds={DATE}" / "_metrics.json").read_text())
     evaluation = metrics["evaluation"]
     methods = evaluation["methods"]
-    assert {"ours", "ours_recall_only", "popularity", "als", "ours_lr_only", "ours_trees_only"} <= set(methods)
+    assert {"ours", "ours_recall_only", "popularity", "als", "ease", "ours_reranked", "ours_lr_only",
+            "ours_trees_only"} <= set(methods)
+    assert all(0 <= methods[m]["ild@10"] <= 1 and 0 < methods[m]["coverage@10"] <= 1 for m in ("ours", "ours_reranked"))
+    assert methods["ours_reranked"]["ild@10"] > methods["ours"]["ild@10"]      # MMR by topic diversifies
     lists = spark.read.parquet(partition(out, "evaluation/lists"))
     targets = {r["user_id"]: r["item_id"] for r in spark.read.parquet(partition(out, "split/targets"))
                .filter(F.col("split") == "test").collect()}

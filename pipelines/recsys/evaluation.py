@@ -5,7 +5,8 @@ scores 0. With one target per user, recall@k is the hit rate and NDCG@k is ``1 /
 of the target when it is in the top k (``pipelines.metrics.ranking_metrics``' definitions for one relevant
 item). Everything comes from the target's position in each list: one aggregate gives every method's
 figures at every k, one more the recall@k curve. AUC and GAUC (group = user) come from
-``pipelines.metrics`` on the scored test candidates.
+``pipelines.metrics`` on the scored test candidates. Diversity (category coverage and intra-list diversity of
+each top k) comes from the lists and the items' categories, in Spark aggregates too.
 """
 from __future__ import annotations
 
@@ -67,3 +68,34 @@ def ranker_quality(scored: DataFrame, score_col: str, label_col: str) -> dict[st
     return {"auc": roc_auc(rows, score_col, label_col), "gauc": gauc.gauc, "gauc_users": gauc.groups,
             "gauc_users_skipped": gauc.groups_skipped, "rows": rows.count(),
             "positives": rows.agg(F.sum(label_col)).first()[0]}
+
+
+def diversity_metrics(lists: DataFrame, items: DataFrame, k: int) -> dict[str, dict[str, float]]:
+    """``{method: {coverage@k, ild@k, diversity_users}}`` of each method's top ``k``, in Spark aggregates.
+
+    ``items``: ``(item_id, categories)``. coverage@k: distinct categories among a list's first ``k`` items
+    divided by the number of categories in ``items`` (not by ``k``: an item may have several categories), so
+    1 means the list spans the catalogue. ild@k (intra-list diversity): the mean over pairs of those items of
+    1 - Jaccard(category sets) (an item without categories is dissimilar to every other). Both are averaged
+    over users with a list (ild@k over lists of at least two items); an item missing from ``items`` has none.
+    """
+    n_categories = items.select(F.explode("categories").alias("c")).distinct().count()
+    cats = items.select(ITEM, "categories")
+    top = (lists.select("method", USER, F.posexplode(F.slice("items", 1, k)).alias("pos", ITEM))
+           .join(cats, ITEM, "left")
+           .select("method", USER, "pos", F.coalesce("categories", F.array().cast(cats.schema["categories"].dataType))
+                   .alias("cats")))
+    coverage = (top.groupBy("method", USER)
+                .agg((F.size(F.array_distinct(F.flatten(F.collect_list("cats")))) / F.lit(max(n_categories, 1)))
+                     .alias("coverage")))
+    a = top.select("method", USER, F.col("pos").alias("pa"), F.col("cats").alias("ca"))
+    b = top.select("method", USER, F.col("pos").alias("pb"), F.col("cats").alias("cb"))
+    union = F.size(F.array_union("ca", "cb"))
+    similarity = F.when(union > 0, F.size(F.array_intersect("ca", "cb")) / union).otherwise(0.0)
+    ild = (a.join(b, ["method", USER]).filter(F.col("pa") < F.col("pb"))
+           .groupBy("method", USER).agg(F.avg(1.0 - similarity).alias("ild")))
+    rows = (coverage.join(ild, ["method", USER], "left").groupBy("method")
+            .agg(F.avg("coverage").alias("coverage"), F.avg("ild").alias("ild"), F.count(F.lit(1)).alias("users"))
+            .collect())
+    return {r["method"]: {f"coverage@{k}": r["coverage"], f"ild@{k}": r["ild"], "diversity_users": r["users"]}
+            for r in rows}

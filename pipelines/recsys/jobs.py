@@ -24,7 +24,14 @@ from pipelines.output import qualify
 from pipelines.pq.encoder import PQEncoderModel
 from pipelines.recsys.archive import read_members
 from pipelines.recsys.baselines import als_lists, check_int_ids, fit_als, popularity_lists, tune_als
-from pipelines.recsys.evaluation import position_metrics, ranker_quality, recall_curves, target_positions
+from pipelines.recsys.ease import ease_lists, ease_weights, fit_index, tune_ease
+from pipelines.recsys.evaluation import (
+    diversity_metrics,
+    position_metrics,
+    ranker_quality,
+    recall_curves,
+    target_positions,
+)
 from pipelines.recsys.features import LABEL, FeatureSettings, candidate_features
 from pipelines.recsys.index import index_query, index_vectors
 from pipelines.recsys.lists import ranked_lists
@@ -32,6 +39,7 @@ from pipelines.recsys.plots import recall_curve_png
 from pipelines.recsys.queries import recent_items, unit_item_vectors, user_queries
 from pipelines.recsys.ranker import SPEC, fit_ranker, score_candidates
 from pipelines.recsys.recall import pq_candidates
+from pipelines.recsys.rerank import mmr_lists, settings_from
 from pipelines.recsys.sessions import sessionize
 from pipelines.recsys.split import context, leave_last_out, tie_break, with_splits
 from pipelines.recsys.tables import (
@@ -215,7 +223,8 @@ def rank_job(ctx: "JobContext") -> None:
 
 
 def baselines_job(ctx: "JobContext") -> None:
-    """``jobs/recsys_baselines.py``: popularity and ALS (tuned on the validation target) lists for test users."""
+    """``jobs/recsys_baselines.py``: popularity, ALS and EASE (both tuned on the validation target) lists for test
+    users."""
     cfg = ctx.config
     history, targets = _inputs(ctx)
     n, k, exclude = cfg["list_size"], cfg["tune_k"], cfg["exclude_seen"]
@@ -239,27 +248,46 @@ def baselines_job(ctx: "JobContext") -> None:
     model = fit_als(contexts[TEST], best, a["max_iter"], a["seed"], a["blocks"])
     als = staged(ctx, "als", als_lists(model, users[TEST], seen[TEST], n, item_type), f"{root}/als")
     als_s = time.time() - started
+    e = cfg["ease"]
+    started = time.time()
+    lam, ease_grid = tune_ease(contexts[VALID], users[VALID], users[VALID], n, k, e, exclude, item_type, ctx.log)
+    ease_tune_s = time.time() - started
+    started = time.time()
+    user_items, ids, gram = fit_index(contexts[TEST], e["min_count"], e["max_items"])
+    lists, weights = ease_lists(ease_weights(gram, lam), ids, user_items, users[TEST], n, exclude, e["block_users"],
+                                item_type)
+    ease = staged(ctx, "ease", lists, f"{root}/ease")
+    weights.destroy()
+    user_items.unpersist()
+    ease_s = time.time() - started
     for df in contexts.values():
         df.unpersist()
     ctx.metrics["baselines"] = {
         "list_size": n, "exclude_seen": exclude, "popularity_s": round(pop_s, 3),
         "als": {"grid": grid, "chosen": best.__dict__, "tune_s": round(tune_s, 3), "final_fit_and_lists_s":
                 round(als_s, 3), "total_s": round(tune_s + als_s, 3)},
-        "rows": {"popularity": pop.count(), "als": als.count()}}
+        "ease": {"grid": ease_grid, "chosen_lambda": lam, "items": len(ids), "min_count": e["min_count"],
+                 "tune_s": round(ease_tune_s, 3), "final_fit_and_lists_s": round(ease_s, 3),
+                 "total_s": round(ease_tune_s + ease_s, 3)},
+        "rows": {"popularity": pop.count(), "als": als.count(), "ease": ease.count()}}
 
 
 def evaluate_job(ctx: "JobContext") -> None:
-    """``jobs/evaluate_recsys.py``: AUC/GAUC of the ranker; recall/NDCG@k and recall@k curves of every method."""
+    """``jobs/evaluate_recsys.py``: AUC/GAUC of the ranker; recall/NDCG@k, recall@k curves and diversity of every
+    method, ours re-ranked by MMR among them."""
     cfg = ctx.config
     paths, n = cfg["input"], cfg["list_size"]
-    targets = read_parquet(ctx.spark, paths["targets"], [USER, ITEM, SPLIT]).filter(F.col(SPLIT) == TEST) \
-        .select(USER, ITEM)
+    history, all_targets = _inputs(ctx)
+    targets = all_targets.filter(F.col(SPLIT) == TEST).select(USER, ITEM)
     scores = read_parquet(ctx.spark, paths["scores"], [USER, ITEM, LABEL, SCORE, "recall_rank"])
+    items = _items(ctx).persist(StorageLevel.MEMORY_AND_DISK)
+    rerank = settings_from(cfg["rerank"])
     lists = [ranked_lists(scores, [-F.col(SCORE), F.col("recall_rank")], n, "ours"),
-             ranked_lists(scores, [F.col("recall_rank")], n, "ours_recall_only")]
+             ranked_lists(scores, [F.col("recall_rank")], n, "ours_recall_only"),
+             mmr_lists(scores, SCORE, items, context(history, all_targets, TEST), rerank, n)]
     lists += [ranked_lists(scores, [-F.col(f"score_{m}"), F.col("recall_rank")], n, f"ours_{m}")
               for m in MODELS if m != "gbdt_lr" and f"score_{m}" in scores.columns]
-    for name in ("popularity", "als"):
+    for name in ("popularity", "als", "ease"):
         if paths[name]:
             lists.append(read_parquet(ctx.spark, paths[name], ["method", USER, "items"]))
     root = cfg["output"]["path"].rstrip("/")
@@ -272,27 +300,43 @@ def evaluate_job(ctx: "JobContext") -> None:
     results = position_metrics(positions, ks)
     curves = recall_curves(positions, n)
     positions.unpersist()
+    dk = cfg["diversity_k"]
+    for method, figures in diversity_metrics(everything, items, dk).items():
+        results[method].update(figures)
+    items.unpersist()
     quality = ranker_quality(scores, SCORE, LABEL)
-    ctx.metrics["evaluation"] = {"methods": results, "ranker": quality, "list_size": n}
+    ctx.metrics["evaluation"] = {"methods": results, "ranker": quality, "list_size": n, "diversity_k": dk,
+                                 "rerank": cfg["rerank"]}
     ctx.metrics["recall_at_k"] = {m: [round(v, 6) for v in c] for m, c in curves.items()}
     table = ctx.spark.createDataFrame(
         [(m, k, r[f"recall@{k}"], r[f"ndcg@{k}"]) for m, r in results.items() for k in ks],
         "method STRING, k INT, recall DOUBLE, ndcg DOUBLE")
     ctx.stage("results", table, f"{root}/results")
+    summary = render_summary(results, quality, ks, dk, cfg["rerank"]["lambda"])
     ctx.stage_files("report", f"{root}/report", {
-        "recall_at_k.png": recall_curve_png(curves, cfg["title"]),
-        "summary.md": render_summary(results, quality, ks)})
-    print(render_summary(results, quality, ks))
+        "recall_at_k.png": recall_curve_png(curves, cfg["title"]), "summary.md": summary})
+    print(summary)
 
 
-def render_summary(results: dict[str, dict[str, float]], quality: dict[str, Any], ks: list[int]) -> str:
-    """The comparison as Markdown: one row per method, recall and NDCG at each k; the ranker's AUC/GAUC."""
-    head = "| method | " + " | ".join(f"recall@{k} | NDCG@{k}" for k in ks) + " | users |"
+def render_summary(results: dict[str, dict[str, float]], quality: dict[str, Any], ks: list[int], dk: int,
+                   lam: float) -> str:
+    """The comparison as Markdown: one row per method, recall and NDCG at each k and diversity at ``dk``; MMR
+    re-ranking before and after; the ranker's AUC/GAUC."""
+    head = ("| method | " + " | ".join(f"recall@{k} | NDCG@{k}" for k in ks) +
+            f" | coverage@{dk} | ILD@{dk} | users |")
     lines = ["# Recommender evaluation (held-out last interaction per user)", "", head,
-             "|---" * (2 * len(ks) + 2) + "|"]
-    for method, r in sorted(results.items(), key=lambda mr: -mr[1][f"ndcg@{ks[-1] if 10 not in ks else 10}"]):
+             "|---" * (2 * len(ks) + 4) + "|"]
+    sort_k = ks[-1] if 10 not in ks else 10
+    for method, r in sorted(results.items(), key=lambda mr: -mr[1][f"ndcg@{sort_k}"]):
         cells = " | ".join(f"{r[f'recall@{k}']:.4f} | {r[f'ndcg@{k}']:.4f}" for k in ks)
-        lines.append(f"| {method} | {cells} | {r['users']:,} |")
+        diversity = " | ".join(f"{r[key]:.4f}" if r.get(key) is not None else "-"
+                               for key in (f"coverage@{dk}", f"ild@{dk}"))
+        lines.append(f"| {method} | {cells} | {diversity} | {r['users']:,} |")
+    before, after = results.get("ours"), results.get("ours_reranked")
+    if before and after and before.get(f"ild@{dk}") is not None and after.get(f"ild@{dk}") is not None:
+        lines += ["", f"MMR re-ranking of ours (lambda {lam}): NDCG@{sort_k} {before[f'ndcg@{sort_k}']:.4f} -> "
+                      f"{after[f'ndcg@{sort_k}']:.4f}, ILD@{dk} {before[f'ild@{dk}']:.4f} -> {after[f'ild@{dk}']:.4f}, "
+                      f"coverage@{dk} {before[f'coverage@{dk}']:.4f} -> {after[f'coverage@{dk}']:.4f}."]
     lines += ["", f"Ranker on the test candidates: AUC {quality['auc']:.4f}, GAUC {quality['gauc']:.4f} over "
                   f"{quality['gauc_users']:,} users ({quality['gauc_users_skipped']:,} without the target among "
                   f"their candidates skipped); {quality['positives']:,} positives in {quality['rows']:,} rows."]
