@@ -25,15 +25,15 @@ from pipelines.output import qualify
 from pipelines.pq.encoder import PQEncoderModel
 from pipelines.recsys.archive import read_members
 from pipelines.recsys.baselines import als_lists, check_int_ids, fit_als, popularity_lists, tune_als
+from pipelines.recsys.coarse import coarse_cut
 from pipelines.recsys.evaluation import position_metrics, ranker_quality, recall_curves, target_positions
 from pipelines.recsys.features import LABEL, FeatureSettings, candidate_features
 from pipelines.recsys.index import index_query, index_vectors
 from pipelines.recsys.lists import ranked_lists
+from pipelines.recsys.merge import ROUTE_FEATURES, merge_routes, route_recall, target_share
 from pipelines.recsys.plots import recall_curve_png
 from pipelines.recsys.queries import recent_items, unit_item_vectors, user_queries
 from pipelines.recsys.ranker import SPEC, fit_ranker, score_candidates
-from pipelines.recsys.coarse import coarse_cut
-from pipelines.recsys.merge import ROUTE_FEATURES, merge_routes, route_recall, target_share
 from pipelines.recsys.recall import pq_candidates
 from pipelines.recsys.routes import (
     cold_users,
