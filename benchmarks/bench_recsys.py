@@ -2,8 +2,10 @@
 
 Runs ``conf/pipelines/recsys_movielens.yaml`` (leave-last-out per user; ratings as implicit interactions in
 timestamp order) in one local SparkSession and prints recall@10 and NDCG@10 of every method in one table,
-with the seconds each took. ``ours_s`` is item2vec + PQ + recall + features + GBDT+LR (the steps after the
-shared split); ``als_s`` is the ALS grid on the validation target plus the final fit and lists.
+with the seconds each took, and the test target's recall by each recall route, by their merge
+(``target_in_candidates``) and after the coarse cut (``test_target_in_candidates``). ``ours_s`` is item2vec + PQ +
+recall routes, merge and coarse cut + features + GBDT+LR (the steps after the shared split); ``als_s`` is the
+ALS grid on the validation target plus the final fit and lists.
 
 Usage: python benchmarks/bench_recsys.py [--root DIR] [--set STEP.KEY=VALUE ...]
 The last line printed is one JSON object with the figures.
@@ -69,10 +71,11 @@ def main() -> None:
     als_s = baselines["als"]["total_s"]
     recall = steps["recall"]["metrics"]["recall"]
     seconds = {"ours": ours_s, "als": als_s, "popularity": baselines["popularity_s"]}
-    print(f"\nMovieLens ml-latest-small, leave-last-out: {methods['ours']['users']} users, "
-          f"{recall['k']} PQ candidates per user (test target among them for "
-          f"{recall['test_target_in_candidates']:.1%}); ranker test AUC {ranker['auc']:.4f}, "
-          f"GAUC {ranker['gauc']:.4f}")
+    routes = recall["route_recall"]["test"]
+    print(f"\nMovieLens ml-latest-small, leave-last-out: {methods['ours']['users']} users; test target among "
+          f"each route's candidates: " + ", ".join(f"{r} {v:.1%}" for r, v in routes.items()) +
+          f" (quotas {recall['quotas']}); {recall['k']} per user after the coarse cut: "
+          f"{recall['test_target_in_candidates']:.1%}; ranker test AUC {ranker['auc']:.4f}, GAUC {ranker['gauc']:.4f}")
     print(f"{'method':<20} {'recall@10':>10} {'NDCG@10':>10} {'recall@100':>11} {'seconds':>9}")
     for name in METHODS:
         if name in methods:
@@ -92,7 +95,9 @@ def main() -> None:
         "recall_only_recall10": methods["ours_recall_only"]["recall@10"],
         "recall_only_ndcg10": methods["ours_recall_only"]["ndcg@10"],
         "ranker_auc": ranker["auc"], "ranker_gauc": ranker["gauc"],
-        "candidates_k": recall["k"], "test_target_in_candidates": recall["test_target_in_candidates"],
+        "candidates_k": recall["k"], "target_in_candidates": recall["test_merged_target_in_candidates"],
+        "route_recall": {r: round(v, 4) for r, v in routes.items() if r != "merged"},
+        "test_target_in_candidates": recall["test_target_in_candidates"],
         "users": methods["ours"]["users"], "ours_s": round(ours_s, 1), "als_s": round(als_s, 1),
         "pop_s": round(baselines["popularity_s"], 1), "wall_s": round(wall_s, 1), "als_chosen": chosen,
     }))

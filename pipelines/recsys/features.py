@@ -143,7 +143,7 @@ def candidate_features(candidates: DataFrame, contexts: DataFrame, targets: Data
     ``items``: ``(item_id, categories)``; ``recent``: each user's ``n_recent`` latest events (``recency``).
     """
     item_stats = item_features(contexts, settings.recent_days)
-    rows = (candidates.join(user_features(contexts), [SPLIT, USER])
+    rows = (candidates.join(user_features(contexts), [SPLIT, USER], "left")   # cold-start users stay
             .join(item_stats, [SPLIT, ITEM], "left").fillna(0.0, ["i_pop", "i_pop_recent"])
             .withColumn("i_age_days", (F.col("last_ts") - F.col("first_ts")) / DAY).drop("first_ts"))
     rows = near_share(contexts, rows, settings.near_days)

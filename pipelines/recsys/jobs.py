@@ -182,6 +182,7 @@ def recall_job(ctx: "JobContext") -> None:
     shares = route_recall(routes, merged, targets, quotas)
     final = target_share(candidates, targets)
     per_user = candidates.groupBy(SPLIT, USER).count().groupBy(SPLIT).agg(F.avg("count").alias("n")).collect()
+    empty = target_users.join(candidates.select(SPLIT, USER).distinct(), [SPLIT, USER], "left_anti").count()
     all_contexts.unpersist()
     ctx.metrics["recall"] = {
         "k": co["budget"] or cfg["merge"]["budget"], "exclude_seen": r["exclude_seen"], "quotas": quotas,
@@ -190,7 +191,7 @@ def recall_job(ctx: "JobContext") -> None:
         **{f"{s}_merged_target_in_candidates": v["merged"] for s, v in shares.items()},
         **{f"{s}_target_in_candidates": v for s, v in final.items()},
         **{f"{row[SPLIT]}_candidates_per_user": row["n"] for row in per_user},
-        "cold_start_users": n_cold}
+        "cold_start_users": n_cold, "target_users_without_candidates": empty}
     ctx.log(f"recall: {ctx.metrics['recall']}")
 
 
