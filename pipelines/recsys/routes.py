@@ -16,6 +16,8 @@ one number per split (the largest seen count, to size the popularity pool).
 """
 from __future__ import annotations
 
+from functools import reduce
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -132,13 +134,5 @@ def route_lists(routes: DataFrame, n: int, split: str = TEST) -> DataFrame:
     """``(method, user_id, items)``: each route's ``split`` candidates as a ranked list, ``method`` = the route
     (``next_item`` alone is the sequential Markov baseline)."""
     rows = routes.filter(F.col(SPLIT) == split)
-    names = [r["route"] for r in rows.select("route").distinct().collect()]   # a handful of route names
-    lists = [ranked_lists(rows.filter(F.col("route") == name), [F.col("route_rank")], n, name) for name in names]
-    if not lists:
-        return routes.sparkSession.createDataFrame([], f"method STRING, {USER} "
-                                                       f"{routes.schema[USER].dataType.simpleString()}, "
-                                                       f"items ARRAY<{routes.schema[ITEM].dataType.simpleString()}>")
-    out = lists[0]
-    for more in lists[1:]:
-        out = out.unionByName(more)
-    return out
+    lists = [ranked_lists(rows.filter(F.col("route") == name), [F.col("route_rank")], n, name) for name in ROUTES]
+    return reduce(DataFrame.unionByName, lists)
