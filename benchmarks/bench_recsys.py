@@ -2,10 +2,13 @@
 
 Runs ``conf/pipelines/recsys_movielens.yaml`` (leave-last-out per user; ratings as implicit interactions in
 timestamp order) in one local SparkSession and prints recall@10 and NDCG@10 of every method in one table,
-with the seconds each took. ``ours_s`` is item2vec + PQ + recall + features + GBDT+LR (the steps after the
-shared split); ``als_s`` (``ease_s``) is the ALS grid (EASE lambdas) on the validation target plus the final fit
-and lists. ``ours_reranked`` is ours re-ranked by MMR over genres; ``diversity_before``/``diversity_after`` are
-the intra-list diversity@10 of ours before and after.
+with the seconds each took, and the test target's recall by each recall route, by their merge
+(``target_in_candidates``) and after the coarse cut (``test_target_in_candidates``). ``ours_s`` is item2vec + PQ +
+recall routes, merge and coarse cut + features + GBDT+LR (the steps after the shared split); ``als_s``
+(``ease_s``) is the ALS grid (EASE lambdas) on the validation target plus the final fit and lists. ``markov`` is
+the next-item route's own list (transition counts from the user's latest items). ``ours_reranked`` is ours
+re-ranked by MMR over genres; ``diversity_before``/``diversity_after`` are the intra-list diversity@10 of ours
+before and after.
 
 Usage: python benchmarks/bench_recsys.py [--root DIR] [--set STEP.KEY=VALUE ...]
 The last line printed is one JSON object with the figures.
@@ -33,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFINITION = ROOT / "conf" / "pipelines" / "recsys_movielens.yaml"
 ARCHIVE = ROOT.parent / "shared" / "data" / "movielens_latest_small" / "ml-latest-small.zip"
 OURS_STEPS = ("item2vec", "build_pq", "recall", "features", "rank")
-METHODS = ("ours", "ours_reranked", "ours_lr_only", "ours_trees_only", "ours_recall_only", "ease", "als",
+METHODS = ("ours", "ours_reranked", "ours_lr_only", "ours_trees_only", "ours_recall_only", "ease", "markov", "als",
            "popularity")
 
 
@@ -73,10 +76,11 @@ def main() -> None:
     recall = steps["recall"]["metrics"]["recall"]
     ease_s = baselines["ease"]["total_s"]
     seconds = {"ours": ours_s, "als": als_s, "ease": ease_s, "popularity": baselines["popularity_s"]}
-    print(f"\nMovieLens ml-latest-small, leave-last-out: {methods['ours']['users']} users, "
-          f"{recall['k']} PQ candidates per user (test target among them for "
-          f"{recall['test_target_in_candidates']:.1%}); ranker test AUC {ranker['auc']:.4f}, "
-          f"GAUC {ranker['gauc']:.4f}")
+    routes = recall["route_recall"]["test"]
+    print(f"\nMovieLens ml-latest-small, leave-last-out: {methods['ours']['users']} users; test target among "
+          f"each route's candidates: " + ", ".join(f"{r} {v:.1%}" for r, v in routes.items()) +
+          f" (quotas {recall['quotas']}); {recall['k']} per user after the coarse cut: "
+          f"{recall['test_target_in_candidates']:.1%}; ranker test AUC {ranker['auc']:.4f}, GAUC {ranker['gauc']:.4f}")
     print(f"{'method':<20} {'recall@10':>10} {'NDCG@10':>10} {'recall@100':>11} {'ILD@10':>7} {'seconds':>9}")
     for name in METHODS:
         if name in methods:
@@ -90,7 +94,7 @@ def main() -> None:
           f"{baselines['ease']['chosen_lambda']} of {[g['lambda'] for g in baselines['ease']['grid']]} over "
           f"{baselines['ease']['items']} items; pipeline wall time {wall_s:.1f}s")
     ours, reranked = methods["ours"], methods["ours_reranked"]
-    best_anchor = max(methods[m]["ndcg@10"] for m in ("ease", "als", "popularity"))
+    best_anchor = max(methods[m]["ndcg@10"] for m in ("ease", "markov", "als", "popularity"))
     print(f"NDCG@10 ours / EASE {ours['ndcg@10'] / methods['ease']['ndcg@10']:.2f}x, ours / best anchor "
           f"{ours['ndcg@10'] / best_anchor:.2f}x; MMR (lambda {evaluation['rerank']['lambda']}): NDCG@10 "
           f"{ours['ndcg@10']:.4f} -> {reranked['ndcg@10']:.4f}, ILD@10 {ours['ild@10']:.4f} -> "
@@ -102,13 +106,16 @@ def main() -> None:
         "als_recall10": methods["als"]["recall@10"], "als_ndcg10": methods["als"]["ndcg@10"],
         "pop_recall10": methods["popularity"]["recall@10"], "pop_ndcg10": methods["popularity"]["ndcg@10"],
         "ease_recall10": methods["ease"]["recall@10"], "ease_ndcg10": methods["ease"]["ndcg@10"],
+        "markov_recall10": methods["markov"]["recall@10"], "markov_ndcg10": methods["markov"]["ndcg@10"],
         "ours_recall100": methods["ours"]["recall@100"], "ours_reranked_ndcg10": methods["ours_reranked"]["ndcg@10"],
         "diversity_before": methods["ours"]["ild@10"], "diversity_after": methods["ours_reranked"]["ild@10"],
         "coverage_before": methods["ours"]["coverage@10"], "coverage_after": methods["ours_reranked"]["coverage@10"],
         "recall_only_recall10": methods["ours_recall_only"]["recall@10"],
         "recall_only_ndcg10": methods["ours_recall_only"]["ndcg@10"],
         "ranker_auc": ranker["auc"], "ranker_gauc": ranker["gauc"],
-        "candidates_k": recall["k"], "test_target_in_candidates": recall["test_target_in_candidates"],
+        "candidates_k": recall["k"], "target_in_candidates": recall["test_merged_target_in_candidates"],
+        "route_recall": {r: round(v, 4) for r, v in routes.items() if r != "merged"},
+        "test_target_in_candidates": recall["test_target_in_candidates"],
         "users": methods["ours"]["users"], "ours_s": round(ours_s, 1), "als_s": round(als_s, 1),
         "pop_s": round(baselines["popularity_s"], 1), "ease_s": round(ease_s, 1), "wall_s": round(wall_s, 1),
         "als_chosen": chosen, "ease_lambda": baselines["ease"]["chosen_lambda"],

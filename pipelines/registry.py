@@ -51,7 +51,7 @@ JOBS: dict[str, Job] = {job.name: job for job in [
         "Ingest one table (Parquet, CSV, JSON lines) or text corpus into Parquet; malformed records go to "
         "quarantine."),
     Job("recall_candidates", "pipelines.recsys.jobs:recall_job",
-        "Recall: user query vectors from recent items' item2vec vectors, PQ top-K unseen items per user."),
+        "Recall routes (PQ, item-CF, next-item, popularity, cold start), merged with quotas, coarse LR cut."),
     Job("recsys_baselines", "pipelines.recsys.jobs:baselines_job",
         "Popularity, implicit ALS and EASE (tuned on the validation target) ranked lists for the test users."),
     Job("score", "pipelines.gbdt_lr.job:score_job",

@@ -12,7 +12,7 @@ TINY = {                                                          # dotted keys:
     "item2vec": {"model.vector_size": 16, "model.epochs": 3, "model.min_count": 1, "model.syncs_per_epoch": 1},
     "index": {"popularity.dims": 4},
     "build_pq": {"quantizer.m": 5, "quantizer.nbits": 4, "quantizer.max_iter": 5},   # 16 + 4 dimensions
-    "recall": {"recall.k": 30, "query.popularity_dims": 4},
+    "recall": {"routes.pq.k": 30, "merge.budget": 60, "coarse.budget": 30, "query.popularity_dims": 4},
     "rank": {"model.trees.num_trees": 5, "model.trees.max_depth": 3, "model.trees.min_instances_per_node": 5,
              "model.lr.reg_grid": [0.1], "model.lr.max_iter": 10, "model.downsampling.negative_rate": 0.5},
     "baselines": {"als": {"ranks": [8], "reg_params": [0.1], "alphas": [1.0], "max_iter": 3}},

@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 
 from pipelines.recsys.cooccurrence import sequence_pairs
 from pipelines.recsys.features import CATEGORICAL, LABEL, NUMERIC, FeatureSettings, candidate_features
+from pipelines.recsys.merge import ROUTE_FEATURES
 from pipelines.recsys.queries import recent_items, unit_item_vectors
 from pipelines.recsys.ranker import SPEC
 from pipelines.recsys.tables import ITEM, SPLIT, TS, USER, VALID
@@ -22,7 +23,8 @@ def rows(spark):
          (VALID, 2, 2, 0), (VALID, 2, 3, 10)], f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, {TS} BIGINT")
     candidates = spark.createDataFrame(
         [(VALID, 1, 3, 0.1, 1), (VALID, 1, 4, 0.2, 2), (VALID, 1, 2, 0.3, 3), (VALID, 2, 1, 0.1, 1),
-         (VALID, 2, 4, 0.4, 2)], f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, distance DOUBLE, recall_rank INT")
+         (VALID, 2, 4, 0.4, 2)], f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, distance DOUBLE, recall_rank INT") \
+        .select("*", *[(F.col("recall_rank") * (i + 1)).alias(c) for i, c in enumerate(ROUTE_FEATURES)])
     targets = spark.createDataFrame([(VALID, 1, 4, 9 * DAY), (VALID, 2, 1, 9 * DAY)],
                                     f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, {TS} BIGINT")
     queries = spark.createDataFrame([(VALID, 1, [1.0, 0.0]), (VALID, 2, [0.0, 2.0])],
@@ -68,6 +70,7 @@ def test_hand_checked_values(rows):
         -math.sqrt(0.5))
     assert got[(1, 3)]["cos_user"] == pytest.approx(math.sqrt(0.5)) and got[(2, 1)]["cos_user"] == pytest.approx(0.0)
     assert got[(1, 3)]["distance"] == 0.1 and got[(1, 4)]["recall_rank"] == 2
+    assert got[(1, 4)][ROUTE_FEATURES[0]] == 2 and got[(1, 4)][ROUTE_FEATURES[-1]] == 2 * len(ROUTE_FEATURES)
 
 
 def test_sequence_pairs_match_a_python_count(spark):

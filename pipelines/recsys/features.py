@@ -9,7 +9,9 @@ Label: the candidate is the split's target item. Columns (all numeric except ``i
   (log share of the item among all events in the ``near_days`` before the user's last event, from time
   buckets: time-local popularity), ``i_age_days`` (user's last event minus the item's first event; negative
   when the item appears after the user left), ``i_category`` (first category);
-* user-item: ``distance`` and ``recall_rank`` (PQ recall), ``cos_user`` (exact cosine to the user's query
+* recall: the merge's route features (``ROUTE_FEATURES``: per route a 0/1 flag, its rank and score;
+  ``n_routes``), passed through from the candidates;
+* user-item: ``distance`` (PQ) and ``recall_rank`` (merged list), ``cos_user`` (exact cosine to the user's query
   vector), ``cos_last`` and ``cos_max`` (to the latest and to the closest of the recent items), ``cooc``
   (recency-weighted co-occurrences with the recent items within ``cooc_window`` positions, either order),
   ``cooc_lift`` (the same divided by the candidate's events), ``follows_last`` (times the candidate came
@@ -24,6 +26,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.recsys.cooccurrence import sequence_pairs
+from pipelines.recsys.merge import ROUTE_FEATURES
 from pipelines.recsys.tables import ITEM, SPLIT, TS, USER, item_key
 from pipelines.recsys.vectors import dot, unit
 
@@ -32,7 +35,7 @@ LABEL = "label"
 CATEGORICAL = ["i_category"]
 NUMERIC = ["distance", "recall_rank", "cos_user", "cos_last", "cos_max", "cooc", "cooc_lift", "follows_last",
            "cat_share", "ui_count", "u_events", "u_items", "u_active_days", "u_recency_days", "i_pop",
-           "i_pop_recent", "i_near_share", "i_age_days"]
+           "i_pop_recent", "i_near_share", "i_age_days", *ROUTE_FEATURES]
 NO_CATEGORY = "__none__"
 
 
@@ -140,7 +143,7 @@ def candidate_features(candidates: DataFrame, contexts: DataFrame, targets: Data
     ``items``: ``(item_id, categories)``; ``recent``: each user's ``n_recent`` latest events (``recency``).
     """
     item_stats = item_features(contexts, settings.recent_days)
-    rows = (candidates.join(user_features(contexts), [SPLIT, USER])
+    rows = (candidates.join(user_features(contexts), [SPLIT, USER], "left")   # cold-start users stay
             .join(item_stats, [SPLIT, ITEM], "left").fillna(0.0, ["i_pop", "i_pop_recent"])
             .withColumn("i_age_days", (F.col("last_ts") - F.col("first_ts")) / DAY).drop("first_ts"))
     rows = near_share(contexts, rows, settings.near_days)

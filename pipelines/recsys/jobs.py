@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
@@ -24,6 +25,7 @@ from pipelines.output import qualify
 from pipelines.pq.encoder import PQEncoderModel
 from pipelines.recsys.archive import read_members
 from pipelines.recsys.baselines import als_lists, check_int_ids, fit_als, popularity_lists, tune_als
+from pipelines.recsys.coarse import coarse_cut
 from pipelines.recsys.ease import ease_lists, ease_weights, fit_index, tune_ease
 from pipelines.recsys.evaluation import (
     diversity_metrics,
@@ -35,11 +37,22 @@ from pipelines.recsys.evaluation import (
 from pipelines.recsys.features import LABEL, FeatureSettings, candidate_features
 from pipelines.recsys.index import index_query, index_vectors
 from pipelines.recsys.lists import ranked_lists
+from pipelines.recsys.merge import ROUTE_FEATURES, merge_routes, route_recall, target_share
 from pipelines.recsys.plots import recall_curve_png
 from pipelines.recsys.queries import recent_items, unit_item_vectors, user_queries
 from pipelines.recsys.ranker import SPEC, fit_ranker, score_candidates
 from pipelines.recsys.recall import pq_candidates
 from pipelines.recsys.rerank import mmr_lists, settings_from
+from pipelines.recsys.routes import (
+    cold_users,
+    cooccurrence_neighbours,
+    neighbour_route,
+    popularity_route,
+    pq_route,
+    route_lists,
+    session_contexts,
+    transition_neighbours,
+)
 from pipelines.recsys.sessions import sessionize
 from pipelines.recsys.split import context, leave_last_out, tie_break, with_splits
 from pipelines.recsys.tables import (
@@ -128,37 +141,85 @@ def _seen(contexts: DataFrame, exclude: bool) -> DataFrame | None:
 
 
 def recall_job(ctx: "JobContext") -> None:
-    """``jobs/recall_candidates.py``: user query vectors, then the PQ top-K unseen items of each user."""
+    """``jobs/recall_candidates.py``: the recall routes, their merge with quotas and the coarse cut.
+
+    Outputs: ``queries`` (PQ query vectors), ``routes`` (every route's candidates, one shape), ``merged`` (the
+    deduplicated union with route features), ``candidates`` (merged, cut per user by the coarse ranker) and
+    ``route_lists`` (each route's test candidates as ranked lists; ``next_item`` is the Markov baseline).
+    """
     cfg = ctx.config
     history, targets = _inputs(ctx)
-    vectors = read_parquet(ctx.spark, cfg["input"]["vectors"], ["word", "vector"])
-    codes = read_parquet(ctx.spark, cfg["input"]["codes"], ["item_id", "code"])
-    model = load_model(PQEncoderModel.load, qualify(cfg["input"]["pq_model"]))
-    target_users = targets.select(SPLIT, USER)
-    contexts = with_splits(history, targets).join(target_users, [SPLIT, USER])  # users to recommend to
-    q = cfg["query"]
-    recent = recent_items(contexts, q["n_recent"])
     root = cfg["output"]["path"].rstrip("/")
-    queries = staged(ctx, "queries", user_queries(recent, unit_item_vectors(vectors), q["decay"]), f"{root}/queries")
-    searched = queries.select(SPLIT, USER, index_query(F.col("vector"), q["popularity_dims"]).alias("vector"))
-    seen = _seen(contexts, cfg["recall"]["exclude_seen"])
+    r, routes_cfg = cfg["recall"], cfg["routes"]
+    quotas = {name: c["k"] for name, c in routes_cfg.items() if c["k"] > 0}
+    all_contexts = with_splits(history, targets).persist(StorageLevel.MEMORY_AND_DISK)
+    target_users = targets.select(SPLIT, USER)
+    contexts = all_contexts.join(target_users, [SPLIT, USER])  # users to recommend to
+    seen = _seen(contexts, r["exclude_seen"])
     if seen is not None:
         seen = staged(ctx, "seen", seen, f"{root}/seen")
-    r = cfg["recall"]
     started = time.time()
-    found = pq_candidates(model, codes, searched, seen, r["k"], history.schema[ITEM].dataType, r["block_users"],
-                          r["partitions"])
-    candidates = staged(ctx, "candidates", found, f"{root}/candidates")
-    coverage = (targets.join(candidates, [SPLIT, USER, ITEM], "left")
-                .groupBy(SPLIT).agg(F.count(F.lit(1)).alias("targets"), F.count("recall_rank").alias("found"))
-                .collect())
-    with_query = {row[SPLIT]: row["n"] for row in queries.groupBy(SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()}
+    found = _pq_route(ctx, history, contexts, seen, quotas.get("pq", 0), f"{root}/queries")
+    for name in ("item_cf", "next_item"):
+        if name in quotas:
+            c = routes_cfg[name]
+            neighbours = (cooccurrence_neighbours(session_contexts(history, targets), c["window"], c["neighbours"])
+                          if name == "item_cf" else transition_neighbours(all_contexts, c["neighbours"]))
+            found.append(neighbour_route(recent_items(contexts, c["n_recent"]), neighbours, c["decay"], seen,
+                                         c["k"], name))
+    if "popularity" in quotas:
+        found.append(popularity_route(all_contexts, target_users, seen, quotas["popularity"], "popularity"))
+    if "recent_popularity" in quotas:
+        found.append(popularity_route(all_contexts, target_users, seen, quotas["recent_popularity"],
+                                      "recent_popularity", routes_cfg["recent_popularity"]["days"]))
+    cold = cold_users(target_users, all_contexts)
+    n_cold = cold.count()
+    if "cold_start" in quotas:
+        found.append(popularity_route(all_contexts, cold, seen, quotas["cold_start"], "cold_start"))
+    if not found:
+        raise RecsysError("routes: give at least one route a k above 0")
+    routes = staged(ctx, "routes", reduce(DataFrame.unionByName, found), f"{root}/routes")
+    routes_s = time.time() - started
+    merged = staged(ctx, "merged", merge_routes(routes, quotas, cfg["merge"]["budget"]), f"{root}/merged")
+    co = cfg["coarse"]
+    started = time.time()
+    cut = coarse_cut(merged, all_contexts, targets, co["budget"], co["max_iter"], co["reg"]) if co["budget"] else merged
+    candidates = staged(ctx, "candidates", cut, f"{root}/candidates")
+    coarse_s = time.time() - started
+    staged(ctx, "route_lists", route_lists(routes, cfg["route_lists"]["size"]), f"{root}/route_lists")
+    shares = route_recall(routes, merged, targets, quotas)
+    final = target_share(candidates, targets)
+    per_user = candidates.groupBy(SPLIT, USER).count().groupBy(SPLIT).agg(F.avg("count").alias("n")).collect()
+    empty = target_users.join(candidates.select(SPLIT, USER).distinct(), [SPLIT, USER], "left_anti").count()
+    all_contexts.unpersist()
     ctx.metrics["recall"] = {
-        "k": r["k"], "exclude_seen": r["exclude_seen"], "search_s": round(time.time() - started, 3),
-        **{f"{row[SPLIT]}_target_in_candidates": row["found"] / row["targets"] for row in coverage},
-        **{f"{row[SPLIT]}_users": row["targets"] for row in coverage},
-        **{f"{s}_users_with_query": n for s, n in with_query.items()}}
+        "k": co["budget"] or cfg["merge"]["budget"], "exclude_seen": r["exclude_seen"], "quotas": quotas,
+        "merge_budget": cfg["merge"]["budget"], "coarse_budget": co["budget"], "routes_s": round(routes_s, 3),
+        "coarse_s": round(coarse_s, 3), "route_recall": shares,
+        **{f"{s}_merged_target_in_candidates": v["merged"] for s, v in shares.items()},
+        **{f"{s}_target_in_candidates": v for s, v in final.items()},
+        **{f"{row[SPLIT]}_candidates_per_user": row["n"] for row in per_user},
+        "cold_start_users": n_cold, "target_users_without_candidates": empty}
     ctx.log(f"recall: {ctx.metrics['recall']}")
+
+
+def _pq_route(ctx: "JobContext", history: DataFrame, contexts: DataFrame, seen: DataFrame | None, k: int,
+              queries_path: str) -> list[DataFrame]:
+    """The PQ route (item2vec query vectors of the recent items, PQ top-``k`` unseen), staging the queries
+    the features job reads; an empty list when the route is off (``k`` 0): the queries are written anyway."""
+    cfg = ctx.config
+    vectors = read_parquet(ctx.spark, cfg["input"]["vectors"], ["word", "vector"])
+    q = cfg["query"]
+    recent = recent_items(contexts, q["n_recent"])
+    queries = staged(ctx, "queries", user_queries(recent, unit_item_vectors(vectors), q["decay"]), queries_path)
+    if k < 1:
+        return []
+    codes = read_parquet(ctx.spark, cfg["input"]["codes"], ["item_id", "code"])
+    model = load_model(PQEncoderModel.load, qualify(cfg["input"]["pq_model"]))
+    searched = queries.select(SPLIT, USER, index_query(F.col("vector"), q["popularity_dims"]).alias("vector"))
+    r = cfg["recall"]
+    return [pq_route(pq_candidates(model, codes, searched, seen, k, history.schema[ITEM].dataType,
+                                   r["block_users"], r["partitions"]))]
 
 
 def _items(ctx: "JobContext") -> DataFrame:
@@ -177,7 +238,8 @@ def features_job(ctx: "JobContext") -> None:
     cfg = ctx.config
     history, targets = _inputs(ctx)
     paths = cfg["input"]
-    candidates = read_parquet(ctx.spark, paths["candidates"], [SPLIT, USER, ITEM, "distance", "recall_rank"])
+    candidates = read_parquet(ctx.spark, paths["candidates"], [SPLIT, USER, ITEM, "distance", "recall_rank",
+                                                               *ROUTE_FEATURES])
     queries = read_parquet(ctx.spark, paths["queries"], [SPLIT, USER, "vector"])
     vectors = unit_item_vectors(read_parquet(ctx.spark, paths["vectors"], ["word", "vector"]))
     contexts = with_splits(history, targets).persist(StorageLevel.MEMORY_AND_DISK)
@@ -290,6 +352,10 @@ def evaluate_job(ctx: "JobContext") -> None:
     for name in ("popularity", "als", "ease"):
         if paths[name]:
             lists.append(read_parquet(ctx.spark, paths[name], ["method", USER, "items"]))
+    if paths["route_lists"]:   # each recall route alone; the next-item route is the sequential (Markov) baseline
+        routes = read_parquet(ctx.spark, paths["route_lists"], ["method", USER, "items"])
+        lists.append(routes.withColumn("method", F.when(F.col("method") == "next_item", "markov")
+                                       .otherwise(F.concat(F.lit("route_"), F.col("method")))))
     root = cfg["output"]["path"].rstrip("/")
     everything = lists[0]
     for more in lists[1:]:
