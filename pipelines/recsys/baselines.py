@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from pyspark.ml.recommendation import ALS
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.recsys.evaluation import position_metrics, target_positions
 from pipelines.recsys.lists import ranked_lists
-from pipelines.recsys.tables import ITEM, USER, RecsysError
+from pipelines.recsys.routes import popularity_route
+from pipelines.recsys.tables import ITEM, SPLIT, TEST, USER, RecsysError
 
 INT_MAX = 2**31 - 1
 
@@ -30,24 +31,18 @@ def seen_counts(users: DataFrame, seen: DataFrame | None) -> DataFrame:
     return users.select(USER).join(counts, USER, "left").fillna(0, ["n_seen"])
 
 
-def drop_seen(rows: DataFrame, seen: DataFrame | None) -> DataFrame:
-    """``rows`` without the (user, item) pairs of ``seen``."""
-    return rows if seen is None else rows.join(seen.select(USER, ITEM).distinct(), [USER, ITEM], "left_anti")
-
-
 def popularity_lists(context: DataFrame, users: DataFrame, seen: DataFrame | None, n: int) -> DataFrame:
     """``(method, user_id, items)``: the ``n`` most frequent items of ``context`` each user has not seen.
 
-    Each user is offered the top ``n + n_seen`` items (a broadcast table of at most n + the largest
-    n_seen rows), so the work is linear in users and seen events.
+    The recall route of the same name (``routes.popularity_route``) on one split: each user is offered the top
+    ``n + n_seen`` items, so the work is linear in users and seen events.
     """
-    counts = context.groupBy(ITEM).agg(F.count(F.lit(1)).alias("events"))
-    reach = seen_counts(users, seen)
-    widest = reach.agg(F.max("n_seen")).first()[0] or 0
-    top = (counts.withColumn("pop_rank", F.row_number().over(Window.orderBy(F.desc("events"), ITEM)))
-           .filter(F.col("pop_rank") <= n + widest))
-    offered = reach.join(F.broadcast(top), F.col("pop_rank") <= F.col("n_seen") + n)
-    return ranked_lists(drop_seen(offered, seen), [F.col("pop_rank")], n, "popularity")
+    def one_split(df: DataFrame) -> DataFrame:
+        return df.withColumn(SPLIT, F.lit(TEST))
+
+    route = popularity_route(one_split(context.select(USER, ITEM)), one_split(users.select(USER)),
+                             None if seen is None else one_split(seen.select(USER, ITEM).distinct()), n, "popularity")
+    return ranked_lists(route, [F.col("route_rank")], n, "popularity")
 
 
 def check_int_ids(df: DataFrame, columns: list[str], where: str) -> None:
