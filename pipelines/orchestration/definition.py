@@ -4,9 +4,18 @@ Paths may hold ``{root}`` (the pipeline's root directory) and ``{run_date}`` (YY
 path a job is configured to write; a dated output (the default) is committed to its ``ds=<run_date>``
 partition, an undated one (``{path: ..., dated: false}``, e.g. a model) to the path itself. A step depends on
 every step whose output path overlaps one of its inputs (same path, or one inside the other), and on the
-steps named in ``after``. Loading validates everything that does not depend on a run date: pipeline and step
-names (Airflow ids), the start date, unknown keys, unknown jobs, configuration overrides against the job's
-defaults, ``after`` names and cycles.
+steps named in ``after``.
+
+Named datasets (``datasets: {history: "{root}/split/history", model: {path: ..., dated: false}}``) state each
+path once: a step lists the datasets it writes by name in ``outputs``, and ``{history}`` in a ``set`` value or
+an input stands for the committed path of the run date (``{root}/split/history/ds={run_date}``). A dataset a
+step's ``set`` refers to and does not write is one of its inputs, so ``inputs`` lists only other paths.
+``extends: <definition>`` starts from another definition (a path relative to this file, or a shipped name) and
+merges this one over it: mappings key by key, anything else replaced, ``null`` removing a key (a step, say).
+
+Loading validates everything that does not depend on a run date: pipeline and step names (Airflow ids), the
+start date, unknown keys, unknown jobs and placeholders, configuration overrides against the job's defaults,
+``after`` names and cycles.
 """
 from __future__ import annotations
 
@@ -28,7 +37,8 @@ SUBMITTERS = ("python", "spark-submit")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 _AIRFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")   # Airflow's KEY_REGEX ^[\w.-]+$ in ASCII, at most 250 long
 _PIPELINE_KEYS = {"name", "description", "root", "mode", "schedule", "start_date", "retries",
-                  "retry_delay_minutes", "spark", "steps"}
+                  "retry_delay_minutes", "spark", "datasets", "steps", "extends"}
+_BUILT_IN = ("root", "run_date")
 _SPARK_KEYS = {"conf_file", "submit", "master", "args", "conf"}
 _STEP_KEYS = {"job", "conf", "set", "inputs", "outputs", "after"}
 SAMPLE_DATE = "1970-01-01"
@@ -165,14 +175,51 @@ def _flatten(step: str, values: Mapping[str, Any], defaults: Mapping[str, Any], 
     return flat
 
 
-def _check_placeholders(step: str, text: str) -> None:
+def _check_placeholders(step: str, text: str, datasets: Mapping[str, Output]) -> None:
     for name in _PLACEHOLDER.findall(text):
-        if name not in ("root", "run_date"):
-            raise PipelineError(f"step '{step}': unknown placeholder '{{{name}}}' in {text!r}; "
-                                f"use {{root}} or {{run_date}}")
+        if name not in _BUILT_IN and name not in datasets:
+            known = ", ".join(f"{{{n}}}" for n in [*_BUILT_IN, *datasets])
+            raise PipelineError(f"step '{step}': unknown placeholder '{{{name}}}' in {text!r}; use one of {known}")
 
 
-def _step(name: str, data: Any, root: str, jobs: list[str]) -> Step:
+def _refer(text: str, datasets: Mapping[str, Output], found: list[str] | None = None) -> str:
+    """``text`` with each ``{dataset}`` replaced by the dataset's committed path (``{run_date}`` left in); the
+    names replaced are appended to ``found``."""
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in datasets:
+            return match.group(0)
+        if found is not None and name not in found:
+            found.append(name)
+        return datasets[name].template()
+    return _PLACEHOLDER.sub(replace, text)
+
+
+def _datasets(data: Any, root: str, source: Resource) -> dict[str, Output]:
+    """The ``datasets`` block: name -> path template, or -> ``{path, dated}``."""
+    if not isinstance(data, Mapping):
+        raise PipelineError(f"{source}: 'datasets' must be a mapping of name to path, got {data!r}")
+    datasets = {}
+    for name, item in data.items():
+        where = f"{source}: dataset '{name}'"
+        if not re.fullmatch(r"[A-Za-z_]\w*", str(name)) or name in _BUILT_IN:
+            raise PipelineError(f"{where}: a dataset name must be an identifier other than root and run_date")
+        if isinstance(item, Mapping):
+            _check_keys(where, item, {"path", "dated"})
+            path, dated = item.get("path"), bool(item.get("dated", True))
+        else:
+            path, dated = item, True
+        if not isinstance(path, str) or not path:
+            raise PipelineError(f"{where}: expected a path or {{path, dated}}, got {item!r}")
+        for placeholder in _PLACEHOLDER.findall(path):
+            if placeholder not in _BUILT_IN:
+                raise PipelineError(f"{where}: unknown placeholder '{{{placeholder}}}' in {path!r}; "
+                                    f"use {{root}} or {{run_date}}")
+        datasets[str(name)] = Output(qualify(expand(path, root=root)), dated)
+    return datasets
+
+
+def _step(name: str, data: Any, root: str, jobs: list[str], datasets: Mapping[str, Output]) -> Step:
     where = f"step '{name}'"
     if not isinstance(data, Mapping):
         raise PipelineError(f"{where}: expected a mapping with at least 'job', got {data!r}")
@@ -189,22 +236,28 @@ def _step(name: str, data: Any, root: str, jobs: list[str]) -> Step:
             raise PipelineError(f"{where}: conf file not found: {conf}")
 
     def path(text: Any) -> str:
-        _check_placeholders(name, str(text))
-        return qualify(expand(str(text), root=root))
+        _check_placeholders(name, str(text), datasets)
+        return qualify(expand(_refer(str(text), datasets), root=root))
 
-    overrides = [(k, expand(v, root=root) if isinstance(v, str) else v)
-                 for k, v in _flatten(name, data.get("set") or {}, read_yaml(job_defaults(job)))]
-    for _, value in overrides:
-        _check_placeholders(name, yaml_value(value))
     outputs = []
     for item in data.get("outputs") or []:
-        if isinstance(item, Mapping):
+        if isinstance(item, str) and item in datasets:
+            outputs.append(datasets[item])
+        elif isinstance(item, Mapping):
             _check_keys(f"{where} output", item, {"path", "dated"})
             outputs.append(Output(path(item["path"]), bool(item.get("dated", True))))
         else:
             outputs.append(Output(path(item)))
+    referred: list[str] = []
+    overrides: dict[str, Any] = {}   # a key set twice (by an extended definition, then this one) keeps the last
+    for key, value in _flatten(name, data.get("set") or {}, read_yaml(job_defaults(job))):
+        _check_placeholders(name, yaml_value(value), datasets)
+        overrides[key] = expand(_refer(value, datasets, referred), root=root) if isinstance(value, str) else value
+    inputs = [path(p) for p in data.get("inputs") or []]
+    written = {o.template() for o in outputs}
+    inputs += [t for t in (datasets[n].template() for n in referred) if t not in written and t not in inputs]
     after = data.get("after") or []
-    step = Step(name, job, conf, overrides, [path(p) for p in data.get("inputs") or []], outputs,
+    step = Step(name, job, conf, list(overrides.items()), inputs, outputs,
                 [after] if isinstance(after, str) else list(after))
     step.resolved_config(SAMPLE_DATE)   # unknown keys and wrong types fail now, naming the step
     return step
@@ -252,8 +305,9 @@ def build_pipeline(data: Mapping[str, Any], source: Resource, root: str | None =
     except ConfigError as exc:
         raise PipelineError(f"{source}: {exc}") from None
     jobs = list(JOBS)
+    datasets = _datasets(data.get("datasets") or {}, root, source)
     names = [_check_id("step name", n, source) for n in raw_steps]
-    steps = {n: _step(n, s, root, jobs) for n, s in zip(names, raw_steps.values())}
+    steps = {n: _step(n, s, root, jobs, datasets) for n, s in zip(names, raw_steps.values())}
     pipeline = Pipeline(name=name, source=source, root=root, steps=steps, description=data.get("description", ""),
                         mode=mode, schedule=data.get("schedule", "@daily"),
                         start_date=start_date, retries=int(data.get("retries", 0)),
@@ -269,11 +323,46 @@ def build_pipeline(data: Mapping[str, Any], source: Resource, root: str | None =
     return pipeline
 
 
-def load_pipeline(path: str | Path, root: str | None = None) -> Pipeline:
-    """Read and validate a pipeline definition: a YAML file, or the name of one the package ships."""
-    source = pipeline_file(path)
+def merge_definitions(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base``: mappings key by key, other values replaced, a ``None`` value removing the
+    key."""
+    merged = dict(base)
+    for key, value in over.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_definitions(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_definition(source: Resource, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A definition's mapping with its ``extends`` chain merged in (each name and root its own: an extending
+    definition without them gets its file name and the default root)."""
+    if str(source) in chain:
+        raise PipelineError(f"{source}: 'extends' cycle {' -> '.join([*chain, str(source)])}")
     try:
         data = read_yaml(source)
     except ConfigError as exc:
         raise PipelineError(str(exc)) from None
-    return build_pipeline(data, source.resolve() if isinstance(source, Path) else source, root)
+    if not isinstance(data, Mapping):
+        raise PipelineError(f"{source}: expected a mapping of pipeline keys, got {type(data).__name__}")
+    parent = data.get("extends")
+    if parent is None:
+        return dict(data)
+    beside = source.parent / str(parent) if isinstance(source, Path) else None
+    base_source = (beside.resolve() if beside is not None and beside.is_file()
+                   else pipeline_file(Path(str(parent)).name.removesuffix(".yaml")))
+    if isinstance(base_source, Path) and not base_source.is_file():
+        raise PipelineError(f"{source}: 'extends' names {parent!r}, which is neither a file beside it nor a "
+                            f"shipped definition")
+    base = {k: v for k, v in read_definition(base_source, (*chain, str(source))).items() if k not in ("name", "root")}
+    return merge_definitions(base, {k: v for k, v in data.items() if k != "extends"})
+
+
+def load_pipeline(path: str | Path, root: str | None = None) -> Pipeline:
+    """Read and validate a pipeline definition: a YAML file, or the name of one the package ships."""
+    source = pipeline_file(path)
+    source = source.resolve() if isinstance(source, Path) else source
+    return build_pipeline(read_definition(source), source, root)
