@@ -185,3 +185,20 @@ def test_bad_params_are_one_sentence(split, params, message):
     with pytest.raises(ParamError) as caught:
         GBDTLR(**{**SMALL, **params}).fit(split[0])
     assert str(caught.value) == message
+
+
+def test_workers_follow_rows_and_a_single_worker_reads_partitions_in_order(vectors):
+    rows = vectors.count()
+    encoder = XGBoostLeafEncoder(featuresCol="f", labelCol="label", numTrees=4, maxDepth=3, subsample=0.5)
+    assert encoder.copy({encoder.rowsPerWorker: rows}).workers(vectors) == 1
+    assert encoder.copy({encoder.rowsPerWorker: rows // 2}).workers(vectors) == 2      # local[2]: two slots
+    assert encoder.copy({encoder.rowsPerWorker: rows // 5}).workers(vectors) == 2      # at most the slots
+    assert encoder.copy({encoder.numWorkers: 1, encoder.rowsPerWorker: 1}).workers(vectors) == 1
+    # Rows reach the workers in one order however they are partitioned (sorted by their values' hash), and the
+    # order matters: the same rows in another order on one partition give another booster (row subsampling).
+    single = vectors.select("f", "label").coalesce(1).withColumn("idx", F.monotonically_increasing_id()).cache()
+    boosters = [encoder.fit(df.drop("idx")).booster.save_raw("json") for df in (
+        single.repartition(4, "idx"), single.orderBy(F.desc("idx")).repartition(3), single,
+        single.orderBy(F.desc("idx")).coalesce(1))]
+    assert boosters[0] == boosters[1]
+    assert boosters[2] != boosters[3]

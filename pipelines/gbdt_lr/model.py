@@ -88,7 +88,9 @@ _PARAMS: list[tuple[str, str, Any, Callable, str]] = [
     ("treeValidationFraction", "trees.validation_fraction", 0.1, TypeConverters.toFloat,
      "share of the tree part held out for early stopping (xgboost)"),
     ("numWorkers", "trees.num_workers", 0, TypeConverters.toInt,
-     "XGBoost workers, 0 = the cluster's task slots (xgboost)"),
+     "XGBoost workers, 0 = one per rowsPerWorker rows, at most the cluster's task slots (xgboost)"),
+    ("rowsPerWorker", "trees.rows_per_worker", 100_000, TypeConverters.toInt,
+     "with numWorkers 0: training rows per XGBoost worker (xgboost)"),
     ("regGrid", "lr.reg_grid", [0.001, 0.01, 0.1], TypeConverters.toListFloat, "LR regParam values tried"),
     ("elasticNet", "lr.elastic_net", 0.0, TypeConverters.toFloat, "LR elasticNetParam: 0 = L2, 1 = L1"),
     ("standardization", "lr.standardization", False, TypeConverters.toBoolean,
@@ -190,7 +192,7 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
             subsample=get("subsamplingRate"), colsampleBytree=get("colsampleBytree"),
             scalePosWeight=get("scalePosWeight"), maxBin=get("maxBins"),
             earlyStoppingRounds=get("earlyStoppingRounds"), validationFraction=get("treeValidationFraction"),
-            numWorkers=get("numWorkers"), featureTypes=self.tree_feature_types())
+            numWorkers=get("numWorkers"), rowsPerWorker=get("rowsPerWorker"), featureTypes=self.tree_feature_types())
 
     def tree_feature_types(self) -> list[str]:
         """XGBoost's type of each ``tree_features`` slot: category indices ('c') split by partition, like MLlib's
