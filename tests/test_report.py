@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.metrics.plots import plot_roc
+from pipelines.metrics.plots import at_k_panels, plot_at_k, plot_roc
 from pipelines.orchestration.report import (
     at_k_curves,
     key_metrics,
@@ -27,6 +27,28 @@ GBDT_METRICS = {
     "model_version": "v1",
 }
 PQ_METRICS = {"evaluation": {"queries_sampled": 100, "r1": 0.3, "r10": 0.83, "r100": 0.998}}
+
+
+def test_metrics_at_k_get_one_panel_per_measure(tmp_path):
+    curves = {f"evaluation.{m}.{measure}@k": {10: 0.1, 100: 0.3}
+              for m in ("ours", "als") for measure in ("recall", "ndcg")}
+    curves["evaluation.r@k"] = {1: 0.3, 10: 0.8}
+    panels = at_k_panels(curves)
+    assert list(panels) == ["recall@k", "ndcg@k", "r@k"]
+    assert list(panels["recall@k"]) == ["ours", "als"] and list(panels["ndcg@k"]) == ["ours", "als"]
+    assert list(panels["r@k"]) == ["evaluation"]
+    png = Path(plot_at_k(curves, tmp_path / "at_k.png"))
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_report_modules_leave_the_matplotlib_backend_alone():
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import pipelines.gbdt_lr.report, pipelines.recsys.plots; "
+            "print(matplotlib.get_backend())")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "svg"
 
 
 def test_metric_blocks_make_matrices_and_record_tables():

@@ -4,18 +4,15 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from pyspark.ml.functions import vector_to_array  # noqa: E402
-from pyspark.sql import DataFrame  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
-
-from pipelines.gbdt_lr.features import TREE_FEATURES  # noqa: E402
-from pipelines.gbdt_lr.model import GBDTLRModel  # noqa: E402
-from pipelines.metrics import evaluation_report, roc_curve  # noqa: E402
+from pipelines.gbdt_lr.features import TREE_FEATURES
+from pipelines.gbdt_lr.model import GBDTLRModel
+from pipelines.metrics import evaluation_report, roc_curve
 
 # He et al. (2014), table 1: normalized entropy relative to trees-only, in percent.
 PAPER_RELATIVE_NE = {"gbdt_lr": 96.58, "lr_only": 99.43, "trees_only": 100.0}
@@ -59,15 +56,15 @@ def calibration_table(df: DataFrame, label: str, bins: int = 10) -> list[dict[st
     return [r.asDict() for r in rows]
 
 
-def _png(figure: plt.Figure) -> bytes:
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
     return buffer.getvalue()
 
 
 def roc_plot(scored: dict[str, DataFrame], label: str, results: dict[str, Any]) -> bytes:
-    figure, axes = plt.subplots(figsize=(5.5, 5))
+    figure = Figure(figsize=(5.5, 5))
+    axes = figure.subplots()
     for name, df in scored.items():
         curve = roc_curve(df, "score", label, points=300).toPandas()
         axes.plot(curve.fpr, curve.tpr, label=f"{name} (AUC {results[name]['roc_auc']:.4f})")
@@ -78,7 +75,8 @@ def roc_plot(scored: dict[str, DataFrame], label: str, results: dict[str, Any]) 
 
 
 def calibration_plot(tables: dict[str, list[dict[str, float]]]) -> bytes:
-    figure, axes = plt.subplots(figsize=(5.5, 5))
+    figure = Figure(figsize=(5.5, 5))
+    axes = figure.subplots()
     for name, rows in tables.items():
         axes.plot([r["predicted"] for r in rows], [r["observed"] for r in rows], "o-", label=name)
     axes.plot([0, 1], [0, 1], "--", color="grey", label="perfect")

@@ -6,11 +6,15 @@ Uses matplotlib's object API with the Agg canvas: no pyplot state, no display ne
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+import re
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+_TAB20 = colormaps["tab20"]
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> str:
@@ -73,21 +77,51 @@ def plot_calibration(points: Sequence[Mapping[str, float]], path: str | os.PathL
     return _save(figure, path)
 
 
+_MEASURE = re.compile(r"recall|ndcg|precision|hit_?rate|mrr|map|(?<![A-Za-z])r(?=@k)", re.IGNORECASE)
+
+
+def at_k_panels(curves: Mapping[str, Mapping[int, float]]) -> dict[str, dict[str, Mapping[int, float]]]:
+    """Curves grouped by the measure their name holds (recall, ndcg, ...), each named by the rest of its name:
+    ``{"recall@k": {"ours": ..., "popularity": ...}, "ndcg@k": {...}}``."""
+    panels: dict[str, dict[str, Mapping[int, float]]] = {}
+    for name, points in curves.items():
+        found = _MEASURE.search(name)
+        measure = f"{found.group().lower()}@k" if found else name
+        series = re.sub(r"[._]+$|^[._]+", "", name[:found.start()] if found else "") or name
+        panels.setdefault(measure, {})[series] = points
+    dotted = [n for panel in panels.values() for n in panel if "." in n]
+    common = os.path.commonprefix(dotted) if len(dotted) > 1 else ""
+    common = common[:common.rfind(".") + 1]
+    if common:                                        # a shared dotted prefix ("evaluation.") says nothing
+        panels = {m: {n.removeprefix(common) or n: p for n, p in panel.items()} for m, panel in panels.items()}
+    return panels
+
+
 def plot_at_k(curves: Mapping[str, Mapping[int, float]], path: str | os.PathLike, *,
               title: str = "Metrics at k") -> str:
-    """One line per metric of its value at each cut-off k (e.g. ``{"recall@k": {1: 0.3, 10: 0.8}}``);
-    a log k axis when the cut-offs span a factor of 10 or more. Returns the path."""
-    figure = Figure(figsize=(5, 5), layout="tight")
-    axes = figure.subplots()
-    ks = sorted({k for values in curves.values() for k in values})
-    values = [v for c in curves.values() for v in c.values()]
-    axes.set(title=title, xlabel="k", ylabel="value", ylim=(0, max(1.02, max(values, default=0) * 1.02)))
-    if ks and ks[-1] >= 10 * max(ks[0], 1):
-        axes.set_xscale("log")
-    for name, points in curves.items():
-        order = sorted(points)
-        axes.plot(order, [points[k] for k in order], marker="o", label=name)
-    axes.set_xticks(ks, [str(k) for k in ks])
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    """Metrics at each cut-off k (e.g. ``{"ours.recall@k": {1: 0.3, 10: 0.8}, "ours.ndcg@k": ...}``): one panel
+    per measure, one colour per series across the panels, the legend below them; a log k axis when the cut-offs
+    span a factor of 10 or more. Returns the path."""
+    panels = at_k_panels(curves)
+    names = list(dict.fromkeys(series for panel in panels.values() for series in panel))
+    colours = {n: (f"C{i}" if len(names) <= 10 else _TAB20(i % 20)) for i, n in enumerate(names)}
+    figure = Figure(figsize=(4.2 * len(panels) + 0.8, 4.6 + 0.25 * ((len(names) + 2) // 3)), layout="constrained")
+    figure.suptitle(title)
+    for axes, (measure, series) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels.items()):
+        ks = sorted({k for points in series.values() for k in points})
+        top = max((v for points in series.values() for v in points.values()), default=0)
+        axes.set(title=measure, xlabel="k", ylim=(0, min(1.02, top * 1.1) if top > 0 else 1.02))
+        if ks and ks[-1] >= 10 * max(ks[0], 1):
+            axes.set_xscale("log")
+        for name, points in series.items():
+            order = sorted(points)
+            axes.plot(order, [points[k] for k in order], marker="o", markersize=3, color=colours[name], label=name)
+        axes.set_xticks(ks, [str(k) for k in ks])
+        axes.grid(alpha=0.3)
+    handles: dict[str, Any] = {}
+    for axes in figure.axes:
+        for handle, label in zip(*axes.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    figure.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
+                  ncol=min(3, len(handles)), fontsize=8, frameon=False)
     return _save(figure, path)

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def recall_curve_png(curves: dict[str, list[float]], title: str) -> bytes:
     """Recall@k for k = 1..len(curve) of each method, one line each."""
-    figure, axes = plt.subplots(figsize=(6.5, 4.2))
+    figure = Figure(figsize=(6.5, 4.2))
+    axes = figure.subplots()
     for method, curve in sorted(curves.items(), key=lambda mc: -mc[1][-1]):
         axes.plot(range(1, len(curve) + 1), curve, label=f"{method} (@10 {curve[min(9, len(curve) - 1)]:.3f})")
     axes.set_xlabel("k")
@@ -22,5 +20,4 @@ def recall_curve_png(curves: dict[str, list[float]], title: str) -> bytes:
     axes.legend(loc="upper left", fontsize=8)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
     return buffer.getvalue()
