@@ -81,6 +81,14 @@ class FS:
         return True
 
 
+def require_input(fs: FS, path: str, error: type[Exception]) -> str:
+    """``path`` qualified, after checking it exists; else ``error`` with one line naming it."""
+    full = qualify(path)
+    if not fs.exists(full):
+        raise error(f"input path not found: {full}")
+    return full
+
+
 def file_system(spark: SparkSession) -> FS:
     """``HadoopFS`` on a classic session; ``ArrowFS`` on a Spark Connect session, which has no JVM to call."""
     return ArrowFS() if is_connect(spark) else HadoopFS(spark)

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.errors import UserError
-from pipelines.fs import file_system, qualify
+from pipelines.fs import file_system, qualify, require_input
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
@@ -61,10 +61,7 @@ def parse_schema(ddl: str, where: str = "schema") -> T.StructType:
 
 
 def _require_path(spark: SparkSession, path: str) -> str:
-    full = qualify(path)
-    if not file_system(spark).exists(full):
-        raise IngestError(f"input path not found: {full}")
-    return full
+    return require_input(file_system(spark), path, IngestError)
 
 
 def _csv_header(spark: SparkSession, path: str, options: Mapping[str, str]) -> list[str]:

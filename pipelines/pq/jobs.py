@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from pipelines.cli import JobContext
 from pipelines.errors import load_model
+from pipelines.fs import require_input
 from pipelines.output import qualify
 from pipelines.pq.encoder import PQEncoder, PQEncoderModel
 from pipelines.pq.evaluation import RECALL_KS, index_summary, recall_at, reconstruction_mse
@@ -32,9 +33,7 @@ from pipelines.session import job_description
 
 def read_vectors(ctx: JobContext, source: Mapping[str, Any], id_name: str) -> DataFrame:
     """``(id_name, vector)`` from a Parquet/JSON table with ``id_col`` and ``vector_col``."""
-    path = qualify(source["path"])
-    if not ctx.fs.exists(path):
-        raise PQError(f"input path not found: {path}")
+    path = require_input(ctx.fs, source["path"], PQError)
     df = ctx.spark.read.format(source["format"]).load(path)
     for col in (source["id_col"], source["vector_col"]):
         if col not in df.columns:

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.errors import UserError
-from pipelines.fs import file_system, qualify
+from pipelines.fs import file_system, require_input
 
 USER, ITEM, TS, SESSION, SPLIT = "user_id", "item_id", "ts", "session_id", "split"
 VALID, TEST = "valid", "test"          # the ranker's training target (second to last) and the test target (last)
@@ -31,9 +31,7 @@ def require_columns(df: DataFrame, columns: Iterable[str], where: str) -> None:
 
 def read_parquet(spark: SparkSession, path: str, columns: Iterable[str] = ()) -> DataFrame:
     """A Parquet table written by an earlier step, with the columns this step needs."""
-    full = qualify(path)
-    if not file_system(spark).exists(full):
-        raise RecsysError(f"input path not found: {full}")
+    full = require_input(file_system(spark), path, RecsysError)
     df = spark.read.parquet(full)
     require_columns(df, columns, full)
     return df
