@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from chispa import assert_df_equality
+from pyspark.ml.linalg import DenseVector
 
 from pipelines.word2vec.errors import ModelTooLargeError, Word2VecError
 from pipelines.word2vec.evaluation import analogy_accuracy, pair_spearman
@@ -123,8 +124,27 @@ def test_save_load_round_trip_and_word2vec_text_export(spark, tmp_path):
 def test_transform_averages_known_token_vectors(spark):
     out = hand_model().setInputCol("tokens").transform(
         spark.createDataFrame([(["man", "king", "zzz"],), ([],)], "tokens ARRAY<STRING>")).collect()
-    np.testing.assert_allclose(out[0]["vector"], [1, 0, 0.5, 0])
-    np.testing.assert_allclose(out[1]["vector"], [0, 0, 0, 0])
+    assert isinstance(out[0]["vector"], DenseVector)          # an ML vector, as MLlib's Word2VecModel gives
+    np.testing.assert_allclose(out[0]["vector"].toArray(), [1, 0, 0.5, 0])
+    np.testing.assert_allclose(out[1]["vector"].toArray(), [0, 0, 0, 0])
+
+
+def test_get_vectors_and_find_synonyms_follow_mllib(spark):
+    model = hand_model()
+    vectors = model.getVectors().collect()
+    assert [r["word"] for r in vectors] == model.words
+    np.testing.assert_allclose(vectors[2]["vector"].toArray(), model.vectors[2])
+    unit = model.vectors / np.linalg.norm(model.vectors, axis=1, keepdims=True)
+    cosines = unit @ unit[model.words.index("king")]
+    expected = [model.words[i] for i in np.argsort(-cosines) if model.words[i] != "king"][:3]
+    found = model.findSynonymsArray("king", 3)
+    assert [w for w, _ in found] == expected
+    assert found[0][1] == pytest.approx(float(np.sort(cosines)[-2]), rel=1e-6)
+    assert [w for w, _ in model.findSynonymsArray([1.0, 0.0, 0.0, 0.0], 1)] == ["man"]     # by vector: itself too
+    table = model.findSynonyms("apple", 2).collect()
+    assert [r["word"] for r in table] == ["pear", "boy"] and table[0]["similarity"] == pytest.approx(0.995, abs=1e-3)
+    with pytest.raises(Word2VecError, match="'nope' is not in the vocabulary"):
+        model.findSynonymsArray("nope", 2)
 
 
 def test_batch_most_similar_by_word_and_vector_and_analogies(spark):

@@ -6,12 +6,13 @@ The vectors table is ``(word, vector array<float>, count)``, one row per word, m
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
+from pyspark.ml.functions import array_to_vector
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol, HasSeed
 from pyspark.ml.util import (
@@ -178,9 +179,48 @@ class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
         """A broadcast index for batch ``most_similar``/``analogies`` (close it when done)."""
         return VectorIndex(spark, self.words, self.vectors, restrict_vocab)
 
+    def getVectors(self) -> DataFrame:
+        """``(word, vector)`` with ML vectors, most frequent word first, as MLlib's ``Word2VecModel.getVectors``."""
+        table = self.vectors_frame(SparkSession.active())
+        return table.orderBy("index").select("word", array_to_vector("vector").alias("vector"))
+
+    def findSynonymsArray(self, word: str | Sequence[float], num: int) -> list[tuple[str, float]]:
+        """The ``num`` words of highest cosine similarity to ``word`` (itself left out) or to a vector, best first,
+        as MLlib's: computed on the driver, which holds the vectors anyway."""
+        unit = self.vectors / np.maximum(np.linalg.norm(self.vectors, axis=1, keepdims=True), 1e-12)
+        if isinstance(word, str):
+            skip = self._ids.get(word, -1)
+            if skip < 0:
+                raise Word2VecError(f"findSynonyms: the word {word!r} is not in the vocabulary "
+                                    f"({len(self.words)} words)")
+            query = unit[skip]
+        else:
+            query, skip = np.asarray(word, np.float32), -1
+            if query.shape != (unit.shape[1],):
+                raise Word2VecError(f"findSynonyms: expected a vector of {unit.shape[1]} numbers, "
+                                    f"got shape {query.shape}")
+            query = query / max(float(np.linalg.norm(query)), 1e-12)
+        scores = unit @ query
+        if skip >= 0:
+            scores[skip] = -np.inf
+        best = np.argsort(-scores, kind="stable")[:max(0, min(num, len(self.words) - (skip >= 0)))]
+        return [(self.words[i], float(scores[i])) for i in best]
+
+    def findSynonyms(self, word: str | Sequence[float], num: int) -> DataFrame:
+        """``findSynonymsArray`` as a DataFrame ``(word, similarity)``, as MLlib's."""
+        found = self.findSynonymsArray(word, num)
+        return SparkSession.active().createDataFrame(found, "word STRING, similarity DOUBLE")
+
+    @property
+    def _ids(self) -> dict[str, int]:
+        return {w: i for i, w in enumerate(self.words)}
+
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        bc = share(dataset.sparkSession, ({w: i for i, w in enumerate(self.words)}, self.vectors), "the word vectors")
-        return dataset.withColumn(self.getOutputCol(), mean_vector_udf(bc)(F.col(self.getInputCol())))
+        """``outputCol``: the mean of the row's known token vectors (zeros when none is known), as an ML vector like
+        MLlib's."""
+        bc = share(dataset.sparkSession, (self._ids, self.vectors), "the word vectors")
+        mean = mean_vector_udf(bc)(F.col(self.getInputCol()))
+        return dataset.withColumn(self.getOutputCol(), array_to_vector(mean))
 
     def write(self) -> MLWriter:
         return _ModelWriter(self)
