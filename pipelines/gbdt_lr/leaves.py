@@ -184,5 +184,6 @@ class _LeafEncoderModelReader(MLReader):
     def load(self, path: str) -> LeafEncoderModel:
         metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
         model = self.cls(GBTClassificationModel.load(f"{path}/gbt"))
+        model._resetUid(metadata["uid"])
         DefaultParamsReader.getAndSetParams(model, metadata)
         return model

@@ -372,6 +372,7 @@ class _GBDTLRModelReader(MLReader):
         flat, n = PipelineModel.load(f"{path}/stages").stages, metadata["prep_stages"]
         stages = {"prep": PipelineModel(stages=flat[:n]), **dict(zip(metadata["fitted"], flat[n:]))}
         model = self.cls(stages, metadata["chosen"])
+        model._resetUid(metadata["uid"])
         DefaultParamsReader.getAndSetParams(model, metadata)
         return model
 

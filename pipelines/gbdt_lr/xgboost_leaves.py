@@ -9,7 +9,7 @@ leaves that exist, which matters for loss-guided trees) and one-hot encoded as t
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from pyspark.ml import Estimator, Model
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed
-from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -26,6 +26,7 @@ from pipelines.connect import require_classic, share
 from pipelines.gbdt_lr.leaves import encode_leaves
 from pipelines.sampling import row_uniform
 from pipelines.session import job_description
+from pipelines.stages import ArrayModel
 from pipelines.validation import check_param
 
 VALIDATION_COL = "_xgb_validation"
@@ -136,7 +137,7 @@ class _XGBoostParams(HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed):
                          seed=42)
 
 
-class XGBoostLeafEncoder(Estimator, _XGBoostParams, MLReadable, MLWritable):
+class XGBoostLeafEncoder(Estimator, _XGBoostParams, DefaultParamsReadable, DefaultParamsWritable):
     """Trains an XGBoost booster with ``xgboost.spark``; the model one-hot encodes each row's leaves."""
 
     @keyword_only
@@ -203,15 +204,8 @@ class XGBoostLeafEncoder(Estimator, _XGBoostParams, MLReadable, MLWritable):
         model._resetUid(self.uid)
         return self._copyValues(model)
 
-    def write(self) -> MLWriter:
-        return DefaultParamsWriter(self)
 
-    @classmethod
-    def read(cls) -> MLReader:
-        return DefaultParamsReader(cls)
-
-
-class XGBoostLeafEncoderModel(Model, _XGBoostParams, MLReadable, MLWritable):
+class XGBoostLeafEncoderModel(Model, _XGBoostParams, ArrayModel):
     """The trained booster (UBJSON bytes); ``transform`` adds the one-hot leaves as ``outputCol``."""
 
     def __init__(self, booster_raw: bytes | None = None):
@@ -280,35 +274,9 @@ class XGBoostLeafEncoderModel(Model, _XGBoostParams, MLReadable, MLWritable):
         """Per-row SHAP contributions of every feature (last column: the bias), in margin units."""
         return self.booster.predict(dmatrix(features, self.booster), pred_contribs=True)
 
-    def write(self) -> MLWriter:
-        return _BoosterWriter(self)
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        return {"booster": np.frombuffer(self.booster_raw, np.uint8)}     # UBJSON bytes
 
     @classmethod
-    def read(cls) -> MLReader:
-        return _BoosterReader(cls)
-
-
-class _BoosterWriter(MLWriter):
-    """Params as metadata; the booster as one binary cell in Parquet (so any Hadoop file system holds it)."""
-
-    def __init__(self, instance: XGBoostLeafEncoderModel):
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
-        booster = self.sparkSession.createDataFrame([(bytearray(self.instance.booster_raw),)], "booster binary")
-        booster.coalesce(1).write.mode("overwrite").parquet(f"{path}/booster")
-
-
-class _BoosterReader(MLReader):
-    def __init__(self, cls: type):
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> XGBoostLeafEncoderModel:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        raw = self.sparkSession.read.parquet(f"{path}/booster").first()["booster"]
-        model = self.cls(bytes(raw))
-        DefaultParamsReader.getAndSetParams(model, metadata)
-        return model
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray | None]) -> "XGBoostLeafEncoderModel":
+        return cls(arrays["booster"].tobytes())

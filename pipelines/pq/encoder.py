@@ -23,7 +23,7 @@ each PySpark task also costs its worker about 0.1 CPU-second whatever its size.
 
 from __future__ import annotations
 
-import io
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -31,16 +31,7 @@ import pyarrow as pa
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasMaxIter, HasOutputCol, HasSeed
-from pyspark.ml.util import (
-    DefaultParamsReadable,
-    DefaultParamsReader,
-    DefaultParamsWritable,
-    DefaultParamsWriter,
-    MLReadable,
-    MLReader,
-    MLWritable,
-    MLWriter,
-)
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -57,6 +48,7 @@ from pipelines.pq.validation import (
     infer_dim,
     problem,
 )
+from pipelines.stages import ArrayModel
 from udfs.pq import (
     METRICS,
     code_size,
@@ -273,7 +265,7 @@ class PQEncoder(Estimator, _PQParams, DefaultParamsWritable, DefaultParamsReadab
         return numbered.cache()
 
 
-class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
+class PQEncoderModel(Model, _PQParams, ArrayModel):
     """Trained product quantiser: codebooks ``(M, K, dsub)``, optional OPQ rotation and IVF centroids."""
 
     def __init__(
@@ -350,12 +342,18 @@ class PQEncoderModel(Model, _PQParams, MLWritable, MLReadable):
         udf = F.pandas_udf(vectors, T.ArrayType(T.FloatType()))
         return dataset.withColumn(output_col, udf(F.col(self.getOutputCol()), lists))
 
-    def write(self) -> MLWriter:
-        return _PQModelWriter(self)
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        return {"codebooks": self.codebooks, "rotation": self.rotation, "coarse": self.coarse}
 
     @classmethod
-    def read(cls) -> MLReader:
-        return _PQModelReader()
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray | None]) -> "PQEncoderModel":
+        if arrays.get("codebooks") is None:
+            raise PQError("the saved PQ model has no codebooks")
+        return cls(arrays["codebooks"], arrays.get("rotation"), arrays.get("coarse"))
+
+    def loaded(self, metadata: Mapping[str, Any]) -> None:
+        if "byResidual" not in {**metadata["paramMap"], **metadata.get("defaultParamMap", {})}:
+            self._set(byResidual=False)  # saved before residual IVF existed: its lists hold raw-vector codes
 
 
 def _reconstruct(
@@ -373,48 +371,3 @@ def _reconstruct(
             raise PQError("residual codes need their IVF list ids to be decoded")
         x = x + coarse[lists]
     return x @ rotation.T if rotation is not None else x
-
-
-def _to_bytes(array: np.ndarray | None) -> bytes | None:
-    if array is None:
-        return None
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
-def _from_bytes(blob: bytes | bytearray | None) -> np.ndarray | None:
-    return None if blob is None else np.load(io.BytesIO(bytes(blob)), allow_pickle=False)
-
-
-_ARRAYS = ("codebooks", "rotation", "coarse")
-
-
-class _PQModelWriter(MLWriter):
-    """Params as ML metadata (``metadata/``), arrays as ``.npy`` blobs in one Parquet row (``data/``)."""
-
-    def __init__(self, instance: PQEncoderModel) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession, {"dim": self.instance.dim})
-        row = tuple(_to_bytes(getattr(self.instance, name)) for name in _ARRAYS)
-        schema = ", ".join(f"{name} binary" for name in _ARRAYS)
-        self.sparkSession.createDataFrame([row], schema).coalesce(1).write.parquet(f"{path}/data")
-
-
-class _PQModelReader(MLReader):
-    """Reads what ``_PQModelWriter`` wrote."""
-
-    def load(self, path: str) -> PQEncoderModel:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        row = self.sparkSession.read.parquet(f"{path}/data").first()
-        if row is None:
-            raise PQError(f"{path}: model data is empty")
-        model = PQEncoderModel(*(_from_bytes(row[name]) for name in _ARRAYS))
-        model._resetUid(metadata["uid"])
-        DefaultParamsReader.getAndSetParams(model, metadata)
-        if "byResidual" not in {**metadata["paramMap"], **metadata.get("defaultParamMap", {})}:
-            model._set(byResidual=False)  # saved before residual IVF existed: its lists hold raw-vector codes
-        return model

@@ -8,8 +8,8 @@ counted by MLlib's ``IDF`` in the JVM; only the idf vector (one number per term)
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 from pyspark import StorageLevel, keyword_only
@@ -19,17 +19,12 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.ml.util import (
     DefaultParamsReadable,
-    DefaultParamsReader,
     DefaultParamsWritable,
-    DefaultParamsWriter,
-    MLReadable,
-    MLReader,
-    MLWritable,
-    MLWriter,
 )
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.stages import ArrayModel
 from pipelines.text.tokenizer import TextTokenizer
 from udfs.text import tfidf_udf, vector_entries_udf
 
@@ -92,7 +87,7 @@ class SklearnIdf(Estimator, _IdfParams, DefaultParamsReadable, DefaultParamsWrit
         return self._copyValues(model)
 
 
-class SklearnIdfModel(Model, _IdfParams, MLReadable, MLWritable):
+class SklearnIdfModel(Model, _IdfParams, ArrayModel):
     """Fitted idf vector with the document frequencies and corpus size it came from."""
 
     def __init__(self, idf: np.ndarray | None = None, docFreq: np.ndarray | None = None, numDocs: int = 0) -> None:
@@ -108,40 +103,12 @@ class SklearnIdfModel(Model, _IdfParams, MLReadable, MLWritable):
                             self.getOrDefault(self.sublinearTf), self.getOrDefault(self.norm))
         return dataset.withColumn(self.getOutputCol(), weights(self.getInputCol()))
 
-    def write(self) -> MLWriter:
-        return _IdfModelWriter(self)
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        return {"idf": self.idf, "doc_freq": self.docFreq, "num_docs": np.int64(self.numDocs)}
 
     @classmethod
-    def read(cls) -> MLReader:
-        return _IdfModelReader(cls)
-
-
-class _IdfModelWriter(MLWriter):
-    """Params as Spark's JSON metadata; idf and document frequencies as one Parquet row in ``data/``."""
-
-    def __init__(self, instance: SklearnIdfModel) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
-        row = (self.instance.numDocs, self.instance.idf.tolist(), self.instance.docFreq.tolist())
-        self.sparkSession.createDataFrame([row], "num_docs BIGINT, idf ARRAY<DOUBLE>, doc_freq ARRAY<BIGINT>") \
-            .coalesce(1).write.parquet(os.path.join(path, "data"))
-
-
-class _IdfModelReader(MLReader):
-    def __init__(self, cls: type) -> None:
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> SklearnIdfModel:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        row = self.sparkSession.read.parquet(os.path.join(path, "data")).first()
-        model = self.cls(idf=np.array(row["idf"]), docFreq=np.array(row["doc_freq"]), numDocs=row["num_docs"])
-        model._resetUid(metadata["uid"])
-        DefaultParamsReader.getAndSetParams(model, metadata)
-        return model
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray | None]) -> "SklearnIdfModel":
+        return cls(idf=arrays["idf"], docFreq=arrays["doc_freq"], numDocs=int(arrays["num_docs"]))
 
 
 @dataclass(frozen=True)
