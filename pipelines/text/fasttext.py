@@ -79,14 +79,18 @@ class _FastTextParams(HasInputCol, HasLabelCol, HasPredictionCol, HasProbability
     numPartitions = _param("numPartitions", "partitions training in parallel", TypeConverters.toInt)
     syncsPerEpoch = _param("syncsPerEpoch", "weight synchronisations per epoch (0: auto, as sgns Word2Vec)",
                            TypeConverters.toInt)
-    combine = _param("combine", "rows | sum | average of the partitions' deltas (as sgns Word2Vec)",
+    epochsPerSync = _param("epochsPerSync", "epochs each partition trains between synchronisations (>1: local "
+                           "SGD over whole shards, fewer rounds)", TypeConverters.toInt)
+    combine = _param("combine", "average | rows | sum of the partitions' deltas (as sgns Word2Vec)",
                      TypeConverters.toString)
 
-    # official fastText's supervised defaults, but for batchSize, numPartitions, syncsPerEpoch and combine (ours)
+    # official fastText's supervised defaults; batchSize, numPartitions, syncsPerEpoch, epochsPerSync and combine
+    # are ours (combine: see fasttext_trainer)
     DEFAULTS: dict[str, Any] = dict(
         inputCol="tokens", labelCol="label", predictionCol="prediction", probabilityCol="probability",
         rawPredictionCol="rawPrediction", seed=0, dim=100, lr=0.1, epoch=5, minCount=1, wordNgrams=1,
-        bucket=2_000_000, loss="softmax", batchSize=32, numPartitions=2, syncsPerEpoch=0, combine="rows")
+        bucket=2_000_000, loss="softmax", batchSize=32, numPartitions=2, syncsPerEpoch=0, epochsPerSync=1,
+        combine="average")
 
     def _init_defaults(self) -> None:
         self._setDefault(**self.DEFAULTS)
@@ -119,7 +123,7 @@ class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, Defa
             raise FastTextError("fasttext: minCount and wordNgrams must be at least 1, bucket at least 0")
         try:
             return FastTextSettings(v("dim"), v("lr"), v("epoch"), v("loss"), v("batchSize"), v("numPartitions"),
-                                    v("syncsPerEpoch"), v("combine"), v("seed"))
+                                    v("syncsPerEpoch"), v("epochsPerSync"), v("combine"), v("seed"))
         except ValueError as exc:
             raise FastTextError(f"fasttext: {exc}") from None
 
@@ -153,7 +157,8 @@ class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, Defa
                    .select((F.col("id") - len(words)).alias("bucket")).distinct().orderBy("bucket").toArrow())
         buckets = buckets.column("bucket").to_numpy().astype(np.int64)
         try:
-            w_in, w_out, summary = train_fasttext(ids, len(words), buckets, counts, settings, log=_log)
+            w_in, w_out, summary = train_fasttext(ids, len(words), buckets, counts, vocab.corpus_tokens,
+                                                   settings, log=_log)
         finally:
             ids.unpersist()
             words_bc.destroy()
