@@ -58,8 +58,8 @@ def token_codes(tokens: pa.ListArray, vocabulary: pa.Array) -> tuple[np.ndarray,
     return lengths + 1, ids[out].astype(np.int64), hashes[out]
 
 
-def line_ids(tokens: pa.ListArray, vocabulary: pa.Array, word_ngrams: int, bucket: int) -> tuple[np.ndarray,
-                                                                                               np.ndarray]:
+def line_ids(tokens: pa.ListArray, vocabulary: pa.Array, word_ngrams: int,
+             bucket: int) -> tuple[np.ndarray, np.ndarray]:
     """fastText's ids of each row (``getLine`` of the row's tokens joined by spaces, a line of a file):
     ``(row lengths, flat int64 ids)``, per row its words' ids in order, then its n-grams' ``nwords + bucket`` ids
     ordered by first word, then length. ``vocabulary`` holds the words in id order (``</s>`` among them)."""
@@ -68,36 +68,31 @@ def line_ids(tokens: pa.ListArray, vocabulary: pa.Array, word_ngrams: int, bucke
     rows = np.repeat(np.arange(len(lengths)), lengths)
     position = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     known = word_ids >= 0
-    parts_rows, parts_first, parts_order, parts_ids = [rows[known]], [position[known]], [np.zeros(known.sum(),
-                                                                                                  np.int64)], \
-        [word_ids[known]]
+    # (row, first word, n-gram length, id) of every id: words have length 0
+    parts = [(rows[known], position[known], np.zeros(known.sum(), np.int64), word_ids[known])]
     if word_ngrams > 1 and bucket > 0:
         signed = hashes.view(np.int32).astype(np.int64).view(np.uint64)
         h = signed.copy()
         for k in range(1, word_ngrams):
             h = h[:len(h) - 1] * NGRAM_MULTIPLIER + signed[k:]
-            valid = position[:len(h)] + k < lengths[rows[:len(h)]]
-            first = np.flatnonzero(valid)
-            parts_rows.append(rows[first])
-            parts_first.append(position[first])
-            parts_order.append(np.full(len(first), k, np.int64))
-            parts_ids.append(nwords + (h[first] % np.uint64(bucket)).astype(np.int64))
-    rows_all, first_all, order_all, ids_all = (np.concatenate(p) for p in (parts_rows, parts_first, parts_order,
-                                                                          parts_ids))
+            first = np.flatnonzero(position[:len(h)] + k < lengths[rows[:len(h)]])
+            parts.append((rows[first], position[first], np.full(len(first), k, np.int64),
+                          nwords + (h[first] % np.uint64(bucket)).astype(np.int64)))
+    rows_all, first_all, order_all, ids_all = (np.concatenate(column) for column in zip(*parts))
     # words (order 0) before n-grams; n-grams by first word, then length, as addWordNgrams pushes them
     sort = np.lexsort((order_all, first_all, order_all > 0, rows_all))
     return np.bincount(rows_all, minlength=len(lengths)).astype(np.int64), ids_all[sort]
 
 
-def compact_ids(ids: np.ndarray, nwords: int, buckets: np.ndarray, unseen: int = -1) -> np.ndarray:
+def compact_ids(ids: np.ndarray, nwords: int, buckets: np.ndarray) -> np.ndarray:
     """Raw ids with n-gram ids ``nwords + b`` renumbered ``nwords + position of b in buckets`` (the sorted buckets
-    that occur in the training data: the rows a compact input matrix keeps); a bucket not among them becomes
-    ``unseen``."""
+    that occur in the training data: the rows a compact input matrix keeps); a bucket not among them becomes -1
+    (``fasttext_kernel.hidden`` counts it as a zero row)."""
     out = ids.copy()
     grams = np.flatnonzero(ids >= nwords)
     b = ids[grams] - nwords
     pos = np.searchsorted(buckets, b)
     found = pos < len(buckets)
     found[found] = buckets[pos[found]] == b[found]
-    out[grams] = np.where(found, nwords + pos, unseen)
+    out[grams] = np.where(found, nwords + pos, -1)
     return out

@@ -190,8 +190,8 @@ def train_fasttext(rows: DataFrame, nwords: int, buckets: np.ndarray, class_coun
                         add_packed(weights[layer][index * block:(index + 1) * block], value)
             trained += int(stats[0])
             weights_bc.destroy()
-            log(f"fasttext round {r + 1}/{rounds} (to epoch {progress[r + 1] * settings.epoch:.2f}, lr {alphas[1]:.5f}): round "
-                f"{time.time() - t0:.1f}s, kernel {stats[1]:.1f}s summed over tasks")
+            log(f"fasttext round {r + 1}/{rounds} (to epoch {progress[r + 1] * settings.epoch:.2f}, lr "
+                f"{alphas[1]:.5f}): round {time.time() - t0:.1f}s, kernel {stats[1]:.1f}s summed over tasks")
     finally:
         buckets_bc.destroy()
         shards.unpersist()

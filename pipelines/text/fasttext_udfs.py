@@ -1,7 +1,8 @@
-"""Arrow UDFs of the supervised fastText model: the ids of each row of tokens, and class log-probabilities.
+"""Arrow UDFs of the supervised fastText model: the ids of each row of tokens, and class log-probabilities
+(declared here, beside the numpy they call, as ``pipelines.pq.encoder`` declares its own).
 
 Both take a batch of token lists as Arrow and work on the whole batch in numpy (``pipelines.text.fasttext_ids``,
-``pipelines.text.fasttext_kernel``). Declared at each call, like every UDF here.
+``pipelines.text.fasttext_kernel``). Declared at each call, like the project's other UDFs.
 """
 from __future__ import annotations
 
