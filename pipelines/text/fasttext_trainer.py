@@ -173,7 +173,7 @@ def train_fasttext(rows: DataFrame, nwords: int, buckets: np.ndarray, class_coun
     E = min(settings.epochs_per_sync, settings.epoch)
     rounds = settings.epoch * S if E == 1 else -(-settings.epoch // E)
     progress = np.minimum(np.arange(rounds + 1) * (E / settings.epoch if E > 1 else 1 / rounds), 1.0)
-    block, trained = block_rows(settings.dim), 0
+    block, trained, sharded = block_rows(settings.dim), 0, time.time() - started
     try:
         for r in range(rounds):
             alphas = tuple(settings.gain * settings.lr * (1.0 - x) for x in progress[r:r + 2])
@@ -196,4 +196,4 @@ def train_fasttext(rows: DataFrame, nwords: int, buckets: np.ndarray, class_coun
         buckets_bc.destroy()
         shards.unpersist()
     return weights[0], weights[1], {"rounds": rounds, "syncs_per_epoch": S, "trained_ids": trained,
-                                    "train_s": round(time.time() - started, 3)}
+                                    "shard_s": round(sharded, 3), "train_s": round(time.time() - started, 3)}
