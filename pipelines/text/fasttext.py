@@ -1,0 +1,260 @@
+"""Supervised fastText as Spark ML stages: ``FastTextClassifier`` (Estimator) and ``FastTextClassificationModel``.
+
+The classifier reads a tokens column (``array<string>``, ``TextTokenizer``'s output) and a label column of class
+indices (double ``0 .. K-1``, e.g. ``StringIndexer``'s), and trains official fastText's supervised model
+(``fasttext_ids``: vocabulary words and hashed word n-grams; ``fasttext_kernel``: averaged embeddings, a linear
+layer, softmax or hierarchical softmax; ``fasttext_trainer``: shard-parallel SGD on Spark). The model adds
+``rawPrediction`` (class log-probabilities), ``probability`` and ``prediction`` (double), as Spark's
+``LogisticRegression`` does.
+
+The driver holds the vocabulary (one string and count per word), the sorted used bucket ids and the two matrices
+(see ``fasttext_trainer``); a model is saved as ML metadata plus two Parquet tables written through the session
+(``data/input``: one row per input-matrix row with its word and count or its bucket; ``data/output``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Model
+from pyspark.ml.functions import array_to_vector
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import (
+    HasInputCol,
+    HasLabelCol,
+    HasPredictionCol,
+    HasProbabilityCol,
+    HasRawPredictionCol,
+    HasSeed,
+)
+from pyspark.ml.util import (
+    DefaultParamsReadable,
+    DefaultParamsReader,
+    DefaultParamsWritable,
+    DefaultParamsWriter,
+    MLReadable,
+    MLReader,
+    MLWritable,
+    MLWriter,
+)
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.connect import share
+from pipelines.errors import UserError
+from pipelines.frames import from_pandas
+from pipelines.text.fasttext_ids import EOS
+from pipelines.text.fasttext_kernel import Tree
+from pipelines.text.fasttext_trainer import FastTextSettings, train_fasttext
+from pipelines.text.fasttext_udfs import Scorer, ids_udf, predict_udf
+from pipelines.word2vec.vocabulary import build_vocabulary
+
+INPUT_SCHEMA = "index INT, word STRING, count BIGINT, bucket INT, vector ARRAY<FLOAT>"
+OUTPUT_SCHEMA = "index INT, vector ARRAY<FLOAT>"
+
+
+class FastTextError(UserError):
+    """Bad fastText input or settings: a label column that is not class indices, a bad parameter value."""
+
+
+def _param(name: str, doc: str, conv: Callable) -> Param:
+    return Param(Params._dummy(), name, doc, typeConverter=conv)
+
+
+class _FastTextParams(HasInputCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasRawPredictionCol, HasSeed):
+    dim = _param("dim", "embedding dimensions", TypeConverters.toInt)
+    lr = _param("lr", "initial learning rate (decays linearly to 0)", TypeConverters.toFloat)
+    epoch = _param("epoch", "passes over the training rows", TypeConverters.toInt)
+    minCount = _param("minCount", "words seen fewer times get no id of their own", TypeConverters.toInt)
+    wordNgrams = _param("wordNgrams", "word n-grams of 2..wordNgrams words are hashed into buckets (1: none)",
+                        TypeConverters.toInt)
+    bucket = _param("bucket", "hash buckets of word n-grams (only those seen in training take memory)",
+                    TypeConverters.toInt)
+    loss = _param("loss", "softmax | hs (hierarchical softmax over a Huffman tree of class counts)",
+                  TypeConverters.toString)
+    batchSize = _param("batchSize", "rows per vectorised SGD step of the numpy kernel", TypeConverters.toInt)
+    numPartitions = _param("numPartitions", "partitions training in parallel", TypeConverters.toInt)
+    syncsPerEpoch = _param("syncsPerEpoch", "weight synchronisations per epoch (0: auto, as sgns Word2Vec)",
+                           TypeConverters.toInt)
+    epochsPerSync = _param("epochsPerSync", "epochs each partition trains between synchronisations (>1: local "
+                           "SGD over whole shards, fewer rounds)", TypeConverters.toInt)
+    combine = _param("combine", "average | rows | sum of the partitions' deltas (as sgns Word2Vec)",
+                     TypeConverters.toString)
+
+    # official fastText's supervised defaults; batchSize, numPartitions, syncsPerEpoch, epochsPerSync and combine
+    # are ours (combine: see fasttext_trainer)
+    DEFAULTS: dict[str, Any] = dict(
+        inputCol="tokens", labelCol="label", predictionCol="prediction", probabilityCol="probability",
+        rawPredictionCol="rawPrediction", seed=0, dim=100, lr=0.1, epoch=5, minCount=1, wordNgrams=1,
+        bucket=2_000_000, loss="softmax", batchSize=32, numPartitions=2, syncsPerEpoch=0, epochsPerSync=1,
+        combine="average")
+
+    def _init_defaults(self) -> None:
+        self._setDefault(**self.DEFAULTS)
+
+    def value(self, name: str) -> Any:
+        return self.getOrDefault(getattr(self, name))
+
+    def buckets_in_use(self) -> int:
+        """fastText's bucket count in force: none without word n-grams."""
+        return self.value("bucket") if self.value("wordNgrams") > 1 else 0
+
+
+class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, DefaultParamsWritable):
+    """Official fastText's supervised classifier, trained on Spark."""
+
+    @keyword_only
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        self._init_defaults()
+        self._set(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> "FastTextClassifier":
+        return self._set(**self._input_kwargs)
+
+    def settings(self) -> FastTextSettings:
+        """The training settings, validated (a ``FastTextError`` names the bad value)."""
+        v = self.value
+        if v("minCount") < 1 or v("wordNgrams") < 1 or v("bucket") < 0:
+            raise FastTextError("fasttext: minCount and wordNgrams must be at least 1, bucket at least 0")
+        try:
+            return FastTextSettings(v("dim"), v("lr"), v("epoch"), v("loss"), v("batchSize"), v("numPartitions"),
+                                    v("syncsPerEpoch"), v("epochsPerSync"), v("combine"), v("seed"))
+        except ValueError as exc:
+            raise FastTextError(f"fasttext: {exc}") from None
+
+    def _class_counts(self, labels: DataFrame) -> np.ndarray:
+        """Rows per class ``0 .. K-1`` (K small, on the driver); refuses labels that are not class indices."""
+        label = self.getLabelCol()
+        counts = (labels.groupBy(F.col(label).alias("label")).count().orderBy("label").toPandas())
+        values = counts["label"].to_numpy(np.float64)
+        if counts.empty or np.isnan(values).any() or (values < 0).any() or (values != np.round(values)).any():
+            raise FastTextError(f"label column '{label}': expected class indices 0, 1, ... (doubles, no nulls, e.g. "
+                                f"StringIndexer's output), got {values[:5].tolist()}")
+        if len(values) < 2:
+            raise FastTextError(f"label column '{label}': expected at least 2 classes, got {len(values)}")
+        out = np.zeros(int(values.max()) + 1, np.int64)
+        out[values.astype(np.int64)] = counts["count"].to_numpy(np.int64)
+        return out
+
+    def _fit(self, dataset: DataFrame) -> "FastTextClassificationModel":
+        settings = self.settings()
+        spark = dataset.sparkSession
+        rows = dataset.select(F.col(self.getInputCol()).alias("tokens"), F.col(self.getLabelCol()).alias("label"))
+        counts = self._class_counts(rows.withColumnRenamed("label", self.getLabelCol()))
+        lines = rows.select(F.concat(F.coalesce("tokens", F.array().cast("array<string>")),
+                                     F.array(F.lit(EOS))).alias("tokens"))
+        vocab = build_vocabulary(lines, "tokens", self.value("minCount"))
+        words = pa.array(vocab.words, pa.string())
+        words_bc = share(spark, words, "the fastText vocabulary")
+        ids = rows.select(F.col("label"), ids_udf(words_bc, self.value("wordNgrams"),
+                                                 self.buckets_in_use())("tokens").alias("ids")).persist()
+        buckets = (ids.select(F.explode("ids").alias("id")).where(F.col("id") >= len(words))
+                   .select((F.col("id") - len(words)).alias("bucket")).distinct().orderBy("bucket").toArrow())
+        buckets = buckets.column("bucket").to_numpy().astype(np.int64)
+        try:
+            w_in, w_out, summary = train_fasttext(ids, len(words), buckets, counts, vocab.corpus_tokens,
+                                                   settings, log=_log)
+        finally:
+            ids.unpersist()
+            words_bc.destroy()
+        model = self._copyValues(FastTextClassificationModel(vocab.words, vocab.counts, buckets, w_in, w_out,
+                                                             counts))
+        model.summary = {"words": len(vocab), "buckets_used": int(len(buckets)), "classes": int(len(counts)),
+                         "rows": int(counts.sum()), **summary}
+        return model
+
+
+def _log(message: str) -> None:
+    import sys
+
+    print(f"[fasttext] {message}", file=sys.stderr, flush=True)
+
+
+class FastTextClassificationModel(Model, _FastTextParams, MLReadable, MLWritable):
+    """The trained matrices: input rows for the vocabulary words (most frequent first) then the used n-gram
+    buckets (sorted), output rows per class (softmax) or inner tree node (hs); class counts for the tree."""
+
+    def __init__(self, words: list[str] | None = None, counts: np.ndarray | None = None,
+                 buckets: np.ndarray | None = None, w_in: np.ndarray | None = None, w_out: np.ndarray | None = None,
+                 class_counts: np.ndarray | None = None) -> None:
+        super().__init__()
+        self._init_defaults()
+        self.words = list(words or [])
+        self.counts = np.asarray(counts if counts is not None else [], np.int64)
+        self.buckets = np.asarray(buckets if buckets is not None else [], np.int64)
+        self.w_in = np.asarray(w_in if w_in is not None else np.zeros((0, 0)), np.float32)
+        self.w_out = np.asarray(w_out if w_out is not None else np.zeros((0, 0)), np.float32)
+        self.class_counts = np.asarray(class_counts if class_counts is not None else [], np.int64)
+        self.summary: dict[str, Any] = {}
+
+    @property
+    def numClasses(self) -> int:
+        return len(self.class_counts)
+
+    def scorer(self) -> Scorer:
+        """The model as the prediction UDF uses it."""
+        tree = Tree.build(self.class_counts) if self.value("loss") == "hs" else None
+        return Scorer(pa.array(self.words, pa.string()), self.buckets, self.w_in, self.w_out,
+                      self.value("wordNgrams"), self.buckets_in_use(), self.value("loss"), tree)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        bc = share(dataset.sparkSession, self.scorer(), "the fastText model")
+        tmp = f"__{self.uid}_scores"
+        scored = dataset.withColumn(tmp, predict_udf(bc)(F.col(self.getInputCol())))
+        return (scored.withColumn(self.getRawPredictionCol(), array_to_vector(F.col(f"{tmp}.logProbability")))
+                .withColumn(self.getProbabilityCol(),
+                            array_to_vector(F.transform(f"{tmp}.logProbability", lambda x: F.exp(x))))
+                .withColumn(self.getPredictionCol(), F.col(f"{tmp}.prediction"))
+                .drop(tmp))
+
+    def write(self) -> MLWriter:
+        return _ModelWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _ModelReader(cls)
+
+
+class _ModelWriter(DefaultParamsWriter):
+    """Params, class counts and summary as ML metadata; the input rows (``data/input``: words with their counts,
+    then buckets) and the output rows (``data/output``) as Parquet."""
+
+    def saveImpl(self, path: str) -> None:
+        m = self.instance
+        DefaultParamsWriter.saveMetadata(m, path, self.sparkSession,
+                                         {"classCounts": m.class_counts.tolist(), "summary": m.summary})
+        nwords, rows = len(m.words), len(m.w_in)
+        table = pd.DataFrame({
+            "index": np.arange(rows, dtype=np.int32), "word": m.words + [None] * (rows - nwords),
+            "count": pd.array(list(m.counts) + [None] * (rows - nwords), "Int64"),
+            "bucket": pd.array([None] * nwords + list(m.buckets), "Int32"), "vector": list(m.w_in)})
+        from_pandas(self.sparkSession, table, INPUT_SCHEMA).write.parquet(f"{path}/data/input")
+        output = pd.DataFrame({"index": np.arange(len(m.w_out), dtype=np.int32), "vector": list(m.w_out)})
+        from_pandas(self.sparkSession, output, OUTPUT_SCHEMA).write.parquet(f"{path}/data/output")
+
+
+def _matrix(table: pa.Table) -> np.ndarray:
+    return np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+
+
+class _ModelReader(DefaultParamsReader):
+    """Params and uid as ``DefaultParamsReader`` restores them, then the two tables."""
+
+    def load(self, path: str) -> FastTextClassificationModel:
+        model = super().load(path)
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        model.class_counts = np.asarray(metadata["classCounts"], np.int64)
+        model.summary = metadata.get("summary", {})
+        table = self.sparkSession.read.parquet(f"{path}/data/input").orderBy("index").toArrow()
+        is_word = table.column("word").is_valid().to_numpy(zero_copy_only=False)
+        model.words = table.column("word").filter(pa.array(is_word)).to_pylist()
+        model.counts = table.column("count").filter(pa.array(is_word)).to_numpy().astype(np.int64)
+        model.buckets = table.column("bucket").filter(pa.array(~is_word)).to_numpy().astype(np.int64)
+        model.w_in = _matrix(table)
+        model.w_out = _matrix(self.sparkSession.read.parquet(f"{path}/data/output").orderBy("index").toArrow())
+        return model
