@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@bash scripts/check_env.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench,dist]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench,dist,tracking,tracking-ui]'
 	@touch $(STAMP)
 
 demo: check-env $(STAMP)

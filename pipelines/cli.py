@@ -28,6 +28,7 @@ from pipelines.output import CONFIG_FILE, METRICS_FILE, OutputError, StagedOutpu
 from pipelines.registry import get_job
 from pipelines.resources import job_defaults
 from pipelines.session import get_spark
+from pipelines.tracking import Run, tracked_job
 
 
 class JobError(UserError):
@@ -89,6 +90,7 @@ class JobContext:
         self.outputs: dict[str, StagedOutput] = {}
         self.committed: dict[str, StagedOutput] = {}
         self.started = time.time()
+        self.tracking: Run | None = None   # this run's MLflow run while it runs (``tracking.tracked_job``)
         self.token = new_token()
         self.fs = file_system(spark)
         self.declared_inputs = bool(inputs)
@@ -199,19 +201,20 @@ class JobContext:
         return done
 
     def run_step(self, name: str, updates: dict[str, Any], inputs: Sequence[str] | None = None,
-                 outputs: Sequence[str] | None = None) -> "JobContext":
+                 outputs: Sequence[str] | None = None, step_name: str | None = None) -> "JobContext":
         """Run the registered job ``name`` in this session, its defaults merged with ``updates``; commit its outputs.
 
         For multi-step jobs (the demo, the pipeline runner): each step's outputs carry that step's own
-        configuration, metrics and lineage.
+        configuration, metrics and lineage, and its MLflow run (named ``step_name``) is a child of this one's.
         """
         main = get_job(name).main
         config = merge(read_yaml(job_defaults(name)), updates)
         self.log(f"step {name}")
         step = JobContext(name, self.spark, config, self.run_date, inputs, outputs)
         try:
-            main(step)
-            step.commit()
+            with tracked_job(step, self.tracking, step_name):
+                main(step)
+                step.commit()
         except BaseException:
             step.abort()
             raise
@@ -291,8 +294,9 @@ def run_job(name: str, argv: Sequence[str] | None = None, prog: str | None = Non
     try:
         spark_error_logs(args.verbose)
         ctx = JobContext(name, spark, config, args.run_date, args.inputs, args.outputs)
-        main(ctx)
-        ctx.commit()
+        with tracked_job(ctx):
+            main(ctx)
+            ctx.commit()
     except (UserError, FileNotFoundError) as exc:
         if ctx is not None:
             ctx.abort()

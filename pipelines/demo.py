@@ -68,7 +68,8 @@ def demo_job(ctx: "JobContext") -> None:
         ctx.run_date or dt.date.today().isoformat()
     definition = cfg["pipeline"]
     pipeline = load_pipeline(definition, cfg["output"]["path"])
-    runner = Runner(pipeline, "session", force=cfg["force"], spark=ctx.spark, argv=["demo", definition])
+    runner = Runner(pipeline, "session", force=cfg["force"], spark=ctx.spark, argv=["demo", definition],
+                    parent_run=ctx.tracking)
     try:
         manifest = runner.run(run_date)
     except StepFailed as exc:

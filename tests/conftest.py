@@ -10,6 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# No MLflow run of the tests' jobs, in this process or the jobs it starts (tests/test_tracking.py turns it on, with
+# a temporary store): the default store would be ./output/mlruns.db in the checkout.
+os.environ["PIPELINES_TRACKING"] = "off"
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,7 @@ def test_wheel_holds_conf_definitions_stop_words_and_the_console_command(wheel):
     assert {f"pipelines/conf/jobs/{job}.yaml" for job in JOBS} <= names
     assert {f"pipelines/conf/pipelines/{p}.yaml" for p in shipped_pipelines()} <= names
     assert {"pipelines/conf/spark/local.yaml", "pipelines/conf/spark/cluster.yaml"} <= names
+    assert "pipelines/conf/tracking.yaml" in names
     assert {"pipelines/text/stopwords/english.txt", "pipelines/text/stopwords/chinese.txt"} <= names
     assert not any(n.startswith(("tests/", "jobs/", "benchmarks/")) for n in names)
     assert "spark-ml-pipelines = pipelines.orchestration.command:main" in entry_points
@@ -78,9 +79,9 @@ def test_pyfiles_zip_carries_the_job_defaults_a_driver_reads_from_it(tmp_path):
     still finds every job's defaults and the shipped definitions."""
     archive = build_pyfiles(tmp_path)
     probe = ("import pipelines, json; from pipelines.resources import job_defaults, shipped_pipelines; "
-             "from pipelines.config import read_yaml; "
-             "print(json.dumps([pipelines.__file__, read_yaml(job_defaults('ingest'))['output']['path'] is not None, "
-             "shipped_pipelines()]))")
+             "from pipelines.config import read_yaml; from pipelines.tracking import settings; "
+             "print(json.dumps([pipelines.__file__, read_yaml(job_defaults('ingest'))['output']['path'] is not None "
+             "and settings()['enabled'], shipped_pipelines()]))")
     env = {**os.environ, "PYTHONPATH": str(archive)}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=120)

@@ -7,7 +7,8 @@ Binary classification (``score`` higher means more likely positive, labels in {0
 :func:`roc_curve`, :func:`pr_curve` and, per group, :func:`grouped_auc`. Recommendations:
 :func:`ranking_metrics`. Plots (PNG): :func:`plot_roc`, :func:`plot_pr`,
 :func:`plot_calibration`, :func:`plot_at_k`. Multiclass: :func:`multiclass_metrics`. Everything at once:
-:func:`evaluation_report`. Bad input raises :class:`MetricsInputError`.
+:func:`evaluation_report`. For ``CrossValidator``: :class:`ExactBinaryEvaluator` (AUC, PR-AUC, log loss, NE,
+GAUC as a Spark ML evaluator). Bad input raises :class:`MetricsInputError`.
 
 Each metric reads its input two to four times (checks, then one shuffle or more): cache an input
 that is expensive to recompute.
@@ -21,6 +22,7 @@ from pipelines.metrics.binary import (
     normalized_entropy,
 )
 from pipelines.metrics.curves import best_f1_threshold, pr_auc, pr_curve, roc_auc, roc_curve
+from pipelines.metrics.evaluators import ExactBinaryEvaluator
 from pipelines.metrics.grouped import GroupedAUC, grouped_auc
 from pipelines.metrics.multiclass import MulticlassMetrics, multiclass_metrics
 from pipelines.metrics.plots import plot_at_k, plot_calibration, plot_pr, plot_roc
@@ -29,8 +31,8 @@ from pipelines.metrics.report import evaluation_report
 from pipelines.metrics.validation import MetricsInputError
 
 __all__ = [
-    "ConfusionCounts", "GroupedAUC", "MetricsInputError", "MulticlassMetrics", "ProbabilityMetrics",
-    "RankingMetrics", "best_f1_threshold", "calibration", "confusion_at_threshold", "evaluation_report",
-    "grouped_auc", "log_loss", "multiclass_metrics", "normalized_entropy", "plot_at_k", "plot_calibration", "plot_pr",
-    "plot_roc", "pr_auc", "pr_curve", "ranking_metrics", "roc_auc", "roc_curve",
+    "ConfusionCounts", "ExactBinaryEvaluator", "GroupedAUC", "MetricsInputError", "MulticlassMetrics",
+    "ProbabilityMetrics", "RankingMetrics", "best_f1_threshold", "calibration", "confusion_at_threshold",
+    "evaluation_report", "grouped_auc", "log_loss", "multiclass_metrics", "normalized_entropy", "plot_at_k",
+    "plot_calibration", "plot_pr", "plot_roc", "pr_auc", "pr_curve", "ranking_metrics", "roc_auc", "roc_curve",
 ]

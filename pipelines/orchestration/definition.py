@@ -31,13 +31,14 @@ from pipelines.errors import UserError
 from pipelines.output import overlaps, partition_path, qualify
 from pipelines.registry import JOBS
 from pipelines.resources import Resource, job_defaults, locate, pipeline_file
+from pipelines.tracking import settings as tracking_settings
 
 MODES = ("session", "subprocess")
 SUBMITTERS = ("python", "spark-submit")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 _AIRFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")   # Airflow's KEY_REGEX ^[\w.-]+$ in ASCII, at most 250 long
 _PIPELINE_KEYS = {"name", "description", "root", "mode", "schedule", "start_date", "retries",
-                  "retry_delay_minutes", "spark", "datasets", "steps", "extends"}
+                  "retry_delay_minutes", "spark", "datasets", "steps", "extends", "tracking"}
 _BUILT_IN = ("root", "run_date")
 _SPARK_KEYS = {"conf_file", "submit", "master", "args", "conf"}
 _STEP_KEYS = {"job", "conf", "set", "inputs", "outputs", "after"}
@@ -131,6 +132,7 @@ class Pipeline:
     retries: int = 0
     retry_delay_minutes: float = 5.0
     spark: dict[str, Any] = field(default_factory=dict)
+    tracking: dict[str, Any] = field(default_factory=tracking_settings)   # conf/tracking.yaml + `tracking:`
 
     @property
     def runs_dir(self) -> str:
@@ -302,6 +304,7 @@ def build_pipeline(data: Mapping[str, Any], source: Resource, root: str | None =
         raise PipelineError(f"{source}: 'steps' must be a non-empty mapping of step name to step")
     try:
         start_date = check_date("start_date", data.get("start_date", "2026-01-01"))
+        tracking = tracking_settings(data.get("tracking"))
     except ConfigError as exc:
         raise PipelineError(f"{source}: {exc}") from None
     jobs = list(JOBS)
@@ -311,7 +314,8 @@ def build_pipeline(data: Mapping[str, Any], source: Resource, root: str | None =
     pipeline = Pipeline(name=name, source=source, root=root, steps=steps, description=data.get("description", ""),
                         mode=mode, schedule=data.get("schedule", "@daily"),
                         start_date=start_date, retries=int(data.get("retries", 0)),
-                        retry_delay_minutes=float(data.get("retry_delay_minutes", 5)), spark=spark)
+                        retry_delay_minutes=float(data.get("retry_delay_minutes", 5)), spark=spark,
+                        tracking=tracking)
     for step in steps.values():
         for dep in step.after:
             if dep not in steps:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pipelines.fs import local_file
+from pipelines.tracking import log_report
 
 REPORT_NAME = "report.html"
 PLOTS_DIR = "plots"          # beside the report: the PNGs the report draws itself
@@ -339,9 +340,11 @@ def render_html(manifest: dict[str, Any], plot_dir: str | os.PathLike | None = N
 
 
 def write_report(manifest_path: str | os.PathLike) -> str:
-    """Write ``report.html`` (and the plots it draws, under ``plots/``) beside the manifest; returns its path."""
+    """Write ``report.html`` (and the plots it draws, under ``plots/``) beside the manifest, and add it to the run's
+    MLflow run when the manifest names one; returns its path."""
     path = Path(manifest_path)
     manifest = json.loads(path.read_text(encoding="utf-8"))
     out = path.with_name(REPORT_NAME)
     out.write_text(render_html(manifest, path.with_name(PLOTS_DIR)), encoding="utf-8")
+    log_report(manifest, out)
     return str(out)

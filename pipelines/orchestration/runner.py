@@ -27,6 +27,7 @@ from pipelines.orchestration.manifest import Manifest
 from pipelines.orchestration.plan import PlannedStep, make_plan, pyfiles_zip, step_command
 from pipelines.packaging import ensure_pyfiles
 from pipelines.resources import locate
+from pipelines.tracking import Run, finish_pipeline, start_pipeline
 
 
 class StepFailed(Exception):
@@ -36,10 +37,13 @@ class StepFailed(Exception):
 
 
 class Runner:
-    """Runs the plan of each date; ``spark`` is reused in session mode (built on first use otherwise)."""
+    """Runs the plan of each date; ``spark`` is reused in session mode (built on first use otherwise).
+
+    Each date is an MLflow run (``pipelines.tracking``), a child of ``parent_run`` when given (the demo's job run).
+    """
 
     def __init__(self, pipeline: Pipeline, mode: str | None = None, force: bool = False, spark: Any = None,
-                 argv: list[str] | None = None, err: TextIO | None = None):
+                 argv: list[str] | None = None, err: TextIO | None = None, parent_run: Run | None = None):
         self.pipeline = pipeline
         self.mode = mode or pipeline.mode
         self.force = force
@@ -47,6 +51,8 @@ class Runner:
         self.argv = argv
         self.err = err or sys.stderr
         self.manifests: list[Manifest] = []
+        self.parent_run = parent_run
+        self.tracked = Run()
         self._fs: FS | None = None
 
     def session(self) -> Any:
@@ -79,6 +85,8 @@ class Runner:
         plan = self.plan(run_date)
         manifest = Manifest(self.pipeline, run_date, self.mode, plan, self.fs, self.argv, self.force)
         self.manifests.append(manifest)
+        self.tracked = start_pipeline(self.pipeline, run_date, self.mode, self.force, self.parent_run)
+        manifest.data["tracking"] = self.tracked.describe()
         self.log(run_date, f"{sum(p.action == 'run' for p in plan)} of {len(plan)} steps to run, "
                            f"mode {self.mode}; manifest {manifest.path}")
         ran: set[str] = set()
@@ -96,6 +104,7 @@ class Runner:
             entry = manifest.finish_step(planned, run_date, error)
             if error:
                 manifest.finish("failed")
+                finish_pipeline(self.tracked, manifest, ok=False)
                 self.log(run_date, f"{label}: FAILED after {entry['duration_s']:.1f}s: {error}")
                 self.log(run_date, f"re-run the same command to resume at step '{step.name}' "
                                    f"(finished steps are skipped)")
@@ -105,6 +114,7 @@ class Runner:
                              for o in entry["outputs"] if o.get("rows") is not None)
             self.log(run_date, f"{label}: done in {entry['duration_s']:.1f}s" + (f" (rows {rows})" if rows else ""))
         manifest.finish("succeeded")
+        finish_pipeline(self.tracked, manifest, ok=True)
         self.log(run_date, f"done in {manifest.data['duration_s']:.1f}s; "
                            f"{len(ran)} ran, {len(plan) - len(ran)} skipped")
         return manifest
@@ -115,7 +125,8 @@ class Runner:
         config = step.resolved_config(run_date)
         command = step_command(self.pipeline, step, run_date) if self.mode == "subprocess" else None
         manifest.start_step(planned, run_date, config, command)
-        error = self._in_session(step, config, run_date) if command is None else self._in_subprocess(command)
+        error = (self._in_session(step, config, run_date) if command is None
+                 else self._in_subprocess(command, step.name))
         if error is None:
             absent = [p for p in step.output_paths(run_date) if read_metrics(self.fs, p) is None]
             if absent:
@@ -126,8 +137,9 @@ class Runner:
         from pipelines.cli import JobContext
 
         parent = JobContext(f"{self.pipeline.name}:{step.name}", self.session(), {}, run_date)
+        parent.tracking = self.tracked
         try:
-            parent.run_step(step.job, config, step.input_paths(run_date), step.output_paths(run_date))
+            parent.run_step(step.job, config, step.input_paths(run_date), step.output_paths(run_date), step.name)
         except (UserError, FileNotFoundError) as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - any job failure stops the pipeline with its reason
@@ -138,11 +150,13 @@ class Runner:
             return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
         return None
 
-    def _in_subprocess(self, command: list[str]) -> str | None:
-        """Run a job process, echo its output, and take the reason of a failure from its last lines."""
+    def _in_subprocess(self, command: list[str], step: str) -> str | None:
+        """Run a job process (its MLflow run a child of this date's), echo its output, and take the reason of a
+        failure from its last lines."""
         if "--py-files" in command:
             ensure_pyfiles(pyfiles_zip())
-        env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
+        env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+               **self.tracked.child_env(step)}
         tail: collections.deque[str] = collections.deque(maxlen=40)
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                               cwd=os.getcwd(), bufsize=1) as proc:

@@ -1,0 +1,114 @@
+"""The exact binary metrics as a Spark ML ``Evaluator``, so ``CrossValidator`` and ``TrainValidationSplit`` can
+select models on them.
+
+``ExactBinaryEvaluator`` wraps the library's functions (no new maths): ``areaUnderROC`` is ``curves.roc_auc``,
+``areaUnderPR`` is ``curves.pr_auc`` (average precision, as scikit-learn), ``logLoss`` and ``normalizedEntropy``
+are ``binary.log_loss`` and ``binary.normalized_entropy``, ``gauc`` is ``grouped.grouped_auc`` over ``groupCol``.
+Spark's own ``BinaryClassificationEvaluator`` bins scores (1000 bins) and has no log loss or GAUC. A vector score
+column (a classifier's ``probability`` or ``rawPrediction``) is read at index 1, the positive class. The driver
+holds what those functions hold: one row of sums per partition, never the rows. It saves and loads like Spark's
+evaluators (``DefaultParamsWritable``), also inside a saved ``CrossValidator``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from pyspark import keyword_only
+from pyspark.ml.evaluation import Evaluator
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.linalg import VectorUDT
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasLabelCol, HasWeightCol
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.metrics.binary import log_loss, normalized_entropy
+from pipelines.metrics.curves import pr_auc, roc_auc
+from pipelines.metrics.grouped import grouped_auc
+from pipelines.metrics.validation import MetricsInputError, require_columns
+
+
+def _gauc(df: DataFrame, score_col: str, label_col: str, group_col: str) -> float:
+    return grouped_auc(df, group_col, score_col, label_col).gauc
+
+
+# metricName -> (function of (df, score, label, weight or group), larger is better)
+METRICS: dict[str, tuple[Callable[..., float], bool]] = {
+    "areaUnderROC": (roc_auc, True), "areaUnderPR": (pr_auc, True), "logLoss": (log_loss, False),
+    "normalizedEntropy": (normalized_entropy, False), "gauc": (_gauc, True)}
+_POSITIVE = "_evaluator_positive_score"
+
+
+class ExactBinaryEvaluator(Evaluator, HasLabelCol, HasWeightCol, DefaultParamsReadable, DefaultParamsWritable):
+    """Exact ROC-AUC, average precision, log loss, normalized entropy or GAUC of a scored binary table."""
+
+    metricName = Param(Params._dummy(), "metricName", f"metric: {' | '.join(METRICS)}",
+                       typeConverter=TypeConverters.toString)
+    scoreCol = Param(Params._dummy(), "scoreCol", "score of the positive class: a number (a probability for "
+                     "logLoss and normalizedEntropy) or a vector read at index 1",
+                     typeConverter=TypeConverters.toString)
+    groupCol = Param(Params._dummy(), "groupCol", "group of each row for gauc, e.g. the user id",
+                     typeConverter=TypeConverters.toString)
+
+    @keyword_only
+    def __init__(self, *, metricName: str | None = None, scoreCol: str | None = None, labelCol: str | None = None,
+                 weightCol: str | None = None, groupCol: str | None = None):
+        """Parameters left out keep their defaults: areaUnderROC of ``probability`` against ``label``."""
+        super().__init__()
+        self._setDefault(metricName="areaUnderROC", scoreCol="probability", labelCol="label")
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, *, metricName: str | None = None, scoreCol: str | None = None, labelCol: str | None = None,
+                  weightCol: str | None = None, groupCol: str | None = None) -> ExactBinaryEvaluator:
+        return self._set(**self._input_kwargs)
+
+    def setMetricName(self, value: str) -> ExactBinaryEvaluator:
+        return self._set(metricName=value)
+
+    def getMetricName(self) -> str:
+        return self.getOrDefault(self.metricName)
+
+    def setScoreCol(self, value: str) -> ExactBinaryEvaluator:
+        return self._set(scoreCol=value)
+
+    def getScoreCol(self) -> str:
+        return self.getOrDefault(self.scoreCol)
+
+    def setGroupCol(self, value: str) -> ExactBinaryEvaluator:
+        return self._set(groupCol=value)
+
+    def getGroupCol(self) -> str | None:
+        return self.getOrDefault(self.groupCol) if self.isDefined(self.groupCol) else None
+
+    def setLabelCol(self, value: str) -> ExactBinaryEvaluator:
+        return self._set(labelCol=value)
+
+    def setWeightCol(self, value: str) -> ExactBinaryEvaluator:
+        return self._set(weightCol=value)
+
+    def _metric(self) -> tuple[Callable[..., float], bool]:
+        name = self.getMetricName()
+        if name not in METRICS:
+            raise MetricsInputError(f"metricName: expected one of {', '.join(METRICS)}, got {name!r}")
+        return METRICS[name]
+
+    def isLargerBetter(self) -> bool:
+        return self._metric()[1]
+
+    def _evaluate(self, dataset: DataFrame) -> float:
+        function, _ = self._metric()
+        score, label = self.getScoreCol(), self.getLabelCol()
+        weight = self.getOrDefault(self.weightCol) if self.isDefined(self.weightCol) else None
+        require_columns(dataset, [score])
+        if isinstance(dataset.schema[score].dataType, VectorUDT):
+            dataset, score = dataset.withColumn(_POSITIVE, vector_to_array(F.col(score))[1]), _POSITIVE
+        if self.getMetricName() != "gauc":
+            return function(dataset, score, label, weight or None)
+        if weight:
+            raise MetricsInputError(f"weightCol '{weight}': gauc weighs each group by its rows and takes no weights")
+        group = self.getGroupCol()
+        if not group:
+            raise MetricsInputError("groupCol: gauc needs the column that groups the rows (e.g. the user id)")
+        return function(dataset, score, label, group)
