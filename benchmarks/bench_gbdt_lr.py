@@ -93,13 +93,15 @@ def timed(what, fn):
 
 
 def tree_stages(models, train_df, cfg):
-    """The tree stage alone on the prepared training rows: XGBoost and MLlib's GBTClassifier, same trees and depth."""
+    """The tree stage alone on the prepared training rows: XGBoost and MLlib's GBTClassifier, same trees and depth,
+    each timed after an untimed 5-tree fit of its own."""
     prepared = models.gbdt_lr.stages["prep"].transform(train_df).cache()
     prepared.count()
     estimator = GBDTLR.from_config(cfg, FeatureSpec.from_config(cfg["schema"]))
     seconds = {}
     for learner in ("xgboost", "spark"):
         trees = estimator.copy({estimator.learner: learner}).tree_learner(64)
+        trees.copy({trees.numTrees: 5}).fit(prepared)     # warm-up, untimed: Python workers, JIT, class loading
         _, seconds[learner] = timed(f"tree stage alone, {learner}, {cfg['trees']['num_trees']} trees of depth "
                                     f"{cfg['trees']['max_depth']}", lambda: trees.fit(prepared))
     prepared.unpersist()
