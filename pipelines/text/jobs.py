@@ -16,14 +16,15 @@ from pyspark.sql import functions as F
 
 from pipelines.config import ConfigError
 from pipelines.errors import load_model
-from pipelines.ingest import read_corpus
+from pipelines.fs import qualify
+from pipelines.ingest import corpus_reading, read_corpus
 from pipelines.output import partition_path
 from pipelines.text.keywords import keyword_entries, term_index, top_keywords
 from pipelines.text.similar import IvfSettings, similar_documents
 from pipelines.text.stop_words import stop_words
 from pipelines.text.tfidf import TfidfSettings, fit_tfidf, idf_model, term_counter, tfidf_features, vector_entries
 from pipelines.text.tokenizer import TextTokenizer
-from pipelines.text.validation import clean_corpus
+from pipelines.text.validation import check_invalid, clean_corpus
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
@@ -42,14 +43,21 @@ def tokenizer_from_config(cfg: Mapping[str, Any]) -> TextTokenizer:
         raise ConfigError(f"tokenizer: {exc}") from None
 
 
-def read_documents(ctx: "JobContext", key: str, source: Mapping[str, Any]) -> DataFrame:
-    """Read a corpus as ``(doc_id, text)``, repaired and checked (``clean_corpus``); counts go to metrics."""
+def read_documents(ctx: "JobContext", key: str, source: Mapping[str, Any], section: str = "input") -> DataFrame:
+    """Read the corpus of config section ``section`` as ``(doc_id, text[, label])``, repaired and checked
+    (``clean_corpus``, ``check_invalid``); counts go to metrics."""
     ingested = read_corpus(ctx.spark, source["path"], source["format"], source["id_col"], source["text_col"],
-                           source["id_type"], source["options"])
+                           source["id_type"], source["options"], **corpus_reading(source))
     docs, counts = clean_corpus(ingested.data)
-    ctx.metrics.setdefault("text", {})[key] = {**counts.as_dict(), "malformed_records": ingested.rows_malformed}
-    ctx.log(f"{key}: {counts.documents} documents, {counts.empty_documents} empty, "
-            f"{counts.invalid_utf8_documents} with invalid UTF-8, {ingested.rows_malformed} malformed records skipped")
+    ctx.metrics.setdefault("text", {})[key] = {**counts.as_dict(), "malformed_records": ingested.rows_malformed,
+                                               "encoding": source["encoding"], "duplicates": ingested.duplicates}
+    ctx.log(f"{key}: {counts.documents} documents, {counts.empty_documents} empty, {counts.invalid_documents} with "
+            f"bytes invalid in {source['encoding']}, {ingested.rows_malformed} malformed records skipped, "
+            f"{ingested.duplicates} byte-identical duplicates dropped")
+    root = qualify(source["path"])
+    example = f"{root.rstrip('/')}/{counts.invalid_example}" if source["format"] == "files" else \
+        f"document {counts.invalid_example!r}"
+    check_invalid(counts, root, example, section, source["encoding"], source["max_invalid_fraction"])
     return docs.persist(StorageLevel.MEMORY_AND_DISK)
 
 
@@ -102,7 +110,7 @@ def similar_docs_job(ctx: "JobContext") -> None:
     corpus = vector_entries(features, vectors, unit=True).persist(StorageLevel.MEMORY_AND_DISK)
     queries = None
     if cfg["mode"] == "query":
-        new_docs = read_documents(ctx, "queries", cfg["query"])
+        new_docs = read_documents(ctx, "queries", cfg["query"], "query")
         queries = vector_entries(tfidf_features(model, new_docs), vectors, unit=True)
     try:
         neighbours = similar_documents(corpus, cfg["k"], queries, cfg["method"], cfg["max_df_fraction"],
