@@ -1,7 +1,7 @@
 """Text classifiers over a tokens column, and the one pipeline a trained classifier is saved as.
 
-A classifier is fitted by a *builder*: it takes the training rows (``tokens``, an ``array<string>``, and
-``label_index``, a double 0..K-1) and the job configuration, and returns the fitted stages from tokens to
+A classifier is fitted by a *builder*: it takes the training rows (``doc_id``, ``tokens``, an ``array<string>``,
+and ``label_index``, a double 0..K-1) and the job configuration, and returns the fitted stages from tokens to
 ``prediction`` (double) and ``probability`` (vector), as Spark's ``LogisticRegression`` writes them, with a summary
 of what it chose. ``BUILDERS`` maps each ``model`` name to its builder, so another model plugs in with one entry.
 ``fit_text_classifier`` wraps the stages into tokeniser -> label indexer -> classifier -> label names, so a saved
@@ -96,15 +96,19 @@ def check_settings(cfg: Mapping[str, Any]) -> None:
         TfidfSettings(**section["tfidf"])
 
 
+def text_tokenizer(tokenizer: TextTokenizer) -> TextTokenizer:
+    """A copy of ``tokenizer`` reading ``text`` and writing ``tokens``, the first stage of a saved classifier."""
+    return tokenizer.copy().setParams(inputCol="text", outputCol=TOKENS)
+
+
 def fit_text_classifier(docs: DataFrame, tokenizer: TextTokenizer, cfg: Mapping[str, Any],
                         log: Log) -> tuple[PipelineModel, dict[str, Any]]:
-    """Fit the ``cfg["model"]`` classifier on ``docs`` (``text``, ``label`` strings) and return the saved pipeline:
-    tokeniser, label indexer (classes in alphabetical order; unseen labels kept as an extra index at prediction
-    time), the builder's stages, and ``predicted_label`` from ``prediction``; plus the builder's summary."""
-    tokenizer = tokenizer.copy().setParams(inputCol="text", outputCol=TOKENS)
+    """Fit the ``cfg["model"]`` classifier on ``docs`` (``tokens`` from ``tokenizer``, a ``text_tokenizer``, and
+    ``label`` strings) and return the saved pipeline: the tokeniser, the label indexer (classes in alphabetical
+    order; unseen labels kept as an extra index at prediction time), the builder's stages, and ``predicted_label``
+    from ``prediction``; plus the builder's summary."""
     indexer = StringIndexer(inputCol=LABEL, outputCol=LABEL_INDEX, stringOrderType="alphabetAsc").fit(docs)
-    train = indexer.transform(tokenizer.transform(docs)).select(TOKENS, LABEL_INDEX) \
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    train = indexer.transform(docs).select("doc_id", TOKENS, LABEL_INDEX).persist(StorageLevel.MEMORY_AND_DISK)
     stages, summary = BUILDERS[cfg["model"]](train, cfg, log)
     train.unpersist()
     names = IndexToString(inputCol=PREDICTION, outputCol=PREDICTED_LABEL, labels=indexer.labels)

@@ -33,6 +33,7 @@ from pipelines.text.classifier import (
     fit_text_classifier,
     is_text_classifier,
     predict_labels,
+    text_tokenizer,
 )
 from pipelines.text.keywords import keyword_entries, term_index, top_keywords
 from pipelines.text.similar import IvfSettings, similar_documents
@@ -172,7 +173,7 @@ def train_text_classifier_job(ctx: "JobContext") -> None:
     if source["format"] != "files" and not source["label_col"]:
         raise ConfigError(f"input.label_col: name the label field of the {source['format']} corpus (format files "
                           f"takes labels from folders or input.label_pattern)")
-    tokenizer = tokenizer_from_config(cfg["tokenizer"])
+    tokenizer = text_tokenizer(tokenizer_from_config(cfg["tokenizer"]))
     docs = labelled(read_documents(ctx, "corpus", source), qualify(source["path"]))
     if split["test_path"]:
         test_source = {**source, "path": split["test_path"]}
@@ -182,7 +183,7 @@ def train_text_classifier_job(ctx: "JobContext") -> None:
             train, test = stratified_split(docs, LABEL, split["test_fraction"], split["seed"], "test split")
         except ValueError as exc:
             raise ConfigError(f"split.test_fraction: {exc}") from None
-    train = train.persist(StorageLevel.MEMORY_AND_DISK)
+    train = tokenizer.transform(train).persist(StorageLevel.MEMORY_AND_DISK)
     model, summary = fit_text_classifier(train, tokenizer, cfg, ctx.log)
     scored = predict_labels(model, test, ["doc_id", LABEL]).persist(StorageLevel.MEMORY_AND_DISK)
     if scored.isEmpty():
