@@ -36,6 +36,9 @@ TABLE_FORMATS = ("parquet", "csv", "json")
 CORPUS_FORMATS = ("text", "json", "parquet", "files")
 CORPUS_READING = ("encoding", "label_col", "label_pattern", "dedupe")   # optional keys of a corpus source
 LABEL = "label"
+# Python codec name -> the name Spark's JSON reader takes; it decodes no other charset.
+JSON_CHARSETS = {"utf-8": "utf-8", "iso8859-1": "iso-8859-1", "ascii": "us-ascii", "utf-16": "utf-16",
+                 "utf-16-be": "utf-16be", "utf-16-le": "utf-16le", "utf-32": "utf-32"}
 
 
 class IngestError(UserError):
@@ -165,14 +168,15 @@ def read_corpus(spark: SparkSession, path: str, fmt: str, id_col: str = "id", te
     """Read documents as ``(doc_id, text)``, plus ``label`` for ``files`` or when ``label_col`` is named.
 
     ``text``: one document per line, ``doc_id`` = line number (0-based, files in path order);
-    ``json``: JSON lines with ``id_col``/``text_col`` (and ``label_col``) fields; ``parquet``: those columns;
+    ``json``: JSON lines with ``id_col``/``text_col`` (and ``label_col``) fields; ``parquet``: those columns (the
+    text a string or binary);
     ``files``: one file per document under ``path`` (recursive; Spark's ``binaryFile`` source, so
     ``options.pathGlobFilter`` picks files), ``doc_id`` = the path relative to ``path``, ``label`` = the first group
     of ``label_pattern`` found in that relative path, or the file's folder name.
     Text other than JSON's is decoded from its bytes in ``encoding``: UTF-8 by Spark (``clean_corpus`` repairs and
     counts invalid sequences), any other codec in a pandas UDF that replaces invalid sequences with U+FFFD (counted
-    the same way); JSON is decoded by Spark's reader in ``encoding``. ``dedupe`` keeps one document (the smallest
-    id) of each set of byte-identical texts.
+    the same way); JSON is decoded by Spark's reader, which takes the ``JSON_CHARSETS`` only. ``dedupe`` keeps one
+    document (the smallest id) of each set of byte-identical texts.
     """
     if fmt not in CORPUS_FORMATS:
         raise IngestError(f"{path}: unknown corpus format '{fmt}', expected one of {list(CORPUS_FORMATS)}")
@@ -186,10 +190,18 @@ def read_corpus(spark: SparkSession, path: str, fmt: str, id_col: str = "id", te
             raise IngestError(f"{full}: empty input, expected one document per "
                               f"{'file' if fmt == 'files' else 'line'}")
     else:
+        if fmt == "json" and codec not in JSON_CHARSETS:
+            raise IngestError(f"input.encoding: {encoding!r} is not a charset Spark's JSON reader decodes (one of "
+                              f"{sorted(set(JSON_CHARSETS))}); read such a corpus as format text or files")
         if fmt == "json" and codec != "utf-8":
-            opts = {"encoding": codec, "lineSep": "\n", **opts}
+            opts = {"encoding": JSON_CHARSETS[codec], "lineSep": "\n", **opts}
         label = f", `{label_col}` STRING" if label_col else ""
-        ingested = read_table(spark, path, fmt, f"`{id_col}` {id_type}, `{text_col}` STRING{label}", opts)
+        text_type = "STRING"
+        if fmt == "parquet":    # raw bytes, to decode in ``encoding``
+            found = spark.read.options(**opts).parquet(_require_path(spark, path)).schema
+            if text_col in found.fieldNames() and isinstance(found[text_col].dataType, T.BinaryType):
+                text_type = "BINARY"
+        ingested = read_table(spark, path, fmt, f"`{id_col}` {id_type}, `{text_col}` {text_type}{label}", opts)
         columns = [F.col(id_col).alias("doc_id"), F.col(text_col).alias("text")]
         ingested.data = ingested.data.select(*columns, *([F.col(label_col).alias(LABEL)] if label_col else []))
     if dedupe:

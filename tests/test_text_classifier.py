@@ -31,6 +31,24 @@ def test_gbk_files_decode_with_labels_from_folders(spark, tmp_path):
     assert rows == {name: (name.split("/")[0], text) for name, text in GBK_DOCS.items()}
 
 
+def test_gbk_lines_latin1_json_and_big5_parquet_bytes_decode_with_the_same_option(spark, tmp_path):
+    texts = ["第一行文本", "第二行", "繁體中文"]
+    (tmp_path / "lines.txt").write_bytes("\n".join(texts).encode("gbk") + b"\n")
+    got = read_corpus(spark, str(tmp_path / "lines.txt"), "text", encoding="gbk").data
+    assert [r.text for r in got.orderBy("doc_id").collect()] == texts
+    latin = ["café", "naïve façade"]
+    lines = [json.dumps({"id": str(i), "text": t, "cls": "a"}, ensure_ascii=False) for i, t in enumerate(latin)]
+    (tmp_path / "docs.jsonl").write_bytes("\n".join(lines).encode("latin-1") + b"\n")
+    got = read_corpus(spark, str(tmp_path / "docs.jsonl"), "json", encoding="latin-1", label_col="cls").data
+    assert sorted(tuple(r) for r in got.collect()) == [(str(i), t, "a") for i, t in enumerate(latin)]
+    with pytest.raises(IngestError, match="input.encoding: 'gbk' is not a charset Spark's JSON reader decodes"):
+        read_corpus(spark, str(tmp_path / "docs.jsonl"), "json", encoding="gbk")
+    spark.createDataFrame([(i, t.encode("big5")) for i, t in enumerate(texts[2:])], "id INT, text BINARY") \
+        .write.parquet(str(tmp_path / "big5"))
+    got = read_corpus(spark, str(tmp_path / "big5"), "parquet", id_type="INT", encoding="big5").data
+    assert [tuple(r) for r in got.collect()] == [(0, "繁體中文")]
+
+
 def test_labels_from_a_pattern_glob_filter_and_unknown_encoding(spark, tmp_path):
     _write(tmp_path, {"2024/sport-1.txt": "a", "2024/econ-2.txt": "b", "2024/notes.md": "c"}, "utf-8")
     got = read_corpus(spark, str(tmp_path), "files", options={"pathGlobFilter": "*.txt"},
