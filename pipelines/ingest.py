@@ -1,5 +1,9 @@
 """Ingest tables (Parquet, CSV, JSON lines) and text corpora into typed DataFrames.
 
+A corpus is one document per line (``text``), per JSON line or Parquet row, or per file (``files``, the way
+corpora come in class folders); its bytes are decoded in the declared encoding (a Python codec) and
+byte-identical documents can be dropped.
+
 Schemas are declared in configuration as Spark DDL (``"label INT, price DOUBLE, city STRING"``).
 CSV and JSON records that do not fit the schema (wrong field count, unparseable value, broken JSON)
 are split off with their raw text for quarantine instead of being silently nulled. Problems that no
@@ -8,9 +12,12 @@ quarantine can fix (missing path, empty input, missing column, wrong Parquet typ
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import urlparse
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -19,13 +26,19 @@ from pyspark.sql import types as T
 
 from pipelines.errors import UserError
 from pipelines.fs import file_system, qualify, require_input
+from udfs.text import decode_udf
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
 
 CORRUPT_COL = "_corrupt_record"
 TABLE_FORMATS = ("parquet", "csv", "json")
-CORPUS_FORMATS = ("text", "json", "parquet")
+CORPUS_FORMATS = ("text", "json", "parquet", "files")
+CORPUS_READING = ("encoding", "label_col", "label_pattern", "dedupe")   # optional keys of a corpus source
+LABEL = "label"
+# Python codec name -> the name Spark's JSON reader takes; it decodes no other charset.
+JSON_CHARSETS = {"utf-8": "utf-8", "iso8859-1": "iso-8859-1", "ascii": "us-ascii", "utf-16": "utf-16",
+                 "utf-16-be": "utf-16be", "utf-16-le": "utf-16le", "utf-32": "utf-32"}
 
 
 class IngestError(UserError):
@@ -40,6 +53,7 @@ class Ingested:
     malformed: DataFrame | None
     rows_in: int
     rows_malformed: int
+    duplicates: int = 0     # byte-identical documents dropped (corpora read with ``dedupe``)
 
     @property
     def rows_good(self) -> int:
@@ -131,26 +145,98 @@ def read_table(spark: SparkSession, path: str, fmt: str, schema: str,
     return Ingested(good, bad, counts["n"], counts["bad"])
 
 
+def corpus_reading(source: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``read_corpus`` keywords a job's corpus source sets (``CORPUS_READING``; its conf states the defaults)."""
+    return {key: source[key] for key in CORPUS_READING if key in source}
+
+
+def check_encoding(encoding: str, key: str = "input.encoding") -> str:
+    """A Python codec name, or an error naming ``key``."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise IngestError(f"{key}: unknown encoding {encoding!r}; expected a Python codec name such as utf-8, "
+                          f"gb18030, gbk, big5 or latin-1") from None
+
+
 def read_corpus(spark: SparkSession, path: str, fmt: str, id_col: str = "id", text_col: str = "text",
-                id_type: str = "string", options: Mapping[str, Any] | None = None) -> Ingested:
-    """Read documents as ``(doc_id, text)``.
+                id_type: str = "string", options: Mapping[str, Any] | None = None, *, encoding: str = "utf-8",
+                label_col: str = "", label_pattern: str = "", dedupe: bool = False) -> Ingested:
+    """Read documents as ``(doc_id, text)``, plus ``label`` for ``files`` or when ``label_col`` is named.
 
     ``text``: one document per line, ``doc_id`` = line number (0-based, files in path order);
-    ``json``: JSON lines with ``id_col``/``text_col`` fields; ``parquet``: those two columns.
+    ``json``: JSON lines with ``id_col``/``text_col`` (and ``label_col``) fields; ``parquet``: those columns (the
+    text a string or binary);
+    ``files``: one file per document under ``path`` (recursive; Spark's ``binaryFile`` source, so
+    ``options.pathGlobFilter`` picks files), ``doc_id`` = the path relative to ``path``, ``label`` = the first group
+    of ``label_pattern`` found in that relative path, or the file's folder name.
+    Text other than JSON's is decoded from its bytes in ``encoding``: UTF-8 by Spark (``clean_corpus`` repairs and
+    counts invalid sequences), any other codec in a pandas UDF that replaces invalid sequences with U+FFFD (counted
+    the same way); JSON is decoded by Spark's reader, which takes the ``JSON_CHARSETS`` only. ``dedupe`` keeps one
+    document (the smallest id) of each set of byte-identical texts.
     """
     if fmt not in CORPUS_FORMATS:
         raise IngestError(f"{path}: unknown corpus format '{fmt}', expected one of {list(CORPUS_FORMATS)}")
-    if fmt == "text":
+    codec = check_encoding(encoding)
+    opts = {k: str(v) for k, v in (options or {}).items()}
+    if fmt in ("text", "files"):
         full = _require_path(spark, path)
-        lines = spark.read.options(**{k: str(v) for k, v in (options or {}).items()}).text(full)
-        data = _numbered(lines.select(F.col("value").alias("text")), "doc_id").select("doc_id", "text")
-        rows = data.count()
-        if rows == 0:
-            raise IngestError(f"{full}: empty input, expected one document per line")
-        return Ingested(data, None, rows, 0)
-    ingested = read_table(spark, path, fmt, f"`{id_col}` {id_type}, `{text_col}` STRING", options)
-    ingested.data = ingested.data.select(F.col(id_col).alias("doc_id"), F.col(text_col).alias("text"))
+        data = _read_files(spark, full, opts, label_pattern) if fmt == "files" else _read_lines(spark, full, opts)
+        ingested = Ingested(data, None, data.count(), 0)
+        if ingested.rows_in == 0:
+            raise IngestError(f"{full}: empty input, expected one document per "
+                              f"{'file' if fmt == 'files' else 'line'}")
+    else:
+        if fmt == "json" and codec not in JSON_CHARSETS:
+            raise IngestError(f"input.encoding: {encoding!r} is not a charset Spark's JSON reader decodes (one of "
+                              f"{sorted(set(JSON_CHARSETS))}); read such a corpus as format text or files")
+        if fmt == "json" and codec != "utf-8":
+            opts = {"encoding": JSON_CHARSETS[codec], "lineSep": "\n", **opts}
+        label = f", `{label_col}` STRING" if label_col else ""
+        text_type = "STRING"
+        if fmt == "parquet":    # raw bytes, to decode in ``encoding``
+            found = spark.read.options(**opts).parquet(_require_path(spark, path)).schema
+            if text_col in found.fieldNames() and isinstance(found[text_col].dataType, T.BinaryType):
+                text_type = "BINARY"
+        ingested = read_table(spark, path, fmt, f"`{id_col}` {id_type}, `{text_col}` {text_type}{label}", opts)
+        columns = [F.col(id_col).alias("doc_id"), F.col(text_col).alias("text")]
+        ingested.data = ingested.data.select(*columns, *([F.col(label_col).alias(LABEL)] if label_col else []))
+    if dedupe:
+        ingested.data, ingested.duplicates = _drop_duplicates(ingested.data, ingested.rows_good)
+    if fmt != "json" and codec != "utf-8":
+        ingested.data = ingested.data.withColumn("text", decode_udf(codec)(F.col("text").cast("binary")))
     return ingested
+
+
+def _read_lines(spark: SparkSession, full: str, options: Mapping[str, str]) -> DataFrame:
+    """Lines as raw text (Spark keeps a line's bytes as they are), numbered in path order."""
+    lines = spark.read.options(**options).text(full)
+    return _numbered(lines.select(F.col("value").alias("text")), "doc_id").select("doc_id", "text")
+
+
+def _read_files(spark: SparkSession, full: str, options: Mapping[str, str], label_pattern: str) -> DataFrame:
+    """One row per file under ``full``: relative path as ``doc_id``, raw bytes as ``text``, ``label``."""
+    try:
+        groups = re.compile(label_pattern).groups if label_pattern else 0
+    except re.error as exc:
+        raise IngestError(f"input.label_pattern: {label_pattern!r} is not a regular expression ({exc})") from None
+    files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").options(**options).load(full)
+    root = urlparse(full).path.rstrip("/")
+    relative = F.regexp_extract("path", rf"^(?:[a-zA-Z][\w+.-]*:)?(?://[^/]*)?\Q{root}\E/(.+)$", 1)
+    doc_id = F.when(relative == "", F.element_at(F.split("path", "/"), -1)).otherwise(relative)
+    parts = F.split(doc_id, "/")
+    label = F.regexp_extract(doc_id, label_pattern, 1 if groups else 0) if label_pattern else \
+        F.when(F.size(parts) > 1, F.element_at(parts, -2))
+    return files.select(doc_id.alias("doc_id"), F.col("content").alias("text"), F.nullif(label, F.lit("")).alias(LABEL))
+
+
+def _drop_duplicates(docs: DataFrame, rows: int) -> tuple[DataFrame, int]:
+    """One document (the smallest ``doc_id``) per distinct byte string of ``text``, and how many were dropped.
+    Null texts are never duplicates of each other."""
+    key = F.coalesce(F.sha2(F.col("text").cast("binary"), 256), F.concat(F.lit("id:"), F.col("doc_id").cast("string")))
+    kept = docs.groupBy(key.alias("_key")).agg(F.min_by(F.struct(*docs.columns), F.col("doc_id")).alias("_doc")) \
+        .select("_doc.*").persist(StorageLevel.MEMORY_AND_DISK)
+    return kept, rows - kept.count()
 
 
 def _numbered(df: DataFrame, name: str) -> DataFrame:

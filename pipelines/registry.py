@@ -50,6 +50,8 @@ JOBS: dict[str, Job] = {job.name: job for job in [
     Job("ingest", "pipelines.ingest:ingest_job",
         "Ingest one table (Parquet, CSV, JSON lines) or text corpus into Parquet; malformed records go to "
         "quarantine."),
+    Job("predict_text", "pipelines.text.jobs:predict_text_job",
+        "Batch-predict the label (and its probability) of every document of a corpus with a saved text classifier."),
     Job("recall_candidates", "pipelines.recsys.jobs:recall_job",
         "Recall routes (PQ, item-CF, next-item, popularity, cold start), merged with quotas, coarse LR cut."),
     Job("recsys_baselines", "pipelines.recsys.jobs:baselines_job",
@@ -68,6 +70,9 @@ JOBS: dict[str, Job] = {job.name: job for job in [
         "baselines."),
     Job("train_ranker", "pipelines.recsys.jobs:rank_job",
         "GBDT+LR ranker trained on the validation candidates; scores of the test candidates."),
+    Job("train_text_classifier", "pipelines.text.jobs:train_text_classifier_job",
+        "Train a text classifier (tfidf_lr: TF-IDF + elastic-net multinomial LR) on a labelled corpus; multiclass "
+        "report with a confusion matrix."),
     Job("train_word2vec", "pipelines.word2vec.jobs:train_word2vec_job",
         "Train word vectors (sgns skip-gram/CBOW, ppmi or MLlib) on a corpus, or item vectors on user sessions "
         "(item2vec)."),

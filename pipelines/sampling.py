@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 _SCALE = float(2 ** 53)
@@ -39,3 +39,20 @@ def hash_split(df: DataFrame, weights: Sequence[float], seed: int, purpose: str)
 def hash_sample(df: DataFrame, fraction: float, seed: int, purpose: str) -> DataFrame:
     """Each row kept with probability ``fraction``, drawn by ``row_uniform``."""
     return df.filter(row_uniform(df, seed, purpose) < fraction)
+
+
+def stratified_split(df: DataFrame, label_col: str, fraction: float, seed: int, purpose: str) -> tuple[DataFrame,
+                                                                                                     DataFrame]:
+    """``(rest, part)``: ``part`` holds ``round(fraction * n)`` of each class's ``n`` rows (as scikit-learn's
+    stratified split does, small classes keep their share), the rows with the smallest ``row_uniform`` draws.
+
+    One window per class numbers its rows, so a class's rows meet in one task; both parts recompute the draws,
+    so pass a persisted ``df``.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"split fraction must be in (0, 1), got {fraction}")
+    by_class = Window.partitionBy(label_col)
+    ranked = df.select("*", F.row_number().over(by_class.orderBy(row_uniform(df, seed, purpose))).alias("_rank"),
+                       F.count(F.lit(1)).over(by_class).alias("_size"))
+    chosen = F.col("_rank") <= F.round(F.col("_size") * fraction)
+    return ranked.filter(~chosen).select(*df.columns), ranked.filter(chosen).select(*df.columns)

@@ -19,7 +19,7 @@ def test_null_empty_and_invalid_utf8_documents_are_kept_repaired_and_counted(spa
     docs = spark.createDataFrame([(1, b"caf\xe9 au lait"), (2, None), (3, b"   "), (4, b"fine"), (5, b"")],
                                  "doc_id BIGINT, text BINARY")
     cleaned, counts = clean_corpus(docs)
-    assert counts.as_dict() == {"documents": 5, "empty_documents": 3, "invalid_utf8_documents": 1}
+    assert counts.as_dict() == {"documents": 5, "empty_documents": 3, "invalid_documents": 1, "invalid_example": 1}
     texts = dict(cleaned.select("doc_id", "text").collect())
     assert texts == {1: "caf\ufffd au lait", 2: "", 3: "   ", 4: "fine", 5: ""}
 
@@ -53,11 +53,13 @@ def test_build_tfidf_then_similar_docs_in_corpus_and_query_mode(spark, tmp_path)
     src.write_bytes(b"\n".join(CORPUS) + b"\n")
     out = tmp_path / "tfidf"
     code = _run("build_tfidf", ["--set", f"input.path={src}", "--set", "input.format=text",
+                                "--set", "input.max_invalid_fraction=0.2",   # 1 of 7 lines holds Latin-1
                                                  "--set", f"output.path={out}", "--set", "keywords.k=2"])
     assert code == 0
     metrics = json.loads((out / "keywords" / "_metrics.json").read_text())
-    assert metrics["text"]["corpus"] == {"documents": 7, "empty_documents": 1, "invalid_utf8_documents": 1,
-                                         "malformed_records": 0}
+    assert metrics["text"]["corpus"] == {"documents": 7, "empty_documents": 1, "invalid_documents": 1,
+                                         "invalid_example": 6, "malformed_records": 0, "encoding": "utf-8",
+                                         "duplicates": 0}
     assert metrics["text"]["tfidf"]["empty_vectors"] == 1 and metrics["rows_out"]["features"] == 7
     keywords = {(r.doc_id, r.rank): r.term for r in spark.read.parquet(str(out / "keywords")).collect()}
     assert keywords[(5, 1)] == "clusters" and keywords[(5, 2)] == "jobs"

@@ -1,4 +1,4 @@
-"""Vectorised UDF bodies for text: jieba segmentation, sparse TF-IDF arithmetic,
+"""Vectorised UDF bodies for text: decoding bytes, jieba segmentation, sparse TF-IDF arithmetic,
 blocked cosine top-k.
 
 The segmenters are built once per Python worker (jieba's dictionary takes about a second to load) and
@@ -54,6 +54,20 @@ def _local_file(path: str) -> str:
     if not os.path.exists(shipped):
         raise FileNotFoundError(f"jieba user dictionary not found: {path} (nor shipped as {shipped})")
     return shipped
+
+
+def decode_udf(encoding: str) -> Callable[[Column], Column]:
+    """Bytes -> text in ``encoding`` (a Python codec), invalid sequences replaced with U+FFFD so they can be counted.
+
+    Python's codecs (gb18030, big5, ...) decode a whole byte string in C; the loop is over the batch's rows only.
+    """
+
+    @pandas_udf(T.StringType())
+    def decode(raw: pd.Series) -> pd.Series:
+        return pd.Series([None if b is None else bytes(b).decode(encoding, errors="replace") for b in raw],
+                         index=raw.index, dtype=object)
+
+    return decode
 
 
 def segment_udf(user_dict: str) -> Callable[[Column], Column]:

@@ -1,14 +1,17 @@
 """PNG plots of evaluation results from small, already aggregated tables: ROC and precision-recall curves,
-a reliability diagram (calibration), and metrics at several cut-offs k (recall@k, NDCG@k, ...).
+a reliability diagram (calibration), metrics at several cut-offs k (recall@k, NDCG@k, ...) and a multiclass
+confusion matrix.
 
 Uses matplotlib's object API with the Agg canvas: no pyplot state, no display needed.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
@@ -125,3 +128,31 @@ def plot_at_k(curves: Mapping[str, Mapping[int, float]], path: str | os.PathLike
     figure.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
                   ncol=min(3, len(handles)), fontsize=8, frameon=False)
     return _save(figure, path)
+
+
+def confusion_png(labels: Sequence[Any], matrix: Sequence[Sequence[float]], title: str = "Confusion matrix") -> bytes:
+    """The confusion matrix (rows: true class, columns: predicted) normalised by row, as PNG bytes: each row shows
+    where a class's documents went (its diagonal cell is the class's recall). The figure grows with the number
+    of classes so 20 names stay readable; cells carry their share when there are at most 30 classes."""
+    counts = np.asarray(matrix, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    n = len(labels)
+    side = min(max(5.0, 0.45 * n + 2.5), 30.0)
+    figure = Figure(figsize=(side + 1.0, side), layout="tight")
+    axes = figure.subplots()
+    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+    names = [str(label) for label in labels]
+    font = 9 if n <= 12 else 7
+    axes.set_xticks(range(n), names, rotation=90, fontsize=font)
+    axes.set_yticks(range(n), names, fontsize=font)
+    axes.set(title=title, xlabel="predicted class", ylabel="true class")
+    if n <= 30:
+        for (i, j), share in np.ndenumerate(shares):
+            if share >= 0.005:
+                axes.text(j, i, f"{share:.2f}", ha="center", va="center", fontsize=font - 1,
+                          color="white" if share > 0.5 else "black")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()

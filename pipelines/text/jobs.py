@@ -1,9 +1,13 @@
-"""Mains of ``jobs/build_tfidf.py`` and ``jobs/similar_docs.py``.
+"""Mains of ``jobs/build_tfidf.py``, ``jobs/similar_docs.py``, ``jobs/train_text_classifier.py`` and
+``jobs/predict_text.py``.
 
 ``build_tfidf`` writes three outputs under ``output.path``: ``model`` (the fitted pipeline, Spark ML
 persistence: tokeniser, term counts, IDF), ``features`` (``doc_id``, TF-IDF vector) and ``keywords``.
 ``similar_docs`` reads ``model`` and ``features`` back as the index and writes the neighbours of every
 indexed document (``mode: corpus``) or of new documents (``mode: query``).
+``train_text_classifier`` writes ``model`` (one pipeline from text to a label, ``pipelines.text.classifier``),
+``test_predictions`` and ``report`` (confusion matrix PNG, per-class table) under ``output.path``, with the
+multiclass metrics in every ``_metrics.json``; ``predict_text`` applies such a model to a corpus.
 """
 from __future__ import annotations
 
@@ -15,15 +19,28 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.config import ConfigError
-from pipelines.errors import load_model
-from pipelines.ingest import read_corpus
+from pipelines.errors import ModelError, load_model
+from pipelines.fs import qualify
+from pipelines.ingest import corpus_reading, read_corpus
+from pipelines.metrics.plots import confusion_png
 from pipelines.output import partition_path
+from pipelines.sampling import stratified_split
+from pipelines.text.classifier import (
+    LABEL,
+    PREDICTED_LABEL,
+    check_settings,
+    evaluate,
+    fit_text_classifier,
+    is_text_classifier,
+    predict_labels,
+    text_tokenizer,
+)
 from pipelines.text.keywords import keyword_entries, term_index, top_keywords
 from pipelines.text.similar import IvfSettings, similar_documents
 from pipelines.text.stop_words import stop_words
 from pipelines.text.tfidf import TfidfSettings, fit_tfidf, idf_model, term_counter, tfidf_features, vector_entries
 from pipelines.text.tokenizer import TextTokenizer
-from pipelines.text.validation import clean_corpus
+from pipelines.text.validation import TextInputError, check_invalid, clean_corpus
 
 if TYPE_CHECKING:
     from pipelines.cli import JobContext
@@ -42,14 +59,21 @@ def tokenizer_from_config(cfg: Mapping[str, Any]) -> TextTokenizer:
         raise ConfigError(f"tokenizer: {exc}") from None
 
 
-def read_documents(ctx: "JobContext", key: str, source: Mapping[str, Any]) -> DataFrame:
-    """Read a corpus as ``(doc_id, text)``, repaired and checked (``clean_corpus``); counts go to metrics."""
+def read_documents(ctx: "JobContext", key: str, source: Mapping[str, Any], section: str = "input") -> DataFrame:
+    """Read the corpus of config section ``section`` as ``(doc_id, text[, label])``, repaired and checked
+    (``clean_corpus``, ``check_invalid``); counts go to metrics."""
     ingested = read_corpus(ctx.spark, source["path"], source["format"], source["id_col"], source["text_col"],
-                           source["id_type"], source["options"])
+                           source["id_type"], source["options"], **corpus_reading(source))
     docs, counts = clean_corpus(ingested.data)
-    ctx.metrics.setdefault("text", {})[key] = {**counts.as_dict(), "malformed_records": ingested.rows_malformed}
-    ctx.log(f"{key}: {counts.documents} documents, {counts.empty_documents} empty, "
-            f"{counts.invalid_utf8_documents} with invalid UTF-8, {ingested.rows_malformed} malformed records skipped")
+    ctx.metrics.setdefault("text", {})[key] = {**counts.as_dict(), "malformed_records": ingested.rows_malformed,
+                                               "encoding": source["encoding"], "duplicates": ingested.duplicates}
+    ctx.log(f"{key}: {counts.documents} documents, {counts.empty_documents} empty, {counts.invalid_documents} with "
+            f"bytes invalid in {source['encoding']}, {ingested.rows_malformed} malformed records skipped, "
+            f"{ingested.duplicates} byte-identical duplicates dropped")
+    root = qualify(source["path"])
+    example = f"{root.rstrip('/')}/{counts.invalid_example}" if source["format"] == "files" else \
+        f"document {counts.invalid_example!r}"
+    check_invalid(counts, root, example, section, source["encoding"], source["max_invalid_fraction"])
     return docs.persist(StorageLevel.MEMORY_AND_DISK)
 
 
@@ -102,7 +126,7 @@ def similar_docs_job(ctx: "JobContext") -> None:
     corpus = vector_entries(features, vectors, unit=True).persist(StorageLevel.MEMORY_AND_DISK)
     queries = None
     if cfg["mode"] == "query":
-        new_docs = read_documents(ctx, "queries", cfg["query"])
+        new_docs = read_documents(ctx, "queries", cfg["query"], "query")
         queries = vector_entries(tfidf_features(model, new_docs), vectors, unit=True)
     try:
         neighbours = similar_documents(corpus, cfg["k"], queries, cfg["method"], cfg["max_df_fraction"],
@@ -113,3 +137,80 @@ def similar_docs_job(ctx: "JobContext") -> None:
     ctx.metrics["similar"] = {key: cfg[key] for key in ("mode", "k", "method", "exact_max_docs", "block_size",
                                                         "ivf", "max_df_fraction", "candidates")}
     ctx.stage("neighbours", neighbours, cfg["output"]["path"])
+
+
+def labelled(docs: DataFrame, where: str, section: str = "input") -> DataFrame:
+    """``docs`` when every document has a label, else an error naming how many lack one and an example."""
+    missing = docs.agg(F.count_if(F.col(LABEL).isNull()).alias("n"),
+                       F.min(F.when(F.col(LABEL).isNull(), F.col("doc_id"))).alias("example")).first()
+    if missing["n"]:
+        raise TextInputError(f"{where}: {missing['n']} documents have no label (e.g. {missing['example']!r}); "
+                             f"files take it from their folder or {section}.label_pattern, json/parquet rows from "
+                             f"{section}.label_col")
+    return docs
+
+
+def report_markdown(report: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
+    """The test figures and the per-class table of a trained classifier."""
+    lines = [f"# {summary['model']} on the test split", "",
+             f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
+             f"weighted F1 {report['weighted_f1']:.4f}, {report['rows']} documents", "",
+             "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for i, label in enumerate(report["labels"]):
+        lines.append(f"| {label} | {report['precision'][i]:.4f} | {report['recall'][i]:.4f} | {report['f1'][i]:.4f} "
+                     f"| {report['support'][i]:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def train_text_classifier_job(ctx: "JobContext") -> None:
+    """Read a labelled corpus, split it, fit the configured classifier, report on the test split, save the model."""
+    cfg = ctx.config
+    try:
+        check_settings(cfg)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    source, split = cfg["input"], cfg["split"]
+    if source["format"] != "files" and not source["label_col"]:
+        raise ConfigError(f"input.label_col: name the label field of the {source['format']} corpus (format files "
+                          f"takes labels from folders or input.label_pattern)")
+    tokenizer = text_tokenizer(tokenizer_from_config(cfg["tokenizer"]))
+    docs = labelled(read_documents(ctx, "corpus", source), qualify(source["path"]))
+    if split["test_path"]:
+        test_source = {**source, "path": split["test_path"]}
+        train, test = docs, labelled(read_documents(ctx, "test", test_source), qualify(split["test_path"]))
+    else:
+        try:
+            train, test = stratified_split(docs, LABEL, split["test_fraction"], split["seed"], "test split")
+        except ValueError as exc:
+            raise ConfigError(f"split.test_fraction: {exc}") from None
+    train = tokenizer.transform(train).persist(StorageLevel.MEMORY_AND_DISK)
+    model, summary = fit_text_classifier(train, tokenizer, cfg, ctx.log)
+    scored = predict_labels(model, test, ["doc_id", LABEL]).persist(StorageLevel.MEMORY_AND_DISK)
+    if scored.isEmpty():
+        raise TextInputError(f"{qualify(split['test_path'] or source['path'])}: the test split is empty; give "
+                             f"split.test_path or a larger split.test_fraction")
+    report = evaluate(scored)
+    ctx.metrics.update({"classifier": summary, "test": report})
+    ctx.log(f"test: accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
+            f"weighted F1 {report['weighted_f1']:.4f} on {report['rows']} documents")
+    root = cfg["output"]["path"].rstrip("/")
+    ctx.stage_model("model", model, f"{root}/model")
+    ctx.stage("test_predictions", scored, f"{root}/test_predictions")
+    ctx.stage_files("report", f"{root}/report", {
+        "report.md": report_markdown(report, summary),
+        "confusion.png": confusion_png(report["labels"], report["confusion_matrix"],
+                                       f"{summary['model']}: confusion matrix (rows sum to 1)")})
+
+
+def predict_text_job(ctx: "JobContext") -> None:
+    """Predict the label of every document of a corpus with a saved text classifier."""
+    cfg = ctx.config
+    path = qualify(cfg["model_path"])
+    model = load_model(PipelineModel.load, path)
+    if not is_text_classifier(model):
+        raise ModelError(f"{path}: not a text classifier (expected a train_text_classifier model, whose last stage "
+                         f"writes '{PREDICTED_LABEL}')")
+    docs = read_documents(ctx, "corpus", cfg["input"])
+    keep = ["doc_id", *([LABEL] if LABEL in docs.columns else [])]
+    ctx.metrics["model_path"] = path
+    ctx.stage("predictions", predict_labels(model, docs, keep), cfg["output"]["path"])

@@ -165,23 +165,24 @@ def build_tfidf_pipeline(tokenizer: TextTokenizer | None, settings: TfidfSetting
     return Pipeline(stages=stages)
 
 
-def fit_tfidf(docs: DataFrame, tokenizer: TextTokenizer, settings: TfidfSettings, tokens_col: str = "tokens",
+def fit_tfidf(docs: DataFrame, tokenizer: TextTokenizer | None, settings: TfidfSettings, tokens_col: str = "tokens",
               output_col: str = "tfidf") -> tuple[PipelineModel, DataFrame]:
     """Fit ``build_tfidf_pipeline(...)`` on ``docs``, computing each stage's output once.
 
     ``Pipeline.fit`` re-runs every stage before an estimator for that estimator (the tokeniser for
     term counts, tokeniser and term counts again for IDF). Here the tokens and then the term counts
     are persisted, and the tokens released once the counts are all computed. Returns the fitted
-    pipeline and ``docs`` transformed by it, computed from the persisted counts.
+    pipeline and ``docs`` transformed by it, computed from the persisted counts. Without a tokeniser,
+    ``docs`` holds ``tokens_col`` already.
     """
     stages = build_tfidf_pipeline(tokenizer, settings, tokens_col, output_col).getStages()
-    frames = [stages[0].transform(docs).persist(StorageLevel.MEMORY_AND_DISK)]
-    fitted: list[Transformer] = [stages[0]]
-    for stage in stages[1:-1]:
+    frames = [docs]
+    fitted: list[Transformer] = []
+    for stage in stages[:-1]:
         fitted.append(stage.fit(frames[-1]) if isinstance(stage, Estimator) else stage)
         frames.append(fitted[-1].transform(frames[-1]).persist(StorageLevel.MEMORY_AND_DISK))
     fitted.append(stages[-1].fit(frames[-1]))
-    for frame in frames[:-1]:
+    for frame in frames[1:-1]:
         frame.unpersist()
     return PipelineModel(fitted), fitted[-1].transform(frames[-1])
 

@@ -1,0 +1,8 @@
+"""spark-submit entry of job 'train_text_classifier' (see ``pipelines.registry``; ``--help`` lists its
+configuration)."""
+import sys
+
+from pipelines.cli import run_job
+
+if __name__ == "__main__":
+    sys.exit(run_job("train_text_classifier"))
