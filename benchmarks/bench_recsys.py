@@ -27,7 +27,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.orchestration.definition import build_pipeline  # noqa: E402
+from pipelines.orchestration.definition import build_pipeline, read_definition  # noqa: E402
 from pipelines.orchestration.report import write_report  # noqa: E402
 from pipelines.orchestration.runner import Runner  # noqa: E402
 from pipelines.session import get_spark  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
     if not ARCHIVE.is_file():
         sys.exit(f"error: MovieLens archive not found: {ARCHIVE}")
     root = args.root or tempfile.mkdtemp(prefix="bench-recsys-")
-    data = with_overrides(yaml.safe_load(DEFINITION.read_text()), args.set)
+    data = with_overrides(read_definition(DEFINITION), args.set)     # the demo's definition it extends merged in
     data["steps"]["unpack"]["set"]["archive"] = str(ARCHIVE)
     data["steps"]["unpack"]["inputs"] = [str(ARCHIVE)]
     pipeline = build_pipeline(data, DEFINITION, root)

@@ -187,6 +187,7 @@ def test_bad_params_are_one_sentence(split, params, message):
     assert str(caught.value) == message
 
 
+@pytest.mark.slow   # over 9 s: the unit tier stays under 10 minutes
 def test_workers_follow_rows_and_a_single_worker_reads_partitions_in_order(vectors):
     rows = vectors.count()
     encoder = XGBoostLeafEncoder(featuresCol="f", labelCol="label", numTrees=4, maxDepth=3, subsample=0.5)

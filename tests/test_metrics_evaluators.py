@@ -88,6 +88,7 @@ def test_save_and_load(tmp_path):
         {p.name: v for p, v in evaluator.extractParamMap().items()}
 
 
+@pytest.mark.slow   # over 9 s: the unit tier stays under 10 minutes
 def test_cross_validator_picks_the_regparam_of_a_manual_loop(spark, table):
     """Same folds (foldCol), same metric (log loss, smaller is better) computed by scikit-learn in the loop."""
     rows = [(Vectors.dense([a, b]), int(y), int(f)) for a, b, y, f in zip(table["x0"], table["x1"], table["label"],

@@ -3,12 +3,10 @@
 The full grid and the comparison table are benchmarks/bench_recsys.py's; here the pipeline runs end to end with a
 one-point ALS grid, and the ranked lists must beat popularity and the PQ order alone on NDCG@10.
 """
-import copy
 
 import pytest
-import yaml
 
-from pipelines.orchestration.definition import build_pipeline
+from pipelines.orchestration.definition import build_pipeline, read_definition
 from pipelines.orchestration.runner import Runner
 from tests.conftest import ROOT
 
@@ -20,7 +18,7 @@ def test_movielens_pipeline_beats_popularity(spark, shared_data, tmp_path):
     archive = shared_data / "movielens_latest_small" / "ml-latest-small.zip"
     if not archive.is_file():
         pytest.skip(f"not found: {archive}")
-    data = copy.deepcopy(yaml.safe_load(DEFINITION.read_text()))
+    data = read_definition(DEFINITION)          # with the demo's definition it extends merged in
     data["spark"]["conf_file"] = "conf/spark/test.yaml"
     data["steps"]["unpack"]["set"]["archive"] = str(archive)
     data["steps"]["unpack"]["inputs"] = [str(archive)]

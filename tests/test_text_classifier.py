@@ -173,6 +173,7 @@ def test_unknown_model_is_one_line(tmp_path, capsys):
         "error: model: expected one of ['tfidf_lr', 'fasttext'], got 'bert'"
 
 
+@pytest.mark.slow   # over 9 s: the unit tier stays under 10 minutes
 def test_fasttext_plugs_into_the_same_classifier_pipeline(spark, tmp_path):
     """``model: fasttext`` through the library path: the saved pipeline turns text into the right label strings."""
     rng = np.random.default_rng(3)

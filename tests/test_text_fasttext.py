@@ -167,6 +167,7 @@ def test_softmax_in_a_pipeline_learns_and_loads_back(spark, reviews, tmp_path):
     np.testing.assert_array_equal(np.stack(again["probability"].map(lambda v: v.toArray())), probabilities)
 
 
+@pytest.mark.slow   # over 9 s: the unit tier stays under 10 minutes
 def test_hs_learns_and_repeats_with_a_seed(spark, reviews):
     tokens = TextTokenizer(inputCol="text", outputCol="tokens").transform(reviews).cache()
     estimator = FastTextClassifier(loss="hs", dim=8, epoch=2, lr=0.5, syncsPerEpoch=2, seed=5)

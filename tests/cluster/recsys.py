@@ -20,8 +20,7 @@ def recsys_definition() -> dict:
     """The tiny recommender definition without the ALS baselines."""
     data = tiny_definition()
     del data["steps"]["baselines"]
-    data["steps"]["evaluate"]["set"]["input"].update(popularity="", als="", ease="")
-    data["steps"]["evaluate"]["inputs"] = [p for p in data["steps"]["evaluate"]["inputs"] if "baselines" not in p]
+    data["steps"]["evaluate"]["set"]["input"].update(popularity="", als="", ease="")   # no longer its inputs
     return data
 
 
