@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.criteo import ARFF_45K, CSV_4K, NUMERIC, read_arff, read_full_sample  # noqa: E402
-from pipelines.cli import JobContext  # noqa: E402
+from pipelines.job_runtime import JobContext  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
 from pipelines.datagen.criteo_like import CATEGORICAL as LIKE_CATEGORICAL  # noqa: E402
 from pipelines.datagen.criteo_like import criteo_like  # noqa: E402

@@ -1,7 +1,7 @@
 """spark-submit entry of job 'predict_text' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
 import sys
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 
 if __name__ == "__main__":
     sys.exit(run_job("predict_text"))

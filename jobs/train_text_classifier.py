@@ -2,7 +2,7 @@
 configuration)."""
 import sys
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 
 if __name__ == "__main__":
     sys.exit(run_job("train_text_classifier"))

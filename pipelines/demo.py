@@ -12,14 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from pipelines.cli import JobError
+from pipelines.job_runtime import JobError
 from pipelines.config import check_date
 from pipelines.orchestration.definition import load_pipeline
 from pipelines.orchestration.report import write_report
 from pipelines.orchestration.runner import Runner, StepFailed
 
 if TYPE_CHECKING:
-    from pipelines.cli import JobContext
+    from pipelines.job_runtime import JobContext
 
 
 def step_metrics(manifest: dict[str, Any], section: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from pipelines.fs import file_system, qualify, require_input
 from udfs.text import decode_udf
 
 if TYPE_CHECKING:
-    from pipelines.cli import JobContext
+    from pipelines.job_runtime import JobContext
 
 CORRUPT_COL = "_corrupt_record"
 TABLE_FORMATS = ("parquet", "csv", "json")

@@ -1,6 +1,6 @@
 """MLflow tracking of job and pipeline runs, on the driver only (executors never import it).
 
-Every job run (``cli.run_job``, ``JobContext.run_step``) is one MLflow run: its resolved configuration as
+Every job run (``job_runtime.run_job``, ``JobContext.run_step``) is one MLflow run: its resolved configuration as
 parameters (dotted keys, values cut to MLflow's limit; the whole of it as ``config.yaml``), the numbers of its
 ``_metrics.json`` as metrics (``@`` in a name becomes ``_at_``: ``ndcg@10`` is ``ndcg_at_10``), the PNGs of its
 committed outputs as artifacts under ``plots/<output>/``, and tags for the run date, the git revision (in a git
@@ -33,7 +33,7 @@ from pipelines.fs import local_file, qualify
 from pipelines.resources import CONF
 
 if TYPE_CHECKING:
-    from pipelines.cli import JobContext
+    from pipelines.job_runtime import JobContext
     from pipelines.orchestration.definition import Pipeline
     from pipelines.output import StagedOutput
 

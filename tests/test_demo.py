@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.demo import funnel
 from tests.recsys_tiny import write_tiny
 

@@ -12,7 +12,7 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.config import load_config
 from pipelines.datagen import demo_tables
 from pipelines.gbdt_lr.calibration import recalibrate

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.ingest import IngestError, read_corpus, read_table
 
 ROOT = Path(__file__).resolve().parents[1]

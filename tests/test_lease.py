@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.fs import HadoopFS
 from pipelines.lease import Lease, LeaseHeld, LeaseKeeper, lease_path
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.orchestration.airflow import AIRFLOW_DS, Deployment, render_dag
 from pipelines.orchestration.cron import cron_line
 from pipelines.orchestration.definition import PipelineError, build_pipeline

@@ -45,7 +45,7 @@ def test_registry_jobs_defaults_and_entry_files_are_the_same_set():
 
 
 def test_unknown_job_is_one_line_naming_the_jobs(capsys):
-    from pipelines.cli import run_job
+    from pipelines.job_runtime import run_job
 
     assert run_job("no_such_job", []) == 2
     err = capsys.readouterr().err.strip().splitlines()

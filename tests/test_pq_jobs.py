@@ -10,7 +10,7 @@ import pytest
 from chispa.schema_comparer import assert_schema_equality
 from pyspark.sql import types as T
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.pq import PQEncoder, PQError
 from pipelines.pq.validation import check_unique_ids, split_vectors
 from udfs.pq import vectors_to_binary

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.recsys.archive import read_members
 from pipelines.recsys.index import index_query, index_vectors
 from pipelines.recsys.tables import RecsysError

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from pipelines import lineage
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.fs import HadoopFS
 from pipelines.orchestration.definition import build_pipeline
 from pipelines.orchestration.plan import make_plan, render_plan

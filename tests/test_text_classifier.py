@@ -8,7 +8,7 @@ import pytest
 from pyspark.ml import PipelineModel
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.config import read_yaml
 from pipelines.ingest import IngestError, read_corpus
 from pipelines.metrics.plots import confusion_png

@@ -7,7 +7,7 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.sql import functions as F
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.text.stop_words import stop_words
 from pipelines.text.tokenizer import TextTokenizer
 from pipelines.text.validation import TextInputError, clean_corpus

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.config import ConfigError
 from pipelines.orchestration.command import main
 from pipelines.orchestration.manifest import git_revision
@@ -177,7 +177,7 @@ def test_tracking_off_never_imports_mlflow(tmp_path):
 def test_a_job_with_tracking_off_logs_nothing_and_never_imports_mlflow(scores, tmp_path):
     """A real job in a new interpreter, in a directory where the default store (./output/mlruns.db) would go."""
     args = evaluate_args(scores, tmp_path / "eval") + ["--spark-conf", str(ROOT / "conf/spark/test.yaml")]
-    probe = ("import sys\nfrom pipelines.cli import run_job\n"
+    probe = ("import sys\nfrom pipelines.job_runtime import run_job\n"
              f"code = run_job('evaluate', {args!r})\n"
              "print('exit', code, 'mlflow imported', 'mlflow' in sys.modules)\n")
     env = {**os.environ, "PIPELINES_TRACKING": "off", "PYTHONPATH": str(ROOT)}

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.datagen.sessions import items_chunk, sessions_chunk
 from pipelines.word2vec.model import Word2VecModel
 

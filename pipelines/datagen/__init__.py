@@ -19,7 +19,7 @@ from pipelines.datagen.sessions import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, items_
 from pipelines.frames import from_pandas
 
 if TYPE_CHECKING:
-    from pipelines.cli import JobContext
+    from pipelines.job_runtime import JobContext
 
 BASE_ROWS = {"corpus": 2000, "users": 1000, "items": 1000, "clicks": 50000}
 

@@ -24,7 +24,7 @@ from pipelines.ingest import read_input
 from pipelines.output import CONFIG_FILE, METRICS_FILE, qualify
 
 if TYPE_CHECKING:
-    from pipelines.cli import JobContext
+    from pipelines.job_runtime import JobContext
 
 
 def train_job(ctx: "JobContext") -> None:

@@ -12,7 +12,7 @@ from pipelines.metrics.validation import MetricsInputError
 from pipelines.output import qualify
 
 if TYPE_CHECKING:
-    from pipelines.cli import JobContext
+    from pipelines.job_runtime import JobContext
 
 
 def _or(value: Any, default: Any) -> Any:

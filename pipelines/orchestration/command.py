@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.config import date_argument
 from pipelines.errors import UserError
 from pipelines.fs import local_file

@@ -134,7 +134,7 @@ class Runner:
         return error
 
     def _in_session(self, step: Step, config: dict[str, Any], run_date: str) -> str | None:
-        from pipelines.cli import JobContext
+        from pipelines.job_runtime import JobContext
 
         parent = JobContext(f"{self.pipeline.name}:{step.name}", self.session(), {}, run_date)
         parent.tracking = self.tracked

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.cli import JobContext
+from pipelines.job_runtime import JobContext
 from pipelines.errors import load_model
 from pipelines.fs import require_input
 from pipelines.output import qualify

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.functions import arrow_udf
 
-from pipelines.cli import JobError
+from pipelines.job_runtime import JobError
 from udfs.pq import binary_to_float_lists, nonfinite_rows
 
 REASON_COL = "_problem"

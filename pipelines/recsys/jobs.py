@@ -69,7 +69,7 @@ from pipelines.recsys.tables import (
 )
 
 if TYPE_CHECKING:
-    from pipelines.cli import JobContext
+    from pipelines.job_runtime import JobContext
 
 
 def staged(ctx: "JobContext", key: str, df: DataFrame, path: str) -> DataFrame:

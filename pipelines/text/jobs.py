@@ -43,7 +43,7 @@ from pipelines.text.tokenizer import TextTokenizer
 from pipelines.text.validation import TextInputError, check_invalid, clean_corpus
 
 if TYPE_CHECKING:
-    from pipelines.cli import JobContext
+    from pipelines.job_runtime import JobContext
 
 TOKENS = "tokens"
 MODES = ("corpus", "query")

@@ -18,7 +18,7 @@ from pipelines.word2vec.evaluation import category_neighbour_share, evaluate_wor
 from pipelines.word2vec.model import Word2Vec, Word2VecModel
 
 if TYPE_CHECKING:
-    from pipelines.cli import JobContext
+    from pipelines.job_runtime import JobContext
 
 KINDS = ("corpus", "sessions")
 MODEL_KEYS = {"trainer": "trainer", "vector_size": "vectorSize", "window": "window", "min_count": "minCount",

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from chispa import assert_approx_df_equality
 
-from pipelines.cli import run_job
+from pipelines.job_runtime import run_job
 from pipelines.connect import ConnectUnsupported
 from pipelines.gbdt_lr.model import GBDTLR
 from pipelines.ingest import read_corpus
