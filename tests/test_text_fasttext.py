@@ -11,6 +11,7 @@ import pytest
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import functions as F
 
+from pipelines.text import fasttext_trainer
 from pipelines.text.fasttext import FastTextClassificationModel, FastTextClassifier, FastTextError
 from pipelines.text.fasttext_ids import fnv_hashes, line_ids
 from pipelines.text.fasttext_kernel import Tree, hidden, log_probabilities, train_rows
@@ -176,6 +177,22 @@ def test_hs_learns_and_repeats_with_a_seed(spark, reviews):
     np.testing.assert_array_equal(first.w_out, second.w_out)
     assert first.summary["rounds"] == 4
     assert first.transform(tokens).where(F.col("prediction") != F.col("label")).count() == 0
+
+
+def test_driver_and_executor_combines_train_alike(spark, reviews, monkeypatch):
+    """A round's deltas combined on the driver (small models) or by reducers give the same weights, and the
+    model keeps a row for exactly the n-gram buckets the rows use."""
+    tokens = TextTokenizer(inputCol="text", outputCol="tokens").transform(reviews).cache()
+    estimator = FastTextClassifier(dim=4, epoch=2, lr=0.5, wordNgrams=2, bucket=1000, seed=1)
+    on_driver = estimator.fit(tokens)
+    monkeypatch.setattr(fasttext_trainer, "DRIVER_COMBINE_BYTES", 0)
+    on_executors = estimator.fit(tokens)
+    assert (on_driver.summary["combine_on"], on_executors.summary["combine_on"]) == ("driver", "executors")
+    np.testing.assert_array_equal(on_driver.w_in, on_executors.w_in)
+    np.testing.assert_array_equal(on_driver.w_out, on_executors.w_out)
+    words = pa.array(on_driver.words, pa.string())
+    _, ids = line_ids(pa.array(tokens.toPandas()["tokens"].tolist(), pa.list_(pa.string())), words, 2, 1000)
+    np.testing.assert_array_equal(on_driver.buckets, np.unique(ids[ids >= len(words)]) - len(words))
 
 
 def test_labels_must_be_class_indices(spark):

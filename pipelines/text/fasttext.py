@@ -130,7 +130,7 @@ class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, Defa
     def _class_counts(self, labels: DataFrame) -> np.ndarray:
         """Rows per class ``0 .. K-1`` (K small, on the driver); refuses labels that are not class indices."""
         label = self.getLabelCol()
-        counts = (labels.groupBy(F.col(label).alias("label")).count().orderBy("label").toPandas())
+        counts = labels.groupBy(F.col(label).alias("label")).count().toPandas().sort_values("label")
         values = counts["label"].to_numpy(np.float64)
         if counts.empty or np.isnan(values).any() or (values < 0).any() or (values != np.round(values)).any():
             raise FastTextError(f"label column '{label}': expected class indices 0, 1, ... (doubles, no nulls, e.g. "
@@ -152,15 +152,11 @@ class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, Defa
         words = pa.array(vocab.words, pa.string())
         words_bc = share(spark, words, "the fastText vocabulary")
         ids = rows.select(F.col("label"), ids_udf(words_bc, self.value("wordNgrams"),
-                                                 self.buckets_in_use())("tokens").alias("ids")).persist()
-        buckets = (ids.select(F.explode("ids").alias("id")).where(F.col("id") >= len(words))
-                   .select((F.col("id") - len(words)).alias("bucket")).distinct().orderBy("bucket").toArrow())
-        buckets = buckets.column("bucket").to_numpy().astype(np.int64)
+                                                 self.buckets_in_use())("tokens").alias("ids"))
         try:
-            w_in, w_out, summary = train_fasttext(ids, len(words), buckets, counts, vocab.corpus_tokens,
-                                                   settings, log=_log)
+            w_in, w_out, buckets, summary = train_fasttext(ids, len(words), counts, vocab.corpus_tokens, settings,
+                                                           log=_log)
         finally:
-            ids.unpersist()
             words_bc.destroy()
         model = self._copyValues(FastTextClassificationModel(vocab.words, vocab.counts, buckets, w_in, w_out,
                                                              counts))

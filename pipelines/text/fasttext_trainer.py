@@ -52,6 +52,7 @@ from pipelines.word2vec.trainer_sgns import (
     add_packed,
     block_rows,
     combine_blocks,
+    combine_records,
     delta_blocks,
     partitions_of,
     shard_sentences,
@@ -101,6 +102,9 @@ class FastTextSettings:
         return SgnsSettings(num_partitions=self.num_partitions, combine=self.combine).gain
 
 
+DRIVER_COMBINE_BYTES = 2 ** 28      # a round's deltas combine on the driver while P of them (bfloat16) fit in this
+
+
 def initial_weights(rows: int, classes: int, settings: FastTextSettings) -> tuple[np.ndarray, np.ndarray]:
     """fastText's start: input uniform in ``+-1/dim`` (seeded), output zeros."""
     rng = np.random.default_rng(settings.seed)
@@ -108,68 +112,81 @@ def initial_weights(rows: int, classes: int, settings: FastTextSettings) -> tupl
     return w_in, np.zeros((output_rows(settings.loss, classes), settings.dim), np.float32)
 
 
-def _parse(nwords: int, buckets_bc: Broadcast) -> Callable[[Iterable[str]], Iterator[tuple]]:
-    """A partition's ``label SEP id SEP id ...`` lines as one ``(labels, lengths, compact ids)`` of numpy arrays."""
-    def parse(lines: Iterable[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        lines = list(lines)
-        lengths = np.fromiter((line.count(SEPARATOR) for line in lines), np.int64, len(lines))
-        values = np.array(SEPARATOR.join(lines).split(SEPARATOR) if lines else [], np.int64)
-        heads = np.cumsum(lengths + 1) - lengths - 1
-        body = np.ones(len(values), bool)
-        body[heads] = False
-        yield values[heads], lengths, compact_ids(values[body], nwords, buckets_bc.value)
-
-    return parse
+def _parse(lines: Iterable[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A partition's ``label SEP id SEP id ...`` lines as one ``(labels, lengths, raw ids)`` of numpy arrays."""
+    lines = list(lines)
+    lengths = np.fromiter((line.count(SEPARATOR) for line in lines), np.int64, len(lines))
+    values = np.array(SEPARATOR.join(lines).split(SEPARATOR) if lines else [], np.int64)
+    heads = np.cumsum(lengths + 1) - lengths - 1
+    body = np.ones(len(values), bool)
+    body[heads] = False
+    yield values[heads], lengths, values[body]
 
 
-def shard_rows(rows: DataFrame, nwords: int, buckets_bc: Broadcast, partitions: int, chunks: int,
-               seed: int) -> RDD:
-    """``rows (label, ids)`` as ``partitions x chunks`` cached RDD partitions of one parsed tuple each."""
+def shard_rows(rows: DataFrame, nwords: int, partitions: int, chunks: int, seed: int) -> tuple[RDD, np.ndarray]:
+    """``rows (label, raw ids)`` as ``partitions x chunks`` cached RDD partitions of one parsed tuple each, and
+    the sorted n-gram buckets they use, found in the same Spark job (a tree of ``np.union1d``)."""
     lines = rows.select(F.concat(F.array(F.col("label").cast("int").cast("string")),
                                  F.col("ids").cast("array<string>")).alias("line"))
     text = shard_sentences(lines, "line", partitions, chunks, seed)
-    parsed = text.mapPartitions(_parse(nwords, buckets_bc), preservesPartitioning=True)
-    parsed.persist(StorageLevel.MEMORY_AND_DISK).count()
+    parsed = text.mapPartitions(_parse, preservesPartitioning=True).persist(StorageLevel.MEMORY_AND_DISK)
+    buckets = parsed.map(lambda pack: np.unique(pack[2][pack[2] >= nwords]) - nwords).treeReduce(np.union1d)
     text.unpersist()
-    return parsed
+    return parsed, buckets.astype(np.int64)
 
 
-def _train_round(chunk: RDD, weights_bc: Broadcast, settings: FastTextSettings, tree: Tree | None,
-                 alphas: tuple[float, float], passes: int, block: int) -> RDD:
-    """One round: each partition trains its chunk ``passes`` times from the broadcast weights (the learning rate
-    going ``alphas[0] -> alphas[1]`` over them) and emits its ``delta_blocks``, then ``((STATS, 0, part), [ids
-    trained, seconds training])``."""
+def _train_round(chunk: RDD, weights_bc: Broadcast, buckets_bc: Broadcast, nwords: int, settings: FastTextSettings,
+                 tree: Tree | None, alphas: tuple[float, float], passes: int, block: int) -> RDD:
+    """One round: each partition compacts its raw ids (``compact_ids``), trains its chunk ``passes`` times from
+    the broadcast weights (the learning rate going ``alphas[0] -> alphas[1]`` over them) and emits its
+    ``delta_blocks``, then ``((STATS, 0, part), [ids trained, seconds training, seconds in the task])``."""
     def run(part: int, packs: Iterable[tuple]) -> Iterator[tuple[tuple[int, int, int], object]]:
+        t0 = time.time()
         start = weights_bc.value
         w_in, w_out = start[0].copy(), start[1].copy()
-        t0, trained = time.time(), 0
+        trained, seconds = 0, 0.0
         for labels, lengths, ids in packs:
+            ids = compact_ids(ids, nwords, buckets_bc.value)
+            t1 = time.time()
             for j in range(passes):
                 step = tuple(alphas[0] + (alphas[1] - alphas[0]) * x / passes for x in (j, j + 1))
                 trained += train_rows(w_in, w_out, lengths, ids, labels, step, settings.loss, tree,
                                       settings.batch_size)
-        seconds = time.time() - t0
+            seconds += time.time() - t1
         yield from delta_blocks(zip((w_in, w_out), start), part, block)
-        yield (STATS, 0, part), np.array([trained, seconds])
+        yield (STATS, 0, part), np.array([trained, seconds, time.time() - t0])
 
     return chunk.mapPartitionsWithIndex(run)
 
 
-def train_fasttext(rows: DataFrame, nwords: int, buckets: np.ndarray, class_counts: np.ndarray, tokens: int,
-                   settings: FastTextSettings, log: Callable[[str], None] = print) -> tuple[np.ndarray, np.ndarray,
-                                                                                           dict]:
+def combined_deltas(records: RDD, shapes: list[tuple[int, int]], block: int, settings: FastTextSettings,
+                    on_driver: bool) -> Iterator[tuple[tuple[int, int], object]]:
+    """A round's combined delta blocks and figures (``trainer_sgns.combine_records``): on the driver from the
+    tasks' collected records (one Spark stage), or by ``combine_blocks``' reducers on the executors (a second
+    stage, for deltas too large to hold ``num_partitions`` of them on the driver). Both add alike."""
+    if on_driver:
+        collected = sorted(records.collect(), key=lambda record: record[0])
+        return combine_records(collected, shapes, block, settings.combine, settings.num_partitions)
+    combined = combine_blocks(records, shapes, block, settings.combine, settings.num_partitions)
+    return combined.toLocalIterator(prefetchPartitions=True)
+
+
+def train_fasttext(rows: DataFrame, nwords: int, class_counts: np.ndarray, tokens: int, settings: FastTextSettings,
+                   log: Callable[[str], None] = print) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Train on ``rows`` (``label`` int-valued, ``ids`` fastText's raw ids, ``fasttext_ids.line_ids``; ``tokens``
     of them in all, which sizes the automatic synchronisations) with the input matrix compacted to ``nwords``
-    words and the used ``buckets``; returns (input, output, figures)."""
+    words and the n-gram buckets the rows use; returns (input, output, sorted used buckets, figures)."""
     spark = rows.sparkSession
     require_classic(spark, "the fastText trainer", "it trains on RDD partitions with broadcast weights")
     sc = spark.sparkContext
     P, S = settings.num_partitions, settings.sync_rounds(tokens)
     started = time.time()
+    shards, buckets = shard_rows(rows, nwords, P, S, settings.seed)
     weights = initial_weights(nwords + len(buckets), len(class_counts), settings)
+    shapes = [w.shape for w in weights]
+    on_driver = P * sum(w.size for w in weights) * 2 <= DRIVER_COMBINE_BYTES     # bfloat16 deltas, at most
     tree = Tree.build(class_counts) if settings.loss == "hs" else None
     buckets_bc = sc.broadcast(buckets)
-    shards = shard_rows(rows, nwords, buckets_bc, P, S, settings.seed)
     chunks = [partitions_of(shards, [p * S + chunk for p in range(P)]) for chunk in range(S)]
     # round r trains chunk r % S of every shard over epochs[r] .. epochs[r + 1] (whole epochs when S is 1)
     E = min(settings.epochs_per_sync, settings.epoch)
@@ -180,12 +197,12 @@ def train_fasttext(rows: DataFrame, nwords: int, buckets: np.ndarray, class_coun
         for r in range(rounds):
             alphas = tuple(settings.gain * settings.lr * (1.0 - x) for x in progress[r:r + 2])
             passes = int(round((progress[r + 1] - progress[r]) * settings.epoch)) if E > 1 else 1
-            weights_bc = sc.broadcast(weights)
-            records = _train_round(chunks[r % S], weights_bc, settings, tree, alphas, passes, block)
-            combined = combine_blocks(records, [w.shape for w in weights], block, settings.combine, P)
             t0 = time.time()
+            weights_bc = sc.broadcast(weights)
+            records = _train_round(chunks[r % S], weights_bc, buckets_bc, nwords, settings, tree, alphas, passes,
+                                   block)
             with job_description(spark, f"fasttext round {r + 1}/{rounds}"):
-                for (layer, index), value in combined.toLocalIterator(prefetchPartitions=True):
+                for (layer, index), value in combined_deltas(records, shapes, block, settings, on_driver):
                     if layer == STATS:
                         stats = value
                     else:
@@ -193,9 +210,11 @@ def train_fasttext(rows: DataFrame, nwords: int, buckets: np.ndarray, class_coun
             trained += int(stats[0])
             weights_bc.destroy()
             log(f"fasttext round {r + 1}/{rounds} (to epoch {progress[r + 1] * settings.epoch:.2f}, lr "
-                f"{alphas[1]:.5f}): round {time.time() - t0:.1f}s, kernel {stats[1]:.1f}s summed over tasks")
+                f"{alphas[1]:.5f}): round {time.time() - t0:.1f}s, tasks {stats[2]:.1f}s of which kernel "
+                f"{stats[1]:.1f}s, summed over tasks")
     finally:
         buckets_bc.destroy()
         shards.unpersist()
-    return weights[0], weights[1], {"rounds": rounds, "syncs_per_epoch": S, "trained_ids": trained,
-                                    "shard_s": round(sharded, 3), "train_s": round(time.time() - started, 3)}
+    return weights[0], weights[1], buckets, {
+        "rounds": rounds, "syncs_per_epoch": S, "combine_on": "driver" if on_driver else "executors",
+        "trained_ids": trained, "shard_s": round(sharded, 3), "train_s": round(time.time() - started, 3)}

@@ -238,21 +238,25 @@ def delta_blocks(layers: Iterable[tuple[np.ndarray, np.ndarray]], part: int,
                 yield (layer, block, part), pack_delta(delta)
 
 
+def combine_records(records: Iterable[tuple[tuple[int, int, int], object]], shapes: Sequence[tuple[int, int]],
+                    rows: int, rule: str, partitions: int) -> Iterator[tuple[tuple[int, int], object]]:
+    """``train_round``'s records sorted by (layer, block, partition) as ``((layer, block), packed combined
+    block)`` (a block's deltas combined in that order, ``combine_deltas``, and packed again for the trip to the
+    driver) and ``((STATS, 0), the tasks' figures summed)``."""
+    for (layer, block), group in groupby(records, key=lambda record: record[0][:2]):
+        values = [value for _, value in group]
+        if layer == STATS:
+            yield (layer, block), np.sum(values, axis=0)
+        else:
+            shape = (min(rows, shapes[layer][0] - block * rows), shapes[layer][1])
+            yield (layer, block), pack_delta(combine_deltas(values, shape, rule, partitions))
+
+
 def combine_blocks(records: RDD, shapes: Sequence[tuple[int, int]], rows: int, rule: str, partitions: int) -> RDD:
     """The executor combine of ``train_round``'s records: ``partitions`` reducers, blocks (of ``rows`` rows)
-    dealt round-robin, each sort their input by (layer, block, partition) and combine a block's deltas in that
-    order (``combine_deltas``), packed again for the trip to the driver. Returns ``((layer, block), packed
-    combined block)`` and ``((STATS, 0), the tasks' figures summed)``."""
-    def combine(records: Iterable[tuple[tuple[int, int, int], object]]) -> Iterator[tuple[tuple[int, int], object]]:
-        for (layer, block), group in groupby(records, key=lambda record: record[0][:2]):
-            values = [value for _, value in group]
-            if layer == STATS:
-                yield (layer, block), np.sum(values, axis=0)
-            else:
-                shape = (min(rows, shapes[layer][0] - block * rows), shapes[layer][1])
-                yield (layer, block), pack_delta(combine_deltas(values, shape, rule, partitions))
-
-    return records.repartitionAndSortWithinPartitions(partitions, lambda key: key[1]).mapPartitions(combine)
+    dealt round-robin, each sort their input by (layer, block, partition) and ``combine_records`` them."""
+    return records.repartitionAndSortWithinPartitions(partitions, lambda key: key[1]).mapPartitions(
+        lambda part: combine_records(part, shapes, rows, rule, partitions))
 
 
 def train_round(chunk: RDD, weights_bc: Broadcast, vocab_bc: Broadcast, kernel: KernelSettings,
