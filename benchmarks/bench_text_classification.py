@@ -1,4 +1,5 @@
-"""Text classification benchmark (local[2]): ours ``tfidf_lr`` against scikit-learn's TF-IDF + LogisticRegression.
+"""Text classification benchmark (local[2]): ours ``tfidf_lr`` against scikit-learn's TF-IDF + LogisticRegression,
+ours ``fasttext`` against the official ``fasttext`` library.
 
 Corpora, the same splits and the same tokens for every method:
 
@@ -16,18 +17,30 @@ for each of our ``regParam`` candidates, tuned on the same validation rows and r
 two objectives are then the same). Wall times: from tokens to test predictions, tuning included, each side in
 this one run. Each (method, corpus) is one function returning its figures, so more methods add rows.
 
-The last line printed is one JSON object. Usage:
-``python benchmarks/bench_text_classification.py [--data ../shared/data] [--seed 42] [--only thucnews|fudan]``.
+fastText: ours is ``fit_text_classifier`` with ``model: fasttext`` (``num_partitions`` 2 on local[2]); the official
+library trains on a file of the same token lists (``__label__<class index> token token ...``) with the same epochs,
+dimension, word n-grams, buckets, learning rate, loss, ``minCount`` 1 and ``thread=2``, and predicts the test rows
+from the same tokens. Their ``_s`` figures time the training alone: ours from the tokens to the fitted pipeline,
+after a one-epoch warm-up fit on 500 rows that starts the Python workers as any later fit of a session finds them;
+official from its file to its model. ``ours_ft_s``, ``official_ft_s`` and ``ft_time_ratio`` repeat the first
+corpus's (THUCNews's in a full run). ``--loss both`` also runs hierarchical softmax (``ours_ft_hs``,
+``official_ft_hs``). ``bench_fasttext.py`` runs this on THUCNews with the fastText methods only.
+
+The last line printed is one JSON object. Usage: ``python benchmarks/bench_text_classification.py
+[--data ../shared/data] [--seed 42] [--only thucnews|fudan] [--methods lr,ft] [--epoch 10] [--lr 0.5] [--dim 100]
+[--word-ngrams 2] [--bucket 2000000] [--loss softmax|hs|both] [--epochs-per-sync N]``.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import json
+import os
 import sys
 import tarfile
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -183,45 +196,130 @@ def sklearn_lr(corpus: Corpus, cfg: dict[str, Any]) -> dict[str, Any]:
             "C": 1.0 / (best * len(train)), "features": len(vec.vocabulary_)}
 
 
-METHODS: dict[str, Callable[[Corpus, dict[str, Any]], dict[str, Any]]] = {
-    "ours_lr": ours_lr, "sklearn_lr": sklearn_lr}
+def class_indices(corpus: Corpus) -> tuple[list[str], np.ndarray]:
+    """Label names in alphabetical order (``fit_text_classifier``'s indexer order) and the training rows' indices."""
+    names = sorted(set(corpus.train_pd[LABEL]))
+    return names, corpus.train_pd[LABEL].map({name: i for i, name in enumerate(names)}).to_numpy()
 
 
-def bench(corpus: Corpus, cfg: dict[str, Any]) -> dict[str, Any]:
+def fasttext_cfg(cfg: dict[str, Any], ft: dict[str, Any], loss: str) -> dict[str, Any]:
+    """The job configuration with ``model: fasttext`` and the benchmark's fastText settings."""
+    return {**cfg, "model": "fasttext", "fasttext": {**cfg["fasttext"], **ft, "loss": loss, "num_partitions": 2}}
+
+
+def ours_ft(corpus: Corpus, cfg: dict[str, Any], ft: dict[str, Any], loss: str, warm: list[bool]) -> dict[str, Any]:
+    """``fit_text_classifier`` with ``model: fasttext``; ``s``: the fit alone. The session's first call runs a
+    one-epoch fit on 500 rows first (``warm``), which starts the Python workers later fits find running."""
+    cfg = fasttext_cfg(cfg, ft, loss)
+    if not warm:
+        fit_text_classifier(corpus.train.limit(500), jieba_tokenizer(),
+                            {**cfg, "fasttext": {**cfg["fasttext"], "epoch": 1}}, lambda m: None)
+        warm.append(True)
+    start = time.perf_counter()
+    model, summary = fit_text_classifier(corpus.train, jieba_tokenizer(), cfg, lambda m: log(f"  {m}"))
+    elapsed = time.perf_counter() - start
+    predicted = predict_labels(PipelineModel(model.stages[1:]), corpus.test, [LABEL]).toPandas()
+    return {**scores(predicted[LABEL].to_numpy(), predicted[PREDICTED_LABEL].to_numpy()), "s": elapsed,
+            "training": summary["training"]}
+
+
+def official_ft(corpus: Corpus, cfg: dict[str, Any], ft: dict[str, Any], loss: str) -> dict[str, Any]:
+    """The official library on a file of our tokens, the same settings and 2 threads; ``s``: its training alone."""
+    import fasttext
+
+    names, train_y = class_indices(corpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "train.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            for tokens, label in zip(corpus.train_pd[TOKENS], train_y):
+                f.write(f"__label__{label} {' '.join(tokens)}\n")
+        start = time.perf_counter()
+        model = fasttext.train_supervised(path, epoch=ft["epoch"], lr=ft["lr"], dim=ft["dim"],
+                                          wordNgrams=ft["word_ngrams"], bucket=ft["bucket"], loss=loss, minCount=1,
+                                          thread=2, verbose=0)
+        elapsed = time.perf_counter() - start
+    labels, _ = model.predict([" ".join(tokens) for tokens in corpus.test_pd[TOKENS]])
+    predicted = np.array([names[int(label[0].removeprefix("__label__"))] for label in labels])
+    return {**scores(corpus.test_pd[LABEL].to_numpy(), predicted), "s": elapsed}
+
+
+Method = Callable[[Corpus, dict[str, Any]], dict[str, Any]]
+LR_METHODS: dict[str, Method] = {"ours_lr": ours_lr, "sklearn_lr": sklearn_lr}
+PAIRS = {"lr": ("ours_lr", "sklearn_lr"), "ft": ("ours_ft", "official_ft"), "ft_hs": ("ours_ft_hs", "official_ft_hs")}
+
+
+def fasttext_methods(ft: dict[str, Any], losses: list[str]) -> dict[str, Method]:
+    """``ours_ft``/``official_ft`` per loss (``_hs`` suffixed for hierarchical softmax beside softmax)."""
+    methods, warm = {}, []
+    for loss in losses:
+        suffix = "_hs" if loss == "hs" and len(losses) > 1 else ""
+        methods[f"ours_ft{suffix}"] = partial(ours_ft, ft=ft, loss=loss, warm=warm)
+        methods[f"official_ft{suffix}"] = partial(official_ft, ft=ft, loss=loss)
+    return methods
+
+
+def bench(corpus: Corpus, cfg: dict[str, Any], methods: dict[str, Method]) -> dict[str, Any]:
     results: dict[str, Any] = {f"{corpus.name}_tokenize_s": round(corpus.tokenize_s, 2),
                                **{f"{corpus.name}_{k}": v for k, v in corpus.facts.items()}}
     rows = {}
-    for method, run in METHODS.items():
+    for method, run in methods.items():
         log(f"{corpus.name}: {method}")
         rows[method] = run(corpus, cfg)
         for key in ("acc", "macro_f1", "weighted_f1"):
             results[f"{corpus.name}_{method}_{key}"] = round(rows[method][key], 4)
         results[f"{corpus.name}_{method}_s"] = round(rows[method]["s"], 2)
         log(f"{corpus.name} {method}: " + ", ".join(f"{k} {v}" for k, v in rows[method].items()))
-    ours, anchor = rows["ours_lr"], rows["sklearn_lr"]
-    results[f"{corpus.name}_lr_time_ratio"] = round(ours["s"] / anchor["s"], 2)
-    for key in ("acc", "macro_f1"):
-        results[f"{corpus.name}_lr_{key}_diff"] = round(ours[key] - anchor[key], 4)
-    log(f"{corpus.name}: ours/sklearn time {results[f'{corpus.name}_lr_time_ratio']}x, accuracy "
-        f"{ours['acc']:.4f} vs {anchor['acc']:.4f}, macro-F1 {ours['macro_f1']:.4f} vs {anchor['macro_f1']:.4f}")
+    for pair, (ours, anchor) in PAIRS.items():
+        if ours not in rows:
+            continue
+        ours, anchor = rows[ours], rows[anchor]
+        results[f"{corpus.name}_{pair}_time_ratio"] = round(ours["s"] / anchor["s"], 2)
+        for key in ("acc", "macro_f1"):
+            results[f"{corpus.name}_{pair}_{key}_diff"] = round(ours[key] - anchor[key], 4)
+        log(f"{corpus.name} {pair}: ours/anchor time {results[f'{corpus.name}_{pair}_time_ratio']}x, accuracy "
+            f"{ours['acc']:.4f} vs {anchor['acc']:.4f}, macro-F1 {ours['macro_f1']:.4f} vs {anchor['macro_f1']:.4f}")
     return results
 
 
-def main() -> None:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--seed", type=int, default=42, help="Fudan's stratified 80/20 split")
     parser.add_argument("--only", choices=["thucnews", "fudan"], default=None)
-    args = parser.parse_args()
+    parser.add_argument("--methods", default="lr,ft", help="lr (ours vs scikit-learn), ft (ours vs official fastText)")
+    parser.add_argument("--epoch", type=int, default=10, help="fastText, both sides")
+    parser.add_argument("--lr", type=float, default=0.5, help="fastText, both sides")
+    parser.add_argument("--dim", type=int, default=100, help="fastText, both sides")
+    parser.add_argument("--word-ngrams", type=int, default=2, help="fastText, both sides")
+    parser.add_argument("--bucket", type=int, default=2_000_000, help="fastText, both sides")
+    parser.add_argument("--loss", choices=["softmax", "hs", "both"], default="softmax", help="fastText, both sides")
+    parser.add_argument("--epochs-per-sync", type=int, default=None, help="ours fastText (default: the job's)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = arguments(argv)
+    os.environ["SPARK_MASTER"] = "local[2]"
     spark = get_spark("bench_text_classification", LOCAL_SPARK_CONF, {"spark.ui.showConsoleProgress": False})
     cfg = read_yaml(job_defaults("train_text_classifier"))
+    ft = {"epoch": args.epoch, "lr": args.lr, "dim": args.dim, "word_ngrams": args.word_ngrams, "bucket": args.bucket,
+          "epochs_per_sync": args.epochs_per_sync or cfg["fasttext"]["epochs_per_sync"]}
+    wanted = args.methods.split(",")
+    losses = ["softmax", "hs"] if args.loss == "both" else [args.loss]
+    methods = {**(LR_METHODS if "lr" in wanted else {}), **(fasttext_methods(ft, losses) if "ft" in wanted else {})}
     results: dict[str, Any] = {"seed": args.seed, "reg_param": cfg["tfidf_lr"]["reg_param"]}
+    if "ft" in wanted:
+        results.update({**{f"ft_{k}": v for k, v in ft.items()}, "ft_loss": args.loss})
+    corpora = [name for name in ("thucnews", "fudan") if args.only in (None, name)]
     with tempfile.TemporaryDirectory(prefix="fudan_") as workdir:
-        if args.only in (None, "thucnews"):
-            results.update(bench(thucnews(spark, args.data), cfg))
-        if args.only in (None, "fudan"):
-            results.update(bench(fudan(spark, args.data, args.seed, Path(workdir)), cfg))
+        for name in corpora:
+            corpus = (thucnews(spark, args.data) if name == "thucnews"
+                      else fudan(spark, args.data, args.seed, Path(workdir)))
+            results.update(bench(corpus, cfg, methods))
+    if "ft" in wanted:
+        results.update({key: results[f"{corpora[0]}_{key}"] for key in ("ours_ft_s", "official_ft_s", "ft_time_ratio")})
     print(json.dumps(results))
+    return results
 
 
 if __name__ == "__main__":
