@@ -266,7 +266,7 @@ def ingest_dataset(ctx: "JobContext", key: str, source: Mapping[str, Any], outpu
     """
     if source["kind"] == "corpus":
         ingested = read_corpus(ctx.spark, source["path"], source["format"], source["id_col"], source["text_col"],
-                               source["id_type"], source["options"])
+                               source["id_type"], source["options"], **corpus_reading(source))
     elif source["kind"] == "table":
         if not source["schema"]:
             raise IngestError(f"{source['path']}: no schema declared; set input.schema to Spark DDL, "
@@ -281,16 +281,18 @@ def ingest_dataset(ctx: "JobContext", key: str, source: Mapping[str, Any], outpu
         "source": qualify(source["path"]), "rows_in": ingested.rows_in, "rows_good": ingested.rows_good,
         "rows_quarantined": ingested.rows_malformed, "malformed_fraction": round(ingested.malformed_fraction, 6),
         "quarantine_path": committed_quarantine,
+        **({"encoding": source["encoding"], "duplicates": ingested.duplicates} if source["kind"] == "corpus" else {}),
     }
-    ctx.log(f"{key}: {ingested.rows_in} records, {ingested.rows_malformed} malformed")
+    ctx.log(f"{key}: {ingested.rows_in} records, {ingested.rows_malformed} malformed, "
+            f"{ingested.duplicates} byte-identical duplicates dropped")
     if ingested.malformed_fraction > max_malformed_fraction:
         raise IngestError(
             f"{qualify(source['path'])}: {ingested.rows_malformed} of {ingested.rows_in} records "
             f"({ingested.malformed_fraction:.2%}) are malformed, above max_malformed_fraction "
             f"{max_malformed_fraction:.2%}; they were quarantined to {committed_quarantine}")
     out = ctx.stage(key, ingested.data, output_path)
-    if out.rows != ingested.rows_good:
-        raise IngestError(f"{output_path}: wrote {out.rows} rows, expected {ingested.rows_good}")
+    if out.rows != ingested.rows_good - ingested.duplicates:
+        raise IngestError(f"{output_path}: wrote {out.rows} rows, expected {ingested.rows_good - ingested.duplicates}")
     return ingested.data
 
 

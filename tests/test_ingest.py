@@ -148,3 +148,19 @@ def test_three_percent_malformed_passes_under_five_percent(spark, tmp_path):
     assert metrics["rows_out"] == {"output_quarantine": 3, "output": 97}
     assert metrics["run_date"] == "2026-03-01"
     assert "max_malformed_fraction: 0.05" in (out / "ds=2026-03-01" / "_config.yaml").read_text()
+
+
+def test_corpus_in_gbk_with_dedupe_as_train_text_classifier_reads_it(spark, tmp_path):
+    """The ingest job's corpus input takes ``encoding`` and ``dedupe`` (``read_corpus``'s keywords): GBK lines
+    are decoded, a byte-identical line dropped and counted in the metrics."""
+    src = tmp_path / "docs.txt"
+    src.write_bytes("中国队赢得了比赛\n股票市场大幅上涨\n中国队赢得了比赛\n".encode("gbk"))
+    out = tmp_path / "out"
+    code = run_job("ingest", ["--set", f"input.path={src}", "--set", "input.kind=corpus",
+                              "--set", "input.format=text", "--set", "input.encoding=gbk",
+                              "--set", "input.dedupe=true", "--set", f"output.path={out}"])
+    assert code == 0
+    got = spark.read.parquet(str(out)).orderBy("doc_id").collect()
+    assert [(r.doc_id, r.text) for r in got] == [(0, "中国队赢得了比赛"), (1, "股票市场大幅上涨")]
+    metrics = json.loads((out / "_metrics.json").read_text())["ingest"]["output"]
+    assert (metrics["rows_in"], metrics["duplicates"], metrics["encoding"]) == (3, 1, "gbk")
