@@ -2,10 +2,12 @@
 
 The rows ``(label, fastText ids)`` are split once into ``num_partitions`` shards x ``syncs_per_epoch`` chunks by
 ``trainer_sgns.shard_sentences`` (the label and ids travel as strings there and are parsed once per partition
-into numpy arrays, which stay cached). A round trains every shard's next chunk in parallel from the same
-broadcast weights with the numpy kernel (``fasttext_kernel.train_rows``), the partitions' deltas are combined on
-the executors (``trainer_sgns.delta_blocks``/``combine_blocks``: ``rows``, ``average`` or ``sum``) and the
-driver adds the combined delta and broadcasts the weights again. The learning rate falls linearly to zero over
+into numpy arrays, which stay cached; the same Spark job finds the n-gram buckets the rows use, and each round's
+task compacts its ids with them). A round trains every shard's next chunk in parallel from the same broadcast
+weights with the numpy kernel (``fasttext_kernel.train_rows``); the partitions' deltas (``delta_blocks``) are
+combined (``combine_records``: ``rows``, ``average`` or ``sum``) on the driver when ``num_partitions`` of them fit
+in ``DRIVER_COMBINE_BYTES`` (one Spark stage a round), else on the executors (``combine_blocks``: a second stage);
+the driver adds the combined delta and broadcasts the weights again. The learning rate falls linearly to zero over
 all rounds (fastText's ``lr (1 - progress)``), times ``num_partitions`` for ``rows``/``average`` as in ``sgns``.
 ``epochs_per_sync > 1`` lets each shard train that many passes over its whole shard between synchronisations
 (local SGD), fewer rounds for fewer Spark jobs.
