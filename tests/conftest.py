@@ -1,6 +1,7 @@
 """Shared fixtures: one real local SparkSession for the whole test run."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -30,3 +31,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory) -> Path:
+    """One SQLite MLflow store for the tests that name theirs (a new store costs 2-6 s of MLflow's schema
+    migrations); each test uses its own experiment and model names in it."""
+    return tmp_path_factory.mktemp("mlflow") / "mlruns.db"
+
+
+@pytest.fixture(scope="session")
+def tracked(mlflow_store):
+    """A context manager: tracking on, into ``mlflow_store``, inside its block (module-scoped fixtures use it)."""
+    @contextlib.contextmanager
+    def on():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv("PIPELINES_TRACKING", raising=False)
+            patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_store}")
+            yield
+    return on

@@ -51,10 +51,9 @@ def evaluate_args(scores: Path, out: Path) -> list[str]:
             "--set", f"output.path={out}", "--run-date", D1]
 
 
-@pytest.fixture(scope="module")
-def shared_store(tmp_path_factory) -> Path:
-    """One SQLite store for the tests that name theirs (a new store costs 2-6 s of MLflow's schema migrations)."""
-    return tmp_path_factory.mktemp("store") / "mlruns.db"
+@pytest.fixture
+def shared_store(mlflow_store) -> Path:
+    return mlflow_store
 
 
 def only_run(client, experiment: str):
