@@ -50,3 +50,22 @@ def tracked(mlflow_store):
             patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_store}")
             yield
     return on
+
+
+DEMO_DATE = "2026-11-20"
+
+
+@pytest.fixture(scope="session")
+def tracked_demo(spark, tmp_path_factory, tracked, mlflow_store):
+    """``make demo``'s job at a tiny size (tests/recsys_tiny.py) with tracking on: its exit code, output root and
+    the MLflow store its runs and registered models are in (tests/test_demo.py, the MLflow UI's browser test)."""
+    from pipelines.job_runtime import run_job
+    from tests.recsys_tiny import write_tiny
+
+    tmp = tmp_path_factory.mktemp("demo")
+    out = tmp / "demo"
+    definition = write_tiny(tmp / "recsys_tiny.yaml")
+    with tracked():
+        code = run_job("demo", ["--set", f"pipeline={definition}", "--set", f"output.path={out}",
+                                "--run-date", DEMO_DATE])
+    return code, out, mlflow_store
