@@ -111,6 +111,9 @@ def resolve_model(uri: str, tracking_uri: str | None = None, fs: FS | None = Non
     try:
         client = open_client(where, settings())
         version = (client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number))
+    except ImportError:
+        raise ModelError(f"{uri}: resolving a models:/ URI needs mlflow (pip install the package's tracking "
+                         f"extra)") from None
     except Exception as exc:  # noqa: BLE001 - mlflow's errors (missing model, alias, store) told in one line
         raise ModelError(f"{uri}: not found in the model registry at {where} ({one_line(exc)})") from None
     path = _version_path(version.source)

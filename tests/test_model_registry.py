@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -123,3 +124,9 @@ def test_models_command_lists_and_moves_the_alias(tracking, tmp_path, capsys):
         ["1", "champion", "2026-11-20", "test.gbdt_lr.roc_auc=0.8"]]
     assert main(["models", "absent"]) == 2
     assert capsys.readouterr().err.startswith("error: model absent: no version registered in sqlite:")
+
+
+def test_without_mlflow_a_model_uri_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)     # what an environment without it raises
+    with pytest.raises(ModelError, match=r"^models:/x@champion: resolving a models:/ URI needs mlflow"):
+        resolve_model("models:/x@champion")
