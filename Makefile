@@ -43,8 +43,8 @@ test-airflow: check-env $(STAMP)
 	-@bash scripts/airflow_env.sh $(PYTHON) $(AIRFLOW_VENV)
 	AIRFLOW_VENV=$(abspath $(AIRFLOW_VENV)) $(PY) -m pytest tests -m airflow -q -rs
 
-# A pipeline's HTML report in headless Chromium: installs Debian's chromium first (root or sudo; about 25 s);
-# when that fails, the test skips and says why.
+# A pipeline's HTML report and the MLflow UI on a tiny demo's store in headless Chromium: installs Debian's
+# chromium first (root or sudo; about 25 s); when that fails, the tests skip and say why.
 test-report: check-env $(STAMP)
 	-@bash scripts/chromium.sh
 	$(PY) -m pytest tests -m browser -q -rs

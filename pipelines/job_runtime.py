@@ -24,6 +24,7 @@ from pipelines.errors import UserError, describe_failure, spark_error_logs
 from pipelines.fs import file_system, qualify
 from pipelines.lease import LeaseKeeper
 from pipelines.lineage import fingerprint, half_committed, make_lineage, new_token, read_metrics
+from pipelines.model_registry import resolve_config
 from pipelines.output import CONFIG_FILE, METRICS_FILE, OutputError, StagedOutput, overlaps
 from pipelines.registry import get_job
 from pipelines.resources import job_defaults
@@ -78,10 +79,13 @@ class JobContext:
     (``pipelines.lease``). ``inputs`` / ``outputs`` are the paths a pipeline step declares (``--input`` /
     ``--output``): declared outputs are leased at once, so a second writer stops before any work.
     Without declared inputs, the configuration's input paths are used (``config_inputs``).
+    A ``models:/`` URI in the configuration is first replaced by its model directory, found in the model
+    registry at ``registry_uri`` (``pipelines.model_registry``; None: the default store).
     """
 
     def __init__(self, name: str, spark: SparkSession, config: dict[str, Any], run_date: str | None,
-                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None):
+                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+                 registry_uri: str | None = None):
         self.name = name
         self.spark = spark
         self.config = config
@@ -93,6 +97,10 @@ class JobContext:
         self.tracking: Run | None = None   # this run's MLflow run while it runs (``tracking.tracked_job``)
         self.token = new_token()
         self.fs = file_system(spark)
+        self.models: list[str] = []        # the outputs staged with stage_model, registered by a tracked run
+        resolved = resolve_config(config, registry_uri, self.fs)
+        if resolved:
+            self.metrics["resolved_models"] = resolved
         self.declared_inputs = bool(inputs)
         self.inputs = [qualify(p) for p in inputs] if inputs else config_inputs(config)
         self.fingerprints = {p: fingerprint(self.fs, p) for p in dict.fromkeys(self.inputs)}
@@ -155,6 +163,7 @@ class JobContext:
         self.log(f"saving model {key} -> {out.final_path}")
         out.write_model(model)
         self.outputs[key] = out
+        self.models.append(key)
         return out
 
     def stage_files(self, key: str, path: str, files: dict[str, str | bytes], dated: bool = True) -> StagedOutput:
@@ -210,7 +219,8 @@ class JobContext:
         main = get_job(name).main
         config = merge(read_yaml(job_defaults(name)), updates)
         self.log(f"step {name}")
-        step = JobContext(name, self.spark, config, self.run_date, inputs, outputs)
+        step = JobContext(name, self.spark, config, self.run_date, inputs, outputs,
+                          self.tracking.uri if self.tracking else None)
         try:
             with tracked_job(step, self.tracking, step_name):
                 main(step)

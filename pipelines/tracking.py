@@ -101,13 +101,13 @@ def run_tags() -> dict[str, str]:
     return tags
 
 
-def _warn(what: str, exc: BaseException) -> None:
+def warn_untracked(what: str, exc: BaseException) -> None:
     cause = " ".join(str(exc).split())[:300] or type(exc).__name__
     print(f"warning: MLflow tracking of {what} stopped ({type(exc).__name__}: {cause}); the run goes on untracked",
           file=sys.stderr, flush=True)
 
 
-def _client(uri: str, conf: Mapping[str, Any]) -> Any:
+def open_client(uri: str, conf: Mapping[str, Any]) -> Any:
     """An MlflowClient of ``uri`` (imports mlflow); a server that is down costs ``http_retries`` retries."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(conf["http_retries"]))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(conf["http_timeout_s"]))
@@ -150,7 +150,7 @@ class Run:
         try:
             return action()
         except Exception as exc:  # noqa: BLE001 - no tracking failure may fail the job
-            _warn(self.what, exc)
+            warn_untracked(self.what, exc)
             self.client = self.run_id = None
             return None
 
@@ -166,7 +166,7 @@ class Run:
 
         def create() -> Run:
             uri, artifacts = store(conf, root)
-            client = _client(uri, conf)
+            client = open_client(uri, conf)
             found = client.get_experiment_by_name(experiment)
             experiment_id = (found.experiment_id if found else
                              client.create_experiment(experiment, artifact_location=artifacts))
@@ -178,7 +178,7 @@ class Run:
     @classmethod
     def attach(cls, uri: str, run_id: str, what: str = "run") -> Run:
         """The existing run ``run_id`` of the store at ``uri``."""
-        return _new(what, lambda: cls(_client(uri, settings()), run_id, uri, what))
+        return _new(what, lambda: cls(open_client(uri, settings()), run_id, uri, what))
 
     def child(self, name: str, tags: Mapping[str, str]) -> Run:
         """A run nested under this one, in its experiment and store."""
@@ -245,7 +245,7 @@ def _new(what: str, create: Callable[[], Run]) -> Run:
     try:
         return create()
     except Exception as exc:  # noqa: BLE001 - no tracking failure may fail the job
-        _warn(what, exc)
+        warn_untracked(what, exc)
         return Run()
 
 
@@ -266,7 +266,8 @@ def start_job(ctx: JobContext, parent: Run | None = None, step: str | None = Non
 
 @contextlib.contextmanager
 def tracked_job(ctx: JobContext, parent: Run | None = None, step: str | None = None) -> Iterator[Run]:
-    """Track the job run inside the block: FINISHED with its metrics and plots when the block ends, else FAILED.
+    """Track the job run inside the block: FINISHED with its metrics and plots when the block ends, else FAILED;
+    the models it committed registered (``pipelines.model_registry``).
     The run is ``ctx.tracking`` meanwhile, the parent of pipelines the job runs (the demo)."""
     run = start_job(ctx, parent, step)
     ctx.tracking = run
@@ -277,6 +278,10 @@ def tracked_job(ctx: JobContext, parent: Run | None = None, step: str | None = N
     finally:
         run._call(lambda: run.log_numbers(ctx.metrics_document()))
         run.log_plots(ctx.committed)
+        if ok and run:
+            from pipelines.model_registry import register_models
+
+            register_models(ctx, run)
         run.finish(ok)
 
 

@@ -1,31 +1,29 @@
-"""``make demo``'s job: the recommender pipeline (recsys_demo.yaml) end to end at a tiny size, in the test session.
+"""``make demo``'s job: the recommender pipeline (recsys_demo.yaml) end to end at a tiny size, in the test session,
+tracked into the tests' MLflow store (``tracked_demo`` in tests/conftest.py).
 
 Checks every step ran and committed, the item vectors were learnt from history only (no target leaks into
 item2vec), the candidates exclude nothing they should not, the evaluation's figures agree with its lists, and
 the HTML report embeds the recall@k plot; the funnel the demo prints takes each stage from the manifest.
 """
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from pipelines.job_runtime import run_job
 from pipelines.demo import funnel
-from tests.recsys_tiny import write_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-DATE = "2026-11-20"
+DATE = "2026-11-20"   # tracked_demo's (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def demo(spark, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("demo")
-    out = tmp / "demo"
-    definition = write_tiny(tmp / "recsys_tiny.yaml")
-    code = run_job("demo", ["--set", f"pipeline={definition}", "--set", f"output.path={out}", "--run-date", DATE])
-    return code, out
+def demo(tracked_demo):
+    return tracked_demo[:2]
 
 
 def partition(out: Path, rel: str) -> str:
@@ -107,3 +105,35 @@ def test_funnel_reads_each_stage_from_the_manifest():
     evaluation_only = {"steps": [manifest["steps"][3], {"name": "recall", "metrics": None}]}
     assert funnel(evaluation_only)[1:] == funnel(manifest)[2:]
     assert funnel({"steps": []}) == []
+
+
+STEPS = ["generate", "ingest_interactions", "ingest_items", "split", "item2vec", "index", "build_pq", "recall",
+         "features", "rank", "baselines", "evaluate"]
+
+
+def test_the_demo_leaves_its_runs_metrics_and_models_in_mlflow(tracked_demo):
+    """The runs listed by the ``mlflow`` command; the evaluation's NDCG@10, and the models of item2vec, build_pq
+    and rank (each its step's, the champion) through MlflowClient."""
+    tracking = pytest.importorskip("mlflow.tracking")
+    code, out, store = tracked_demo
+    assert code == 0
+    uri = f"sqlite:///{store}"
+    client = tracking.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("demo").experiment_id
+    command = Path(sys.executable).with_name("mlflow")
+    listed = subprocess.run([str(command), "runs", "list", "--experiment-id", experiment], capture_output=True,
+                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    runs = {r.info.run_name: r for r in client.search_runs([experiment])}
+    assert set(runs) == {"demo", f"recsys_demo {DATE}", *STEPS}
+    assert all(r.info.run_id in listed.stdout for r in runs.values()), listed.stdout
+    ndcg = json.loads((out / "evaluation" / "results" / f"ds={DATE}" / "_metrics.json").read_text())[
+        "evaluation"]["methods"]["ours"]["ndcg@10"]
+    assert runs["evaluate"].data.metrics["evaluation.methods.ours.ndcg_at_10"] == pytest.approx(ndcg, rel=1e-12)
+    assert runs["demo"].data.metrics["demo.evaluation.methods.ours.ndcg_at_10"] == pytest.approx(ndcg, rel=1e-12)
+    for step in ("item2vec", "build_pq", "rank"):
+        model = client.get_registered_model(f"demo.{step}")
+        version = client.get_model_version(model.name, model.aliases["champion"])
+        assert version.run_id == runs[step].info.run_id and version.tags["run_date"] == DATE
+    ranker = client.get_model_version("demo.rank", client.get_registered_model("demo.rank").aliases["champion"])
+    assert float(ranker.tags["metric_value"]) == runs["rank"].data.metrics["ranker.test_auc.gbdt_lr"]

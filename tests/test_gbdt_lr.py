@@ -24,6 +24,7 @@ from pipelines.gbdt_lr.model import downsample_negatives, stratified_split
 ROOT = Path(__file__).resolve().parents[1]
 # Each L-BFGS iteration is one Spark job; 10 of them per fit (x 2 grid values + the final fit, x 2 models) keep
 # every model's test AUC well above 0.5 at this size (0.69-0.71 with 30 iterations, within 0.01 of it with 10).
+CHAMPION = "models:/train_gbdt_lr@champion"
 SMALL = ["trees.num_trees=4", "trees.max_depth=3", "lr.reg_grid=[0.01, 0.1]", "lr.max_iter=10"]
 
 
@@ -119,13 +120,15 @@ def test_bad_training_input_is_a_clear_error(clicks, mutate, message):
 
 
 @pytest.fixture(scope="module")
-def trained(clicks, tmp_path_factory):
-    """One small GBDT+LR trained through the job, shared by the scoring tests."""
+def trained(clicks, tmp_path_factory, tracked):
+    """One small GBDT+LR trained through the job, shared by the scoring tests; tracked, so the model is also
+    version 1 of ``train_gbdt_lr`` in the tests' MLflow store (``CHAMPION``)."""
     root = tmp_path_factory.mktemp("gbdt_lr")
     data, out = root / "clicks", root / "gl"
     clicks.write.parquet(str(data))
     sets = [f"input.path={data}", f"output.path={out}", *SMALL]
-    code = run_job("train_gbdt_lr", [arg for s in sets for arg in ("--set", s)])
+    with tracked():
+        code = run_job("train_gbdt_lr", [arg for s in sets for arg in ("--set", s)])
     assert code == 0
     return data, out
 
@@ -170,26 +173,42 @@ def _assert_same_scores(spark, scores, test_scores):
     assert rescored.select("run_date").distinct().first()[0].isoformat() == "2026-02-03"
 
 
-def test_saved_model_reproduces_training_time_test_scores(spark, clicks, trained, tmp_path):
-    """``jobs/score.py``'s main in this session loads the saved model from disk and gives the very same scores
-    on the test rows (the fresh-process variant below runs in the slow tier)."""
+@pytest.mark.parametrize("registered", [False, True], ids=["path", "champion"])
+def test_saved_model_reproduces_training_time_test_scores(spark, clicks, trained, tmp_path, tracked, mlflow_store,
+                                                          registered):
+    """``jobs/score.py``'s main in this session loads the saved model from disk, by its path or as the registry's
+    champion, and gives the very same scores on the test rows (the fresh-process variant below runs in the slow
+    tier)."""
     _, out = trained
     test_rows, test_scores = _test_rows_and_scores(spark, clicks, out, tmp_path)
-    assert _score(out / "model", test_rows, tmp_path / "scores", "--run-date", "2026-02-03") == 0
+    with tracked():
+        code = _score(CHAMPION if registered else out / "model", test_rows, tmp_path / "scores",
+                      "--run-date", "2026-02-03")
+    assert code == 0
     _assert_same_scores(spark, tmp_path / "scores", test_scores)
+    metrics = json.loads((tmp_path / "scores" / "ds=2026-02-03" / "_metrics.json").read_text())
+    if registered:
+        assert metrics["resolved_models"]["model_path"]["uri"] == CHAMPION
+        client = pytest.importorskip("mlflow.tracking").MlflowClient(f"sqlite:///{mlflow_store}")
+        version = client.get_model_version("train_gbdt_lr", metrics["resolved_models"]["model_path"]
+                                                    ["version"])
+        trained_auc = json.loads((out / "model" / "_metrics.json").read_text())["test"]["gbdt_lr"]["roc_auc"]
+        assert float(version.tags["metric_value"]) == trained_auc and version.tags["output"] == "model"
+        assert metrics["model_path"] == metrics["resolved_models"]["model_path"]["path"] != str(out / "model")
 
 
 @pytest.mark.slow   # a second JVM and a cold interpreter: 15-55 s on 2 shared cores
-def test_fresh_session_scoring_reproduces_training_time_test_scores(spark, clicks, trained, tmp_path):
-    """``jobs/score.py`` in a new process (new JVM, new session) on the test rows gives the very same scores."""
+def test_fresh_session_scoring_reproduces_training_time_test_scores(spark, clicks, trained, tmp_path, mlflow_store):
+    """``jobs/score.py`` in a new process (new JVM, new session) on the test rows, with the registry's champion,
+    gives the very same scores."""
     _, out = trained
     test_rows, test_scores = _test_rows_and_scores(spark, clicks, out, tmp_path)
     scores = tmp_path / "scores"
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
-           "PYSPARK_DRIVER_PYTHON": sys.executable}
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_store}"}
     done = subprocess.run(
         [sys.executable, str(ROOT / "jobs" / "score.py"), "--spark-conf", str(ROOT / "conf" / "spark" / "test.yaml"),
-         "--run-date", "2026-02-03", "--set", f"model_path={out / 'model'}", "--set", f"input.path={test_rows}",
+         "--run-date", "2026-02-03", "--set", f"model_path={CHAMPION}", "--set", f"input.path={test_rows}",
          "--set", f"output.path={scores}"], capture_output=True, text=True, env=env, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     _assert_same_scores(spark, scores, test_scores)

@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib import image
 
+from tests.chromium import chromium, chromium_binary
 from tests.pipeline_runs import TINY_TRAIN, run_pipeline, tiny_definition
 
 pytestmark = pytest.mark.browser
 
 D = "2026-11-20"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars"]
 MAX_SCREENSHOT_HEIGHT = 16000
 # Added before </body> of a copy of the report: once everything loaded, what the test checks, as JSON in a <pre>.
 CHECK = """<script>
@@ -50,22 +44,6 @@ window.addEventListener('load', () => {
   document.body.appendChild(out);
 });
 </script>"""
-
-
-def chromium_binary() -> str:
-    """``$CHROMIUM``, else ``chromium`` on the PATH or /usr/bin/chromium; skips the test when there is none."""
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.access(found, os.X_OK):
-        pytest.skip(f"no chromium found (tried $CHROMIUM, the PATH and {found}); `make test-report` or "
-                    f"`scripts/chromium.sh` installs Debian's chromium")
-    return found
-
-
-def chromium(*args: str) -> subprocess.CompletedProcess:
-    """Run headless Chromium with a fresh profile directory."""
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([chromium_binary(), *FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=180)
 
 
 @pytest.fixture(scope="module")

@@ -51,10 +51,9 @@ def evaluate_args(scores: Path, out: Path) -> list[str]:
             "--set", f"output.path={out}", "--run-date", D1]
 
 
-@pytest.fixture(scope="module")
-def shared_store(tmp_path_factory) -> Path:
-    """One SQLite store for the tests that name theirs (a new store costs 2-6 s of MLflow's schema migrations)."""
-    return tmp_path_factory.mktemp("store") / "mlruns.db"
+@pytest.fixture
+def shared_store(mlflow_store) -> Path:
+    return mlflow_store
 
 
 def only_run(client, experiment: str):
@@ -160,12 +159,15 @@ ctx = SimpleNamespace(name="evaluate", run_date="2026-11-20", config={"a": 1}, c
                       metrics_document=lambda: {"auc": 0.5})
 with tracked_job(ctx) as run:
     pass
+from pipelines.model_registry import resolve_config
+assert resolve_config({"model_path": "output/model", "input": {"path": "in"}}) == {}
 print("tracked", bool(run), "mlflow imported", "mlflow" in sys.modules)
 """
 
 
 def test_tracking_off_never_imports_mlflow(tmp_path):
-    """Every job's module and the job shell's tracking in a new interpreter, no JVM: mlflow stays out."""
+    """Every job's module, the job shell's tracking and a configuration without models:/ URIs through the
+    registry's resolver in a new interpreter, no JVM: mlflow stays out."""
     env = {**os.environ, "PIPELINES_TRACKING": "off", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", OFF_PROBE], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=120)

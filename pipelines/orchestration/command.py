@@ -7,6 +7,7 @@ Airflow DAG or its cron line, render a run's report. A pipeline is a YAML file o
     spark-ml-pipelines airflow clicks_demo --deploy-root /opt/ml > dags/clicks_demo.py
     spark-ml-pipelines cron clicks_demo >> my.crontab
     spark-ml-pipelines report <root>/_runs/ds=2026-11-20/<run_id>/manifest.json
+    spark-ml-pipelines models train_gbdt_lr [--set 3] [--alias champion] [--uri sqlite:///output/mlruns.db]
 
 Exit codes: 0 done, 1 a step failed (re-run the same command to resume), 2 a bad definition or argument.
 """
@@ -20,6 +21,7 @@ from pipelines.job_runtime import run_job
 from pipelines.config import date_argument
 from pipelines.errors import UserError
 from pipelines.fs import local_file
+from pipelines.model_registry import models_command
 from pipelines.orchestration.airflow import Deployment, render_dag
 from pipelines.orchestration.cron import cron_line
 from pipelines.orchestration.definition import MODES, load_pipeline
@@ -64,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     job.add_argument("job", choices=list(JOBS), metavar="JOB")
     job.add_argument("args", nargs=argparse.REMAINDER, help="the job's arguments (--conf, --set, --run-date, ...)")
+    models = sub.add_parser("models", help="list a registered model's versions; --set moves its alias (rollback)")
+    models.add_argument("name", help="the registered model, e.g. train_gbdt_lr or demo.rank")
+    models.add_argument("--set", dest="version", metavar="VERSION", help="point the alias at this version first")
+    models.add_argument("--alias", default="champion", help="the alias to show or move (default: champion)")
+    models.add_argument("--uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else output/mlruns.db)")
     report = sub.add_parser("report", help="(re)write the HTML report of a run from its manifest")
     report.add_argument("manifest")
     for p in (run, sub.choices["airflow"], sub.choices["cron"]):
@@ -116,6 +123,8 @@ def main(argv: Sequence[str] | None = None, spark: Any = None) -> int:
             return run_job(args.job, args.args, prog=f"{PROG} job {args.job}")
         if args.command == "run":
             return run_command(args, _dates(parser, args), spark, argv)
+        if args.command == "models":
+            return models_command(args.name, args.version, args.alias, args.uri)
         if args.command == "report":
             print(write_report(args.manifest))
             return 0
