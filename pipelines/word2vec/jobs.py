@@ -27,6 +27,13 @@ MODEL_KEYS = {"trainer": "trainer", "vector_size": "vectorSize", "window": "wind
               "num_partitions": "numPartitions", "syncs_per_epoch": "syncsPerEpoch", "combine": "combine",
               "max_memory_fraction": "maxMemoryFraction", "ppmi_shift": "ppmiShift",
               "ppmi_context_alpha": "ppmiContextAlpha", "seed": "seed"}
+SUBWORD_KEYS = {"min_n": "minN", "max_n": "maxN", "buckets": "buckets"}
+
+
+def model_params(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model`` section of ``train_word2vec.yaml`` as ``Word2Vec`` Params (``subwords`` flattened)."""
+    params = {MODEL_KEYS[k]: v for k, v in model_cfg.items() if k != "subwords"}
+    return {**params, **{SUBWORD_KEYS[k]: v for k, v in model_cfg["subwords"].items()}}
 
 
 def session_sequences(interactions: DataFrame, session_col: str, item_col: str, time_col: str) -> DataFrame:
@@ -60,7 +67,7 @@ def training_sequences(ctx: "JobContext", source: Mapping[str, Any], tokenizer_c
 def train_word2vec_job(ctx: "JobContext") -> None:
     """Train word (or item) vectors; write the model, the vectors table and the word2vec text export."""
     cfg = ctx.config
-    estimator = Word2Vec(inputCol="tokens", **{MODEL_KEYS[k]: v for k, v in cfg["model"].items()})
+    estimator = Word2Vec(inputCol="tokens", **model_params(cfg["model"]))
     estimator.settings()
     estimator.check_session(ctx.spark)
     sequences = training_sequences(ctx, cfg["input"], cfg["tokenizer"])
