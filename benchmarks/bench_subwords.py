@@ -13,7 +13,6 @@ The last line printed is one JSON object. Usage:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_word2vec import COMMON, tokenise  # noqa: E402
+from benchmarks.bench_word2vec import COMMON, corpus_arguments, tokenise  # noqa: E402
 from pipelines.session import LOCAL_SPARK_CONF, get_spark  # noqa: E402
 from pipelines.word2vec.evaluation import EVAL_FILES, evaluate_words, pair_spearman, read_analogies, read_pairs  # noqa: E402
 from pipelines.word2vec.model import Word2Vec  # noqa: E402
@@ -46,10 +45,7 @@ def query_words(eval_dir: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--max-tokens", type=int, default=0, help="use the first N tokens only (0: all)")
+    parser = corpus_arguments(__doc__)
     parser.add_argument("--buckets", type=int, default=200_000, help="n-gram buckets of both models")
     parser.add_argument("--partitions", type=int, default=2, help="our sgns partitions")
     args = parser.parse_args(argv)
