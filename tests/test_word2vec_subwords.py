@@ -125,9 +125,14 @@ def stem_corpus(n: int = 400, seed: int = 5) -> list[list[str]]:
 
 def test_an_unseen_inflection_is_nearest_to_its_stems_forms(spark):
     corpus = spark.createDataFrame([(s,) for s in stem_corpus()], "tokens ARRAY<STRING>")
-    model = Word2Vec(inputCol="tokens", vectorSize=16, window=3, minCount=1, epochs=2, syncsPerEpoch=1, seed=3,
-                     maxN=5, buckets=5000).fit(corpus)
+    estimator = Word2Vec(inputCol="tokens", vectorSize=16, window=3, minCount=1, epochs=1, syncsPerEpoch=1, seed=3,
+                         maxN=5, buckets=5000)
+    model = estimator.fit(corpus)
     assert model.ngrams.shape == (5000, 16) and len(model.words) == 3 * len(STEMS) + 3
+    start = layers(make_gensim_model(model.words, model.counts, estimator.settings().kernel))[2]
+    _, used = ngram_buckets(model.words, 3, 5, 5000)
+    changed = np.any(model.ngrams != start, axis=1)
+    assert changed[used].all() and not np.delete(changed, used).any()     # the trained buckets' rows, only them
     for stem in STEMS:
         assert stem + "ed" not in model.words
         assert model.findSynonymsArray(stem + "ed", 1)[0][0].startswith(stem), stem
