@@ -1,5 +1,6 @@
 """Subword (fastText) vectors: character n-grams and their buckets against the official ``fasttext`` package and
-gensim, composed vectors, words out of the vocabulary, persistence, a small training run and the job."""
+gensim, composed vectors, words out of the vocabulary, persistence, a small training run and the jobs (batch
+queries answer words out of the vocabulary)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from pipelines.word2vec.kernel import KernelSettings, layers, make_gensim_model
 from pipelines.word2vec.model import Word2Vec, Word2VecModel
 from pipelines.word2vec.subwords import char_ngrams, compose, ngram_buckets
 from pipelines.word2vec.trainer_sgns import check_model_memory
+from tests.test_word2vec_jobs import write_eval_files
 
 WORDS = ["where", "a", "café", "naïve", "日本語", "walking", "aaaa"]     # non-ASCII bytes hash sign-extended
 
@@ -152,3 +154,14 @@ def test_the_job_trains_subwords(spark, tmp_path):
     model = Word2VecModel.load(str(out / "model"))
     assert model.ngrams.shape == (1000, 8) and model.getOrDefault("minN") == 3
     assert model.findSynonymsArray("harbored", 1)[0][0].startswith("harbor")
+    write_eval_files(tmp_path / "eval_files")
+    spark.createDataFrame([("harbored",), ("bridge",), (None,)], "word STRING").write.parquet(str(tmp_path / "q"))
+    assert run_job("evaluate_embeddings", [
+        "--set", f"model_path={out / 'model'}", "--set", f"eval_dir={tmp_path / 'eval_files'}",
+        "--set", f"queries.path={tmp_path / 'q'}", "--set", "queries.k=2",
+        "--set", f"output.path={tmp_path / 'e'}"]) == 0
+    answers = {r["word"]: r for r in spark.read.parquet(str(tmp_path / "e" / "answers")).collect()}
+    assert set(answers) == {"harbored", "bridge", None} and "_subword_vector" not in answers["bridge"].asDict()
+    assert answers["harbored"]["neighbours"] == [w for w, _ in model.findSynonymsArray("harbored", 2)]
+    assert answers["bridge"]["neighbours"] == [w for w, _ in model.findSynonymsArray("bridge", 2)]
+    assert answers[None]["neighbours"] is None

@@ -16,6 +16,7 @@ from pipelines.text.jobs import read_documents, tokenizer_from_config
 from pipelines.word2vec.errors import Word2VecError
 from pipelines.word2vec.evaluation import category_neighbour_share, evaluate_words
 from pipelines.word2vec.model import Word2Vec, Word2VecModel
+from pipelines.word2vec.subwords import with_oov_vectors
 
 if TYPE_CHECKING:
     from pipelines.job_runtime import JobContext
@@ -28,6 +29,7 @@ MODEL_KEYS = {"trainer": "trainer", "vector_size": "vectorSize", "window": "wind
               "max_memory_fraction": "maxMemoryFraction", "ppmi_shift": "ppmiShift",
               "ppmi_context_alpha": "ppmiContextAlpha", "seed": "seed"}
 SUBWORD_KEYS = {"min_n": "minN", "max_n": "maxN", "buckets": "buckets"}
+OOV_VECTOR = "_subword_vector"
 
 
 def model_params(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,8 +88,13 @@ def _queries(ctx: "JobContext", model: Word2VecModel, cfg: Mapping[str, Any]) ->
     table = ctx.spark.read.format(cfg["format"]).load(_require_path(ctx.spark, cfg["path"]))
     index = model.index(ctx.spark)
     if cfg["mode"] == "most_similar":
+        word_col = "word" if "word" in table.columns else None
         vector_col = "vector" if "vector" in table.columns else None
-        return index.most_similar(table, cfg["k"], "word" if "word" in table.columns else None, vector_col)
+        if model.ngrams is not None and word_col and not vector_col:      # subwords: words never seen answered too
+            table = with_oov_vectors(table, word_col, OOV_VECTOR, model.words, model.ngrams, model.value("minN"),
+                                     model.value("maxN"))
+            return index.most_similar(table, cfg["k"], word_col, OOV_VECTOR).drop(OOV_VECTOR)
+        return index.most_similar(table, cfg["k"], word_col, vector_col)
     if cfg["mode"] == "analogy":
         return index.analogies(table, cfg["k"])
     raise ConfigError(f"queries.mode: expected most_similar or analogy, got {cfg['mode']!r}")

@@ -13,9 +13,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from scipy import sparse
 
+from pipelines.connect import share
 from pipelines.text.fasttext_ids import fnv_hashes
 
 
@@ -47,3 +52,20 @@ def compose(words: Sequence[str], word_rows: np.ndarray | None, ngrams: np.ndarr
     if word_rows is not None:
         vectors += word_rows * weights[:, None].astype(np.float32)
     return vectors
+
+
+def with_oov_vectors(table: DataFrame, word_col: str, out_col: str, words: Sequence[str], ngrams: np.ndarray,
+                     min_n: int, max_n: int) -> DataFrame:
+    """``table`` plus ``out_col``: each word's vector from its n-grams when it is not one of ``words`` (null for
+    the vocabulary's words and null words), computed in a pandas UDF against the shared n-gram rows."""
+    shared = share(table.sparkSession, (frozenset(words), ngrams, min_n, max_n), "the n-gram rows")
+
+    @F.pandas_udf(T.ArrayType(T.FloatType()))
+    def oov_vector(batch: pd.Series) -> pd.Series:
+        known, rows, lo, hi = shared.value
+        unknown = [w for w in batch if w is not None and w not in known]
+        vectors = iter(compose(unknown, None, rows, lo, hi)) if unknown else iter(())
+        out = [next(vectors) if w is not None and w not in known else None for w in batch]
+        return pd.Series(out, index=batch.index, dtype=object)
+
+    return table.withColumn(out_col, oov_vector(F.col(word_col)))
