@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = corpus_arguments(__doc__)
     parser.add_argument("--buckets", type=int, default=200_000, help="n-gram buckets of both models")
     parser.add_argument("--partitions", type=int, default=2, help="our sgns partitions")
+    parser.add_argument("--gensim-alpha", type=float, default=0.025,
+                        help="gensim's learning rate (ours: 0.025, each of P partitions training at P x that)")
+    parser.add_argument("--runs", default="gensim_fasttext,subword", help="comma-separated subset of those two")
     args = parser.parse_args(argv)
     data = Path(args.data)
     slice_path = data / "enwiki_2015_wikiextractor" / "enwiki_wikiextractor_AA_00-99.txt.gz"
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         sentences = pq.read_table(f"{work}/tokens").sort_by("line").column("tokens").to_pylist()
         model = FastText(sentences, vector_size=100, window=5, min_count=5, sample=1e-3, sg=1, hs=0, negative=5,
-                         min_n=MIN_N, max_n=MAX_N, bucket=args.buckets, workers=2, epochs=args.epochs, seed=1)
+                         min_n=MIN_N, max_n=MAX_N, bucket=args.buckets, workers=2, epochs=args.epochs, seed=1,
+                         alpha=args.gensim_alpha)
         return list(model.wv.index_to_key), model.wv.vectors, model.wv.get_vector
 
     def subword() -> tuple[list[str], np.ndarray, Callable[[str], np.ndarray]]:
@@ -78,14 +82,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     asked = query_words(eval_dir)
     wordsim = read_pairs(eval_dir / EVAL_FILES["wordsim353"])
-    result: dict[str, Any] = {"tokens": int(n_tokens), "epochs": args.epochs, "buckets": args.buckets}
+    result: dict[str, Any] = {"tokens": int(n_tokens), "epochs": args.epochs, "buckets": args.buckets,
+                              "gensim_alpha": args.gensim_alpha}
     trained = {}
-    for name, run in (("gensim_fasttext", gensim_fasttext), ("subword", subword)):
+    runs = {"gensim_fasttext": gensim_fasttext, "subword": subword}
+    for name, run in ((name, runs[name]) for name in args.runs.split(",")):
         t0 = time.time()
         words, vectors, vector_of = run()
         seconds = time.time() - t0
         quality = evaluate_words(spark, words, vectors, eval_dir)
-        trained[name] = (set(words), vector_of)
+        trained[name] = (words, vectors, vector_of)
         result.update({f"{name}_s": round(seconds, 1), f"{name}_analogy": round(quality["analogy"]["accuracy"], 4),
                        f"{name}_wordsim": round(quality["wordsim353"]["spearman"], 4),
                        f"{name}_simlex": round(quality["simlex999"]["spearman"], 4), f"{name}_vocabulary": len(words)})
@@ -93,21 +99,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{quality['wordsim353']['spearman']:.3f} SimLex {quality['simlex999']['spearman']:.3f} "
               f"vocabulary {len(words):,}", flush=True)
     spark.stop()
-    oov = [w for w in asked if all(w not in known for known, _ in trained.values())]
-    examples = [w for w in EXAMPLES if all(w not in known for known, _ in trained.values())] + oov[:3]
+    known = set.union(*(set(words) for words, _, _ in trained.values()))
+    oov = [w for w in asked if w not in known]
+    examples = [w for w in EXAMPLES if w not in known] + oov[:3]
     result["oov_query_words"] = len(oov)
-    for name, (known, vector_of) in trained.items():
+    for name, (names, table, vector_of) in trained.items():
         oov_vectors = np.array([vector_of(w) for w in oov]).reshape(len(oov), -1)
         result[f"{name}_oov_answered"] = round(float(np.mean(np.any(oov_vectors != 0, axis=1))), 4) if oov else None
-        names = sorted(known)
-        table = np.array([vector_of(w) for w in names])
-        everything = pair_spearman(names + oov, np.vstack([table, oov_vectors]), wordsim)
+        everything = pair_spearman(list(names) + oov, np.vstack([table, oov_vectors]), wordsim)
         result[f"{name}_wordsim_all"] = round(everything["spearman"], 4)
         unit = table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)
         for word in examples:
             query = vector_of(word)
             nearest = np.argsort(-(unit @ (query / max(float(np.linalg.norm(query)), 1e-12))))[:5]
             print(f"{name} out of vocabulary {word!r}: {', '.join(names[i] for i in nearest)}")
+    if len(trained) < 2:
+        print(json.dumps(result))
+        return result
     result["analogy_difference_points"] = round((result["subword_analogy"] - result["gensim_fasttext_analogy"]) * 100,
                                                 2)
     print(f"subword vs gensim FastText: time {result['subword_s'] / result['gensim_fasttext_s']:.2f}x, analogy "
