@@ -57,6 +57,15 @@ def tokenise(spark: SparkSession, path: Path, max_tokens: int, out: str) -> int:
     return spark.read.parquet(out).agg(F.sum(F.size("tokens"))).first()[0]
 
 
+def corpus_arguments(description: str) -> argparse.ArgumentParser:
+    """A parser with the options every Word2Vec benchmark takes: ``--data``, ``--epochs``, ``--max-tokens``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=0, help="use the first N tokens only (0: all)")
+    return parser
+
+
 def run_gensim(tokens_path: str, epochs: int) -> tuple[list[str], np.ndarray]:
     from gensim.models import Word2Vec as GensimWord2Vec
 
@@ -73,10 +82,7 @@ def run_ours(corpus: DataFrame, epochs: int, **params: Any) -> tuple[list[str], 
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--max-tokens", type=int, default=0, help="use the first N tokens only (0: all)")
+    parser = corpus_arguments(__doc__)
     parser.add_argument("--short-epochs", type=int, default=2, help="epochs of the sgns_short run")
     parser.add_argument("--short-sample", type=float, default=1e-4, help="subsampling threshold of the sgns_short run")
     parser.add_argument("--short-negative", type=int, default=3, help="negative samples of the sgns_short run")

@@ -126,7 +126,7 @@ def test_a_million_words_at_100_dimensions_train_in_the_test_sessions_memory(spa
     settings = SgnsSettings(KernelSettings(vector_size=100, seed=1), epochs=1, num_partitions=P, syncs_per_epoch=1,
                             max_memory_fraction=0.9)
     started = time.time()
-    vectors, figures = train_sgns(corpus, Vocabulary(words, counts, 20_000, 2000), settings, log=print)
+    vectors, figures, _ = train_sgns(corpus, Vocabulary(words, counts, 20_000, 2000), settings, log=print)
     elapsed = time.time() - started
     print(f"1M x 100: {elapsed:.1f}s, figures {figures}, driver peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB")

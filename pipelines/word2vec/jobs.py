@@ -16,6 +16,7 @@ from pipelines.text.jobs import read_documents, tokenizer_from_config
 from pipelines.word2vec.errors import Word2VecError
 from pipelines.word2vec.evaluation import category_neighbour_share, evaluate_words
 from pipelines.word2vec.model import Word2Vec, Word2VecModel
+from pipelines.word2vec.subwords import with_oov_vectors
 
 if TYPE_CHECKING:
     from pipelines.job_runtime import JobContext
@@ -27,6 +28,14 @@ MODEL_KEYS = {"trainer": "trainer", "vector_size": "vectorSize", "window": "wind
               "num_partitions": "numPartitions", "syncs_per_epoch": "syncsPerEpoch", "combine": "combine",
               "max_memory_fraction": "maxMemoryFraction", "ppmi_shift": "ppmiShift",
               "ppmi_context_alpha": "ppmiContextAlpha", "seed": "seed"}
+SUBWORD_KEYS = {"min_n": "minN", "max_n": "maxN", "buckets": "buckets"}
+OOV_VECTOR = "_subword_vector"
+
+
+def model_params(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model`` section of ``train_word2vec.yaml`` as ``Word2Vec`` Params (``subwords`` flattened)."""
+    params = {MODEL_KEYS[k]: v for k, v in model_cfg.items() if k != "subwords"}
+    return {**params, **{SUBWORD_KEYS[k]: v for k, v in model_cfg["subwords"].items()}}
 
 
 def session_sequences(interactions: DataFrame, session_col: str, item_col: str, time_col: str) -> DataFrame:
@@ -60,7 +69,7 @@ def training_sequences(ctx: "JobContext", source: Mapping[str, Any], tokenizer_c
 def train_word2vec_job(ctx: "JobContext") -> None:
     """Train word (or item) vectors; write the model, the vectors table and the word2vec text export."""
     cfg = ctx.config
-    estimator = Word2Vec(inputCol="tokens", **{MODEL_KEYS[k]: v for k, v in cfg["model"].items()})
+    estimator = Word2Vec(inputCol="tokens", **model_params(cfg["model"]))
     estimator.settings()
     estimator.check_session(ctx.spark)
     sequences = training_sequences(ctx, cfg["input"], cfg["tokenizer"])
@@ -79,8 +88,13 @@ def _queries(ctx: "JobContext", model: Word2VecModel, cfg: Mapping[str, Any]) ->
     table = ctx.spark.read.format(cfg["format"]).load(_require_path(ctx.spark, cfg["path"]))
     index = model.index(ctx.spark)
     if cfg["mode"] == "most_similar":
+        word_col = "word" if "word" in table.columns else None
         vector_col = "vector" if "vector" in table.columns else None
-        return index.most_similar(table, cfg["k"], "word" if "word" in table.columns else None, vector_col)
+        if model.ngrams is not None and word_col and not vector_col:      # subwords: words never seen answered too
+            table = with_oov_vectors(table, word_col, OOV_VECTOR, model.words, model.ngrams, model.value("minN"),
+                                     model.value("maxN"))
+            return index.most_similar(table, cfg["k"], word_col, OOV_VECTOR).drop(OOV_VECTOR)
+        return index.most_similar(table, cfg["k"], word_col, vector_col)
     if cfg["mode"] == "analogy":
         return index.analogies(table, cfg["k"])
     raise ConfigError(f"queries.mode: expected most_similar or analogy, got {cfg['mode']!r}")

@@ -35,12 +35,14 @@ from pipelines.word2vec.kernel import KernelSettings
 from pipelines.word2vec.mllib import MllibSettings, train_mllib
 from pipelines.word2vec.ppmi import PpmiSettings, train_ppmi
 from pipelines.word2vec.queries import VectorIndex
+from pipelines.word2vec.subwords import compose
 from pipelines.word2vec.trainer_sgns import SgnsSettings, train_sgns
 from pipelines.word2vec.vocabulary import Vocabulary, build_vocabulary
 from udfs.word2vec import mean_vector_udf
 
 TRAINERS = ("sgns", "ppmi", "mllib")
 VECTORS_SCHEMA = "word STRING, vector ARRAY<FLOAT>, count BIGINT, index INT"
+NGRAMS_SCHEMA = "bucket INT, vector ARRAY<FLOAT>"
 
 
 def _param(name: str, doc: str, conv: Callable) -> Param:
@@ -68,12 +70,15 @@ class _Word2VecParams(HasInputCol, HasOutputCol, HasSeed):
                                TypeConverters.toFloat)
     ppmiShift = _param("ppmiShift", "ppmi: k of max(PMI - log k, 0)", TypeConverters.toFloat)
     ppmiContextAlpha = _param("ppmiContextAlpha", "ppmi: context-distribution smoothing", TypeConverters.toFloat)
+    minN = _param("minN", "sgns subwords: shortest character n-gram", TypeConverters.toInt)
+    maxN = _param("maxN", "sgns subwords: longest character n-gram (0: no subwords)", TypeConverters.toInt)
+    buckets = _param("buckets", "sgns subwords: rows the n-grams are hashed into", TypeConverters.toInt)
 
     DEFAULTS: dict[str, Any] = dict(
         inputCol="tokens", outputCol="vector", seed=1, trainer="sgns", vectorSize=100, window=5, minCount=5,
         maxVocabSize=0, sample=1e-3, architecture="skipgram", loss="negative", negative=5, alpha=0.025,
         minAlpha=0.0001, epochs=5, numPartitions=2, syncsPerEpoch=0, combine="rows", maxMemoryFraction=0.5,
-        ppmiShift=1.0, ppmiContextAlpha=0.75)
+        ppmiShift=1.0, ppmiContextAlpha=0.75, minN=3, maxN=0, buckets=200_000)
 
     def _init_defaults(self) -> None:
         self._setDefault(**self.DEFAULTS)
@@ -104,10 +109,13 @@ class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsW
     def settings(self) -> SgnsSettings | PpmiSettings | MllibSettings:
         """The chosen trainer's settings, validated (a ``Word2VecError`` names the bad value)."""
         v = self.value
+        if v("maxN") > 0 and v("trainer") != "sgns":
+            raise Word2VecError(f"word2vec: subwords (maxN {v('maxN')}) need trainer 'sgns', got {v('trainer')!r}")
         try:
             if v("trainer") == "sgns":
                 kernel = KernelSettings(v("vectorSize"), v("window"), v("sample"), v("architecture"), v("loss"),
-                                        v("negative"), seed=v("seed"))
+                                        v("negative"), seed=v("seed"), min_n=v("minN"), max_n=v("maxN"),
+                                        buckets=v("buckets"))
                 return SgnsSettings(kernel, v("epochs"), v("alpha"), v("minAlpha"), v("numPartitions"),
                                     v("syncsPerEpoch"), v("combine"), v("maxMemoryFraction"))
             if v("trainer") == "ppmi":
@@ -129,13 +137,14 @@ class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsW
         self.check_session(dataset.sparkSession)
         corpus = dataset.select(F.col(self.getInputCol()).alias("tokens"))
         vocab = build_vocabulary(corpus, "tokens", self.value("minCount"), self.value("maxVocabSize"))
+        ngrams = None
         if isinstance(settings, SgnsSettings):
-            vectors, summary = train_sgns(corpus, vocab, settings, log=_log)
+            vectors, summary, ngrams = train_sgns(corpus, vocab, settings, log=_log)
         elif isinstance(settings, PpmiSettings):
             vectors, summary = train_ppmi(corpus, vocab, settings, log=_log)
         else:
             vectors, summary = train_mllib(corpus, vocab, settings)
-        model = self._copyValues(Word2VecModel(vocab.words, vocab.counts, vectors))
+        model = self._copyValues(Word2VecModel(vocab.words, vocab.counts, vectors, ngrams))
         model.summary = {"vocabulary": len(vocab), "corpus_tokens": vocab.corpus_tokens,
                          "sentences": vocab.sentences, **summary}
         return model
@@ -148,15 +157,18 @@ def _log(message: str) -> None:
 
 
 class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
-    """Word vectors (rows in vocabulary order) with counts; ``transform`` averages a row's token vectors."""
+    """Word vectors (rows in vocabulary order) with counts; ``transform`` averages a row's token vectors. With
+    subwords it keeps the n-gram buckets' rows too (``ngrams``): ``wordVector`` and ``findSynonyms`` then answer
+    words out of the vocabulary from their character n-grams."""
 
     def __init__(self, words: list[str] | None = None, counts: np.ndarray | None = None,
-                 vectors: np.ndarray | None = None) -> None:
+                 vectors: np.ndarray | None = None, ngrams: np.ndarray | None = None) -> None:
         super().__init__()
         self._init_defaults()
         self.words = list(words or [])
         self.counts = np.asarray(counts if counts is not None else [], np.int64)
         self.vectors = np.asarray(vectors if vectors is not None else np.zeros((0, 0)), np.float32)
+        self.ngrams = None if ngrams is None else np.asarray(ngrams, np.float32)
         self.summary: dict[str, Any] = {}
 
     @property
@@ -184,18 +196,29 @@ class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
         table = self.vectors_frame(SparkSession.active())
         return table.orderBy("index").select("word", array_to_vector("vector").alias("vector"))
 
+    def wordVector(self, word: str) -> np.ndarray:
+        """``word``'s vector: its row when in the vocabulary, else (subwords) the mean of its n-grams' rows, as
+        fastText's ``get_word_vector``; zeros for a word with no n-gram."""
+        i = self._ids.get(word, -1)
+        if i >= 0:
+            return self.vectors[i]
+        if self.ngrams is None:
+            raise Word2VecError(f"the word {word!r} is not in the vocabulary ({len(self.words)} words) and the "
+                                f"model has no subwords")
+        return compose([word], None, self.ngrams, self.value("minN"), self.value("maxN"))[0]
+
     def findSynonymsArray(self, word: str | Sequence[float], num: int) -> list[tuple[str, float]]:
         """The ``num`` words of highest cosine similarity to ``word`` (itself left out) or to a vector, best first,
         as MLlib's: computed on the driver, which holds the vectors anyway."""
         unit = self.vectors / np.maximum(np.linalg.norm(self.vectors, axis=1, keepdims=True), 1e-12)
-        if isinstance(word, str):
-            skip = self._ids.get(word, -1)
-            if skip < 0:
-                raise Word2VecError(f"findSynonyms: the word {word!r} is not in the vocabulary "
-                                    f"({len(self.words)} words)")
+        skip = self._ids.get(word, -1) if isinstance(word, str) else -1
+        if skip >= 0:
             query = unit[skip]
         else:
-            query, skip = np.asarray(word, np.float32), -1
+            try:
+                query = self.wordVector(word) if isinstance(word, str) else np.asarray(word, np.float32)
+            except Word2VecError as exc:
+                raise Word2VecError(f"findSynonyms: {exc}") from None
             if query.shape != (unit.shape[1],):
                 raise Word2VecError(f"findSynonyms: expected a vector of {unit.shape[1]} numbers, "
                                     f"got shape {query.shape}")
@@ -231,11 +254,16 @@ class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
 
 
 class _ModelWriter(DefaultParamsWriter):
-    """Params as ML metadata (``metadata/``), the vectors table as Parquet (``data/``)."""
+    """Params as ML metadata (``metadata/``), the vectors table as Parquet (``data/``), with subwords the n-gram
+    buckets' rows as ``(bucket, vector)`` (``ngrams/``)."""
 
     def saveImpl(self, path: str) -> None:
         DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession, {"summary": self.instance.summary})
         self.instance.vectors_frame(self.sparkSession).write.parquet(f"{path}/data")
+        if self.instance.ngrams is not None:
+            ngrams = pd.DataFrame({"bucket": np.arange(len(self.instance.ngrams), dtype=np.int32),
+                                   "vector": list(self.instance.ngrams)})
+            from_pandas(self.sparkSession, ngrams, NGRAMS_SCHEMA).write.parquet(f"{path}/ngrams")
 
 
 class _ModelReader(DefaultParamsReader):
@@ -249,4 +277,7 @@ class _ModelReader(DefaultParamsReader):
         if table.num_rows:
             model.vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
         model.summary = DefaultParamsReader.loadMetadata(path, self.sparkSession).get("summary", {})
+        if model.value("maxN") > 0:
+            ngrams = self.sparkSession.read.parquet(f"{path}/ngrams").orderBy("bucket").toArrow()
+            model.ngrams = np.stack(ngrams.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
         return model

@@ -19,7 +19,10 @@ most two reducers' share of the combined delta, ``M (2 + 1/P) <= f x spark.drive
 broadcast and the kernel's trained copy, ``2 M <= f x`` executor memory (its deltas stream out block by block).
 So ``V d <= min(f D / (8 (2 + 1/P)), f E / 16)``: with a 1 GiB driver, 4 GiB executors, f = 0.5 and P = 4,
 ``min(29.8M, 134M)``, i.e. about 298K words x 100 dimensions, bound by the driver (combining on the driver, it
-held ``M (3 + P)``: 96K words x 100).
+held ``M (3 + P)``: 96K words x 100). Subwords add the n-gram buckets' input rows, ``M = 4 (2 V + B) d``: the
+default ``B = 200,000`` takes 80 MB at 100 dimensions (fastText's 2,000,000 would take 800 MB, 2 GB on the driver
+with its copies), so 71K words with subwords need about 350 MB on the driver. They travel as the words' rows do:
+whole in the broadcast, and only the rows a shard changed in its delta.
 
 ``syncs_per_epoch: 0`` (the default) picks ``max(4, 1.5 x num_partitions)`` synchronisations per epoch, fewer
 when a shard's chunk would fall under ``SYNC_MIN_TOKENS`` tokens (small corpora sync once per epoch or so).
@@ -65,7 +68,8 @@ from pyspark.sql import functions as F
 from pipelines.connect import require_classic
 from pipelines.session import job_description
 from pipelines.word2vec.errors import ModelTooLargeError
-from pipelines.word2vec.kernel import KernelSettings, broadcast_key, make_gensim_model, output_weights, train_shard
+from pipelines.word2vec.kernel import KernelSettings, broadcast_key, layers, make_gensim_model, train_shard
+from pipelines.word2vec.subwords import compose
 from pipelines.word2vec.vocabulary import Vocabulary
 
 COMBINES = ("rows", "sum", "average")
@@ -120,13 +124,13 @@ def _memory_bytes(text: str | None, default: str) -> int:
 
 
 def check_model_memory(conf_get: Callable[[str, str | None], str | None], vocab_size: int, vector_size: int,
-                       partitions: int, fraction: float) -> dict:
+                       partitions: int, fraction: float, buckets: int = 0) -> dict:
     """Fail before training when the model does not fit: the driver holds the weights, the broadcast and two
     reducers' share of the combined delta (bfloat16, ``toLocalIterator`` fetches one reducer ahead); a task holds
     the broadcast and the kernel's trained copy. In local mode the tasks' Python workers run beside the driver
     and ``spark.executor.memory`` means nothing: they are held to ``spark.executor.pyspark.memory``, else to
     the driver's memory."""
-    matrix = 2 * vocab_size * vector_size * 4            # input + output layer, float32
+    matrix = (2 * vocab_size + buckets) * vector_size * 4     # input + output layer (+ n-gram buckets), float32
     need_driver, need_task = int(matrix * (2 + 1 / partitions)), matrix * 2
     driver_text = conf_get("spark.driver.memory", None)
     driver = _memory_bytes(driver_text, "1g")
@@ -139,8 +143,8 @@ def check_model_memory(conf_get: Callable[[str, str | None], str | None], vocab_
             raise ModelTooLargeError(
                 f"model of {vocab_size} words x {vector_size} dimensions needs about {need / 2 ** 20:.0f} MiB "
                 f"on the {name} ({partitions} partitions), over {fraction:.0%} of the configured "
-                f"{have / 2 ** 20:.0f} MiB: raise spark.{name}.memory, lower max_vocab_size/vector_size "
-                f"or num_partitions")
+                f"{have / 2 ** 20:.0f} MiB: raise spark.{name}.memory, lower max_vocab_size/vector_size"
+                f"{'/subwords.buckets' if buckets else ''} or num_partitions")
     return figures
 
 
@@ -273,9 +277,9 @@ def train_round(chunk: RDD, weights_bc: Broadcast, vocab_bc: Broadcast, kernel: 
         t1 = time.time()
         start = weights_bc.value
         t2 = time.time()
-        trained_in, trained_out, n, t_train = train_shard(sentences, start, vocab_key, words, counts, kernel,
-                                                          *alphas, (kernel.seed, r, part))
-        yield from delta_blocks(zip((trained_in, trained_out), start), part, rows)
+        trained, n, t_train = train_shard(sentences, start, vocab_key, words, counts, kernel, *alphas,
+                                          (kernel.seed, r, part))
+        yield from delta_blocks(zip(trained, start), part, rows)
         yield (STATS, 0, part), np.array([n, t1 - t0, t2 - t1, *t_train, time.time() - t0])
 
     return chunk.mapPartitionsWithIndex(run)
@@ -292,23 +296,26 @@ def partitions_of(rdd: RDD, indices: Sequence[int]) -> RDD:
 
 
 def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tokens_col: str = "tokens",
-               log: Callable[[str], None] = print) -> tuple[np.ndarray, dict]:
-    """Train and return the input vectors ``(V, vector_size)`` (vocabulary order) and training figures."""
+               log: Callable[[str], None] = print) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """Train and return the word vectors ``(V, vector_size)`` (vocabulary order), training figures and, with
+    subwords, the n-gram buckets' rows ``(buckets, vector_size)``; the word vectors are then each word's own row
+    composed with its n-grams' (``subwords.compose``)."""
     spark = corpus.sparkSession
     require_classic(spark, "word2vec trainer 'sgns'", "it trains on RDD partitions with broadcast weights")
     sc = spark.sparkContext
     P, S = settings.num_partitions, settings.sync_rounds(vocab.retained_tokens)
-    memory = check_model_memory(lambda key, default: sc.getConf().get(key, default), len(vocab),
-                                settings.kernel.vector_size, P, settings.max_memory_fraction)
+    kernel = settings.kernel
+    memory = check_model_memory(lambda key, default: sc.getConf().get(key, default), len(vocab), kernel.vector_size,
+                                P, settings.max_memory_fraction, kernel.buckets if kernel.subwords else 0)
     started = time.time()
-    seed_model = make_gensim_model(vocab.words, vocab.counts, settings.kernel)
-    w_in, w_out = seed_model.wv.vectors.copy(), output_weights(seed_model).copy()
+    seed_model = make_gensim_model(vocab.words, vocab.counts, kernel)
+    weights = tuple(layer.copy() for layer in layers(seed_model))
     del seed_model
     rdd = shard_sentences(corpus, tokens_col, P, S, settings.kernel.seed)
     chunks = [partitions_of(rdd, [p * S + chunk for p in range(P)]) for chunk in range(S)]
     vocab_bc = sc.broadcast((vocab.words, vocab.counts))
     rounds = settings.epochs * S
-    weights, rows = (w_in, w_out), block_rows(settings.kernel.vector_size)
+    rows = block_rows(kernel.vector_size)
     trained_words = received = 0
     gain = settings.gain
     try:
@@ -316,7 +323,7 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
             alphas = tuple(gain * (settings.alpha - (settings.alpha - settings.min_alpha) * x / rounds)
                            for x in (r, r + 1))
             weights_bc = sc.broadcast(weights)
-            records = train_round(chunks[r % S], weights_bc, vocab_bc, settings.kernel, alphas, r, rows)
+            records = train_round(chunks[r % S], weights_bc, vocab_bc, kernel, alphas, r, rows)
             combined = combine_blocks(records, [w.shape for w in weights], rows, settings.combine, P)
             t0 = time.time()
             with job_description(spark, f"sgns round {r + 1}/{rounds}"):
@@ -334,5 +341,9 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
     finally:
         vocab_bc.destroy()
         rdd.unpersist()
-    return w_in, {"rounds": rounds, "syncs_per_epoch": S, "trained_words": trained_words,
-                  "train_s": round(time.time() - started, 3), "received_bytes": received, **memory}
+    vectors, ngrams = weights[0], None
+    if kernel.subwords:
+        ngrams = weights[2]
+        vectors = compose(vocab.words, weights[0], ngrams, kernel.min_n, kernel.max_n)
+    return vectors, {"rounds": rounds, "syncs_per_epoch": S, "trained_words": trained_words,
+                     "train_s": round(time.time() - started, 3), "received_bytes": received, **memory}, ngrams
