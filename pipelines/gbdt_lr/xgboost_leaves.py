@@ -13,20 +13,18 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.functions import vector_to_array
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed
+from pyspark.ml.param import TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.connect import require_classic, share
-from pipelines.gbdt_lr.leaves import encode_leaves
+from pipelines.gbdt_lr.leaves import EncoderParams, TreeParams, encode_leaves
 from pipelines.sampling import row_uniform
 from pipelines.session import job_description
-from pipelines.stages import ArrayModel
+from pipelines.stages import ArrayModel, param
 from pipelines.validation import check_param
 
 VALIDATION_COL = "_xgb_validation"
@@ -86,64 +84,38 @@ def dmatrix(features: np.ndarray | pd.Series, booster: Any) -> Any:
                        enable_categorical=bool(types and "c" in types))
 
 
-class _XGBoostParams(HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed):
-    numTrees: Param[int] = Param(Params._dummy(), "numTrees", "boosting rounds (at most; early stopping may cut)",
-                                 typeConverter=TypeConverters.toInt)
-    maxDepth: Param[int] = Param(Params._dummy(), "maxDepth", "tree depth (0 = no limit, with lossguide)",
-                                 typeConverter=TypeConverters.toInt)
-    maxLeaves: Param[int] = Param(Params._dummy(), "maxLeaves", "leaves per tree (0 = no limit); for lossguide",
-                                  typeConverter=TypeConverters.toInt)
-    growPolicy: Param[str] = Param(Params._dummy(), "growPolicy",
-                                   "depthwise (level by level) or lossguide (best leaf first, like LightGBM)",
-                                   typeConverter=TypeConverters.toString)
-    learningRate: Param[float] = Param(Params._dummy(), "learningRate", "shrinkage of each tree",
-                                       typeConverter=TypeConverters.toFloat)
-    minChildWeight: Param[float] = Param(Params._dummy(), "minChildWeight", "minimum hessian sum in a leaf",
-                                         typeConverter=TypeConverters.toFloat)
-    regAlpha: Param[float] = Param(Params._dummy(), "regAlpha", "L1 penalty on leaf weights",
-                                   typeConverter=TypeConverters.toFloat)
-    regLambda: Param[float] = Param(Params._dummy(), "regLambda", "L2 penalty on leaf weights",
-                                    typeConverter=TypeConverters.toFloat)
-    subsample: Param[float] = Param(Params._dummy(), "subsample", "row share per tree",
-                                    typeConverter=TypeConverters.toFloat)
-    colsampleBytree: Param[float] = Param(Params._dummy(), "colsampleBytree", "column share per tree",
-                                          typeConverter=TypeConverters.toFloat)
-    scalePosWeight: Param[float] = Param(Params._dummy(), "scalePosWeight", "weight of positive rows",
-                                         typeConverter=TypeConverters.toFloat)
-    maxBin: Param[int] = Param(Params._dummy(), "maxBin", "histogram bins per feature",
-                               typeConverter=TypeConverters.toInt)
-    earlyStoppingRounds: Param[int] = Param(Params._dummy(), "earlyStoppingRounds",
-                                            "stop after this many rounds without a better validation log loss "
-                                            "(0 = off)", typeConverter=TypeConverters.toInt)
-    validationFraction: Param[float] = Param(Params._dummy(), "validationFraction",
-                                             "share of the rows held out for early stopping",
-                                             typeConverter=TypeConverters.toFloat)
-    featureTypes: Param[list[str]] = Param(Params._dummy(), "featureTypes",
-                                           "per feature slot: 'q' (number) or 'c' (category index, split by "
-                                           "partition); empty = all numbers", typeConverter=TypeConverters.toListString)
-    numWorkers: Param[int] = Param(Params._dummy(), "numWorkers",
-                                   "barrier tasks training together (0 = one per rowsPerWorker rows, at most the "
-                                   "task slots of the cluster)", typeConverter=TypeConverters.toInt)
-    rowsPerWorker: Param[int] = Param(Params._dummy(), "rowsPerWorker",
-                                      "with numWorkers 0: rows per XGBoost worker (below it, a collective's "
-                                      "rounds cost more than the work they share)", typeConverter=TypeConverters.toInt)
+class BoosterParams(TreeParams):
+    """Params of the XGBoost learner that ``GBDTLR`` passes on by name."""
 
-    def __init__(self, *args: Any):
-        super().__init__(*args)
-        self._setDefault(outputCol="leaves", numTrees=100, maxDepth=6, maxLeaves=0, growPolicy="depthwise",
-                         learningRate=0.1, minChildWeight=1.0, regAlpha=0.0, regLambda=1.0, subsample=0.8,
-                         colsampleBytree=1.0, scalePosWeight=1.0, maxBin=256, earlyStoppingRounds=0,
-                         validationFraction=0.1, featureTypes=[], numWorkers=0, rowsPerWorker=100_000,
-                         seed=42)
+    maxLeaves = param(0, "leaves per tree (0 = no limit); for lossguide (xgboost)")
+    growPolicy = param("depthwise", "depthwise (level by level) or lossguide (best leaf first, like LightGBM; "
+                       "xgboost)")
+    minChildWeight = param(1.0, "minimum hessian sum in a leaf (xgboost)")
+    regAlpha = param(0.0, "L1 penalty on leaf weights (xgboost)")
+    regLambda = param(1.0, "L2 penalty on leaf weights (xgboost)")
+    colsampleBytree = param(1.0, "column share per tree (xgboost)")
+    scalePosWeight = param(1.0, "weight of positive rows (xgboost); GBDT+LR's trees-only scores are re-calibrated "
+                           "for it")
+    earlyStoppingRounds = param(0, "stop after this many rounds without a better validation log loss (0 = off; "
+                                "xgboost)")
+    numWorkers = param(0, "XGBoost barrier tasks training together (0 = one per rowsPerWorker rows, at most the "
+                       "task slots of the cluster)")
+    rowsPerWorker = param(100_000, "with numWorkers 0: rows per XGBoost worker (below it, a collective's rounds "
+                          "cost more than the work they share)")
+
+
+class _XGBoostParams(EncoderParams, BoosterParams):
+    maxDepth = param(6, "tree depth (0 = no limit, with lossguide)")
+    learningRate = param(0.1, "shrinkage of each tree")
+    subsample = param(0.8, "row share per tree")
+    maxBin = param(256, "histogram bins per feature")
+    validationFraction = param(0.1, "share of the rows held out for early stopping")
+    featureTypes = param([], "per feature slot: 'q' (number) or 'c' (category index, split by partition); empty = "
+                         "all numbers", TypeConverters.toListString)
 
 
 class XGBoostLeafEncoder(Estimator, _XGBoostParams, DefaultParamsReadable, DefaultParamsWritable):
     """Trains an XGBoost booster with ``xgboost.spark``; the model one-hot encodes each row's leaves."""
-
-    @keyword_only
-    def __init__(self, **params: Any):
-        super().__init__()
-        self._set(**self._input_kwargs)
 
     def _check(self) -> None:
         name = type(self).__name__

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pyspark.ml import Estimator, Model
-from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasMaxIter, HasOutputCol, HasSeed
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
@@ -48,7 +47,7 @@ from pipelines.pq.validation import (
     infer_dim,
     problem,
 )
-from pipelines.stages import ArrayModel
+from pipelines.stages import ArrayModel, StageParams, param
 from udfs.pq import (
     METRICS,
     code_size,
@@ -63,123 +62,27 @@ from udfs.pq import (
 )
 
 
-class _PQParams(HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
+class _PQParams(StageParams, HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
     """Params shared by ``PQEncoder`` and ``PQEncoderModel``."""
 
-    m = Param(
-        Params._dummy(),
-        "m",
-        "number of sub-spaces (sub-quantisers); must divide the dimension",
-        TypeConverters.toInt,
-    )
-    nbits = Param(
-        Params._dummy(),
-        "nbits",
-        "bits per sub-space code, 4 to 8 (2^nbits centroids each)",
-        TypeConverters.toInt,
-    )
-    metric = Param(
-        Params._dummy(),
-        "metric",
-        "'l2', 'ip' (inner product) or 'cosine' (vectors normalised)",
-        TypeConverters.toString,
-    )
-    sampleSize = Param(
-        Params._dummy(),
-        "sampleSize",
-        "maximum number of training vectors sampled from the input",
-        TypeConverters.toInt,
-    )
-    distributedMinRows = Param(
-        Params._dummy(),
-        "distributedMinRows",
-        "train the sub-space k-means as Spark tasks (one per sub-space) when the sample "
-        "has at least this many rows; smaller samples train on the driver",
-        TypeConverters.toInt,
-    )
-    opq = Param(
-        Params._dummy(),
-        "opq",
-        "learn an OPQ rotation before quantising (driver-side training)",
-        TypeConverters.toBoolean,
-    )
-    opqIter = Param(
-        Params._dummy(), "opqIter", "OPQ alternations (rotation / PQ re-training)", TypeConverters.toInt
-    )
-    nlist = Param(
-        Params._dummy(),
-        "nlist",
-        "IVF coarse centroids (0: no IVF); transform then fills listCol",
-        TypeConverters.toInt,
-    )
-    listCol = Param(Params._dummy(), "listCol", "output column of the IVF list id", TypeConverters.toString)
-    byResidual = Param(
-        Params._dummy(),
-        "byResidual",
-        "with IVF, quantise each vector minus its list's coarse centroid (Faiss's IndexIVFPQ by_residual); "
-        "ignored when nlist is 0",
-        TypeConverters.toBoolean,
-    )
-    initMode = Param(
-        Params._dummy(),
-        "initMode",
-        "k-means initialisation: 'random' (distinct training points, Faiss's default and ours) "
-        "or 'k-means++'",
-        TypeConverters.toString,
-    )
-
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
-        self._setDefault(
-            inputCol="vector",
-            outputCol="code",
-            m=8,
-            nbits=8,
-            metric="l2",
-            maxIter=25,
-            seed=42,
-            sampleSize=65536,
-            distributedMinRows=200000,
-            opq=False,
-            opqIter=20,
-            nlist=0,
-            listCol="list_id",
-            byResidual=True,
-            initMode="random",
-        )
-
-    def getM(self) -> int:
-        return self.getOrDefault(self.m)
-
-    def getNbits(self) -> int:
-        return self.getOrDefault(self.nbits)
-
-    def getMetric(self) -> str:
-        return self.getOrDefault(self.metric)
-
-    def getSampleSize(self) -> int:
-        return self.getOrDefault(self.sampleSize)
-
-    def getDistributedMinRows(self) -> int:
-        return self.getOrDefault(self.distributedMinRows)
-
-    def getOpq(self) -> bool:
-        return self.getOrDefault(self.opq)
-
-    def getOpqIter(self) -> int:
-        return self.getOrDefault(self.opqIter)
-
-    def getNlist(self) -> int:
-        return self.getOrDefault(self.nlist)
-
-    def getListCol(self) -> str:
-        return self.getOrDefault(self.listCol)
-
-    def getInitMode(self) -> str:
-        return self.getOrDefault(self.initMode)
-
-    def getByResidual(self) -> bool:
-        return self.getOrDefault(self.byResidual)
+    inputCol = param("vector", "column of vectors: numeric arrays, packed float32 (binary) or ML vectors")
+    outputCol = param("code", "output: the packed PQ code (binary)")
+    seed = param(42, "random seed of the sample and the k-means")
+    maxIter = param(25, "k-means iterations")
+    m = param(8, "number of sub-spaces (sub-quantisers); must divide the dimension")
+    nbits = param(8, "bits per sub-space code, 4 to 8 (2^nbits centroids each)")
+    metric = param("l2", "'l2', 'ip' (inner product) or 'cosine' (vectors normalised)")
+    sampleSize = param(65536, "maximum number of training vectors sampled from the input")
+    distributedMinRows = param(200000, "train the sub-space k-means as Spark tasks (one per sub-space) when the "
+                               "sample has at least this many rows; smaller samples train on the driver")
+    opq = param(False, "learn an OPQ rotation before quantising (driver-side training)")
+    opqIter = param(20, "OPQ alternations (rotation / PQ re-training)")
+    nlist = param(0, "IVF coarse centroids (0: no IVF); transform then fills listCol")
+    listCol = param("list_id", "output column of the IVF list id")
+    byResidual = param(True, "with IVF, quantise each vector minus its list's coarse centroid (Faiss's IndexIVFPQ "
+                       "by_residual); ignored when nlist is 0")
+    initMode = param("random", "k-means initialisation: 'random' (distinct training points, Faiss's default and "
+                     "ours) or 'k-means++'")
 
     @property
     def residual(self) -> bool:
@@ -195,13 +98,6 @@ def _normalised(vec: Column) -> Column:
 
 class PQEncoder(Estimator, _PQParams, DefaultParamsWritable, DefaultParamsReadable):
     """Product quantiser trainer: ``fit`` learns M x 2^nbits centroids per sub-space (k-means as Faiss)."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__()
-        self._set(**kwargs)
-
-    def setParams(self, **kwargs: object) -> "PQEncoder":
-        return self._set(**kwargs)
 
     def _fit(self, dataset: DataFrame) -> "PQEncoderModel":
         metric, m, nbits = self.getMetric(), self.getM(), self.getNbits()

@@ -64,6 +64,7 @@ from pyspark.sql import functions as F
 
 from pipelines.connect import require_classic
 from pipelines.session import job_description
+from pipelines.stages import StageParams, param
 from pipelines.word2vec.errors import ModelTooLargeError
 from pipelines.word2vec.kernel import KernelSettings, broadcast_key, make_gensim_model, output_weights, train_shard
 from pipelines.word2vec.vocabulary import Vocabulary
@@ -253,6 +254,15 @@ def combine_blocks(records: RDD, shapes: Sequence[tuple[int, int]], rows: int, r
                 yield (layer, block), pack_delta(combine_deltas(values, shape, rule, partitions))
 
     return records.repartitionAndSortWithinPartitions(partitions, lambda key: key[1]).mapPartitions(combine)
+
+
+class RoundParams(StageParams):
+    """Params of the stages that train in rounds over shards of a tokens column (sgns ``Word2Vec``, fastText)."""
+
+    inputCol = param("tokens", "column of token arrays")
+    numPartitions = param(2, "partitions training in parallel")
+    syncsPerEpoch = param(0, "weight synchronisations per epoch (0: auto, see trainer_sgns)")
+    combine = param("rows", f"one of {COMBINES}: how the partitions' deltas are combined (see combine_deltas)")
 
 
 def train_round(chunk: RDD, weights_bc: Broadcast, vocab_bc: Broadcast, kernel: KernelSettings,
