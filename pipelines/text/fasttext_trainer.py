@@ -41,7 +41,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.connect import require_classic
-from pipelines.session import job_description
 from pipelines.text.fasttext_ids import compact_ids
 from pipelines.text.fasttext_kernel import LOSSES, Tree, output_rows, train_rows
 from pipelines.word2vec.trainer_sgns import (
@@ -49,7 +48,7 @@ from pipelines.word2vec.trainer_sgns import (
     SEPARATOR,
     STATS,
     SgnsSettings,
-    add_packed,
+    add_combined,
     block_rows,
     combine_blocks,
     delta_blocks,
@@ -184,12 +183,7 @@ def train_fasttext(rows: DataFrame, nwords: int, buckets: np.ndarray, class_coun
             records = _train_round(chunks[r % S], weights_bc, settings, tree, alphas, passes, block)
             combined = combine_blocks(records, [w.shape for w in weights], block, settings.combine, P)
             t0 = time.time()
-            with job_description(spark, f"fasttext round {r + 1}/{rounds}"):
-                for (layer, index), value in combined.toLocalIterator(prefetchPartitions=True):
-                    if layer == STATS:
-                        stats = value
-                    else:
-                        add_packed(weights[layer][index * block:(index + 1) * block], value)
+            stats, _ = add_combined(spark, combined, weights, block, f"fasttext round {r + 1}/{rounds}")
             trained += int(stats[0])
             weights_bc.destroy()
             log(f"fasttext round {r + 1}/{rounds} (to epoch {progress[r + 1] * settings.epoch:.2f}, lr "

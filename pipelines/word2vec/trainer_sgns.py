@@ -59,7 +59,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 from pyspark import RDD, StorageLevel
 from pyspark.broadcast import Broadcast
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.connect import require_classic
@@ -256,6 +256,21 @@ def combine_blocks(records: RDD, shapes: Sequence[tuple[int, int]], rows: int, r
     return records.repartitionAndSortWithinPartitions(partitions, lambda key: key[1]).mapPartitions(combine)
 
 
+def add_combined(spark: SparkSession, combined: RDD, weights: Sequence[np.ndarray], rows: int,
+                 description: str) -> tuple[np.ndarray, int]:
+    """Add a round's combined deltas (``combine_blocks``' output) into ``weights`` on the driver, a block at a time
+    as they arrive; returns the tasks' figures summed and the bytes of deltas received."""
+    stats, received = np.zeros(0), 0
+    with job_description(spark, description):
+        for (layer, block), value in combined.toLocalIterator(prefetchPartitions=True):
+            if layer == STATS:
+                stats = value
+            else:
+                add_packed(weights[layer][block * rows:(block + 1) * rows], value)
+                received += sum(a.nbytes for a in value if a is not None)
+    return stats, received
+
+
 class RoundParams(StageParams):
     """Params of the stages that train in rounds over shards of a tokens column (sgns ``Word2Vec``, fastText)."""
 
@@ -325,13 +340,8 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
             records = train_round(chunks[r % S], weights_bc, vocab_bc, settings.kernel, alphas, r, rows)
             combined = combine_blocks(records, [w.shape for w in weights], rows, settings.combine, P)
             t0 = time.time()
-            with job_description(spark, f"sgns round {r + 1}/{rounds}"):
-                for (layer, block), value in combined.toLocalIterator(prefetchPartitions=True):
-                    if layer == STATS:
-                        tasks = value
-                    else:
-                        add_packed(weights[layer][block * rows:(block + 1) * rows], value)
-                        received += sum(a.nbytes for a in value if a is not None)
+            tasks, nbytes = add_combined(spark, combined, weights, rows, f"sgns round {r + 1}/{rounds}")
+            received += nbytes
             trained_words += int(tasks[0])
             weights_bc.destroy()
             log(f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {alphas[1]:.5f}) "
