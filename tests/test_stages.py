@@ -80,7 +80,7 @@ def test_params_declared_once_with_defaults_converters_and_accessors():
     fitter = Fitter(size=5)
     assert (fitter.getSize(), fitter.getRate(), fitter.getNames(), fitter.getOutputCol()) == (5, 0.5, [], "out")
     assert not fitter.isDefined(fitter.flag) and fitter.getParam("size").doc == "a size"
-    assert fitter.setRate(1).getRate() == 1.0 and isinstance(fitter.getRate(), float)   # converted by the default's type
+    assert fitter.setRate(1).getRate() == 1.0 and isinstance(fitter.getRate(), float)   # the default's type
     assert fitter.setParams(size=7, rate=None).value("size") == 7 and fitter.getRate() == 1.0   # None: left as it was
     assert fitter.values_of(_Shared) == {"rate": 1.0}
     with pytest.raises(TypeError, match="Fitter has no Param 'sise'; its Params are "):

@@ -22,10 +22,11 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.frames import require_columns
 from pipelines.metrics.binary import log_loss, normalized_entropy
 from pipelines.metrics.curves import pr_auc, roc_auc
 from pipelines.metrics.grouped import grouped_auc
-from pipelines.metrics.validation import MetricsInputError, require_columns
+from pipelines.metrics.validation import MetricsInputError
 from pipelines.stages import StageParams, param
 
 

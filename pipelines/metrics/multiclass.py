@@ -13,7 +13,8 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.metrics.validation import missing_check, require_columns, validate, weight_checks
+from pipelines.frames import require_columns
+from pipelines.metrics.validation import missing_check, validate, weight_checks
 from pipelines.records import Record
 
 

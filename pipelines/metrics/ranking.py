@@ -20,7 +20,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipelines.metrics.validation import MetricsInputError, missing_check, require_columns, validate
+from pipelines.frames import require_columns
+from pipelines.metrics.validation import MetricsInputError, missing_check, validate
 from pipelines.records import Record
 
 

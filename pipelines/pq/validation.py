@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.functions import arrow_udf
 
+from pipelines.frames import require_columns
 from pipelines.job_runtime import JobError
 from udfs.pq import binary_to_float_lists, nonfinite_rows
 
@@ -57,8 +58,7 @@ def _binary_nonfinite(blobs: Column) -> Column:
 
 def vector_type(df: DataFrame, col: str) -> T.DataType:
     """The Spark type of vector column ``col``; a clear error when it is missing or not a vector type."""
-    if col not in df.columns:
-        raise PQError(f"vector column '{col}' not found; columns: {df.columns}")
+    require_columns(df, [col], "vectors")
     dtype = df.schema[col].dataType
     numeric_array = isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.NumericType)
     if not (isinstance(dtype, (VectorUDT, T.BinaryType)) or numeric_array):
@@ -218,8 +218,7 @@ def check_bad_fraction(checked: Checked, limit: float, where: str, quarantine: s
 
 def check_unique_ids(df: DataFrame, id_col: str, where: str) -> None:
     """Item ids must be unique (search results are keyed by them)."""
-    if id_col not in df.columns:
-        raise PQError(f"{where}: id column '{id_col}' not found; columns: {df.columns}")
+    require_columns(df, [id_col], where)
     dup = df.groupBy(id_col).count().filter("count > 1")
     stats = dup.agg(F.count(F.lit(1)).alias("ids"), F.sum(F.col("count") - 1).alias("extra")).first()
     if stats["ids"]:
