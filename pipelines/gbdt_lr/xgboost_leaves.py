@@ -2,17 +2,17 @@
 
 ``SparkXGBClassifier`` trains one booster across ``numWorkers`` barrier tasks (XGBoost's own collective,
 histogram splits, second-order gain, early stopping on a validation part). The booster is then shipped to the
-executors once (a broadcast) and ``Booster.predict(pred_leaf=True)`` gives each row's leaf node in every tree,
-batch by batch. Node ids are mapped to per-tree leaf ordinals read from the booster's dump (slots only for
-leaves that exist, which matters for loss-guided trees) and one-hot encoded as the Spark GBT path does.
+executors once (a broadcast) and ``Booster.predict(pred_leaf=True)`` (``udfs.xgboost``) gives each row's leaf
+node in every tree, batch by batch. Node ids are mapped to per-tree leaf ordinals read from the booster's dump
+(slots only for leaves that exist, which matters for loss-guided trees) and one-hot encoded as the Spark GBT path
+does.
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 from pyspark.ml import Estimator, Model
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.param import TypeConverters
@@ -26,6 +26,7 @@ from pipelines.sampling import row_uniform
 from pipelines.session import job_description
 from pipelines.stages import ArrayModel, param
 from pipelines.validation import check_param
+from udfs.xgboost import dmatrix, leaves_udf, load_booster, probability_udf
 
 VALIDATION_COL = "_xgb_validation"
 GROW_POLICIES = ("depthwise", "lossguide")
@@ -60,28 +61,6 @@ def task_slots(spark: SparkSession) -> int:
     """Tasks the cluster runs at once now (its cores over ``spark.task.cpus``): the most barrier tasks that fit."""
     jsc = spark.sparkContext._jsc.sc()
     return max(1, jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().resourceProfileFromId(0)))
-
-
-def load_booster(raw: bytes) -> Any:
-    """A single-threaded ``xgboost.Booster`` from its UBJSON bytes (one per Python worker and partition)."""
-    import xgboost as xgb
-
-    booster = xgb.Booster(model_file=bytearray(raw))
-    booster.set_param({"nthread": 1})
-    return booster
-
-
-def dmatrix(features: np.ndarray | pd.Series, booster: Any) -> Any:
-    """An ``xgboost.DMatrix`` of rows (a matrix, or a Series of ``vector_to_array`` values) typed as the booster's
-    features (categorical slots included)."""
-    import xgboost as xgb
-
-    width = booster.num_features()
-    if isinstance(features, pd.Series):
-        features = np.stack(features.to_numpy()) if len(features) else np.empty((0, width))
-    types = booster.feature_types
-    return xgb.DMatrix(features.astype(np.float32, copy=False), missing=np.nan, feature_types=types,
-                       enable_categorical=bool(types and "c" in types))
 
 
 class BoosterParams(TreeParams):
@@ -204,23 +183,9 @@ class XGBoostLeafEncoderModel(Model, _XGBoostParams, ArrayModel):
 
     def _predict_column(self, dataset: DataFrame, kind: str) -> Column:
         """A pandas-UDF column over ``featuresCol``: leaf ordinals per tree (``array<int>``) or P(label=1)."""
-        counts, table = self.leaf_tables()
-        trees = len(counts)
         shared = share(dataset.sparkSession, self.booster_raw, "the XGBoost booster")
-
-        def leaves(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-            booster, rows = load_booster(shared.value), np.arange(trees)
-            for features in batches:
-                ids = booster.predict(dmatrix(features, booster), pred_leaf=True).astype(np.int64).reshape(-1, trees)
-                yield pd.Series(list(table[rows, ids]))
-
-        def probability(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-            booster = load_booster(shared.value)
-            for features in batches:
-                yield pd.Series(booster.predict(dmatrix(features, booster)).astype(np.float64))
-
-        fn, kind_type = (leaves, "array<int>") if kind == "leaves" else (probability, "double")
-        return F.pandas_udf(fn, kind_type)(vector_to_array(F.col(self.getFeaturesCol()), "float32"))
+        udf = leaves_udf(shared, self.leaf_tables()[1]) if kind == "leaves" else probability_udf(shared)
+        return udf(vector_to_array(F.col(self.getFeaturesCol()), "float32"))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         ids = "_xgb_leaf_ids"

@@ -26,15 +26,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param.shared import HasInputCol, HasMaxIter, HasOutputCol, HasSeed
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
-from pyspark.sql.functions import arrow_udf
 
 from pipelines.pq.codebooks import INITS, kmeans, train_codebooks, train_codebooks_spark, train_opq
 from pipelines.pq.validation import (
@@ -48,18 +44,7 @@ from pipelines.pq.validation import (
     problem,
 )
 from pipelines.stages import ArrayModel, StageParams, param
-from udfs.pq import (
-    METRICS,
-    code_size,
-    decode,
-    encode_batch,
-    prepare,
-    residuals,
-    series_to_codes,
-    stack_vectors,
-    unpack_codes,
-    vectors_to_series,
-)
+from udfs.pq import METRICS, code_size, decode_udf, encode_udf, prepare, reconstruct, residuals, stack_vectors
 
 
 class _PQParams(StageParams, HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
@@ -191,33 +176,19 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
 
     def decode_array(self, packed: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
         """Raw-space reconstructions of packed codes (numpy, driver side); residual codes need their ``lists``."""
-        return _reconstruct(packed, lists, self.codebooks, self.rotation, self.coarse if self.residual else None,
-                            self.getNbits())
+        coarse = self.coarse if self.residual else None
+        if coarse is not None and lists is None:
+            raise PQError("residual codes need their IVF list ids to be decoded")
+        return reconstruct(packed, lists, self.codebooks, self.rotation, coarse, self.getNbits())
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         vec = encoder_input(dataset, self.getInputCol())  # wrong-length and NaN/inf rows get null codes in numpy
-        books, rotation, coarse, metric, nbits = (
-            self.codebooks,
-            self.rotation,
-            self.coarse,
-            self.getMetric(),
-            self.getNbits(),
-        )
-        dim, by_residual = self.dim, self.residual
-        if coarse is None:
-
-            @arrow_udf(T.BinaryType())
-            def codes(vectors: pa.Array) -> pa.Array:
-                return encode_batch(vectors, dim, books, rotation, None, metric, nbits)
-
+        codes = encode_udf(self.dim, self.codebooks, self.rotation, self.coarse, self.getMetric(), self.getNbits(),
+                           self.residual)
+        if self.coarse is None:
             return dataset.withColumn(self.getOutputCol(), codes(vec))
-
-        @arrow_udf("code binary, list_id int")
-        def codes_and_lists(vectors: pa.Array) -> pa.Array:
-            return encode_batch(vectors, dim, books, rotation, coarse, metric, nbits, by_residual)
-
         return (
-            dataset.withColumn("_pq", codes_and_lists(vec))
+            dataset.withColumn("_pq", codes(vec))
             .withColumn(self.getOutputCol(), F.col("_pq.code"))
             .withColumn(self.getListCol(), F.col("_pq.list_id"))
             .drop("_pq")
@@ -226,17 +197,10 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
     def decode(self, dataset: DataFrame, output_col: str = "decoded") -> DataFrame:
         """Add ``output_col`` (``array<float>``): the vector each code stands for, in the raw space (residual
         codes: their list's centroid plus the decoded residual, so ``listCol`` must be present)."""
-        books, rotation, nbits = self.codebooks, self.rotation, self.getNbits()
         coarse = self.coarse if self.residual else None
         lists = F.col(check_list_col(dataset, self.getListCol())) if coarse is not None else F.lit(0)
-
-        def vectors(codes: pd.Series, lists: pd.Series) -> pd.Series:
-            packed = series_to_codes(codes, code_size(books.shape[0], nbits))
-            x = _reconstruct(packed, lists.to_numpy(np.int64), books, rotation, coarse, nbits)
-            return vectors_to_series(x, codes.index)
-
-        udf = F.pandas_udf(vectors, T.ArrayType(T.FloatType()))
-        return dataset.withColumn(output_col, udf(F.col(self.getOutputCol()), lists))
+        vectors = decode_udf(self.codebooks, self.rotation, coarse, self.getNbits())
+        return dataset.withColumn(output_col, vectors(F.col(self.getOutputCol()), lists))
 
     def arrays(self) -> dict[str, np.ndarray | None]:
         return {"codebooks": self.codebooks, "rotation": self.rotation, "coarse": self.coarse}
@@ -251,19 +215,3 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
         if "byResidual" not in {**metadata["paramMap"], **metadata.get("defaultParamMap", {})}:
             self._set(byResidual=False)  # saved before residual IVF existed: its lists hold raw-vector codes
 
-
-def _reconstruct(
-    packed: np.ndarray,
-    lists: np.ndarray | None,
-    codebooks: np.ndarray,
-    rotation: np.ndarray | None,
-    coarse: np.ndarray | None,
-    nbits: int,
-) -> np.ndarray:
-    """Raw-space reconstructions of packed codes; with ``coarse`` (residual codes) plus their lists' centroids."""
-    x = decode(unpack_codes(packed, codebooks.shape[0], nbits), codebooks)
-    if coarse is not None:
-        if lists is None:
-            raise PQError("residual codes need their IVF list ids to be decoded")
-        x = x + coarse[lists]
-    return x @ rotation.T if rotation is not None else x

@@ -32,9 +32,9 @@ from pipelines.stages import SavedModel, param
 from pipelines.text.fasttext_ids import EOS
 from pipelines.text.fasttext_kernel import Tree
 from pipelines.text.fasttext_trainer import FastTextSettings, train_fasttext
-from pipelines.text.fasttext_udfs import Scorer, ids_udf, predict_udf
 from pipelines.word2vec.trainer_sgns import RoundParams
 from pipelines.word2vec.vocabulary import build_vocabulary
+from udfs.fasttext import Scorer, ids_udf, predict_udf
 
 INPUT_SCHEMA = "index INT, word STRING, count BIGINT, bucket INT, vector ARRAY<FLOAT>"
 OUTPUT_SCHEMA = "index INT, vector ARRAY<FLOAT>"
