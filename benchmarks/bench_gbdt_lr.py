@@ -21,7 +21,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.criteo import ARFF_45K, CSV_4K, NUMERIC, read_arff, read_full_sample  # noqa: E402
-from pipelines.job_runtime import JobContext  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
 from pipelines.datagen.criteo_like import CATEGORICAL as LIKE_CATEGORICAL  # noqa: E402
 from pipelines.datagen.criteo_like import criteo_like  # noqa: E402
@@ -29,6 +28,7 @@ from pipelines.gbdt_lr.features import FeatureSpec, check_training_data  # noqa:
 from pipelines.gbdt_lr.job import stage_model_and_test_scores  # noqa: E402
 from pipelines.gbdt_lr.model import GBDTLR, SCORE, stratified_split, train  # noqa: E402
 from pipelines.gbdt_lr.report import MODELS, compare  # noqa: E402
+from pipelines.job_runtime import JobContext  # noqa: E402
 from pipelines.session import get_spark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from pipelines.job_runtime import JobError
 from pipelines.config import check_date
+from pipelines.job_runtime import JobError
 from pipelines.orchestration.definition import load_pipeline
 from pipelines.orchestration.report import write_report
 from pipelines.orchestration.runner import Runner, StepFailed

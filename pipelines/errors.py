@@ -33,6 +33,10 @@ class UserError(ValueError):
     """Bad configuration or input; the message names the key, file, column or row and what was expected."""
 
 
+class InputError(UserError):
+    """A job's input that is not there: a path, or a column of a table; the message names it and what there is."""
+
+
 class ModelError(UserError):
     """A model directory that is missing or cannot be read back; the message names it and the cause."""
 

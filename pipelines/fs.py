@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 from pyspark.sql import SparkSession
 
 from pipelines.connect import is_connect
+from pipelines.errors import InputError
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
@@ -81,11 +82,11 @@ class FS:
         return True
 
 
-def require_input(fs: FS, path: str, error: type[Exception]) -> str:
-    """``path`` qualified, after checking it exists; else ``error`` with one line naming it."""
+def require_input(fs: FS, path: str) -> str:
+    """``path`` qualified, after checking it exists; else ``InputError`` with one line naming it."""
     full = qualify(path)
     if not fs.exists(full):
-        raise error(f"input path not found: {full}")
+        raise InputError(f"input path not found: {full}")
     return full
 
 

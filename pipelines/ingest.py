@@ -75,7 +75,7 @@ def parse_schema(ddl: str, where: str = "schema") -> T.StructType:
 
 
 def _require_path(spark: SparkSession, path: str) -> str:
-    return require_input(file_system(spark), path, IngestError)
+    return require_input(file_system(spark), path)
 
 
 def _csv_header(spark: SparkSession, path: str, options: Mapping[str, str]) -> list[str]:

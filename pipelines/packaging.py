@@ -31,10 +31,10 @@ import zipfile
 from pathlib import Path
 
 from pipelines import __version__
+from pipelines.resources import PACKAGE_PARENT
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipelines", "udfs")
-CONSTRAINTS = ROOT / "constraints.txt"
+CONSTRAINTS = PACKAGE_PARENT / "constraints.txt"
 FROM_SPARK_HOME = {"pyspark"}
 
 
@@ -46,7 +46,7 @@ def _sources() -> list[Path]:
     """Source and data files of the packages; links are followed, since ``pipelines/conf`` links to ``conf/``
     in a checkout (its YAML files are package data)."""
     found = [Path(top) / name for package in PACKAGES
-             for top, _, names in os.walk(ROOT / package, followlinks=True) for name in names]
+             for top, _, names in os.walk(PACKAGE_PARENT / package, followlinks=True) for name in names]
     return sorted(p for p in found if "__pycache__" not in p.parts and p.suffix != ".pyc")
 
 
@@ -64,7 +64,7 @@ def build_pyfiles(dest_dir: str | Path) -> Path:
     partial = _partial(archive)
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in _sources():
-            zf.write(path, path.relative_to(ROOT).as_posix())
+            zf.write(path, path.relative_to(PACKAGE_PARENT).as_posix())
     os.replace(partial, archive)
     return archive
 
@@ -80,7 +80,7 @@ def ensure_pyfiles(archive: Path) -> Path:
 def env_requirements() -> list[str]:
     """setup.cfg's ``install_requires`` less what executors take from ``SPARK_HOME``."""
     config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
+    config.read(PACKAGE_PARENT / "setup.cfg")
     lines = [line.strip() for line in config["options"]["install_requires"].splitlines() if line.strip()]
     return [line for line in lines if re.match(r"[\w.-]+", line).group().lower() not in FROM_SPARK_HOME]
 
@@ -107,7 +107,7 @@ def _megabytes(size: int) -> str:
     return f"{size / 2 ** 20:.0f} MB"
 
 
-def build_env(dest_dir: str | Path, build_dir: str | Path = ROOT / "build") -> Path:
+def build_env(dest_dir: str | Path, build_dir: str | Path = PACKAGE_PARENT / "build") -> Path:
     """Make a virtualenv of the requirements under ``build_dir``, pack it with venv-pack into ``dest_dir`` (written
     beside its final name and renamed) and return the archive's path; the virtualenv is removed afterwards."""
     try:
@@ -156,7 +156,7 @@ def ensure_env(dest_dir: str | Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipelines.packaging", description=__doc__.split("\n\n")[0])
-    parser.add_argument("dest_dir", nargs="?", type=Path, default=ROOT / "dist", help="default: dist/")
+    parser.add_argument("dest_dir", nargs="?", type=Path, default=PACKAGE_PARENT / "dist", help="default: dist/")
     parser.add_argument("--env", action="store_true", help="also the packed environment, when out of date")
     args = parser.parse_args(argv)
     try:

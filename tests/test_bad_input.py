@@ -18,8 +18,8 @@ from pyspark.errors import NumberFormatException
 from pyspark.ml import Pipeline
 from pyspark.ml.feature import SQLTransformer
 
-from pipelines.job_runtime import run_job
 from pipelines.errors import describe_failure
+from pipelines.job_runtime import run_job
 from pipelines.recsys.features import CATEGORICAL, LABEL, NUMERIC
 from pipelines.registry import JOBS
 

@@ -12,7 +12,6 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
-from pipelines.job_runtime import run_job
 from pipelines.config import load_config
 from pipelines.datagen import demo_tables
 from pipelines.gbdt_lr.calibration import recalibrate
@@ -20,6 +19,7 @@ from pipelines.gbdt_lr.categories import OTHER, RareCategoryGrouper
 from pipelines.gbdt_lr.features import FeatureError, FeatureSpec, check_training_data
 from pipelines.gbdt_lr.leaves import LeafEncoder, LeafEncoderModel, leaf_offsets
 from pipelines.gbdt_lr.model import downsample_negatives, stratified_split
+from pipelines.job_runtime import run_job
 
 ROOT = Path(__file__).resolve().parents[1]
 # Each L-BFGS iteration is one Spark job; 10 of them per fit (x 2 grid values + the final fit, x 2 models) keep

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from pipelines.job_runtime import run_job
+from pipelines.errors import InputError
 from pipelines.ingest import IngestError, read_corpus, read_table
+from pipelines.job_runtime import run_job
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = str(ROOT / "jobs" / "ingest.py")
@@ -65,7 +66,7 @@ def test_csv_missing_column_names_it(spark, tmp_path):
 
 
 def test_missing_path_empty_input_bad_schema_bad_format(spark, tmp_path):
-    with pytest.raises(IngestError, match=r"input path not found: .*nowhere"):
+    with pytest.raises(InputError, match=r"input path not found: .*nowhere"):
         read_table(spark, str(tmp_path / "nowhere"), "csv", SCHEMA)
     empty = tmp_path / "empty.csv"
     empty.write_text("")

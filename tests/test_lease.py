@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.job_runtime import run_job
 from pipelines.fs import HadoopFS
+from pipelines.job_runtime import run_job
 from pipelines.lease import Lease, LeaseHeld, LeaseKeeper, lease_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,6 +11,7 @@ from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 from pyspark.sql.types import IntegerType, StructField, StructType
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
+from pipelines.errors import InputError
 from pipelines.metrics.evaluators import ExactBinaryEvaluator
 from pipelines.metrics.validation import MetricsInputError
 
@@ -75,7 +76,7 @@ def test_larger_is_better_and_bad_settings(spark, table):
         ExactBinaryEvaluator(metricName="accuracy").evaluate(df)
     with pytest.raises(MetricsInputError, match="groupCol"):
         ExactBinaryEvaluator(metricName="gauc", scoreCol="score").evaluate(df)
-    with pytest.raises(MetricsInputError, match="column 'probability' not found"):
+    with pytest.raises(InputError, match="column 'probability' not found"):
         ExactBinaryEvaluator().evaluate(df)
 
 

@@ -67,7 +67,7 @@ def test_evaluate_job_names_a_missing_column_in_one_line(spark, scored_csv, tmp_
                       "--set", "columns.label=outcome", "--set", f"output.path={tmp_path / 'out'}"])
     assert code != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "columns ['probability'] not found" in err[0], err
+    assert len(err) == 1 and f"{path}: column 'probability' not found" in err[0], err
     assert not (tmp_path / "out").exists()
 
 

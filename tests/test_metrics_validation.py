@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from sklearn import metrics as skm
 
 from pipelines import metrics
+from pipelines.errors import InputError
 from pipelines.metrics import MetricsInputError
 
 NAN, INF = math.nan, math.inf
@@ -72,7 +73,7 @@ def test_a_class_with_zero_weight(spark):
 
 def test_missing_and_non_numeric_columns(spark):
     df = spark.createDataFrame(_rows(), SCHEMA)
-    with pytest.raises(MetricsInputError, match="column 'nope' not found"):
+    with pytest.raises(InputError, match="column 'nope' not found"):
         metrics.roc_auc(df, "nope", "label")
     with pytest.raises(MetricsInputError, match="column 'g' must be numeric, got string"):
         metrics.roc_auc(df, "g", "label")

@@ -1,12 +1,16 @@
-"""The one writer/reader of models that carry arrays (``pipelines.stages.ArrayModel``): arrays, absent arrays,
-scalars and bytes come back as saved, with the uid and the Params."""
+"""The one stage shape (``pipelines.stages``): Params declared once with their defaults, keyword-only constructors,
+and the one writer/reader of models that carry arrays (``ArrayModel``): arrays, absent arrays, scalars and bytes
+come back as saved, with the uid and the Params."""
 import numpy as np
-from pyspark.ml import Model
+import pytest
+from pyspark.ml import Estimator, Model
+from pyspark.ml.param import TypeConverters
 from pyspark.ml.param.shared import HasOutputCol
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from pipelines.gbdt_lr.xgboost_leaves import XGBoostLeafEncoderModel
 from pipelines.pq.encoder import PQEncoderModel
-from pipelines.stages import ArrayModel
+from pipelines.stages import ArrayModel, StageParams, param
 from pipelines.text.tfidf import SklearnIdfModel
 
 
@@ -49,3 +53,48 @@ def test_project_models_keep_their_uid(spark, tmp_path):
         for name, value in model.arrays().items():
             np.testing.assert_array_equal(back.arrays()[name], value)
     assert XGBoostLeafEncoderModel.from_arrays({"booster": np.frombuffer(b"ubj", np.uint8)}).booster_raw == b"ubj"
+
+
+class _Base(StageParams, HasOutputCol):
+    size = param(3, "a size")
+    names = param([], "some names", TypeConverters.toListString)
+
+
+class _Shared(StageParams):
+    rate = param(0.5, "a rate")
+
+
+class Fitter(Estimator, _Base, _Shared, DefaultParamsReadable, DefaultParamsWritable):
+    outputCol = param("out", "output column")
+    flag = param(None, "no default", TypeConverters.toBoolean)
+
+    def _validate(self):
+        if self.value("size") < 0:
+            raise ValueError("size must be >= 0")
+
+    def _fit(self, dataset):
+        raise NotImplementedError
+
+
+def test_params_declared_once_with_defaults_converters_and_accessors():
+    fitter = Fitter(size=5)
+    assert (fitter.getSize(), fitter.getRate(), fitter.getNames(), fitter.getOutputCol()) == (5, 0.5, [], "out")
+    assert not fitter.isDefined(fitter.flag) and fitter.getParam("size").doc == "a size"
+    assert fitter.setRate(1).getRate() == 1.0 and isinstance(fitter.getRate(), float)   # the default's type
+    assert fitter.setParams(size=7, rate=None).value("size") == 7 and fitter.getRate() == 1.0   # None: left as it was
+    assert fitter.values_of(_Shared) == {"rate": 1.0}
+    with pytest.raises(TypeError, match="Fitter has no Param 'sise'; its Params are "):
+        Fitter(sise=5)
+    with pytest.raises(ValueError, match="size must be >= 0"):
+        Fitter(size=-1)
+    with pytest.raises(TypeError, match="forces keyword arguments"):
+        Fitter(4)   # keyword arguments only, as pyspark's stages
+    with pytest.raises(TypeError, match="needs a converter"):
+        param([], "a list without a converter")
+
+
+def test_stage_params_save_and_load_with_their_defaults(spark, tmp_path):
+    fitter = Fitter(names=["a", "b"])
+    fitter.write().overwrite().save(str(tmp_path / "fitter"))
+    back = Fitter.load(str(tmp_path / "fitter"))
+    assert (back.uid, back.getNames(), back.getSize(), back.isSet(back.size)) == (fitter.uid, ["a", "b"], 3, False)

@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from pipelines import lineage
-from pipelines.job_runtime import run_job
 from pipelines.fs import HadoopFS
+from pipelines.job_runtime import run_job
 from pipelines.orchestration.definition import build_pipeline
 from pipelines.orchestration.plan import make_plan, render_plan
 from pipelines.orchestration.runner import Runner

@@ -8,9 +8,9 @@ import pytest
 from pyspark.ml import PipelineModel
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from pipelines.job_runtime import run_job
 from pipelines.config import read_yaml
 from pipelines.ingest import IngestError, read_corpus
+from pipelines.job_runtime import run_job
 from pipelines.metrics.plots import confusion_png
 from pipelines.resources import job_defaults
 from pipelines.sampling import stratified_split

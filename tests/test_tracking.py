@@ -16,8 +16,8 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from pipelines.job_runtime import run_job
 from pipelines.config import ConfigError
+from pipelines.job_runtime import run_job
 from pipelines.orchestration.command import main
 from pipelines.orchestration.manifest import git_revision
 from pipelines.tracking import Run, settings

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.job_runtime import run_job
 from pipelines.datagen.sessions import items_chunk, sessions_chunk
+from pipelines.job_runtime import run_job
 from pipelines.word2vec.model import Word2VecModel
 
 ROOT = Path(__file__).resolve().parents[1]

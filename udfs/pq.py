@@ -1,4 +1,7 @@
-"""Numpy kernels of product quantization, run inside Arrow/pandas UDFs and ``mapInPandas`` on Arrow batches.
+"""Numpy kernels of product quantization, run inside Arrow/pandas UDFs and ``mapInPandas`` on Arrow batches, and
+the declarations of those UDFs (``*_udf``; pyspark is imported inside them, so that a Python worker that runs a
+kernel imports only numpy and pyarrow for it; declared at each call, so that a UDF is a Spark Connect one in a
+Connect session whenever this module was imported).
 
 Everything works on whole batches as matrices (BLAS matmul for distances, fancy indexing for table
 reads); there is no per-row Python loop. Conventions: ``codebooks`` is ``(M, K, dsub)`` float32 with
@@ -10,11 +13,14 @@ that smaller is always nearer.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
 METRICS = ("l2", "ip", "cosine")
 
@@ -395,3 +401,58 @@ def concat_batches(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
     """One pandas frame of a partition's Arrow batches (``None`` for an empty partition)."""
     frames = [b for b in batches if len(b)]
     return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def reconstruct(packed: np.ndarray, lists: np.ndarray | None, codebooks: np.ndarray, rotation: np.ndarray | None,
+                coarse: np.ndarray | None, nbits: int) -> np.ndarray:
+    """Raw-space reconstructions of packed codes; with ``coarse`` (residual codes) plus their ``lists``' centroids."""
+    x = decode(unpack_codes(packed, codebooks.shape[0], nbits), codebooks)
+    if coarse is not None:
+        x = x + coarse[lists]
+    return x @ rotation.T if rotation is not None else x
+
+
+def encode_udf(dim: int, codebooks: np.ndarray, rotation: np.ndarray | None, coarse: np.ndarray | None, metric: str,
+               nbits: int, by_residual: bool) -> Callable[[Column], Column]:
+    """Arrow UDF of ``encode_batch``: vectors -> packed codes (``binary``), with IVF ``struct(code, list_id)``."""
+    from pyspark.sql.functions import arrow_udf
+
+    def codes(vectors: pa.Array) -> pa.Array:
+        return encode_batch(vectors, dim, codebooks, rotation, coarse, metric, nbits, by_residual)
+
+    return arrow_udf(codes, "binary" if coarse is None else "code binary, list_id int")
+
+
+def decode_udf(codebooks: np.ndarray, rotation: np.ndarray | None, coarse: np.ndarray | None,
+               nbits: int) -> Callable[[Column, Column], Column]:
+    """pandas UDF of ``reconstruct``: (packed codes, IVF lists) -> ``array<float>`` raw-space vectors."""
+    from pyspark.sql import types as T
+    from pyspark.sql.functions import pandas_udf
+
+    size = code_size(codebooks.shape[0], nbits)
+
+    def vectors(codes: pd.Series, lists: pd.Series) -> pd.Series:
+        x = reconstruct(series_to_codes(codes, size), lists.to_numpy(np.int64), codebooks, rotation, coarse, nbits)
+        return vectors_to_series(x, codes.index)
+
+    return pandas_udf(vectors, T.ArrayType(T.FloatType()))
+
+
+def _nonfinite_flags(blobs: pa.Array) -> pa.Array:
+    return pa.array(nonfinite_rows(blobs))
+
+
+def binary_floats_udf(blobs: Column) -> Column:
+    """Arrow UDF: binary vectors as ``array<float>`` (null for a length that is not a multiple of 4)."""
+    from pyspark.sql import types as T
+    from pyspark.sql.functions import arrow_udf
+
+    return arrow_udf(binary_to_float_lists, T.ArrayType(T.FloatType()))(blobs)
+
+
+def binary_nonfinite_udf(blobs: Column) -> Column:
+    """Arrow UDF: whether a binary vector has a NaN/inf component."""
+    from pyspark.sql import types as T
+    from pyspark.sql.functions import arrow_udf
+
+    return arrow_udf(_nonfinite_flags, T.BooleanType())(blobs)

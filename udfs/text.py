@@ -250,8 +250,8 @@ def sparse_vectors_udf(size: int) -> Callable[[Column, Column], Column]:
     return sparse
 
 
-def nearest_centroids(centroids: np.ndarray, n: int) -> Callable[[pd.Series, pd.Series], pd.Series]:
-    """pandas UDF body over sparse vectors given as ``indices`` and ``values`` lists: the indices of each one's
+def nearest_centroids_udf(centroids: np.ndarray, n: int) -> Callable[[Column, Column], Column]:
+    """pandas UDF over sparse vectors given as ``indices`` and ``values`` lists: the indices of each one's
     ``n`` nearest ``centroids`` (Euclidean; by cosine for unit-length centroids), nearest first, equal distances
     by lower index."""
     half_norms = 0.5 * (centroids * centroids).sum(axis=1)
@@ -265,4 +265,4 @@ def nearest_centroids(centroids: np.ndarray, n: int) -> Callable[[pd.Series, pd.
         distance = half_norms[None, :] - np.asarray(points @ centroids.T)
         return pd.Series(list(np.argsort(distance, axis=1, kind="stable")[:, :n].astype(np.int32)))
 
-    return run
+    return pandas_udf(run, T.ArrayType(T.IntegerType()))

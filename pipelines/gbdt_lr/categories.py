@@ -5,41 +5,25 @@ estimable signal, and values unseen at training time must land somewhere known a
 """
 from __future__ import annotations
 
-from typing import Any
-
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
-from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param import TypeConverters
 from pyspark.ml.param.shared import HasInputCols, HasOutputCols
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.stages import StageParams, param
+
 OTHER = "__other__"
 MISSING = "__missing__"
 
 
-class _RareCategoryParams(HasInputCols, HasOutputCols):
-    minCount: Param[int] = Param(Params._dummy(), "minCount",
-                                 "values seen fewer times than this in training become __other__",
-                                 typeConverter=TypeConverters.toInt)
-
-    def __init__(self, *args: Any):
-        super().__init__(*args)
-        self._setDefault(minCount=10)
-
-    def getMinCount(self) -> int:
-        return self.getOrDefault(self.minCount)
+class _RareCategoryParams(StageParams, HasInputCols, HasOutputCols):
+    minCount = param(10, "values seen fewer times than this in training become __other__")
 
 
 class RareCategoryGrouper(Estimator, _RareCategoryParams, DefaultParamsReadable, DefaultParamsWritable):
     """Learns, per string column, the values frequent enough to keep (nulls become ``__missing__``)."""
-
-    @keyword_only
-    def __init__(self, *, inputCols: list[str] | None = None, outputCols: list[str] | None = None,
-                 minCount: int = 10):
-        super().__init__()
-        self._set(**self._input_kwargs)
 
     def _fit(self, dataset: DataFrame) -> "RareCategoryGrouperModel":
         cols = self.getInputCols()
@@ -60,14 +44,7 @@ class RareCategoryGrouper(Estimator, _RareCategoryParams, DefaultParamsReadable,
 class RareCategoryGrouperModel(Model, _RareCategoryParams, DefaultParamsReadable, DefaultParamsWritable):
     """Maps each value to itself when it was frequent in training, else to ``__other__``."""
 
-    keptValues: Param[list[list[str]]] = Param(Params._dummy(), "keptValues", "frequent values per input column",
-                                               typeConverter=TypeConverters.identity)
-
-    @keyword_only
-    def __init__(self, *, inputCols: list[str] | None = None, outputCols: list[str] | None = None,
-                 minCount: int = 10, keptValues: list[list[str]] | None = None):
-        super().__init__()
-        self._set(**self._input_kwargs)
+    keptValues = param(None, "frequent values per input column", TypeConverters.identity)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         kept = self.getOrDefault(self.keptValues)

@@ -11,31 +11,23 @@ does.
 """
 from __future__ import annotations
 
-from pyspark import keyword_only
 from pyspark.ml import Estimator
 from pyspark.ml.feature import SQLTransformer
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasInputCols, HasOutputCols, HasSeed
+from pyspark.ml.param.shared import HasInputCols, HasOutputCols
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.sampling import hash_sample
+from pipelines.stages import StageParams, param
 
 
-class MedianImputer(Estimator, HasInputCols, HasOutputCols, HasSeed, DefaultParamsReadable, DefaultParamsWritable):
+class MedianImputer(Estimator, StageParams, HasInputCols, HasOutputCols, DefaultParamsReadable, DefaultParamsWritable):
     """Fits to a ``SQLTransformer`` that writes each input column, nulls and NaNs replaced by its median, to the
     matching output column."""
 
-    sampleSize: Param[int] = Param(Params._dummy(), "sampleSize", "about this many rows are sampled for the medians",
-                                   typeConverter=TypeConverters.toInt)
-
-    @keyword_only
-    def __init__(self, *, inputCols: list[str] | None = None, outputCols: list[str] | None = None,
-                 sampleSize: int = 100_000, seed: int = 0):
-        super().__init__()
-        self._setDefault(sampleSize=100_000, seed=0)
-        self._set(**self._input_kwargs)
+    sampleSize = param(100_000, "about this many rows are sampled for the medians")
+    seed = param(0, "seed of the sample")
 
     def medians(self, dataset: DataFrame) -> list[float]:
         """Each input column's exact median over the sample (over every row for a column the sample has no

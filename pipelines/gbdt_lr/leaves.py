@@ -7,20 +7,19 @@ per tree. The work stays in the JVM: ``GBTClassifier``'s ``leafCol`` gives the l
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.classification import GBTClassificationModel, GBTClassifier
 from pyspark.ml.feature import OneHotEncoder, VectorAssembler
 from pyspark.ml.functions import vector_to_array
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed
-from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
-from pyspark.sql import Column, DataFrame
+from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.session import job_description
+from pipelines.stages import SavedModel, StageParams, param
 
 
 def tree_leaf_counts(gbt: GBTClassificationModel) -> list[int]:
@@ -37,34 +36,31 @@ def leaf_offsets(counts: list[int]) -> list[int]:
     return offsets
 
 
-class _LeafParams(HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed):
-    numTrees: Param[int] = Param(Params._dummy(), "numTrees", "boosting iterations (trees)",
-                                 typeConverter=TypeConverters.toInt)
-    maxDepth: Param[int] = Param(Params._dummy(), "maxDepth", "depth of each tree (leaves <= 2^depth)",
-                                 typeConverter=TypeConverters.toInt)
-    stepSize: Param[float] = Param(Params._dummy(), "stepSize", "learning rate", typeConverter=TypeConverters.toFloat)
-    subsamplingRate: Param[float] = Param(Params._dummy(), "subsamplingRate", "row share per tree",
-                                          typeConverter=TypeConverters.toFloat)
-    minInstancesPerNode: Param[int] = Param(Params._dummy(), "minInstancesPerNode", "minimum rows in a leaf",
-                                            typeConverter=TypeConverters.toInt)
-    maxBins: Param[int] = Param(Params._dummy(), "maxBins", "bins for continuous features and categories",
-                                typeConverter=TypeConverters.toInt)
+class TreeParams(StageParams):
+    """Params of every tree learner here (the leaf encoders and ``GBDTLR``)."""
 
-    def __init__(self, *args: Any):
-        super().__init__(*args)
-        self._setDefault(outputCol="leaves", numTrees=100, maxDepth=4, stepSize=0.1, subsamplingRate=0.8,
-                         minInstancesPerNode=20, maxBins=64, seed=42)
+    seed = param(42, "seed of every random draw (row splits and samples, trees)")
+    numTrees = param(100, "boosting rounds (trees; XGBoost's early stopping may stop sooner)")
+    maxDepth = param(4, "depth of each tree (leaves <= 2^depth)")
 
 
-class LeafEncoder(Estimator, _LeafParams, MLReadable, MLWritable):
+class GBTParams(TreeParams):
+    """Params of MLlib's ``GBTClassifier`` learner (``LeafEncoder``, ``GBDTLR`` with learner 'spark')."""
+
+    stepSize = param(0.1, "learning rate")
+    subsamplingRate = param(0.8, "row share per tree")
+    minInstancesPerNode = param(20, "minimum rows in a leaf")
+    maxBins = param(64, "bins for continuous features and categories")
+
+
+class EncoderParams(StageParams, HasFeaturesCol, HasLabelCol):
+    """Columns of both leaf encoders (MLlib's here, XGBoost's in ``xgboost_leaves``)."""
+
+    outputCol = param("leaves", "output: the one-hot leaves of every tree, one sparse vector")
+
+
+class LeafEncoder(Estimator, EncoderParams, GBTParams, DefaultParamsReadable, DefaultParamsWritable):
     """Fits ``GBTClassifier`` on ``featuresCol``/``labelCol``; the model one-hot encodes the leaves."""
-
-    @keyword_only
-    def __init__(self, *, featuresCol: str = "features", labelCol: str = "label", outputCol: str = "leaves",
-                 numTrees: int = 100, maxDepth: int = 4, stepSize: float = 0.1, subsamplingRate: float = 0.8,
-                 minInstancesPerNode: int = 20, maxBins: int = 64, seed: int = 42):
-        super().__init__()
-        self._set(**self._input_kwargs)
 
     def gbt(self) -> GBTClassifier:
         """The MLlib estimator these params describe."""
@@ -79,15 +75,8 @@ class LeafEncoder(Estimator, _LeafParams, MLReadable, MLWritable):
             gbt = self.gbt().fit(dataset)
         return LeafEncoderModel.from_gbt(gbt, self.getFeaturesCol(), self.getOutputCol())
 
-    def write(self) -> MLWriter:
-        return DefaultParamsWriter(self)
 
-    @classmethod
-    def read(cls) -> MLReader:
-        return DefaultParamsReader(cls)
-
-
-class LeafEncoderModel(Model, _LeafParams, MLReadable, MLWritable):
+class LeafEncoderModel(Model, EncoderParams, GBTParams, SavedModel):
     """Holds the fitted trees; ``transform`` adds the one-hot leaves as ``outputCol``."""
 
     def __init__(self, gbt: GBTClassificationModel | None = None):
@@ -131,12 +120,13 @@ class LeafEncoderModel(Model, _LeafParams, MLReadable, MLWritable):
         ranked = sorted(zip(names, self.gbt_model.featureImportances.toArray()), key=lambda nv: -nv[1])
         return {"gain": [{"feature": n, "importance": round(float(v), 6)} for n, v in ranked]}
 
-    def write(self) -> MLWriter:
-        return _LeafEncoderModelWriter(self)
+    def save_data(self, path: str, spark: SparkSession) -> None:
+        """The GBT model as MLlib saves it (``gbt/``)."""
+        self.gbt_model.write().overwrite().save(f"{path}/gbt")
 
     @classmethod
-    def read(cls) -> MLReader:
-        return _LeafEncoderModelReader(cls)
+    def load_data(cls, path: str, spark: SparkSession, metadata: Mapping[str, Any]) -> "LeafEncoderModel":
+        return cls(GBTClassificationModel.load(f"{path}/gbt"))
 
 
 def encode_leaves(dataset: DataFrame, ids: Column, counts: list[int], output_col: str) -> DataFrame:
@@ -164,26 +154,3 @@ def _nominal_leaf_columns(ids: list[Column], counts: list[int]) -> list[Column]:
     return [ids[t].cast("double").alias(
         f"_leaf_{t}", metadata={"ml_attr": {"type": "nominal", "name": f"_leaf_{t}", "num_vals": n}})
         for t, n in enumerate(counts)]
-
-
-class _LeafEncoderModelWriter(MLWriter):
-    def __init__(self, instance: LeafEncoderModel):
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession)
-        self.instance.gbt_model.write().overwrite().save(f"{path}/gbt")
-
-
-class _LeafEncoderModelReader(MLReader):
-    def __init__(self, cls: type):
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> LeafEncoderModel:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        model = self.cls(GBTClassificationModel.load(f"{path}/gbt"))
-        model._resetUid(metadata["uid"])
-        DefaultParamsReader.getAndSetParams(model, metadata)
-        return model

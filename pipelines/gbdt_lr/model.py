@@ -12,32 +12,23 @@ from dataclasses import dataclass
 from multiprocessing.pool import ThreadPool
 from typing import Any, Callable, Mapping
 
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model, Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import (
-    DefaultParamsReadable,
-    DefaultParamsReader,
-    DefaultParamsWritable,
-    DefaultParamsWriter,
-    MLReadable,
-    MLReader,
-    MLWritable,
-    MLWriter,
-)
-from pyspark.sql import Column, DataFrame
+from pyspark.ml.param import TypeConverters
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from pipelines.gbdt_lr.calibration import recalibrate
 from pipelines.gbdt_lr.features import LR_FEATURES, TREE_FEATURES, FeatureSpec, max_category_count, preparation_stages
-from pipelines.gbdt_lr.leaves import LeafEncoder
-from pipelines.gbdt_lr.xgboost_leaves import XGBoostLeafEncoder, require_xgboost_session
+from pipelines.gbdt_lr.leaves import GBTParams, LeafEncoder
+from pipelines.gbdt_lr.xgboost_leaves import BoosterParams, XGBoostLeafEncoder, require_xgboost_session
 from pipelines.metrics import log_loss
 from pipelines.sampling import hash_split, row_uniform
+from pipelines.stages import SavedModel, param
 from pipelines.validation import check_param
 
 SCORE = "score"
@@ -46,84 +37,57 @@ HELD_OUT = "_lr_held_out"
 MODES = ("gbdt_lr", "lr_only", "trees_only")
 LEARNERS = ("xgboost", "spark")
 
-# name, configuration key (train_gbdt_lr.yaml), default, converter, doc: each Param stated once.
-_PARAMS: list[tuple[str, str, Any, Callable, str]] = [
-    ("labelCol", "schema.label", "label", TypeConverters.toString, "label column (0 or 1)"),
-    ("numericCols", "schema.numeric", [], TypeConverters.toListString, "numeric feature columns"),
-    ("categoricalCols", "schema.categorical", [], TypeConverters.toListString,
-     "low-cardinality categorical columns (one-hot for the LR, category index for the trees)"),
-    ("hashedCols", "schema.hashed", [], TypeConverters.toListString,
-     "high-cardinality id columns (hashed one-hot for the LR, frequency rank for the trees)"),
-    ("mode", "", "gbdt_lr", TypeConverters.toString,
-     "gbdt_lr (leaves + LR), lr_only (the LR on raw features) or trees_only (the trees' own probability)"),
-    ("learner", "trees.learner", "xgboost", TypeConverters.toString, "tree learner: xgboost or spark (GBTClassifier)"),
-    ("seed", "split.seed", 42, TypeConverters.toInt, "seed of every draw (splits, sampling, trees)"),
-    ("treeFraction", "split.tree_fraction", 0.5, TypeConverters.toFloat,
-     "share of training rows for the trees; the LR learns on the rest"),
-    ("validationFraction", "split.validation_fraction", 0.25, TypeConverters.toFloat,
-     "share of the LR part held out to choose the LR's regularisation"),
-    ("minCategoryCount", "features.min_category_count", 10, TypeConverters.toInt,
-     "rarer category values become __other__"),
-    ("logNumeric", "features.log_numeric", True, TypeConverters.toBoolean, "LR sees sign(x) * log(1 + |x|)"),
-    ("hashBuckets", "features.hash_buckets", 4096, TypeConverters.toInt, "hash buckets of the LR's id one-hots"),
-    ("numTrees", "trees.num_trees", 100, TypeConverters.toInt, "boosting rounds (at most, with early stopping)"),
-    ("maxDepth", "trees.max_depth", 4, TypeConverters.toInt, "tree depth"),
-    ("maxLeaves", "trees.max_leaves", 0, TypeConverters.toInt, "leaves per tree, 0 = no limit (xgboost)"),
-    ("growPolicy", "trees.grow_policy", "depthwise", TypeConverters.toString,
-     "depthwise or lossguide (leaf-wise, like LightGBM; xgboost)"),
-    ("stepSize", "trees.step_size", 0.1, TypeConverters.toFloat, "learning rate"),
-    ("subsamplingRate", "trees.subsampling_rate", 0.8, TypeConverters.toFloat, "row share per tree"),
-    ("colsampleBytree", "trees.colsample_bytree", 1.0, TypeConverters.toFloat, "column share per tree (xgboost)"),
-    ("minInstancesPerNode", "trees.min_instances_per_node", 20, TypeConverters.toInt,
-     "minimum rows in a leaf (spark)"),
-    ("minChildWeight", "trees.min_child_weight", 1.0, TypeConverters.toFloat,
-     "minimum hessian sum in a leaf (xgboost)"),
-    ("regAlpha", "trees.reg_alpha", 0.0, TypeConverters.toFloat, "L1 penalty on leaf weights (xgboost)"),
-    ("regLambda", "trees.reg_lambda", 1.0, TypeConverters.toFloat, "L2 penalty on leaf weights (xgboost)"),
-    ("scalePosWeight", "trees.scale_pos_weight", 1.0, TypeConverters.toFloat,
-     "weight of positive rows for the trees (xgboost); trees-only scores are re-calibrated for it"),
-    ("maxBins", "trees.max_bins", 64, TypeConverters.toInt, "histogram bins per feature"),
-    ("earlyStoppingRounds", "trees.early_stopping_rounds", 0, TypeConverters.toInt,
-     "stop after this many rounds without a better validation log loss, 0 = off (xgboost)"),
-    ("treeValidationFraction", "trees.validation_fraction", 0.1, TypeConverters.toFloat,
-     "share of the tree part held out for early stopping (xgboost)"),
-    ("numWorkers", "trees.num_workers", 0, TypeConverters.toInt,
-     "XGBoost workers, 0 = one per rowsPerWorker rows, at most the cluster's task slots (xgboost)"),
-    ("rowsPerWorker", "trees.rows_per_worker", 100_000, TypeConverters.toInt,
-     "with numWorkers 0: training rows per XGBoost worker (xgboost)"),
-    ("regGrid", "lr.reg_grid", [0.001, 0.01, 0.1], TypeConverters.toListFloat, "LR regParam values tried"),
-    ("elasticNet", "lr.elastic_net", 0.0, TypeConverters.toFloat, "LR elasticNetParam: 0 = L2, 1 = L1"),
-    ("standardization", "lr.standardization", False, TypeConverters.toBoolean,
-     "penalise standardised LR coefficients"),
-    ("maxIter", "lr.max_iter", 200, TypeConverters.toInt, "LR iterations"),
-    ("parallelism", "lr.parallelism", 3, TypeConverters.toInt, "grid values fitted at once (driver threads)"),
-    ("useRawFeatures", "lr.use_raw_features", True, TypeConverters.toBoolean,
-     "GBDT+LR features = leaves + raw LR features (false: leaves only)"),
-    ("negativeRate", "downsampling.negative_rate", 1.0, TypeConverters.toFloat,
-     "share of negatives kept for training; scores are re-calibrated"),
-    ("scoreCol", "", SCORE, TypeConverters.toString, "output: P(label=1), re-calibrated for downsampling"),
-    ("probabilityCol", "", "probability", TypeConverters.toString,
-     "output: the model's probability vector before re-calibration"),
-]
 
+class _GBDTLRParams(GBTParams, BoosterParams):
+    """The Params of ``GBDTLR`` and its model: its own, and those of both tree learners, which ``tree_learner`` passes
+    on."""
 
-class _GBDTLRParams(Params):
-    """The Params of ``GBDTLR`` and its model, generated from ``_PARAMS``."""
-
-    def __init__(self, *args: Any):
-        super().__init__(*args)
-        self._setDefault(**{name: default for name, _, default, _, _ in _PARAMS})
-
-    def get(self, name: str) -> Any:
-        return self.getOrDefault(getattr(self, name))
+    labelCol = param("label", "label column (0 or 1)")
+    numericCols = param([], "numeric feature columns", TypeConverters.toListString)
+    categoricalCols = param([], "low-cardinality categorical columns (one-hot for the LR, category index for the "
+                            "trees)", TypeConverters.toListString)
+    hashedCols = param([], "high-cardinality id columns (hashed one-hot for the LR, frequency rank for the "
+                       "trees)", TypeConverters.toListString)
+    mode = param("gbdt_lr", "gbdt_lr (leaves + LR), lr_only (the LR on raw features) or trees_only (the trees' own "
+                 "probability)")
+    learner = param("xgboost", "tree learner: xgboost or spark (GBTClassifier)")
+    treeFraction = param(0.5, "share of training rows for the trees; the LR learns on the rest")
+    validationFraction = param(0.25, "share of the LR part held out to choose the LR's regularisation")
+    minCategoryCount = param(10, "rarer category values become __other__")
+    logNumeric = param(True, "LR sees sign(x) * log(1 + |x|)")
+    hashBuckets = param(4096, "hash buckets of the LR's id one-hots")
+    treeValidationFraction = param(0.1, "share of the tree part held out for early stopping (xgboost)")
+    regGrid = param([0.001, 0.01, 0.1], "LR regParam values tried", TypeConverters.toListFloat)
+    elasticNet = param(0.0, "LR elasticNetParam: 0 = L2, 1 = L1")
+    standardization = param(False, "penalise standardised LR coefficients")
+    maxIter = param(200, "LR iterations")
+    parallelism = param(3, "grid values fitted at once (driver threads)")
+    useRawFeatures = param(True, "GBDT+LR features = leaves + raw LR features (false: leaves only)")
+    negativeRate = param(1.0, "share of negatives kept for training; scores are re-calibrated")
+    scoreCol = param(SCORE, "output: P(label=1), re-calibrated for downsampling")
+    probabilityCol = param("probability", "output: the model's probability vector before re-calibration")
 
     def spec(self) -> FeatureSpec:
-        return FeatureSpec(self.get("labelCol"), self.get("numericCols"), self.get("categoricalCols"),
-                           self.get("hashedCols"))
+        return FeatureSpec(self.value("labelCol"), self.value("numericCols"), self.value("categoricalCols"),
+                           self.value("hashedCols"))
 
 
-for _name, _key, _default, _converter, _doc in _PARAMS:
-    setattr(_GBDTLRParams, _name, Param(Params._dummy(), _name, _doc, typeConverter=_converter))
+# The key of train_gbdt_lr.yaml (section.field) that sets each Param of the job's estimator (schema: the spec).
+CONFIG_KEYS = {
+    "learner": "trees.learner", "seed": "split.seed", "treeFraction": "split.tree_fraction",
+    "validationFraction": "split.validation_fraction", "minCategoryCount": "features.min_category_count",
+    "logNumeric": "features.log_numeric", "hashBuckets": "features.hash_buckets", "numTrees": "trees.num_trees",
+    "maxDepth": "trees.max_depth", "maxLeaves": "trees.max_leaves", "growPolicy": "trees.grow_policy",
+    "stepSize": "trees.step_size", "subsamplingRate": "trees.subsampling_rate",
+    "colsampleBytree": "trees.colsample_bytree", "minInstancesPerNode": "trees.min_instances_per_node",
+    "minChildWeight": "trees.min_child_weight", "regAlpha": "trees.reg_alpha", "regLambda": "trees.reg_lambda",
+    "scalePosWeight": "trees.scale_pos_weight", "maxBins": "trees.max_bins",
+    "earlyStoppingRounds": "trees.early_stopping_rounds", "treeValidationFraction": "trees.validation_fraction",
+    "numWorkers": "trees.num_workers", "rowsPerWorker": "trees.rows_per_worker", "regGrid": "lr.reg_grid",
+    "elasticNet": "lr.elastic_net", "standardization": "lr.standardization", "maxIter": "lr.max_iter",
+    "parallelism": "lr.parallelism", "useRawFeatures": "lr.use_raw_features",
+    "negativeRate": "downsampling.negative_rate",
+}
 
 
 def downsample_negatives(df: DataFrame, label: str, rate: float, seed: int) -> DataFrame:
@@ -151,48 +115,38 @@ class Prepared:
 class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWritable):
     """GBDT+LR, or one of its baselines (``mode``), fitted on a DataFrame with the declared columns."""
 
-    @keyword_only
-    def __init__(self, **params: Any):
-        super().__init__()
-        self._set(**self._input_kwargs)
-
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], spec: FeatureSpec, **params: Any) -> "GBDTLR":
         """The estimator a ``train_gbdt_lr.yaml``-shaped configuration describes (``schema`` from ``spec``)."""
         values: dict[str, Any] = {"labelCol": spec.label, "numericCols": spec.numeric,
                                   "categoricalCols": spec.categorical, "hashedCols": spec.hashed}
-        for name, key, _, _, _ in _PARAMS:
+        for name, key in CONFIG_KEYS.items():
             section, _, field = key.partition(".")
-            if section and section != "schema" and field in cfg.get(section, {}):
+            if field in cfg.get(section, {}):
                 values[name] = cfg[section][field]
         return cls(**{**values, **params})
 
     def _check(self) -> None:
         name = type(self).__name__
-        check_param(name, "mode", self.get("mode"), "one of " + ", ".join(MODES), lambda v: v in MODES)
-        check_param(name, "learner", self.get("learner"), "one of " + ", ".join(LEARNERS), lambda v: v in LEARNERS)
-        check_param(name, "negativeRate", self.get("negativeRate"), "a number in (0, 1]", lambda v: 0 < v <= 1)
-        check_param(name, "treeFraction", self.get("treeFraction"), "a number in (0, 1)", lambda v: 0 < v < 1)
-        check_param(name, "regGrid", self.get("regGrid"), "a non-empty list of numbers >= 0",
+        check_param(name, "mode", self.value("mode"), "one of " + ", ".join(MODES), lambda v: v in MODES)
+        check_param(name, "learner", self.value("learner"), "one of " + ", ".join(LEARNERS), lambda v: v in LEARNERS)
+        check_param(name, "negativeRate", self.value("negativeRate"), "a number in (0, 1]", lambda v: 0 < v <= 1)
+        check_param(name, "treeFraction", self.value("treeFraction"), "a number in (0, 1)", lambda v: 0 < v < 1)
+        check_param(name, "regGrid", self.value("regGrid"), "a non-empty list of numbers >= 0",
                     lambda v: len(v) > 0 and min(v) >= 0)
         check_param(name, "numericCols/categoricalCols/hashedCols", self.spec().inputs, "at least one column",
                     lambda v: len(v) > 0)
 
     def tree_learner(self, categories: int) -> Estimator:
         """The leaf encoder of the chosen learner, on ``tree_features``."""
-        get = self.get
-        common = dict(featuresCol=TREE_FEATURES, labelCol=get("labelCol"), outputCol="leaves",
-                      numTrees=get("numTrees"), maxDepth=get("maxDepth"), seed=get("seed"))
+        get = self.value
+        columns = dict(featuresCol=TREE_FEATURES, labelCol=get("labelCol"), outputCol="leaves")
         if get("learner") == "spark":
-            return LeafEncoder(**common, stepSize=get("stepSize"), subsamplingRate=get("subsamplingRate"),
-                               minInstancesPerNode=get("minInstancesPerNode"), maxBins=max(get("maxBins"), categories))
-        return XGBoostLeafEncoder(
-            **common, maxLeaves=get("maxLeaves"), growPolicy=get("growPolicy"), learningRate=get("stepSize"),
-            minChildWeight=get("minChildWeight"), regAlpha=get("regAlpha"), regLambda=get("regLambda"),
-            subsample=get("subsamplingRate"), colsampleBytree=get("colsampleBytree"),
-            scalePosWeight=get("scalePosWeight"), maxBin=get("maxBins"),
-            earlyStoppingRounds=get("earlyStoppingRounds"), validationFraction=get("treeValidationFraction"),
-            numWorkers=get("numWorkers"), rowsPerWorker=get("rowsPerWorker"), featureTypes=self.tree_feature_types())
+            return LeafEncoder(**{**columns, **self.values_of(GBTParams), "maxBins": max(get("maxBins"), categories)})
+        return XGBoostLeafEncoder(**{  # the Params XGBoost names its own way, then the ones of the same name
+            **columns, **self.values_of(BoosterParams), "learningRate": get("stepSize"),
+            "subsample": get("subsamplingRate"), "maxBin": get("maxBins"),
+            "validationFraction": get("treeValidationFraction"), "featureTypes": self.tree_feature_types()})
 
     def tree_feature_types(self) -> list[str]:
         """XGBoost's type of each ``tree_features`` slot: category indices ('c') split by partition, like MLlib's
@@ -201,9 +155,10 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
         return ["q"] * (2 * len(spec.numeric)) + ["c"] * len(spec.categorical) + ["q"] * len(spec.hashed)
 
     def _lr(self, features: str, reg: float) -> LogisticRegression:
-        return LogisticRegression(featuresCol=features, labelCol=self.get("labelCol"), regParam=reg,
-                                  elasticNetParam=self.get("elasticNet"), standardization=self.get("standardization"),
-                                  maxIter=self.get("maxIter"), tol=1e-7, predictionCol="_lr_prediction",
+        v = self.value
+        return LogisticRegression(featuresCol=features, labelCol=v("labelCol"), regParam=reg,
+                                  elasticNetParam=v("elasticNet"), standardization=v("standardization"),
+                                  maxIter=v("maxIter"), tol=1e-7, predictionCol="_lr_prediction",
                                   rawPredictionCol="_lr_raw", probabilityCol="_lr_probability")
 
     def choose_regularisation(self, fit: DataFrame, validation: DataFrame, features: str,
@@ -215,15 +170,15 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
         L-BFGS iteration is one small Spark job, so a lone fit leaves the cores idle between jobs. ``fit`` and
         ``validation`` should come from a cached table (each LR caches its own blocks of ``fit``).
         """
-        label, rate = self.get("labelCol"), self.get("negativeRate")
+        label, rate = self.value("labelCol"), self.value("negativeRate")
 
         def validation_loss(reg: float) -> float:
             scored = self._lr(features, reg).fit(fit).transform(validation)
             scored = scored.withColumn(SCORE, recalibrate(_positive_probability("_lr_probability"), rate))
             return log_loss(scored, SCORE, label)
 
-        grid = [float(reg) for reg in self.get("regGrid")]
-        with ThreadPool(max(1, min(self.get("parallelism"), len(grid)))) as pool:
+        grid = [float(reg) for reg in self.value("regGrid")]
+        with ThreadPool(max(1, min(self.value("parallelism"), len(grid)))) as pool:
             losses = dict(zip(grid, pool.map(inheritable_thread_target(fit.sparkSession)(validation_loss), grid)))
         for reg, loss in losses.items():
             log(f"  {features}: regParam={reg} validation log loss {loss:.5f}")
@@ -240,29 +195,29 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
         """Preparation fitted on ``dataset``; its downsampled rows (cached) and their tree / LR parts. Models of
         every mode fitted from one ``Prepared`` (``fit_prepared``) learn on the same rows."""
         self._check()
-        if self.get("learner") == "xgboost" and self.get("mode") != "lr_only":
+        if self.value("learner") == "xgboost" and self.value("mode") != "lr_only":
             require_xgboost_session(dataset.sparkSession)     # before any work, not after the preparation
-        spec, seed, rate = self.spec(), self.get("seed"), self.get("negativeRate")
-        prep = Pipeline(stages=preparation_stages(spec, self.get("minCategoryCount"), self.get("logNumeric"),
-                                                  self.get("hashBuckets"))).fit(dataset)
+        spec, seed, rate = self.spec(), self.value("seed"), self.value("negativeRate")
+        prep = Pipeline(stages=preparation_stages(spec, self.value("minCategoryCount"), self.value("logNumeric"),
+                                                  self.value("hashBuckets"))).fit(dataset)
         rows = prep.transform(downsample_negatives(dataset, spec.label, rate, seed)).cache()
-        tree_part, lr_part = hash_split(rows, [self.get("treeFraction"), 1 - self.get("treeFraction")], seed,
+        tree_part, lr_part = hash_split(rows, [self.value("treeFraction"), 1 - self.value("treeFraction")], seed,
                                         "tree part")
         # The LR's validation rows, drawn before leaves are added so that both modes hold out the same rows.
         lr_part = lr_part.withColumn(HELD_OUT, row_uniform(lr_part, seed, "lr validation")
-                                     < self.get("validationFraction"))
+                                     < self.value("validationFraction"))
         return Prepared(prep, rows, tree_part, lr_part)
 
     def fit_prepared(self, prepared: Prepared, log: Callable[[str], None] = print) -> "GBDTLRModel":
         """The model of this estimator's ``mode`` on rows ``prepare`` made (with the same Params)."""
         self._check()
-        mode, tree_part, lr_part = self.get("mode"), prepared.tree_part, prepared.lr_part
+        mode, tree_part, lr_part = self.value("mode"), prepared.tree_part, prepared.lr_part
         stages: dict[str, Any] = {"prep": prepared.prep}
-        chosen: dict[str, Any] = {"mode": mode, "learner": self.get("learner"),
-                                  "negative_rate": self.get("negativeRate")}
+        chosen: dict[str, Any] = {"mode": mode, "learner": self.value("learner"),
+                                  "negative_rate": self.value("negativeRate")}
         if mode != "lr_only":
-            log(f"fitting up to {self.get('numTrees')} {self.get('learner')} trees of depth {self.get('maxDepth')} "
-                f"on the {'tree part' if mode == 'gbdt_lr' else 'training rows'}")
+            log(f"fitting up to {self.value('numTrees')} {self.value('learner')} trees of depth "
+                f"{self.value('maxDepth')} on the {'tree part' if mode == 'gbdt_lr' else 'training rows'}")
             trees = self.tree_learner(max_category_count(prepared.prep) + 2)   # + __other__ and the unseen bucket
             stages["trees"] = trees.fit(tree_part if mode == "gbdt_lr" else prepared.rows)
             chosen["tree_leaves"] = stages["trees"].leaf_counts()
@@ -285,11 +240,11 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
         return self._copyValues(model)
 
     def assembler(self) -> VectorAssembler:
-        inputs = ["leaves", LR_FEATURES] if self.get("useRawFeatures") else ["leaves"]
+        inputs = ["leaves", LR_FEATURES] if self.value("useRawFeatures") else ["leaves"]
         return VectorAssembler(inputCols=inputs, outputCol=GBDT_LR_FEATURES)
 
 
-class GBDTLRModel(Model, _GBDTLRParams, MLReadable, MLWritable):
+class GBDTLRModel(Model, _GBDTLRParams, SavedModel):
     """Fitted stages (``prep``, ``trees``, ``lr``, as the mode needed) and what the fit chose; ``transform``
     adds ``probabilityCol`` and ``scoreCol``. A GBDT+LR model scores as trees-only with ``mode='trees_only'``."""
 
@@ -314,7 +269,7 @@ class GBDTLRModel(Model, _GBDTLRParams, MLReadable, MLWritable):
     def score_prepared(self, prepared: DataFrame, keep: list[str]) -> DataFrame:
         """``keep`` columns of rows ``stages['prep']`` prepared, with ``probabilityCol`` and ``scoreCol`` (models
         that share their preparation score one prepared table)."""
-        mode, rate = self.get("mode"), self.get("negativeRate")
+        mode, rate = self.value("mode"), self.value("negativeRate")
         missing = [stage for stage in {"gbdt_lr": ("trees", "lr"), "lr_only": ("lr",), "trees_only": ("trees",)}[mode]
                    if stage not in self.stages]
         if missing:
@@ -325,56 +280,33 @@ class GBDTLRModel(Model, _GBDTLRParams, MLReadable, MLWritable):
             p = F.col("_p")
             probability = array_to_vector(F.array(1 - p, p))
             if self.chosen.get("learner") == "xgboost":
-                rate = rate / self.get("scalePosWeight")   # weighting positives by s = keeping 1/s of negatives
+                rate = rate / self.value("scalePosWeight")   # weighting positives by s = keeping 1/s of negatives
         else:
             if mode == "gbdt_lr":
-                assembler = VectorAssembler(inputCols=["leaves", LR_FEATURES] if self.get("useRawFeatures")
+                assembler = VectorAssembler(inputCols=["leaves", LR_FEATURES] if self.value("useRawFeatures")
                                             else ["leaves"], outputCol=GBDT_LR_FEATURES)
                 prepared = assembler.transform(self.trees.transform(prepared))
             scored = self.stages["lr"].transform(prepared)
             p, probability = _positive_probability("_lr_probability"), F.col("_lr_probability")
-        outputs = [probability.alias(self.get("probabilityCol")),
-                   (p if rate == 1.0 else recalibrate(p, rate)).alias(self.get("scoreCol"))]
+        outputs = [probability.alias(self.value("probabilityCol")),
+                   (p if rate == 1.0 else recalibrate(p, rate)).alias(self.value("scoreCol"))]
         return scored.select(*[F.col(f"`{c}`") for c in keep], *outputs)
 
-    def write(self) -> MLWriter:
-        return _GBDTLRModelWriter(self)
+    def extra_metadata(self) -> dict[str, Any]:
+        fitted = [name for name in ("trees", "lr") if name in self.stages]
+        return {"prep_stages": len(self.stages["prep"].stages), "fitted": fitted, "chosen": self.chosen}
+
+    def save_data(self, path: str, spark: SparkSession) -> None:
+        """The fitted stages as one ``PipelineModel`` (``stages/``: the preparation's stages, then the trees and the
+        LR as fitted), which Spark ML persists on a classic session and over Connect alike."""
+        fitted = [self.stages[name] for name in ("trees", "lr") if name in self.stages]
+        PipelineModel(stages=[*self.stages["prep"].stages, *fitted]).write().overwrite().save(f"{path}/stages")
 
     @classmethod
-    def read(cls) -> MLReader:
-        return _GBDTLRModelReader(cls)
-
-
-class _GBDTLRModelWriter(MLWriter):
-    """Params and choices as metadata; the fitted stages as one ``PipelineModel`` (the preparation's stages, then
-    the trees and the LR as fitted), which Spark ML persists on a classic session and over Connect alike."""
-
-    def __init__(self, instance: GBDTLRModel):
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        stages = self.instance.stages
-        fitted = [name for name in ("trees", "lr") if name in stages]
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession, extraMetadata={
-            "prep_stages": len(stages["prep"].stages), "fitted": fitted, "chosen": self.instance.chosen})
-        flat = PipelineModel(stages=[*stages["prep"].stages, *[stages[name] for name in fitted]])
-        flat.write().overwrite().save(f"{path}/stages")
-
-
-class _GBDTLRModelReader(MLReader):
-    def __init__(self, cls: type):
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> GBDTLRModel:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+    def load_data(cls, path: str, spark: SparkSession, metadata: Mapping[str, Any]) -> "GBDTLRModel":
         flat, n = PipelineModel.load(f"{path}/stages").stages, metadata["prep_stages"]
-        stages = {"prep": PipelineModel(stages=flat[:n]), **dict(zip(metadata["fitted"], flat[n:]))}
-        model = self.cls(stages, metadata["chosen"])
-        model._resetUid(metadata["uid"])
-        DefaultParamsReader.getAndSetParams(model, metadata)
-        return model
+        return cls({"prep": PipelineModel(stages=flat[:n]), **dict(zip(metadata["fitted"], flat[n:]))},
+                   metadata["chosen"])
 
 
 @dataclass

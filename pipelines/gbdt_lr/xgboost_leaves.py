@@ -2,32 +2,31 @@
 
 ``SparkXGBClassifier`` trains one booster across ``numWorkers`` barrier tasks (XGBoost's own collective,
 histogram splits, second-order gain, early stopping on a validation part). The booster is then shipped to the
-executors once (a broadcast) and ``Booster.predict(pred_leaf=True)`` gives each row's leaf node in every tree,
-batch by batch. Node ids are mapped to per-tree leaf ordinals read from the booster's dump (slots only for
-leaves that exist, which matters for loss-guided trees) and one-hot encoded as the Spark GBT path does.
+executors once (a broadcast) and ``Booster.predict(pred_leaf=True)`` (``udfs.xgboost``) gives each row's leaf
+node in every tree, batch by batch. Node ids are mapped to per-tree leaf ordinals read from the booster's dump
+(slots only for leaves that exist, which matters for loss-guided trees) and one-hot encoded as the Spark GBT path
+does.
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.functions import vector_to_array
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed
+from pyspark.ml.param import TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.connect import require_classic, share
-from pipelines.gbdt_lr.leaves import encode_leaves
+from pipelines.gbdt_lr.leaves import EncoderParams, TreeParams, encode_leaves
 from pipelines.sampling import row_uniform
 from pipelines.session import job_description
-from pipelines.stages import ArrayModel
+from pipelines.stages import ArrayModel, param
 from pipelines.validation import check_param
+from udfs.xgboost import dmatrix, leaves_udf, load_booster, probability_udf
 
 VALIDATION_COL = "_xgb_validation"
 GROW_POLICIES = ("depthwise", "lossguide")
@@ -64,86 +63,38 @@ def task_slots(spark: SparkSession) -> int:
     return max(1, jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().resourceProfileFromId(0)))
 
 
-def load_booster(raw: bytes) -> Any:
-    """A single-threaded ``xgboost.Booster`` from its UBJSON bytes (one per Python worker and partition)."""
-    import xgboost as xgb
+class BoosterParams(TreeParams):
+    """Params of the XGBoost learner that ``GBDTLR`` passes on by name."""
 
-    booster = xgb.Booster(model_file=bytearray(raw))
-    booster.set_param({"nthread": 1})
-    return booster
-
-
-def dmatrix(features: np.ndarray | pd.Series, booster: Any) -> Any:
-    """An ``xgboost.DMatrix`` of rows (a matrix, or a Series of ``vector_to_array`` values) typed as the booster's
-    features (categorical slots included)."""
-    import xgboost as xgb
-
-    width = booster.num_features()
-    if isinstance(features, pd.Series):
-        features = np.stack(features.to_numpy()) if len(features) else np.empty((0, width))
-    types = booster.feature_types
-    return xgb.DMatrix(features.astype(np.float32, copy=False), missing=np.nan, feature_types=types,
-                       enable_categorical=bool(types and "c" in types))
+    maxLeaves = param(0, "leaves per tree (0 = no limit); for lossguide (xgboost)")
+    growPolicy = param("depthwise", "depthwise (level by level) or lossguide (best leaf first, like LightGBM; "
+                       "xgboost)")
+    minChildWeight = param(1.0, "minimum hessian sum in a leaf (xgboost)")
+    regAlpha = param(0.0, "L1 penalty on leaf weights (xgboost)")
+    regLambda = param(1.0, "L2 penalty on leaf weights (xgboost)")
+    colsampleBytree = param(1.0, "column share per tree (xgboost)")
+    scalePosWeight = param(1.0, "weight of positive rows (xgboost); GBDT+LR's trees-only scores are re-calibrated "
+                           "for it")
+    earlyStoppingRounds = param(0, "stop after this many rounds without a better validation log loss (0 = off; "
+                                "xgboost)")
+    numWorkers = param(0, "XGBoost barrier tasks training together (0 = one per rowsPerWorker rows, at most the "
+                       "task slots of the cluster)")
+    rowsPerWorker = param(100_000, "with numWorkers 0: rows per XGBoost worker (below it, a collective's rounds "
+                          "cost more than the work they share)")
 
 
-class _XGBoostParams(HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed):
-    numTrees: Param[int] = Param(Params._dummy(), "numTrees", "boosting rounds (at most; early stopping may cut)",
-                                 typeConverter=TypeConverters.toInt)
-    maxDepth: Param[int] = Param(Params._dummy(), "maxDepth", "tree depth (0 = no limit, with lossguide)",
-                                 typeConverter=TypeConverters.toInt)
-    maxLeaves: Param[int] = Param(Params._dummy(), "maxLeaves", "leaves per tree (0 = no limit); for lossguide",
-                                  typeConverter=TypeConverters.toInt)
-    growPolicy: Param[str] = Param(Params._dummy(), "growPolicy",
-                                   "depthwise (level by level) or lossguide (best leaf first, like LightGBM)",
-                                   typeConverter=TypeConverters.toString)
-    learningRate: Param[float] = Param(Params._dummy(), "learningRate", "shrinkage of each tree",
-                                       typeConverter=TypeConverters.toFloat)
-    minChildWeight: Param[float] = Param(Params._dummy(), "minChildWeight", "minimum hessian sum in a leaf",
-                                         typeConverter=TypeConverters.toFloat)
-    regAlpha: Param[float] = Param(Params._dummy(), "regAlpha", "L1 penalty on leaf weights",
-                                   typeConverter=TypeConverters.toFloat)
-    regLambda: Param[float] = Param(Params._dummy(), "regLambda", "L2 penalty on leaf weights",
-                                    typeConverter=TypeConverters.toFloat)
-    subsample: Param[float] = Param(Params._dummy(), "subsample", "row share per tree",
-                                    typeConverter=TypeConverters.toFloat)
-    colsampleBytree: Param[float] = Param(Params._dummy(), "colsampleBytree", "column share per tree",
-                                          typeConverter=TypeConverters.toFloat)
-    scalePosWeight: Param[float] = Param(Params._dummy(), "scalePosWeight", "weight of positive rows",
-                                         typeConverter=TypeConverters.toFloat)
-    maxBin: Param[int] = Param(Params._dummy(), "maxBin", "histogram bins per feature",
-                               typeConverter=TypeConverters.toInt)
-    earlyStoppingRounds: Param[int] = Param(Params._dummy(), "earlyStoppingRounds",
-                                            "stop after this many rounds without a better validation log loss "
-                                            "(0 = off)", typeConverter=TypeConverters.toInt)
-    validationFraction: Param[float] = Param(Params._dummy(), "validationFraction",
-                                             "share of the rows held out for early stopping",
-                                             typeConverter=TypeConverters.toFloat)
-    featureTypes: Param[list[str]] = Param(Params._dummy(), "featureTypes",
-                                           "per feature slot: 'q' (number) or 'c' (category index, split by "
-                                           "partition); empty = all numbers", typeConverter=TypeConverters.toListString)
-    numWorkers: Param[int] = Param(Params._dummy(), "numWorkers",
-                                   "barrier tasks training together (0 = one per rowsPerWorker rows, at most the "
-                                   "task slots of the cluster)", typeConverter=TypeConverters.toInt)
-    rowsPerWorker: Param[int] = Param(Params._dummy(), "rowsPerWorker",
-                                      "with numWorkers 0: rows per XGBoost worker (below it, a collective's "
-                                      "rounds cost more than the work they share)", typeConverter=TypeConverters.toInt)
-
-    def __init__(self, *args: Any):
-        super().__init__(*args)
-        self._setDefault(outputCol="leaves", numTrees=100, maxDepth=6, maxLeaves=0, growPolicy="depthwise",
-                         learningRate=0.1, minChildWeight=1.0, regAlpha=0.0, regLambda=1.0, subsample=0.8,
-                         colsampleBytree=1.0, scalePosWeight=1.0, maxBin=256, earlyStoppingRounds=0,
-                         validationFraction=0.1, featureTypes=[], numWorkers=0, rowsPerWorker=100_000,
-                         seed=42)
+class _XGBoostParams(EncoderParams, BoosterParams):
+    maxDepth = param(6, "tree depth (0 = no limit, with lossguide)")
+    learningRate = param(0.1, "shrinkage of each tree")
+    subsample = param(0.8, "row share per tree")
+    maxBin = param(256, "histogram bins per feature")
+    validationFraction = param(0.1, "share of the rows held out for early stopping")
+    featureTypes = param([], "per feature slot: 'q' (number) or 'c' (category index, split by partition); empty = "
+                         "all numbers", TypeConverters.toListString)
 
 
 class XGBoostLeafEncoder(Estimator, _XGBoostParams, DefaultParamsReadable, DefaultParamsWritable):
     """Trains an XGBoost booster with ``xgboost.spark``; the model one-hot encodes each row's leaves."""
-
-    @keyword_only
-    def __init__(self, **params: Any):
-        super().__init__()
-        self._set(**self._input_kwargs)
 
     def _check(self) -> None:
         name = type(self).__name__
@@ -232,23 +183,9 @@ class XGBoostLeafEncoderModel(Model, _XGBoostParams, ArrayModel):
 
     def _predict_column(self, dataset: DataFrame, kind: str) -> Column:
         """A pandas-UDF column over ``featuresCol``: leaf ordinals per tree (``array<int>``) or P(label=1)."""
-        counts, table = self.leaf_tables()
-        trees = len(counts)
         shared = share(dataset.sparkSession, self.booster_raw, "the XGBoost booster")
-
-        def leaves(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-            booster, rows = load_booster(shared.value), np.arange(trees)
-            for features in batches:
-                ids = booster.predict(dmatrix(features, booster), pred_leaf=True).astype(np.int64).reshape(-1, trees)
-                yield pd.Series(list(table[rows, ids]))
-
-        def probability(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-            booster = load_booster(shared.value)
-            for features in batches:
-                yield pd.Series(booster.predict(dmatrix(features, booster)).astype(np.float64))
-
-        fn, kind_type = (leaves, "array<int>") if kind == "leaves" else (probability, "double")
-        return F.pandas_udf(fn, kind_type)(vector_to_array(F.col(self.getFeaturesCol()), "float32"))
+        udf = leaves_udf(shared, self.leaf_tables()[1]) if kind == "leaves" else probability_udf(shared)
+        return udf(vector_to_array(F.col(self.getFeaturesCol()), "float32"))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         ids = "_xgb_leaf_ids"

@@ -8,7 +8,8 @@ Binary classification (``score`` higher means more likely positive, labels in {0
 :func:`ranking_metrics`. Plots (PNG): :func:`plot_roc`, :func:`plot_pr`,
 :func:`plot_calibration`, :func:`plot_at_k`. Multiclass: :func:`multiclass_metrics`. Everything at once:
 :func:`evaluation_report`. For ``CrossValidator``: :class:`ExactBinaryEvaluator` (AUC, PR-AUC, log loss, NE,
-GAUC as a Spark ML evaluator). Bad input raises :class:`MetricsInputError`.
+GAUC as a Spark ML evaluator). Bad input raises :class:`MetricsInputError`; a missing column raises
+``pipelines.errors.InputError``, as in every job.
 
 Each metric reads its input two to four times (checks, then one shuffle or more): cache an input
 that is expensive to recompute.

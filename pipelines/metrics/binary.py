@@ -14,13 +14,14 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.metrics.validation import LABEL, SCORE, WEIGHT, BinaryFrame, MetricsInputError, prepare_binary
+from pipelines.records import Record
 
 # scikit-learn clips probabilities to [eps, 1 - eps] with eps the float64 machine epsilon.
 EPS = 2.220446049250313e-16
 
 
 @dataclass(frozen=True)
-class ConfusionCounts:
+class ConfusionCounts(Record):
     """Weighted confusion counts and the rates derived from them, predicting positive when score >= threshold.
 
     Precision is 0 when nothing is predicted positive (scikit-learn's ``zero_division`` default).

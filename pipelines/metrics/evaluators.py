@@ -13,20 +13,21 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pyspark import keyword_only
 from pyspark.ml.evaluation import Evaluator
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import VectorUDT
-from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param import TypeConverters
 from pyspark.ml.param.shared import HasLabelCol, HasWeightCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.frames import require_columns
 from pipelines.metrics.binary import log_loss, normalized_entropy
 from pipelines.metrics.curves import pr_auc, roc_auc
 from pipelines.metrics.grouped import grouped_auc
-from pipelines.metrics.validation import MetricsInputError, require_columns
+from pipelines.metrics.validation import MetricsInputError
+from pipelines.stages import StageParams, param
 
 
 def _gauc(df: DataFrame, score_col: str, label_col: str, group_col: str) -> float:
@@ -40,53 +41,17 @@ METRICS: dict[str, tuple[Callable[..., float], bool]] = {
 _POSITIVE = "_evaluator_positive_score"
 
 
-class ExactBinaryEvaluator(Evaluator, HasLabelCol, HasWeightCol, DefaultParamsReadable, DefaultParamsWritable):
+class ExactBinaryEvaluator(Evaluator, StageParams, HasLabelCol, HasWeightCol, DefaultParamsReadable,
+                           DefaultParamsWritable):
     """Exact ROC-AUC, average precision, log loss, normalized entropy or GAUC of a scored binary table."""
 
-    metricName = Param(Params._dummy(), "metricName", f"metric: {' | '.join(METRICS)}",
-                       typeConverter=TypeConverters.toString)
-    scoreCol = Param(Params._dummy(), "scoreCol", "score of the positive class: a number (a probability for "
-                     "logLoss and normalizedEntropy) or a vector read at index 1",
-                     typeConverter=TypeConverters.toString)
-    groupCol = Param(Params._dummy(), "groupCol", "group of each row for gauc, e.g. the user id",
-                     typeConverter=TypeConverters.toString)
-
-    @keyword_only
-    def __init__(self, *, metricName: str | None = None, scoreCol: str | None = None, labelCol: str | None = None,
-                 weightCol: str | None = None, groupCol: str | None = None):
-        """Parameters left out keep their defaults: areaUnderROC of ``probability`` against ``label``."""
-        super().__init__()
-        self._setDefault(metricName="areaUnderROC", scoreCol="probability", labelCol="label")
-        self.setParams(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(self, *, metricName: str | None = None, scoreCol: str | None = None, labelCol: str | None = None,
-                  weightCol: str | None = None, groupCol: str | None = None) -> ExactBinaryEvaluator:
-        return self._set(**self._input_kwargs)
-
-    def setMetricName(self, value: str) -> ExactBinaryEvaluator:
-        return self._set(metricName=value)
-
-    def getMetricName(self) -> str:
-        return self.getOrDefault(self.metricName)
-
-    def setScoreCol(self, value: str) -> ExactBinaryEvaluator:
-        return self._set(scoreCol=value)
-
-    def getScoreCol(self) -> str:
-        return self.getOrDefault(self.scoreCol)
-
-    def setGroupCol(self, value: str) -> ExactBinaryEvaluator:
-        return self._set(groupCol=value)
+    metricName = param("areaUnderROC", f"metric: {' | '.join(METRICS)}")
+    scoreCol = param("probability", "score of the positive class: a number (a probability for logLoss and "
+                     "normalizedEntropy) or a vector read at index 1")
+    groupCol = param(None, "group of each row for gauc, e.g. the user id", TypeConverters.toString)
 
     def getGroupCol(self) -> str | None:
         return self.getOrDefault(self.groupCol) if self.isDefined(self.groupCol) else None
-
-    def setLabelCol(self, value: str) -> ExactBinaryEvaluator:
-        return self._set(labelCol=value)
-
-    def setWeightCol(self, value: str) -> ExactBinaryEvaluator:
-        return self._set(weightCol=value)
 
     def _metric(self) -> tuple[Callable[..., float], bool]:
         name = self.getMetricName()

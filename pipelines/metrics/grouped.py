@@ -9,7 +9,7 @@ half), so millions of groups cost one shuffle and no per-group Python call.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
@@ -20,12 +20,13 @@ from pyspark.sql import types as T
 
 from pipelines.metrics.curves import exclusive_cumsum, partitions_for
 from pipelines.metrics.validation import GROUP, LABEL, SCORE, BinaryFrame, MetricsInputError, prepare_binary
+from pipelines.records import Record
 
 _SCHEMA = "weighted_auc double, groups long, rows long, groups_skipped long, rows_skipped long"
 
 
 @dataclass(frozen=True)
-class GroupedAUC:
+class GroupedAUC(Record):
     """GAUC over the groups with both classes, and what was skipped (single-class groups)."""
 
     gauc: float
@@ -33,9 +34,6 @@ class GroupedAUC:
     rows: int
     groups_skipped: int
     rows_skipped: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _partition_gauc(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

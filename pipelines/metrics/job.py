@@ -6,9 +6,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.frames import require_columns
 from pipelines.ingest import read_input
 from pipelines.metrics.report import evaluation_report
-from pipelines.metrics.validation import MetricsInputError
 from pipelines.output import qualify
 
 if TYPE_CHECKING:
@@ -53,9 +53,7 @@ def evaluate_job(ctx: "JobContext") -> dict[str, Any]:
     columns = cfg["columns"]
     optional = {key: columns[key] or None for key in ("weight", "group")}
     wanted = [columns["score"], columns["label"], *[c for c in optional.values() if c]]
-    missing = [c for c in wanted if c not in data.columns]
-    if missing:
-        raise MetricsInputError(f"{source}: columns {missing} not found; columns: {data.columns}")
+    require_columns(data, wanted, source)
     ctx.log(f"evaluating {source}")
     with tempfile.TemporaryDirectory() as plots:
         report = evaluation_report(

@@ -6,18 +6,20 @@ predictions, and a rate with a zero denominator is 0.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.metrics.validation import missing_check, require_columns, validate, weight_checks
+from pipelines.frames import require_columns
+from pipelines.metrics.validation import missing_check, validate, weight_checks
+from pipelines.records import Record
 
 
 @dataclass(frozen=True)
-class MulticlassMetrics:
+class MulticlassMetrics(Record):
     """``confusion_matrix[i][j]`` is the weight of rows with label ``labels[i]`` predicted ``labels[j]``."""
 
     labels: list[Any]
@@ -32,9 +34,6 @@ class MulticlassMetrics:
     support: list[float]
     rows: int
     rows_dropped: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -14,18 +14,19 @@ Everything is one join on user and array expressions in the JVM: no rows are exp
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipelines.metrics.validation import MetricsInputError, missing_check, require_columns, validate
+from pipelines.frames import require_columns
+from pipelines.metrics.validation import MetricsInputError, missing_check, validate
+from pipelines.records import Record
 
 
 @dataclass(frozen=True)
-class RankingMetrics:
+class RankingMetrics(Record):
     """Means over ``users`` (users with relevant items); ``users_without_recommendations`` scored 0."""
 
     k: int
@@ -36,9 +37,6 @@ class RankingMetrics:
     hit_rate_at_k: float
     users: int
     users_without_recommendations: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _sum(values: Column) -> Column:

@@ -13,13 +13,14 @@ import functools
 import logging
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.errors import UserError
+from pipelines.frames import require_columns
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +70,6 @@ class BinaryFrame:
     negative_weight: float
     weighted: bool
     sums: Mapping[str, float] = field(default_factory=dict)
-
-
-def require_columns(df: DataFrame, columns: Iterable[str]) -> None:
-    """Raise MetricsInputError for a column name that ``df`` does not have."""
-    present = set(df.columns)
-    for name in columns:
-        if name not in present:
-            raise MetricsInputError(f"column '{name}' not found; columns: {', '.join(df.columns)}")
 
 
 def _dtype(df: DataFrame, name: str) -> T.DataType:

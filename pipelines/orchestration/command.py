@@ -17,10 +17,10 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from pipelines.job_runtime import run_job
 from pipelines.config import date_argument
 from pipelines.errors import UserError
 from pipelines.fs import local_file
+from pipelines.job_runtime import run_job
 from pipelines.model_registry import models_command
 from pipelines.orchestration.airflow import Deployment, render_dag
 from pipelines.orchestration.cron import cron_line

@@ -23,7 +23,7 @@ from pipelines import __version__
 from pipelines.fs import FS
 from pipelines.lineage import lineage_of, read_metrics, why_stale
 from pipelines.orchestration.definition import Pipeline, PipelineError, Step, expand
-from pipelines.resources import checkout, locate
+from pipelines.resources import PACKAGE_PARENT, checkout, locate
 
 
 @dataclass
@@ -97,8 +97,7 @@ def entry_args(job: str) -> list[str]:
     root = checkout()
     if root is not None:
         return [str(root / "jobs" / f"{job}.py")]
-    import pipelines
-    return [str(Path(pipelines.__file__).with_name("__main__.py")), "job", job]
+    return [str(PACKAGE_PARENT / "pipelines" / "__main__.py"), "job", job]
 
 
 def spark_submit_binary() -> str:

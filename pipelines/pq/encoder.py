@@ -26,16 +26,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 from pyspark.ml import Estimator, Model
-from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasMaxIter, HasOutputCol, HasSeed
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
-from pyspark.sql.functions import arrow_udf
 
 from pipelines.pq.codebooks import INITS, kmeans, train_codebooks, train_codebooks_spark, train_opq
 from pipelines.pq.validation import (
@@ -48,138 +43,31 @@ from pipelines.pq.validation import (
     infer_dim,
     problem,
 )
-from pipelines.stages import ArrayModel
-from udfs.pq import (
-    METRICS,
-    code_size,
-    decode,
-    encode_batch,
-    prepare,
-    residuals,
-    series_to_codes,
-    stack_vectors,
-    unpack_codes,
-    vectors_to_series,
-)
+from pipelines.stages import ArrayModel, StageParams, param
+from udfs.pq import METRICS, code_size, decode_udf, encode_udf, prepare, reconstruct, residuals, stack_vectors
 
 
-class _PQParams(HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
+class _PQParams(StageParams, HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
     """Params shared by ``PQEncoder`` and ``PQEncoderModel``."""
 
-    m = Param(
-        Params._dummy(),
-        "m",
-        "number of sub-spaces (sub-quantisers); must divide the dimension",
-        TypeConverters.toInt,
-    )
-    nbits = Param(
-        Params._dummy(),
-        "nbits",
-        "bits per sub-space code, 4 to 8 (2^nbits centroids each)",
-        TypeConverters.toInt,
-    )
-    metric = Param(
-        Params._dummy(),
-        "metric",
-        "'l2', 'ip' (inner product) or 'cosine' (vectors normalised)",
-        TypeConverters.toString,
-    )
-    sampleSize = Param(
-        Params._dummy(),
-        "sampleSize",
-        "maximum number of training vectors sampled from the input",
-        TypeConverters.toInt,
-    )
-    distributedMinRows = Param(
-        Params._dummy(),
-        "distributedMinRows",
-        "train the sub-space k-means as Spark tasks (one per sub-space) when the sample "
-        "has at least this many rows; smaller samples train on the driver",
-        TypeConverters.toInt,
-    )
-    opq = Param(
-        Params._dummy(),
-        "opq",
-        "learn an OPQ rotation before quantising (driver-side training)",
-        TypeConverters.toBoolean,
-    )
-    opqIter = Param(
-        Params._dummy(), "opqIter", "OPQ alternations (rotation / PQ re-training)", TypeConverters.toInt
-    )
-    nlist = Param(
-        Params._dummy(),
-        "nlist",
-        "IVF coarse centroids (0: no IVF); transform then fills listCol",
-        TypeConverters.toInt,
-    )
-    listCol = Param(Params._dummy(), "listCol", "output column of the IVF list id", TypeConverters.toString)
-    byResidual = Param(
-        Params._dummy(),
-        "byResidual",
-        "with IVF, quantise each vector minus its list's coarse centroid (Faiss's IndexIVFPQ by_residual); "
-        "ignored when nlist is 0",
-        TypeConverters.toBoolean,
-    )
-    initMode = Param(
-        Params._dummy(),
-        "initMode",
-        "k-means initialisation: 'random' (distinct training points, Faiss's default and ours) "
-        "or 'k-means++'",
-        TypeConverters.toString,
-    )
-
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
-        self._setDefault(
-            inputCol="vector",
-            outputCol="code",
-            m=8,
-            nbits=8,
-            metric="l2",
-            maxIter=25,
-            seed=42,
-            sampleSize=65536,
-            distributedMinRows=200000,
-            opq=False,
-            opqIter=20,
-            nlist=0,
-            listCol="list_id",
-            byResidual=True,
-            initMode="random",
-        )
-
-    def getM(self) -> int:
-        return self.getOrDefault(self.m)
-
-    def getNbits(self) -> int:
-        return self.getOrDefault(self.nbits)
-
-    def getMetric(self) -> str:
-        return self.getOrDefault(self.metric)
-
-    def getSampleSize(self) -> int:
-        return self.getOrDefault(self.sampleSize)
-
-    def getDistributedMinRows(self) -> int:
-        return self.getOrDefault(self.distributedMinRows)
-
-    def getOpq(self) -> bool:
-        return self.getOrDefault(self.opq)
-
-    def getOpqIter(self) -> int:
-        return self.getOrDefault(self.opqIter)
-
-    def getNlist(self) -> int:
-        return self.getOrDefault(self.nlist)
-
-    def getListCol(self) -> str:
-        return self.getOrDefault(self.listCol)
-
-    def getInitMode(self) -> str:
-        return self.getOrDefault(self.initMode)
-
-    def getByResidual(self) -> bool:
-        return self.getOrDefault(self.byResidual)
+    inputCol = param("vector", "column of vectors: numeric arrays, packed float32 (binary) or ML vectors")
+    outputCol = param("code", "output: the packed PQ code (binary)")
+    seed = param(42, "random seed of the sample and the k-means")
+    maxIter = param(25, "k-means iterations")
+    m = param(8, "number of sub-spaces (sub-quantisers); must divide the dimension")
+    nbits = param(8, "bits per sub-space code, 4 to 8 (2^nbits centroids each)")
+    metric = param("l2", "'l2', 'ip' (inner product) or 'cosine' (vectors normalised)")
+    sampleSize = param(65536, "maximum number of training vectors sampled from the input")
+    distributedMinRows = param(200000, "train the sub-space k-means as Spark tasks (one per sub-space) when the "
+                               "sample has at least this many rows; smaller samples train on the driver")
+    opq = param(False, "learn an OPQ rotation before quantising (driver-side training)")
+    opqIter = param(20, "OPQ alternations (rotation / PQ re-training)")
+    nlist = param(0, "IVF coarse centroids (0: no IVF); transform then fills listCol")
+    listCol = param("list_id", "output column of the IVF list id")
+    byResidual = param(True, "with IVF, quantise each vector minus its list's coarse centroid (Faiss's IndexIVFPQ "
+                       "by_residual); ignored when nlist is 0")
+    initMode = param("random", "k-means initialisation: 'random' (distinct training points, Faiss's default and "
+                     "ours) or 'k-means++'")
 
     @property
     def residual(self) -> bool:
@@ -195,13 +83,6 @@ def _normalised(vec: Column) -> Column:
 
 class PQEncoder(Estimator, _PQParams, DefaultParamsWritable, DefaultParamsReadable):
     """Product quantiser trainer: ``fit`` learns M x 2^nbits centroids per sub-space (k-means as Faiss)."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__()
-        self._set(**kwargs)
-
-    def setParams(self, **kwargs: object) -> "PQEncoder":
-        return self._set(**kwargs)
 
     def _fit(self, dataset: DataFrame) -> "PQEncoderModel":
         metric, m, nbits = self.getMetric(), self.getM(), self.getNbits()
@@ -295,33 +176,19 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
 
     def decode_array(self, packed: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
         """Raw-space reconstructions of packed codes (numpy, driver side); residual codes need their ``lists``."""
-        return _reconstruct(packed, lists, self.codebooks, self.rotation, self.coarse if self.residual else None,
-                            self.getNbits())
+        coarse = self.coarse if self.residual else None
+        if coarse is not None and lists is None:
+            raise PQError("residual codes need their IVF list ids to be decoded")
+        return reconstruct(packed, lists, self.codebooks, self.rotation, coarse, self.getNbits())
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         vec = encoder_input(dataset, self.getInputCol())  # wrong-length and NaN/inf rows get null codes in numpy
-        books, rotation, coarse, metric, nbits = (
-            self.codebooks,
-            self.rotation,
-            self.coarse,
-            self.getMetric(),
-            self.getNbits(),
-        )
-        dim, by_residual = self.dim, self.residual
-        if coarse is None:
-
-            @arrow_udf(T.BinaryType())
-            def codes(vectors: pa.Array) -> pa.Array:
-                return encode_batch(vectors, dim, books, rotation, None, metric, nbits)
-
+        codes = encode_udf(self.dim, self.codebooks, self.rotation, self.coarse, self.getMetric(), self.getNbits(),
+                           self.residual)
+        if self.coarse is None:
             return dataset.withColumn(self.getOutputCol(), codes(vec))
-
-        @arrow_udf("code binary, list_id int")
-        def codes_and_lists(vectors: pa.Array) -> pa.Array:
-            return encode_batch(vectors, dim, books, rotation, coarse, metric, nbits, by_residual)
-
         return (
-            dataset.withColumn("_pq", codes_and_lists(vec))
+            dataset.withColumn("_pq", codes(vec))
             .withColumn(self.getOutputCol(), F.col("_pq.code"))
             .withColumn(self.getListCol(), F.col("_pq.list_id"))
             .drop("_pq")
@@ -330,17 +197,10 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
     def decode(self, dataset: DataFrame, output_col: str = "decoded") -> DataFrame:
         """Add ``output_col`` (``array<float>``): the vector each code stands for, in the raw space (residual
         codes: their list's centroid plus the decoded residual, so ``listCol`` must be present)."""
-        books, rotation, nbits = self.codebooks, self.rotation, self.getNbits()
         coarse = self.coarse if self.residual else None
         lists = F.col(check_list_col(dataset, self.getListCol())) if coarse is not None else F.lit(0)
-
-        def vectors(codes: pd.Series, lists: pd.Series) -> pd.Series:
-            packed = series_to_codes(codes, code_size(books.shape[0], nbits))
-            x = _reconstruct(packed, lists.to_numpy(np.int64), books, rotation, coarse, nbits)
-            return vectors_to_series(x, codes.index)
-
-        udf = F.pandas_udf(vectors, T.ArrayType(T.FloatType()))
-        return dataset.withColumn(output_col, udf(F.col(self.getOutputCol()), lists))
+        vectors = decode_udf(self.codebooks, self.rotation, coarse, self.getNbits())
+        return dataset.withColumn(output_col, vectors(F.col(self.getOutputCol()), lists))
 
     def arrays(self) -> dict[str, np.ndarray | None]:
         return {"codebooks": self.codebooks, "rotation": self.rotation, "coarse": self.coarse}
@@ -355,19 +215,3 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
         if "byResidual" not in {**metadata["paramMap"], **metadata.get("defaultParamMap", {})}:
             self._set(byResidual=False)  # saved before residual IVF existed: its lists hold raw-vector codes
 
-
-def _reconstruct(
-    packed: np.ndarray,
-    lists: np.ndarray | None,
-    codebooks: np.ndarray,
-    rotation: np.ndarray | None,
-    coarse: np.ndarray | None,
-    nbits: int,
-) -> np.ndarray:
-    """Raw-space reconstructions of packed codes; with ``coarse`` (residual codes) plus their lists' centroids."""
-    x = decode(unpack_codes(packed, codebooks.shape[0], nbits), codebooks)
-    if coarse is not None:
-        if lists is None:
-            raise PQError("residual codes need their IVF list ids to be decoded")
-        x = x + coarse[lists]
-    return x @ rotation.T if rotation is not None else x

@@ -12,16 +12,16 @@ from typing import Any, Mapping
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.job_runtime import JobContext
 from pipelines.errors import load_model
+from pipelines.frames import require_columns
 from pipelines.fs import require_input
+from pipelines.job_runtime import JobContext
 from pipelines.output import qualify
 from pipelines.pq.encoder import PQEncoder, PQEncoderModel
 from pipelines.pq.evaluation import RECALL_KS, index_summary, recall_at, reconstruction_mse
 from pipelines.pq.search import exact_neighbours, search
 from pipelines.pq.validation import (
     Checked,
-    PQError,
     check_bad_fraction,
     check_layout,
     check_unique_ids,
@@ -33,11 +33,9 @@ from pipelines.session import job_description
 
 def read_vectors(ctx: JobContext, source: Mapping[str, Any], id_name: str) -> DataFrame:
     """``(id_name, vector)`` from a Parquet/JSON table with ``id_col`` and ``vector_col``."""
-    path = require_input(ctx.fs, source["path"], PQError)
+    path = require_input(ctx.fs, source["path"])
     df = ctx.spark.read.format(source["format"]).load(path)
-    for col in (source["id_col"], source["vector_col"]):
-        if col not in df.columns:
-            raise PQError(f"{path}: column '{col}' not found; columns: {df.columns}")
+    require_columns(df, (source["id_col"], source["vector_col"]), path)
     return df.select(F.col(source["id_col"]).alias(id_name), F.col(source["vector_col"]).alias("vector"))
 
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pyarrow as pa
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.functions import arrow_udf
 
+from pipelines.frames import require_columns
 from pipelines.job_runtime import JobError
-from udfs.pq import binary_to_float_lists, nonfinite_rows
+from udfs.pq import binary_floats_udf, binary_nonfinite_udf
 
 REASON_COL = "_problem"
 MIN_NBITS, MAX_NBITS = 4, 8
@@ -40,25 +39,9 @@ class PQError(JobError):
 VECTOR_TYPES = "array<float>, array<double>, an ML vector or binary (packed little-endian float32)"
 
 
-def _binary_floats(blobs: Column) -> Column:
-    """Arrow UDF: binary vectors as ``array<float>`` (null for a length that is not a multiple of 4). Declared at
-    each call, so that it is a Spark Connect UDF in a Connect session whenever this module was imported."""
-    return arrow_udf(binary_to_float_lists, T.ArrayType(T.FloatType()))(blobs)
-
-
-def _nonfinite_flags(blobs: pa.Array) -> pa.Array:
-    return pa.array(nonfinite_rows(blobs))
-
-
-def _binary_nonfinite(blobs: Column) -> Column:
-    """Arrow UDF: whether a binary vector has a NaN/inf component (declared at each call, as above)."""
-    return arrow_udf(_nonfinite_flags, T.BooleanType())(blobs)
-
-
 def vector_type(df: DataFrame, col: str) -> T.DataType:
     """The Spark type of vector column ``col``; a clear error when it is missing or not a vector type."""
-    if col not in df.columns:
-        raise PQError(f"vector column '{col}' not found; columns: {df.columns}")
+    require_columns(df, [col], "vectors")
     dtype = df.schema[col].dataType
     numeric_array = isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.NumericType)
     if not (isinstance(dtype, (VectorUDT, T.BinaryType)) or numeric_array):
@@ -73,7 +56,7 @@ def float_array(df: DataFrame, col: str) -> Column:
     if isinstance(dtype, VectorUDT):
         return vector_to_array(F.col(col), "float32")
     if isinstance(dtype, T.BinaryType):
-        return _binary_floats(F.col(col))
+        return binary_floats_udf(F.col(col))
     if isinstance(dtype.elementType, T.FloatType):
         return F.col(col)
     return F.col(col).cast(T.ArrayType(T.FloatType()))
@@ -147,7 +130,7 @@ def binary_problem(vec: Column, dim: int) -> Column:
     return (
         F.when(vec.isNull(), F.lit("null vector"))
         .when(F.length(vec) != 4 * dim, F.lit(f"wrong dimension (expected {dim})"))
-        .when(_binary_nonfinite(vec), F.lit("NaN/inf component"))
+        .when(binary_nonfinite_udf(vec), F.lit("NaN/inf component"))
     )
 
 
@@ -218,8 +201,7 @@ def check_bad_fraction(checked: Checked, limit: float, where: str, quarantine: s
 
 def check_unique_ids(df: DataFrame, id_col: str, where: str) -> None:
     """Item ids must be unique (search results are keyed by them)."""
-    if id_col not in df.columns:
-        raise PQError(f"{where}: id column '{id_col}' not found; columns: {df.columns}")
+    require_columns(df, [id_col], where)
     dup = df.groupBy(id_col).count().filter("count > 1")
     stats = dup.agg(F.count(F.lit(1)).alias("ids"), F.sum(F.col("count") - 1).alias("extra")).first()
     if stats["ids"]:

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.errors import UserError
+from pipelines.frames import require_columns
 from pipelines.fs import file_system, require_input
 
 USER, ITEM, TS, SESSION, SPLIT = "user_id", "item_id", "ts", "session_id", "split"
@@ -22,16 +23,9 @@ class RecsysError(UserError):
     """Input the recommender cannot use; the message names the path or column."""
 
 
-def require_columns(df: DataFrame, columns: Iterable[str], where: str) -> None:
-    """Raise ``RecsysError`` naming ``where`` and the first missing column."""
-    for name in columns:
-        if name not in df.columns:
-            raise RecsysError(f"{where}: column '{name}' not found; columns: {', '.join(df.columns)}")
-
-
 def read_parquet(spark: SparkSession, path: str, columns: Iterable[str] = ()) -> DataFrame:
     """A Parquet table written by an earlier step, with the columns this step needs."""
-    full = require_input(file_system(spark), path, RecsysError)
+    full = require_input(file_system(spark), path)
     df = spark.read.parquet(full)
     require_columns(df, columns, full)
     return df

@@ -5,6 +5,6 @@ Modules: ``validation`` (bad input), ``stop_words`` (shipped lists), ``tokenizer
 neighbours) and ``jobs`` (the mains of ``jobs/build_tfidf.py`` and ``jobs/similar_docs.py``).
 
 Supervised fastText: ``fasttext`` (the Estimator and its model), ``fasttext_ids`` (fastText's word and word n-gram
-ids), ``fasttext_kernel`` (the numpy model and SGD step), ``fasttext_trainer`` (rounds on Spark) and
-``fasttext_udfs``.
+ids), ``fasttext_kernel`` (the numpy model and SGD step) and ``fasttext_trainer`` (rounds on Spark); its UDFs are in
+``udfs.fasttext``.
 """

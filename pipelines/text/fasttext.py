@@ -13,44 +13,28 @@ The driver holds the vocabulary (one string and count per word), the sorted used
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.functions import array_to_vector
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import (
-    HasInputCol,
-    HasLabelCol,
-    HasPredictionCol,
-    HasProbabilityCol,
-    HasRawPredictionCol,
-    HasSeed,
-)
-from pyspark.ml.util import (
-    DefaultParamsReadable,
-    DefaultParamsReader,
-    DefaultParamsWritable,
-    DefaultParamsWriter,
-    MLReadable,
-    MLReader,
-    MLWritable,
-    MLWriter,
-)
-from pyspark.sql import DataFrame
+from pyspark.ml.param.shared import HasLabelCol, HasPredictionCol, HasProbabilityCol, HasRawPredictionCol
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.connect import share
 from pipelines.errors import UserError
-from pipelines.frames import from_pandas
+from pipelines.frames import from_pandas, vector_matrix
+from pipelines.stages import SavedModel, param
 from pipelines.text.fasttext_ids import EOS
 from pipelines.text.fasttext_kernel import Tree
 from pipelines.text.fasttext_trainer import FastTextSettings, train_fasttext
-from pipelines.text.fasttext_udfs import Scorer, ids_udf, predict_udf
+from pipelines.word2vec.trainer_sgns import RoundParams
 from pipelines.word2vec.vocabulary import build_vocabulary
+from udfs.fasttext import Scorer, ids_udf, predict_udf
 
 INPUT_SCHEMA = "index INT, word STRING, count BIGINT, bucket INT, vector ARRAY<FLOAT>"
 OUTPUT_SCHEMA = "index INT, vector ARRAY<FLOAT>"
@@ -60,43 +44,22 @@ class FastTextError(UserError):
     """Bad fastText input or settings: a label column that is not class indices, a bad parameter value."""
 
 
-def _param(name: str, doc: str, conv: Callable) -> Param:
-    return Param(Params._dummy(), name, doc, typeConverter=conv)
+class _FastTextParams(RoundParams, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasRawPredictionCol):
+    """Official fastText's supervised defaults; batchSize, numPartitions, syncsPerEpoch, epochsPerSync and combine
+    are ours (combine: see fasttext_trainer)."""
 
-
-class _FastTextParams(HasInputCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasRawPredictionCol, HasSeed):
-    dim = _param("dim", "embedding dimensions", TypeConverters.toInt)
-    lr = _param("lr", "initial learning rate (decays linearly to 0)", TypeConverters.toFloat)
-    epoch = _param("epoch", "passes over the training rows", TypeConverters.toInt)
-    minCount = _param("minCount", "words seen fewer times get no id of their own", TypeConverters.toInt)
-    wordNgrams = _param("wordNgrams", "word n-grams of 2..wordNgrams words are hashed into buckets (1: none)",
-                        TypeConverters.toInt)
-    bucket = _param("bucket", "hash buckets of word n-grams (only those seen in training take memory)",
-                    TypeConverters.toInt)
-    loss = _param("loss", "softmax | hs (hierarchical softmax over a Huffman tree of class counts)",
-                  TypeConverters.toString)
-    batchSize = _param("batchSize", "rows per vectorised SGD step of the numpy kernel", TypeConverters.toInt)
-    numPartitions = _param("numPartitions", "partitions training in parallel", TypeConverters.toInt)
-    syncsPerEpoch = _param("syncsPerEpoch", "weight synchronisations per epoch (0: auto, as sgns Word2Vec)",
-                           TypeConverters.toInt)
-    epochsPerSync = _param("epochsPerSync", "epochs each partition trains between synchronisations (>1: local "
-                           "SGD over whole shards, fewer rounds)", TypeConverters.toInt)
-    combine = _param("combine", "average | rows | sum of the partitions' deltas (as sgns Word2Vec)",
-                     TypeConverters.toString)
-
-    # official fastText's supervised defaults; batchSize, numPartitions, syncsPerEpoch, epochsPerSync and combine
-    # are ours (combine: see fasttext_trainer)
-    DEFAULTS: dict[str, Any] = dict(
-        inputCol="tokens", labelCol="label", predictionCol="prediction", probabilityCol="probability",
-        rawPredictionCol="rawPrediction", seed=0, dim=100, lr=0.1, epoch=5, minCount=1, wordNgrams=1,
-        bucket=2_000_000, loss="softmax", batchSize=32, numPartitions=2, syncsPerEpoch=0, epochsPerSync=1,
-        combine="average")
-
-    def _init_defaults(self) -> None:
-        self._setDefault(**self.DEFAULTS)
-
-    def value(self, name: str) -> Any:
-        return self.getOrDefault(getattr(self, name))
+    seed = param(0, "random seed")
+    dim = param(100, "embedding dimensions")
+    lr = param(0.1, "initial learning rate (decays linearly to 0)")
+    epoch = param(5, "passes over the training rows")
+    minCount = param(1, "words seen fewer times get no id of their own")
+    wordNgrams = param(1, "word n-grams of 2..wordNgrams words are hashed into buckets (1: none)")
+    bucket = param(2_000_000, "hash buckets of word n-grams (only those seen in training take memory)")
+    loss = param("softmax", "softmax | hs (hierarchical softmax over a Huffman tree of class counts)")
+    batchSize = param(32, "rows per vectorised SGD step of the numpy kernel")
+    epochsPerSync = param(1, "epochs each partition trains between synchronisations (>1: local SGD over whole "
+                          "shards, fewer rounds)")
+    combine = param("average", "average | rows | sum of the partitions' deltas (see fasttext_trainer)")
 
     def buckets_in_use(self) -> int:
         """fastText's bucket count in force: none without word n-grams."""
@@ -105,16 +68,6 @@ class _FastTextParams(HasInputCol, HasLabelCol, HasPredictionCol, HasProbability
 
 class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, DefaultParamsWritable):
     """Official fastText's supervised classifier, trained on Spark."""
-
-    @keyword_only
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__()
-        self._init_defaults()
-        self._set(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(self, **kwargs: Any) -> "FastTextClassifier":
-        return self._set(**self._input_kwargs)
 
     def settings(self) -> FastTextSettings:
         """The training settings, validated (a ``FastTextError`` names the bad value)."""
@@ -171,7 +124,7 @@ def _log(message: str) -> None:
     print(f"[fasttext] {message}", file=sys.stderr, flush=True)
 
 
-class FastTextClassificationModel(Model, _FastTextParams, MLReadable, MLWritable):
+class FastTextClassificationModel(Model, _FastTextParams, SavedModel):
     """The trained matrices: input rows for the vocabulary words (most frequent first) then the used n-gram
     buckets (sorted), output rows per class (softmax) or inner tree node (hs); class counts for the tree."""
 
@@ -179,7 +132,6 @@ class FastTextClassificationModel(Model, _FastTextParams, MLReadable, MLWritable
                  buckets: np.ndarray | None = None, w_in: np.ndarray | None = None, w_out: np.ndarray | None = None,
                  class_counts: np.ndarray | None = None) -> None:
         super().__init__()
-        self._init_defaults()
         self.words = list(words or [])
         self.counts = np.asarray(counts if counts is not None else [], np.int64)
         self.buckets = np.asarray(buckets if buckets is not None else [], np.int64)
@@ -208,49 +160,30 @@ class FastTextClassificationModel(Model, _FastTextParams, MLReadable, MLWritable
                 .withColumn(self.getPredictionCol(), F.col(f"{tmp}.prediction"))
                 .drop(tmp))
 
-    def write(self) -> MLWriter:
-        return _ModelWriter(self)
+    def extra_metadata(self) -> dict[str, Any]:
+        return {"classCounts": self.class_counts.tolist(), "summary": self.summary}
+
+    def save_data(self, path: str, spark: SparkSession) -> None:
+        """The input rows (``data/input``: words with their counts, then buckets) and the output rows
+        (``data/output``) as Parquet."""
+        nwords, rows = len(self.words), len(self.w_in)
+        table = pd.DataFrame({
+            "index": np.arange(rows, dtype=np.int32), "word": self.words + [None] * (rows - nwords),
+            "count": pd.array(list(self.counts) + [None] * (rows - nwords), "Int64"),
+            "bucket": pd.array([None] * nwords + list(self.buckets), "Int32"), "vector": list(self.w_in)})
+        from_pandas(spark, table, INPUT_SCHEMA).write.parquet(f"{path}/data/input")
+        output = pd.DataFrame({"index": np.arange(len(self.w_out), dtype=np.int32), "vector": list(self.w_out)})
+        from_pandas(spark, output, OUTPUT_SCHEMA).write.parquet(f"{path}/data/output")
 
     @classmethod
-    def read(cls) -> MLReader:
-        return _ModelReader(cls)
-
-
-class _ModelWriter(DefaultParamsWriter):
-    """Params, class counts and summary as ML metadata; the input rows (``data/input``: words with their counts,
-    then buckets) and the output rows (``data/output``) as Parquet."""
-
-    def saveImpl(self, path: str) -> None:
-        m = self.instance
-        DefaultParamsWriter.saveMetadata(m, path, self.sparkSession,
-                                         {"classCounts": m.class_counts.tolist(), "summary": m.summary})
-        nwords, rows = len(m.words), len(m.w_in)
-        table = pd.DataFrame({
-            "index": np.arange(rows, dtype=np.int32), "word": m.words + [None] * (rows - nwords),
-            "count": pd.array(list(m.counts) + [None] * (rows - nwords), "Int64"),
-            "bucket": pd.array([None] * nwords + list(m.buckets), "Int32"), "vector": list(m.w_in)})
-        from_pandas(self.sparkSession, table, INPUT_SCHEMA).write.parquet(f"{path}/data/input")
-        output = pd.DataFrame({"index": np.arange(len(m.w_out), dtype=np.int32), "vector": list(m.w_out)})
-        from_pandas(self.sparkSession, output, OUTPUT_SCHEMA).write.parquet(f"{path}/data/output")
-
-
-def _matrix(table: pa.Table) -> np.ndarray:
-    return np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
-
-
-class _ModelReader(DefaultParamsReader):
-    """Params and uid as ``DefaultParamsReader`` restores them, then the two tables."""
-
-    def load(self, path: str) -> FastTextClassificationModel:
-        model = super().load(path)
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        model.class_counts = np.asarray(metadata["classCounts"], np.int64)
+    def load_data(cls, path: str, spark: SparkSession,
+                  metadata: Mapping[str, Any]) -> "FastTextClassificationModel":
+        table = spark.read.parquet(f"{path}/data/input").orderBy("index").toArrow()
+        word = table.column("word").is_valid().to_numpy(zero_copy_only=False)
+        is_word, is_bucket = pa.array(word), pa.array(~word)
+        model = cls(table.column("word").filter(is_word).to_pylist(), table.column("count").filter(is_word).to_numpy(),
+                    table.column("bucket").filter(is_bucket).to_numpy(), vector_matrix(table),
+                    vector_matrix(spark.read.parquet(f"{path}/data/output").orderBy("index").toArrow()),
+                    metadata["classCounts"])
         model.summary = metadata.get("summary", {})
-        table = self.sparkSession.read.parquet(f"{path}/data/input").orderBy("index").toArrow()
-        is_word = table.column("word").is_valid().to_numpy(zero_copy_only=False)
-        model.words = table.column("word").filter(pa.array(is_word)).to_pylist()
-        model.counts = table.column("count").filter(pa.array(is_word)).to_numpy().astype(np.int64)
-        model.buckets = table.column("bucket").filter(pa.array(~is_word)).to_numpy().astype(np.int64)
-        model.w_in = _matrix(table)
-        model.w_out = _matrix(self.sparkSession.read.parquet(f"{path}/data/output").orderBy("index").toArrow())
         return model

@@ -43,7 +43,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.connect import require_classic
-from pipelines.session import job_description
 from pipelines.text.fasttext_ids import compact_ids
 from pipelines.text.fasttext_kernel import LOSSES, Tree, output_rows, train_rows
 from pipelines.word2vec.trainer_sgns import (
@@ -51,7 +50,7 @@ from pipelines.word2vec.trainer_sgns import (
     SEPARATOR,
     STATS,
     SgnsSettings,
-    add_packed,
+    add_combined,
     block_rows,
     combine_blocks,
     combine_records,
@@ -162,15 +161,18 @@ def _train_round(chunk: RDD, weights_bc: Broadcast, buckets_bc: Broadcast, nword
 
 
 def combined_deltas(records: RDD, shapes: list[tuple[int, int]], block: int, settings: FastTextSettings,
-                    on_driver: bool) -> Iterator[tuple[tuple[int, int], object]]:
-    """A round's combined delta blocks and figures (``trainer_sgns.combine_records``): on the driver from the
-    tasks' collected records (one Spark stage), or by ``combine_blocks``' reducers on the executors (a second
-    stage, for deltas too large to hold ``num_partitions`` of them on the driver). Both add alike."""
-    if on_driver:
-        collected = sorted(records.collect(), key=lambda record: record[0])
-        return combine_records(collected, shapes, block, settings.combine, settings.num_partitions)
-    combined = combine_blocks(records, shapes, block, settings.combine, settings.num_partitions)
-    return combined.toLocalIterator(prefetchPartitions=True)
+                    on_driver: bool) -> RDD | Iterator[tuple[tuple[int, int], object]]:
+    """A round's combined delta blocks and figures (``trainer_sgns.combine_records``), for ``add_combined``: on
+    the driver from the tasks' collected records (one Spark stage; collected when first read), or by
+    ``combine_blocks``' reducers on the executors (a second stage, for deltas too large to hold
+    ``num_partitions`` of them on the driver). Both add alike."""
+    if not on_driver:
+        return combine_blocks(records, shapes, block, settings.combine, settings.num_partitions)
+
+    def collected() -> Iterator[tuple[tuple[int, int], object]]:
+        ordered = sorted(records.collect(), key=lambda record: record[0])
+        yield from combine_records(ordered, shapes, block, settings.combine, settings.num_partitions)
+    return collected()
 
 
 def train_fasttext(rows: DataFrame, nwords: int, class_counts: np.ndarray, tokens: int, settings: FastTextSettings,
@@ -203,12 +205,8 @@ def train_fasttext(rows: DataFrame, nwords: int, class_counts: np.ndarray, token
             weights_bc = sc.broadcast(weights)
             records = _train_round(chunks[r % S], weights_bc, buckets_bc, nwords, settings, tree, alphas, passes,
                                    block)
-            with job_description(spark, f"fasttext round {r + 1}/{rounds}"):
-                for (layer, index), value in combined_deltas(records, shapes, block, settings, on_driver):
-                    if layer == STATS:
-                        stats = value
-                    else:
-                        add_packed(weights[layer][index * block:(index + 1) * block], value)
+            combined = combined_deltas(records, shapes, block, settings, on_driver)
+            stats, _ = add_combined(spark, combined, weights, block, f"fasttext round {r + 1}/{rounds}")
             trained += int(stats[0])
             weights_bc.destroy()
             log(f"fasttext round {r + 1}/{rounds} (to epoch {progress[r + 1] * settings.epoch:.2f}, lr "

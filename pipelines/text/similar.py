@@ -51,9 +51,8 @@ from pyspark.ml.clustering import KMeans
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.functions import pandas_udf
 
-from udfs.text import block_pair_top_k, block_schema, nearest_centroids, pack_block, sparse_vectors_udf
+from udfs.text import block_pair_top_k, block_schema, nearest_centroids_udf, pack_block, sparse_vectors_udf
 
 NEIGHBOUR_COLUMNS = ["doc_id", "neighbour_id", "cosine", "rank"]
 METHODS = ("auto", "blocked", "ivf", "inverted_index")
@@ -219,8 +218,7 @@ def ivf_scores(corpus: DataFrame, k: int, block_size: int, settings: IvfSettings
     The sketches are cached for KMeans and the probed lists ``(doc_id, lists)`` checkpointed: both are small."""
     d_sketches = _sketches(corpus, settings).persist()
     centroids = _centroids(d_sketches, d_sketches.count(), settings)
-    nearest = pandas_udf(nearest_centroids(centroids, min(settings.probes, len(centroids))),
-                         T.ArrayType(T.IntegerType()))
+    nearest = nearest_centroids_udf(centroids, min(settings.probes, len(centroids)))
 
     def probes(sketches: DataFrame) -> DataFrame:
         return sketches.select("doc_id", nearest("indices", "values").alias("lists")).localCheckpoint()

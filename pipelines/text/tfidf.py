@@ -12,19 +12,14 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
-from pyspark import StorageLevel, keyword_only
+from pyspark import StorageLevel
 from pyspark.ml import Estimator, Model, Pipeline, PipelineModel, Transformer
 from pyspark.ml.feature import IDF, CountVectorizer, CountVectorizerModel, HashingTF, Normalizer
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasInputCol, HasOutputCol
-from pyspark.ml.util import (
-    DefaultParamsReadable,
-    DefaultParamsWritable,
-)
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.stages import ArrayModel
+from pipelines.stages import ArrayModel, StageParams, param
 from pipelines.text.tokenizer import TextTokenizer
 from udfs.text import tfidf_udf, vector_entries_udf
 
@@ -45,38 +40,24 @@ def idf_weights(doc_freq: np.ndarray, num_docs: int, formula: str = "sklearn", s
     return np.log(n / df) + 1.0
 
 
-class _IdfParams(HasInputCol, HasOutputCol):
-    formula = Param(Params._dummy(), "formula", f"idf formula: one of {FORMULAS}",
-                    typeConverter=TypeConverters.toString)
-    useIdf = Param(Params._dummy(), "useIdf", "weight terms by idf (false: normalised tf only)",
-                   typeConverter=TypeConverters.toBoolean)
-    smoothIdf = Param(Params._dummy(), "smoothIdf", "sklearn formula: add one to document counts",
-                      typeConverter=TypeConverters.toBoolean)
-    sublinearTf = Param(Params._dummy(), "sublinearTf", "replace tf with 1 + ln(tf)",
-                        typeConverter=TypeConverters.toBoolean)
-    norm = Param(Params._dummy(), "norm", f"row normalisation: one of {NORMS}", typeConverter=TypeConverters.toString)
+class _IdfParams(StageParams):
+    inputCol = param("tf", "column of term-count vectors")
+    outputCol = param("tfidf", "output: the weighted vectors")
+    formula = param("sklearn", f"idf formula: one of {FORMULAS}")
+    useIdf = param(True, "weight terms by idf (false: normalised tf only)")
+    smoothIdf = param(True, "sklearn formula: add one to document counts")
+    sublinearTf = param(False, "replace tf with 1 + ln(tf)")
+    norm = param("l2", f"row normalisation: one of {NORMS}")
 
-    def _init_defaults(self) -> None:
-        self._setDefault(inputCol="tf", outputCol="tfidf", formula="sklearn", useIdf=True, smoothIdf=True,
-                         sublinearTf=False, norm="l2")
-
-    def _check(self) -> None:
-        if self.getOrDefault(self.formula) not in FORMULAS:
-            raise ValueError(f"formula must be one of {FORMULAS}, got {self.getOrDefault(self.formula)!r}")
-        if self.getOrDefault(self.norm) not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.getOrDefault(self.norm)!r}")
+    def _validate(self) -> None:
+        if self.value("formula") not in FORMULAS:
+            raise ValueError(f"formula must be one of {FORMULAS}, got {self.value('formula')!r}")
+        if self.value("norm") not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.value('norm')!r}")
 
 
 class SklearnIdf(Estimator, _IdfParams, DefaultParamsReadable, DefaultParamsWritable):
     """Fits idf weights on term-count vectors; its model applies tf transform, idf and norm."""
-
-    @keyword_only
-    def __init__(self, *, inputCol: str = "tf", outputCol: str = "tfidf", formula: str = "sklearn",
-                 useIdf: bool = True, smoothIdf: bool = True, sublinearTf: bool = False, norm: str = "l2") -> None:
-        super().__init__()
-        self._init_defaults()
-        self._set(**self._input_kwargs)
-        self._check()
 
     def _fit(self, dataset: DataFrame) -> "SklearnIdfModel":
         counted = IDF(inputCol=self.getInputCol(), minDocFreq=0).fit(dataset)
@@ -92,13 +73,12 @@ class SklearnIdfModel(Model, _IdfParams, ArrayModel):
 
     def __init__(self, idf: np.ndarray | None = None, docFreq: np.ndarray | None = None, numDocs: int = 0) -> None:
         super().__init__()
-        self._init_defaults()
         self.idf = np.asarray(idf if idf is not None else [], dtype=np.float64)
         self.docFreq = np.asarray(docFreq if docFreq is not None else [], dtype=np.int64)
         self.numDocs = int(numDocs)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        self._check()
+        self._validate()
         weights = tfidf_udf(self.idf if self.getOrDefault(self.useIdf) else None,
                             self.getOrDefault(self.sublinearTf), self.getOrDefault(self.norm))
         return dataset.withColumn(self.getOutputCol(), weights(self.getInputCol()))

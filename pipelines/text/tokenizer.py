@@ -14,17 +14,14 @@ Null text gives an empty array; invalid UTF-8 is replaced with U+FFFD before Pyt
 """
 from __future__ import annotations
 
-from typing import Any
-
-from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.feature import NGram, StopWordsRemover
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasInputCol, HasOutputCol
+from pyspark.ml.param import TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.stages import StageParams, param
 from udfs.text import segment_udf
 
 SEGMENTERS = ("regex", "jieba")
@@ -44,47 +41,26 @@ def normalise(text: F.Column, form: str) -> F.Column:
     return F.reflect(F.lit("com.ibm.icu.text.Normalizer"), F.lit(method), text, F.lit(compat))
 
 
-class TextTokenizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
+class TextTokenizer(Transformer, StageParams, DefaultParamsReadable, DefaultParamsWritable):
     """Normalise, lower-case, tokenise (regex or jieba), drop stop words, add n-grams."""
 
-    segmenter = Param(Params._dummy(), "segmenter", f"word segmentation: one of {SEGMENTERS}",
-                      typeConverter=TypeConverters.toString)
-    pattern = Param(Params._dummy(), "pattern", "token regex (Java syntax); '' for the segmenter's default",
-                    typeConverter=TypeConverters.toString)
-    normalization = Param(Params._dummy(), "normalization", f"Unicode normalisation: one of {NORMALISATIONS}",
-                          typeConverter=TypeConverters.toString)
-    lowercase = Param(Params._dummy(), "lowercase", "lower-case before tokenising",
-                      typeConverter=TypeConverters.toBoolean)
-    stopWords = Param(Params._dummy(), "stopWords", "terms to drop", typeConverter=TypeConverters.toListString)
-    ngramMax = Param(Params._dummy(), "ngramMax", "add word n-grams for n = 2..ngramMax (1: none)",
-                     typeConverter=TypeConverters.toInt)
-    userDict = Param(Params._dummy(), "userDict", "jieba user dictionary file ('' for none)",
-                     typeConverter=TypeConverters.toString)
+    inputCol = param("text", "column of text")
+    outputCol = param("tokens", "output: the terms (array<string>)")
+    segmenter = param("regex", f"word segmentation: one of {SEGMENTERS}")
+    pattern = param("", "token regex (Java syntax); '' for the segmenter's default")
+    normalization = param("NFKC", f"Unicode normalisation: one of {NORMALISATIONS}")
+    lowercase = param(True, "lower-case before tokenising")
+    stopWords = param([], "terms to drop", TypeConverters.toListString)
+    ngramMax = param(1, "add word n-grams for n = 2..ngramMax (1: none)")
+    userDict = param("", "jieba user dictionary file ('' for none)")
 
-    @keyword_only
-    def __init__(self, *, inputCol: str = "text", outputCol: str = "tokens", segmenter: str = "regex",
-                 pattern: str = "", normalization: str = "NFKC", lowercase: bool = True,
-                 stopWords: list[str] | None = None, ngramMax: int = 1, userDict: str = "") -> None:
-        super().__init__()
-        self._setDefault(inputCol="text", outputCol="tokens", segmenter="regex", pattern="",
-                         normalization="NFKC", lowercase=True, stopWords=[], ngramMax=1, userDict="")
-        self.setParams(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(self, **kwargs: Any) -> "TextTokenizer":
-        """Set any of the constructor's parameters, validated."""
-        self._set(**{k: v for k, v in kwargs.items() if v is not None})
-        self._check()
-        return self
-
-    def _check(self) -> None:
-        if self.getOrDefault(self.segmenter) not in SEGMENTERS:
-            raise ValueError(f"segmenter must be one of {SEGMENTERS}, got {self.getOrDefault(self.segmenter)!r}")
-        if self.getOrDefault(self.normalization) not in NORMALISATIONS:
-            raise ValueError(f"normalization must be one of {NORMALISATIONS}, "
-                             f"got {self.getOrDefault(self.normalization)!r}")
-        if self.getOrDefault(self.ngramMax) < 1:
-            raise ValueError(f"ngramMax must be >= 1, got {self.getOrDefault(self.ngramMax)}")
+    def _validate(self) -> None:
+        if self.value("segmenter") not in SEGMENTERS:
+            raise ValueError(f"segmenter must be one of {SEGMENTERS}, got {self.value('segmenter')!r}")
+        if self.value("normalization") not in NORMALISATIONS:
+            raise ValueError(f"normalization must be one of {NORMALISATIONS}, got {self.value('normalization')!r}")
+        if self.value("ngramMax") < 1:
+            raise ValueError(f"ngramMax must be >= 1, got {self.value('ngramMax')}")
 
     def token_pattern(self) -> str:
         """The pattern in force: the user's, or the segmenter's default."""
@@ -100,7 +76,7 @@ class TextTokenizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadabl
         return F.regexp_extract_all(text, F.lit(self.token_pattern()), 0)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        self._check()
+        self._validate()
         out = self.getOutputCol()
         tmp = f"__{self.uid}_words"
         text = F.coalesce(F.make_valid_utf8(F.col(self.getInputCol()).cast("string")), F.lit(""))

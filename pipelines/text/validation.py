@@ -9,13 +9,14 @@ neighbours) is keyed on the id.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.ingest import IngestError
+from pipelines.records import Record
 
 # Readers that decode bytes themselves (text files, JSON) have already replaced bad sequences with it.
 REPLACEMENT = "\ufffd"
@@ -26,16 +27,13 @@ class TextInputError(IngestError):
 
 
 @dataclass(frozen=True)
-class CorpusCounts:
+class CorpusCounts(Record):
     """What ``clean_corpus`` found."""
 
     documents: int
     empty_documents: int
     invalid_documents: int      # held invalid byte sequences (replaced by U+FFFD)
     invalid_example: Any        # the smallest id among them, None when there are none
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def clean_corpus(docs: DataFrame, id_col: str = "doc_id", text_col: str = "text") -> tuple[DataFrame, CorpusCounts]:

@@ -10,10 +10,9 @@ from pyspark.sql import functions as F
 
 from pipelines.config import ConfigError
 from pipelines.errors import load_model
-from pipelines.frames import from_pandas
-from pipelines.ingest import _require_path
+from pipelines.frames import from_pandas, require_columns
+from pipelines.fs import require_input
 from pipelines.text.jobs import read_documents, tokenizer_from_config
-from pipelines.word2vec.errors import Word2VecError
 from pipelines.word2vec.evaluation import category_neighbour_share, evaluate_words
 from pipelines.word2vec.model import Word2Vec, Word2VecModel
 from pipelines.word2vec.subwords import with_oov_vectors
@@ -38,11 +37,17 @@ def model_params(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {**params, **{SUBWORD_KEYS[k]: v for k, v in model_cfg["subwords"].items()}}
 
 
+def read_inferred(ctx: "JobContext", source: Mapping[str, Any]) -> DataFrame:
+    """The table ``{path, format, options}`` names (CSV: with a header, types inferred)."""
+    reader = ctx.spark.read.format(source["format"]).options(**{k: str(v) for k, v in source["options"].items()})
+    if source["format"] == "csv":
+        reader = reader.option("header", "true").option("inferSchema", "true")
+    return reader.load(require_input(ctx.fs, source["path"]))
+
+
 def session_sequences(interactions: DataFrame, session_col: str, item_col: str, time_col: str) -> DataFrame:
     """One ``tokens`` array per session: its item ids (as strings) ordered by time, ties by item."""
-    for col in (session_col, item_col, time_col):
-        if col not in interactions.columns:
-            raise Word2VecError(f"sessions: column '{col}' not found; columns: {', '.join(interactions.columns)}")
+    require_columns(interactions, (session_col, item_col, time_col), "sessions")
     events = F.sort_array(F.collect_list(F.struct(F.col(time_col).alias("t"), F.col(item_col).alias("i"))))
     return (interactions.filter(F.col(item_col).isNotNull())
             .groupBy(session_col).agg(events.alias("events"))
@@ -57,10 +62,7 @@ def training_sequences(ctx: "JobContext", source: Mapping[str, Any], tokenizer_c
         docs = read_documents(ctx, "corpus", source)
         tokens = tokenizer_from_config(tokenizer_cfg).setParams(inputCol="text", outputCol="tokens").transform(docs)
     else:
-        reader = ctx.spark.read.format(source["format"]).options(**{k: str(v) for k, v in source["options"].items()})
-        if source["format"] == "csv":
-            reader = reader.option("header", "true").option("inferSchema", "true")
-        interactions = reader.load(_require_path(ctx.spark, source["path"]))
+        interactions = read_inferred(ctx, source)
         tokens = session_sequences(interactions, source["session_col"], source["item_col"], source["time_col"])
     return tokens.select("tokens").filter(F.size("tokens") >= source["min_length"]) \
         .persist(StorageLevel.MEMORY_AND_DISK)
@@ -85,7 +87,7 @@ def train_word2vec_job(ctx: "JobContext") -> None:
 
 
 def _queries(ctx: "JobContext", model: Word2VecModel, cfg: Mapping[str, Any]) -> DataFrame:
-    table = ctx.spark.read.format(cfg["format"]).load(_require_path(ctx.spark, cfg["path"]))
+    table = ctx.spark.read.format(cfg["format"]).load(require_input(ctx.fs, cfg["path"]))
     index = model.index(ctx.spark)
     if cfg["mode"] == "most_similar":
         word_col = "word" if "word" in table.columns else None
@@ -103,7 +105,7 @@ def _queries(ctx: "JobContext", model: Word2VecModel, cfg: Mapping[str, Any]) ->
 def evaluate_embeddings_job(ctx: "JobContext") -> None:
     """Quality figures of a saved model into ``_metrics.json`` and ``results/``; optional batch queries."""
     cfg = ctx.config
-    model = load_model(Word2VecModel.load, _require_path(ctx.spark, cfg["model_path"]))
+    model = load_model(Word2VecModel.load, require_input(ctx.fs, cfg["model_path"]))
     if cfg["kind"] == "words":
         quality = evaluate_words(ctx.spark, model.words, model.vectors, cfg["eval_dir"], cfg["restrict_vocab"])
         figures = {"analogy_accuracy": quality["analogy"]["accuracy"],
@@ -111,10 +113,7 @@ def evaluate_embeddings_job(ctx: "JobContext") -> None:
                    "simlex999_spearman": quality["simlex999"]["spearman"]}
     elif cfg["kind"] == "items":
         items = cfg["items"]
-        table = ctx.spark.read.format(items["format"]).options(**{k: str(v) for k, v in items["options"].items()})
-        if items["format"] == "csv":
-            table = table.option("header", "true").option("inferSchema", "true")
-        categories = table.load(_require_path(ctx.spark, items["path"]))
+        categories = read_inferred(ctx, items)
         quality = category_neighbour_share(ctx.spark, model.words, model.vectors, categories, items["key_col"],
                                            items["category_col"], items["k"])
         figures = {"same_category_share": quality["same_category_share"], "chance": quality["chance"]}

@@ -15,13 +15,15 @@ from pipelines.word2vec.vocabulary import Vocabulary
 
 @dataclass(frozen=True)
 class MllibSettings:
-    vector_size: int = 100
-    window: int = 5
-    min_count: int = 5
-    num_partitions: int = 1
-    max_iter: int = 1
-    step_size: float = 0.025
-    seed: int = 1
+    """MLlib's Params, from ``Word2Vec``'s (whose defaults apply)."""
+
+    vector_size: int
+    window: int
+    min_count: int
+    num_partitions: int
+    max_iter: int
+    step_size: float
+    seed: int
 
 
 def train_mllib(corpus: DataFrame, vocab: Vocabulary, settings: MllibSettings,

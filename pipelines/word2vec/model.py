@@ -6,37 +6,26 @@ The vectors table is ``(word, vector array<float>, count)``, one row per word, m
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.functions import array_to_vector
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasInputCol, HasOutputCol, HasSeed
-from pyspark.ml.util import (
-    DefaultParamsReadable,
-    DefaultParamsReader,
-    DefaultParamsWritable,
-    DefaultParamsWriter,
-    MLReadable,
-    MLReader,
-    MLWritable,
-    MLWriter,
-)
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.connect import require_classic, share
-from pipelines.frames import from_pandas
+from pipelines.frames import from_pandas, vector_matrix
+from pipelines.stages import SavedModel, param
 from pipelines.word2vec.errors import Word2VecError
 from pipelines.word2vec.kernel import KernelSettings
 from pipelines.word2vec.mllib import MllibSettings, train_mllib
 from pipelines.word2vec.ppmi import PpmiSettings, train_ppmi
 from pipelines.word2vec.queries import VectorIndex
 from pipelines.word2vec.subwords import compose
-from pipelines.word2vec.trainer_sgns import SgnsSettings, train_sgns
+from pipelines.word2vec.trainer_sgns import RoundParams, SgnsSettings, train_sgns
 from pipelines.word2vec.vocabulary import Vocabulary, build_vocabulary
 from udfs.word2vec import mean_vector_udf
 
@@ -45,66 +34,31 @@ VECTORS_SCHEMA = "word STRING, vector ARRAY<FLOAT>, count BIGINT, index INT"
 NGRAMS_SCHEMA = "bucket INT, vector ARRAY<FLOAT>"
 
 
-def _param(name: str, doc: str, conv: Callable) -> Param:
-    return Param(Params._dummy(), name, doc, typeConverter=conv)
-
-
-class _Word2VecParams(HasInputCol, HasOutputCol, HasSeed):
-    trainer = _param("trainer", f"one of {TRAINERS}", TypeConverters.toString)
-    vectorSize = _param("vectorSize", "dimensions", TypeConverters.toInt)
-    window = _param("window", "context window (words each side)", TypeConverters.toInt)
-    minCount = _param("minCount", "drop words seen fewer times", TypeConverters.toInt)
-    maxVocabSize = _param("maxVocabSize", "keep the most frequent words only (0: all)", TypeConverters.toInt)
-    sample = _param("sample", "subsampling threshold of frequent words (0: none)", TypeConverters.toFloat)
-    architecture = _param("architecture", "sgns: skipgram | cbow", TypeConverters.toString)
-    loss = _param("loss", "sgns: negative (sampling) | hierarchical (softmax)", TypeConverters.toString)
-    negative = _param("negative", "noise words per positive example", TypeConverters.toInt)
-    alpha = _param("alpha", "initial learning rate", TypeConverters.toFloat)
-    minAlpha = _param("minAlpha", "final learning rate (linear decay)", TypeConverters.toFloat)
-    epochs = _param("epochs", "passes over the corpus (mllib: maxIter)", TypeConverters.toInt)
-    numPartitions = _param("numPartitions", "partitions training in parallel", TypeConverters.toInt)
-    syncsPerEpoch = _param("syncsPerEpoch", "sgns: parameter synchronisations per epoch (0: auto)",
-                           TypeConverters.toInt)
-    combine = _param("combine", "sgns: rows | sum | average of the partitions' deltas", TypeConverters.toString)
-    maxMemoryFraction = _param("maxMemoryFraction", "share of driver/executor memory the model may take",
-                               TypeConverters.toFloat)
-    ppmiShift = _param("ppmiShift", "ppmi: k of max(PMI - log k, 0)", TypeConverters.toFloat)
-    ppmiContextAlpha = _param("ppmiContextAlpha", "ppmi: context-distribution smoothing", TypeConverters.toFloat)
-    minN = _param("minN", "sgns subwords: shortest character n-gram", TypeConverters.toInt)
-    maxN = _param("maxN", "sgns subwords: longest character n-gram (0: no subwords)", TypeConverters.toInt)
-    buckets = _param("buckets", "sgns subwords: rows the n-grams are hashed into", TypeConverters.toInt)
-
-    DEFAULTS: dict[str, Any] = dict(
-        inputCol="tokens", outputCol="vector", seed=1, trainer="sgns", vectorSize=100, window=5, minCount=5,
-        maxVocabSize=0, sample=1e-3, architecture="skipgram", loss="negative", negative=5, alpha=0.025,
-        minAlpha=0.0001, epochs=5, numPartitions=2, syncsPerEpoch=0, combine="rows", maxMemoryFraction=0.5,
-        ppmiShift=1.0, ppmiContextAlpha=0.75, minN=3, maxN=0, buckets=200_000)
-
-    def _init_defaults(self) -> None:
-        self._setDefault(**self.DEFAULTS)
-
-    def value(self, name: str) -> Any:
-        return self.getOrDefault(getattr(self, name))
-
-    def setInputCol(self, value: str) -> Any:
-        return self._set(inputCol=value)
-
-    def setOutputCol(self, value: str) -> Any:
-        return self._set(outputCol=value)
+class _Word2VecParams(RoundParams):
+    outputCol = param("vector", "output: the mean of the row's token vectors")
+    seed = param(1, "random seed")
+    trainer = param("sgns", f"one of {TRAINERS}")
+    vectorSize = param(100, "dimensions")
+    window = param(5, "context window (words each side)")
+    minCount = param(5, "drop words seen fewer times")
+    maxVocabSize = param(0, "keep the most frequent words only (0: all)")
+    sample = param(1e-3, "subsampling threshold of frequent words (0: none)")
+    architecture = param("skipgram", "sgns: skipgram | cbow")
+    loss = param("negative", "sgns: negative (sampling) | hierarchical (softmax)")
+    negative = param(5, "noise words per positive example")
+    alpha = param(0.025, "initial learning rate")
+    minAlpha = param(0.0001, "final learning rate (linear decay)")
+    epochs = param(5, "passes over the corpus (mllib: maxIter)")
+    maxMemoryFraction = param(0.5, "share of driver/executor memory the model may take")
+    ppmiShift = param(1.0, "ppmi: k of max(PMI - log k, 0)")
+    ppmiContextAlpha = param(0.75, "ppmi: context-distribution smoothing")
+    minN = param(3, "sgns subwords: shortest character n-gram")
+    maxN = param(0, "sgns subwords: longest character n-gram (0: no subwords)")
+    buckets = param(200_000, "sgns subwords: rows the n-grams are hashed into")
 
 
 class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsWritable):
     """Word (or item) vectors from a column of token arrays; ``trainer`` picks sgns, ppmi or mllib."""
-
-    @keyword_only
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__()
-        self._init_defaults()
-        self._set(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(self, **kwargs: Any) -> "Word2Vec":
-        return self._set(**self._input_kwargs)
 
     def settings(self) -> SgnsSettings | PpmiSettings | MllibSettings:
         """The chosen trainer's settings, validated (a ``Word2VecError`` names the bad value)."""
@@ -156,7 +110,7 @@ def _log(message: str) -> None:
     print(f"[word2vec] {message}", file=sys.stderr, flush=True)
 
 
-class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
+class Word2VecModel(Model, _Word2VecParams, SavedModel):
     """Word vectors (rows in vocabulary order) with counts; ``transform`` averages a row's token vectors. With
     subwords it keeps the n-gram buckets' rows too (``ngrams``): ``wordVector`` and ``findSynonyms`` then answer
     words out of the vocabulary from their character n-grams."""
@@ -164,7 +118,6 @@ class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
     def __init__(self, words: list[str] | None = None, counts: np.ndarray | None = None,
                  vectors: np.ndarray | None = None, ngrams: np.ndarray | None = None) -> None:
         super().__init__()
-        self._init_defaults()
         self.words = list(words or [])
         self.counts = np.asarray(counts if counts is not None else [], np.int64)
         self.vectors = np.asarray(vectors if vectors is not None else np.zeros((0, 0)), np.float32)
@@ -245,39 +198,24 @@ class Word2VecModel(Model, _Word2VecParams, MLReadable, MLWritable):
         mean = mean_vector_udf(bc)(F.col(self.getInputCol()))
         return dataset.withColumn(self.getOutputCol(), array_to_vector(mean))
 
-    def write(self) -> MLWriter:
-        return _ModelWriter(self)
+    def extra_metadata(self) -> dict[str, Any]:
+        return {"summary": self.summary}
+
+    def save_data(self, path: str, spark: SparkSession) -> None:
+        """The vectors table as Parquet (``data/``); with subwords the n-gram buckets' rows as ``(bucket, vector)``
+        (``ngrams/``)."""
+        self.vectors_frame(spark).write.parquet(f"{path}/data")
+        if self.ngrams is not None:
+            ngrams = pd.DataFrame({"bucket": np.arange(len(self.ngrams), dtype=np.int32), "vector": list(self.ngrams)})
+            from_pandas(spark, ngrams, NGRAMS_SCHEMA).write.parquet(f"{path}/ngrams")
 
     @classmethod
-    def read(cls) -> MLReader:
-        return _ModelReader(cls)
-
-
-class _ModelWriter(DefaultParamsWriter):
-    """Params as ML metadata (``metadata/``), the vectors table as Parquet (``data/``), with subwords the n-gram
-    buckets' rows as ``(bucket, vector)`` (``ngrams/``)."""
-
-    def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession, {"summary": self.instance.summary})
-        self.instance.vectors_frame(self.sparkSession).write.parquet(f"{path}/data")
-        if self.instance.ngrams is not None:
-            ngrams = pd.DataFrame({"bucket": np.arange(len(self.instance.ngrams), dtype=np.int32),
-                                   "vector": list(self.instance.ngrams)})
-            from_pandas(self.sparkSession, ngrams, NGRAMS_SCHEMA).write.parquet(f"{path}/ngrams")
-
-
-class _ModelReader(DefaultParamsReader):
-    """Params and uid as ``DefaultParamsReader`` restores them, then the vectors table."""
-
-    def load(self, path: str) -> Word2VecModel:
-        model = super().load(path)
-        table = self.sparkSession.read.parquet(f"{path}/data").orderBy("index").toArrow()
-        model.words = table.column("word").to_pylist()
-        model.counts = table.column("count").to_numpy().astype(np.int64)
-        if table.num_rows:
-            model.vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
-        model.summary = DefaultParamsReader.loadMetadata(path, self.sparkSession).get("summary", {})
-        if model.value("maxN") > 0:
-            ngrams = self.sparkSession.read.parquet(f"{path}/ngrams").orderBy("bucket").toArrow()
-            model.ngrams = np.stack(ngrams.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+    def load_data(cls, path: str, spark: SparkSession, metadata: Mapping[str, Any]) -> "Word2VecModel":
+        table = spark.read.parquet(f"{path}/data").orderBy("index").toArrow()
+        vectors = vector_matrix(table) if table.num_rows else None
+        ngrams = None
+        if {**metadata.get("defaultParamMap", {}), **metadata.get("paramMap", {})}.get("maxN", 0) > 0:
+            ngrams = vector_matrix(spark.read.parquet(f"{path}/ngrams").orderBy("bucket").toArrow())
+        model = cls(table.column("word").to_pylist(), table.column("count").to_numpy(), vectors, ngrams)
+        model.summary = metadata.get("summary", {})
         return model

@@ -57,16 +57,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from pyspark import RDD, StorageLevel
 from pyspark.broadcast import Broadcast
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.connect import require_classic
 from pipelines.session import job_description
+from pipelines.stages import StageParams, param
 from pipelines.word2vec.errors import ModelTooLargeError
 from pipelines.word2vec.kernel import KernelSettings, broadcast_key, layers, make_gensim_model, train_shard
 from pipelines.word2vec.subwords import compose
@@ -263,6 +264,32 @@ def combine_blocks(records: RDD, shapes: Sequence[tuple[int, int]], rows: int, r
         lambda part: combine_records(part, shapes, rows, rule, partitions))
 
 
+def add_combined(spark: SparkSession, combined: RDD | Iterable[tuple[tuple[int, int], Any]],
+                 weights: Sequence[np.ndarray], rows: int, description: str) -> tuple[np.ndarray, int]:
+    """Add a round's combined deltas (``combine_blocks``' output, or the same records combined on the driver) into
+    ``weights`` on the driver, a block at a time as they arrive; returns the tasks' figures summed and the bytes of
+    deltas received."""
+    stats, received = np.zeros(0), 0
+    with job_description(spark, description):
+        blocks = combined.toLocalIterator(prefetchPartitions=True) if isinstance(combined, RDD) else combined
+        for (layer, block), value in blocks:
+            if layer == STATS:
+                stats = value
+            else:
+                add_packed(weights[layer][block * rows:(block + 1) * rows], value)
+                received += sum(a.nbytes for a in value if a is not None)
+    return stats, received
+
+
+class RoundParams(StageParams):
+    """Params of the stages that train in rounds over shards of a tokens column (sgns ``Word2Vec``, fastText)."""
+
+    inputCol = param("tokens", "column of token arrays")
+    numPartitions = param(2, "partitions training in parallel")
+    syncsPerEpoch = param(0, "weight synchronisations per epoch (0: auto, see trainer_sgns)")
+    combine = param("rows", f"one of {COMBINES}: how the partitions' deltas are combined (see combine_deltas)")
+
+
 def train_round(chunk: RDD, weights_bc: Broadcast, vocab_bc: Broadcast, kernel: KernelSettings,
                 alphas: tuple[float, float], r: int, rows: int) -> RDD:
     """Round ``r``'s training, one task per partition of ``chunk`` from the broadcast weights with alpha decaying
@@ -326,13 +353,8 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
             records = train_round(chunks[r % S], weights_bc, vocab_bc, kernel, alphas, r, rows)
             combined = combine_blocks(records, [w.shape for w in weights], rows, settings.combine, P)
             t0 = time.time()
-            with job_description(spark, f"sgns round {r + 1}/{rounds}"):
-                for (layer, block), value in combined.toLocalIterator(prefetchPartitions=True):
-                    if layer == STATS:
-                        tasks = value
-                    else:
-                        add_packed(weights[layer][block * rows:(block + 1) * rows], value)
-                        received += sum(a.nbytes for a in value if a is not None)
+            tasks, nbytes = add_combined(spark, combined, weights, rows, f"sgns round {r + 1}/{rounds}")
+            received += nbytes
             trained_words += int(tasks[0])
             weights_bc.destroy()
             log(f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {alphas[1]:.5f}) "

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from chispa import assert_approx_df_equality
 
-from pipelines.job_runtime import run_job
 from pipelines.connect import ConnectUnsupported
 from pipelines.gbdt_lr.model import GBDTLR
 from pipelines.ingest import read_corpus
+from pipelines.job_runtime import run_job
 from pipelines.orchestration.definition import load_pipeline
 from tests.connect.server import ROOT
 from tests.pipeline_runs import TINY_TRAIN, run_pipeline, tiny_definition

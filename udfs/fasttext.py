@@ -1,5 +1,5 @@
-"""Arrow UDFs of the supervised fastText model: the ids of each row of tokens, and class log-probabilities
-(declared here, beside the numpy they call, as ``pipelines.pq.encoder`` declares its own).
+"""Arrow UDFs of the supervised fastText model (``pipelines.text.fasttext``): the ids of each row of tokens, and
+class log-probabilities.
 
 Both take a batch of token lists as Arrow and work on the whole batch in numpy (``pipelines.text.fasttext_ids``,
 ``pipelines.text.fasttext_kernel``). Declared at each call, like the project's other UDFs.
