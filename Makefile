@@ -58,6 +58,7 @@ test-connect: check-env $(STAMP)
 lint: $(STAMP)
 	$(PY) -m pip install --quiet 'ruff==0.17.6'
 	$(PY) -m ruff check pipelines jobs udfs tests benchmarks scripts
+	$(PY) -m ruff format --check pipelines jobs udfs tests benchmarks scripts
 
 pyfiles: check-env $(STAMP)
 	$(PY) -m pipelines.packaging dist

@@ -5,6 +5,7 @@ Last line: one JSON object. Usage: ``python benchmarks/bench_fasttext.py [--data
 [--lr 0.5] [--dim 100] [--word-ngrams 2] [--bucket 2000000] [--loss softmax|hs|both] [--epochs-per-sync N]``
 (``--only fudan`` runs Fudan instead).
 """
+
 from __future__ import annotations
 
 import sys

@@ -175,7 +175,15 @@ def encode_figures(spark, model, items, cores: int, copies: int, suffix: str = "
 
 
 def run_ours(
-    spark, items_path: str, queries_df, gt: np.ndarray, m: int, nbits: int, work: str, cores: int, init: str,
+    spark,
+    items_path: str,
+    queries_df,
+    gt: np.ndarray,
+    m: int,
+    nbits: int,
+    work: str,
+    cores: int,
+    init: str,
     copies: int,
 ) -> dict[str, float]:
     from pipelines.pq import PQEncoder, search
@@ -195,9 +203,9 @@ def run_ours(
     encode_write_s = time.time() - started
     result_path = f"{work}/neighbours_M{m}x{nbits}"
     started = time.time()
-    search(model, spark.read.parquet(codes_path), queries_df, 100, partitions=cores).write.mode(
-        "overwrite"
-    ).parquet(result_path)
+    search(model, spark.read.parquet(codes_path), queries_df, 100, partitions=cores).write.mode("overwrite").parquet(
+        result_path
+    )
     search_s = time.time() - started
     res = spark.read.parquet(result_path).toPandas()
     found = np.full((len(gt), 100), -1, np.int64)
@@ -238,8 +246,17 @@ def run_faiss_ivfpq(
 
 
 def run_ours_ivfpq(
-    spark, items_path: str, queries_df, gt: np.ndarray, m: int, nbits: int, nlist: int, nprobes: list[int],
-    work: str, cores: int, init: str,
+    spark,
+    items_path: str,
+    queries_df,
+    gt: np.ndarray,
+    m: int,
+    nbits: int,
+    nlist: int,
+    nprobes: list[int],
+    work: str,
+    cores: int,
+    init: str,
 ) -> dict[str, float]:
     """Our residual IVF-PQ: fit on the base vectors, codes and lists to Parquet, the Spark search at each
     ``nprobe`` written to Parquet."""
@@ -306,9 +323,7 @@ def summary(key: str, row: dict[str, float], cores: int, copies: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--m", type=int, nargs="+", default=[8, 16], help="sub-spaces (default: 8 16)")
     parser.add_argument("--nbits", type=int, nargs="+", default=[8], help="bits per code (default: 8)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -370,9 +385,7 @@ def main() -> None:
                     run_ours(spark, items_path, queries_df, gt, m, nbits, work, cores, args.init, args.encode_copies)
                 )
                 row["ratio_encode"] = round(row["ours_encode_vps_per_core"] / row["faiss_encode_vps"], 3)
-                row["ratio_encode_binary"] = round(
-                    row["ours_encode_vps_per_core_binary"] / row["faiss_encode_vps"], 3
-                )
+                row["ratio_encode_binary"] = round(row["ours_encode_vps_per_core_binary"] / row["faiss_encode_vps"], 3)
                 row["ratio_encode_1x"] = round(row["ours_encode_vps_per_core_1x"] / row["faiss_encode_vps_1x"], 3)
                 row["ratio_mse"] = round(row["ours_mse"] / row["faiss_mse"], 4)
                 results[key] = row

@@ -39,6 +39,7 @@ to ``--out``; the last line printed is one JSON object.
     python benchmarks/bench_scale.py [--factors 1,4,16] [--stages ingest,metrics,...] [--base tfidf=3000]
         [--out output/bench_scale]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,13 +75,29 @@ from pipelines.datagen.scale import (  # noqa: E402
 )
 
 K = 10
-BASE = {"ingest": 250_000, "metrics": 1_000_000, "tfidf": 2_000, "similar": 1_000, "word2vec": 4_000,
-        "pq": 100_000, "gbdt_lr": 50_000, "recsys": 1_000}
-UNITS = {"ingest": "rows", "metrics": "rows", "tfidf": "documents", "similar": "documents",
-         "word2vec": "documents", "pq": "items", "gbdt_lr": "rows", "recsys": "users"}
-VOCABULARY_PER_DOC = 25          # corpus vocabulary = 25 words per document of the base size, times the factor
+BASE = {
+    "ingest": 250_000,
+    "metrics": 1_000_000,
+    "tfidf": 2_000,
+    "similar": 1_000,
+    "word2vec": 4_000,
+    "pq": 100_000,
+    "gbdt_lr": 50_000,
+    "recsys": 1_000,
+}
+UNITS = {
+    "ingest": "rows",
+    "metrics": "rows",
+    "tfidf": "documents",
+    "similar": "documents",
+    "word2vec": "documents",
+    "pq": "items",
+    "gbdt_lr": "rows",
+    "recsys": "users",
+}
+VOCABULARY_PER_DOC = 25  # corpus vocabulary = 25 words per document of the base size, times the factor
 PQ_QUERIES = 1_000
-EXACT_MAX_DOCS = 20_000          # similar_documents' default: ``auto`` is exact up to this many documents
+EXACT_MAX_DOCS = 20_000  # similar_documents' default: ``auto`` is exact up to this many documents
 
 
 def progress(message: str) -> None:
@@ -133,8 +150,9 @@ def _cached(df: DataFrame) -> DataFrame:
 def zipf_corpus(run: Run, seed: int = 42) -> DataFrame:
     """The corpus of ``run.rows`` documents over ``25 x base x factor`` words, cached and counted."""
     vocab = int(VOCABULARY_PER_DOC * run.rows)
-    return _cached(generate(run.spark, partial(zipf_corpus_chunk, vocab_size=vocab), ZIPF_CORPUS_SCHEMA, seed,
-                            run.rows, 500))
+    return _cached(
+        generate(run.spark, partial(zipf_corpus_chunk, vocab_size=vocab), ZIPF_CORPUS_SCHEMA, seed, run.rows, 500)
+    )
 
 
 # --------------------------------------------------------------------------------------------- stages
@@ -151,6 +169,7 @@ def stage_ingest(run: Run) -> Prepared:
         ingested = read_table(run.spark, path, "csv", CRITEO_LIKE_SCHEMA, {"header": "true"})
         ingested.data.write.parquet(str(run.work / "criteo_parquet"))
         return {"rows_good": ingested.rows_good}
+
     return Prepared(timed)
 
 
@@ -159,12 +178,15 @@ def stage_metrics(run: Run) -> Prepared:
     from pipelines.metrics import grouped_auc, roc_auc
 
     label = (F.rand(7) < 0.3).cast("int")
-    data = _cached(run.spark.range(run.rows).select((F.col("id") % max(1, run.rows // 5)).alias("user"),
-                                                    label.alias("label"), F.randn(8).alias("z"))
-                   .select("user", "label", (F.col("z") + 1.2 * F.col("label")).alias("score")))
+    data = _cached(
+        run.spark.range(run.rows)
+        .select((F.col("id") % max(1, run.rows // 5)).alias("user"), label.alias("label"), F.randn(8).alias("z"))
+        .select("user", "label", (F.col("z") + 1.2 * F.col("label")).alias("score"))
+    )
 
     def timed() -> dict[str, Any]:
         return {"auc": roc_auc(data, "score", "label"), "gauc": grouped_auc(data, "user", "score", "label").gauc}
+
     return Prepared(timed)
 
 
@@ -207,6 +229,7 @@ def stage_tfidf(run: Run) -> Prepared:
     def versus_sklearn() -> dict[str, Any]:
         theirs = sklearn_seconds(docs)
         return {"sklearn_s": round(theirs, 3), "vs_sklearn": round(figures["fit_transform_s"] / theirs, 3)}
+
     return Prepared(timed, versus_sklearn if run.smallest else None)
 
 
@@ -226,12 +249,16 @@ def stage_similar(run: Run) -> Prepared:
         return {}
 
     def approximate() -> dict[str, Any]:
-        exact = result["neighbours"] if run.rows <= EXACT_MAX_DOCS else \
-            _cached(similar_documents(entries, K, method="blocked"))
+        exact = (
+            result["neighbours"]
+            if run.rows <= EXACT_MAX_DOCS
+            else _cached(similar_documents(entries, K, method="blocked"))
+        )
         started = time.time()
         found = _cached(similar_documents(entries, K, method="ivf"))
         ivf_s = time.time() - started
         return {"ivf_s": round(ivf_s, 3), "ivf_recall_at_10": round(recall_at_k(found, exact, K), 4)}
+
     return Prepared(timed, approximate if run.largest else None)
 
 
@@ -243,9 +270,19 @@ def stage_word2vec(run: Run) -> Prepared:
     tokens = corpus.agg(F.sum(F.size("tokens"))).first()[0]
 
     def timed() -> dict[str, Any]:
-        model = Word2Vec(inputCol="tokens", trainer="sgns", epochs=1, vectorSize=100, window=5, minCount=5,
-                         sample=1e-3, negative=5, seed=1).fit(corpus)
+        model = Word2Vec(
+            inputCol="tokens",
+            trainer="sgns",
+            epochs=1,
+            vectorSize=100,
+            window=5,
+            minCount=5,
+            sample=1e-3,
+            negative=5,
+            seed=1,
+        ).fit(corpus)
         return {"tokens": int(tokens), "vocabulary": len(model.words)}
+
     return Prepared(timed)
 
 
@@ -256,8 +293,11 @@ def stage_pq(run: Run) -> Prepared:
     path = str(run.work / "items")
     generate(run.spark, clustered_vectors_chunk, VECTORS_SCHEMA, 42, run.rows, 10_000).write.parquet(path)
     items = _cached(run.spark.read.parquet(path))
-    queries = _cached(generate(run.spark, clustered_vectors_chunk, VECTORS_SCHEMA, 43, PQ_QUERIES, PQ_QUERIES)
-                      .withColumnRenamed("item_id", "query_id"))
+    queries = _cached(
+        generate(run.spark, clustered_vectors_chunk, VECTORS_SCHEMA, 43, PQ_QUERIES, PQ_QUERIES).withColumnRenamed(
+            "item_id", "query_id"
+        )
+    )
 
     def timed() -> dict[str, Any]:
         lap = Laps()
@@ -269,6 +309,7 @@ def stage_pq(run: Run) -> Prepared:
         found.write.format("noop").mode("overwrite").save()
         lap("search_s")
         return lap.seconds
+
     return Prepared(timed)
 
 
@@ -279,10 +320,18 @@ def stage_gbdt_lr(run: Run) -> Prepared:
     from pipelines.gbdt_lr.model import SCORE, stratified_split, train
     from pipelines.metrics import roc_auc
 
-    cfg = load_config(ROOT / "conf" / "jobs" / "train_gbdt_lr.yaml", overrides=[
-        "schema.label=Label", f"schema.numeric={json.dumps(NUMERIC)}",
-        f"schema.categorical={json.dumps(CATEGORICAL)}", "schema.hashed=[]", "trees.num_trees=30",
-        "lr.reg_grid=[0.01, 0.1]", "lr.max_iter=20"])
+    cfg = load_config(
+        ROOT / "conf" / "jobs" / "train_gbdt_lr.yaml",
+        overrides=[
+            "schema.label=Label",
+            f"schema.numeric={json.dumps(NUMERIC)}",
+            f"schema.categorical={json.dumps(CATEGORICAL)}",
+            "schema.hashed=[]",
+            "trees.num_trees=30",
+            "lr.reg_grid=[0.01, 0.1]",
+            "lr.max_iter=20",
+        ],
+    )
     spec = FeatureSpec.from_config(cfg["schema"])
     data = _cached(criteo_like(run.spark, run.rows))
 
@@ -291,6 +340,7 @@ def stage_gbdt_lr(run: Run) -> Prepared:
         models = train(train_df.cache(), spec, cfg, log=progress)
         scored = models.gbdt_lr.transform(test_df).select("Label", SCORE)
         return {"test_auc": round(roc_auc(scored, SCORE, "Label"), 4)}
+
     return Prepared(timed)
 
 
@@ -320,19 +370,28 @@ def stage_recsys(run: Run) -> Prepared:
         manifest = runner(RECSYS_SETUP + RECSYS_TIMED).run("2026-11-20")
         steps = {s["name"]: s for s in manifest.data["steps"]}
         return {f"{name}_s": round(steps[name]["duration_s"], 2) for name in RECSYS_TIMED}
+
     return Prepared(timed)
 
 
 STAGES: dict[str, Callable[[Run], Prepared]] = {
-    "ingest": stage_ingest, "metrics": stage_metrics, "tfidf": stage_tfidf, "similar": stage_similar,
-    "word2vec": stage_word2vec, "pq": stage_pq, "gbdt_lr": stage_gbdt_lr, "recsys": stage_recsys}
+    "ingest": stage_ingest,
+    "metrics": stage_metrics,
+    "tfidf": stage_tfidf,
+    "similar": stage_similar,
+    "word2vec": stage_word2vec,
+    "pq": stage_pq,
+    "gbdt_lr": stage_gbdt_lr,
+    "recsys": stage_recsys,
+}
 
 
 # ----------------------------------------------------------------------------------------------- main
 
 
-def measure(spark: SparkSession, stage: str, rows: int, factor: float, largest: bool, smallest: bool,
-            scratch: Path) -> dict[str, Any]:
+def measure(
+    spark: SparkSession, stage: str, rows: int, factor: float, largest: bool, smallest: bool, scratch: Path
+) -> dict[str, Any]:
     """Generate and materialise the stage's data (untimed), then run it inside a probe."""
     work = Path(tempfile.mkdtemp(prefix=f"{stage}_{factor:g}x_", dir=scratch))
     run = Run(spark, rows, work, largest, smallest)
@@ -394,8 +453,10 @@ def spark_master(standalone: bool, master: str, scratch: Path) -> Iterator[tuple
     try:
         cluster.start()
         os.environ["PYSPARK_PYTHON"] = str(cluster.wrapper)
-        yield cluster.url, {**EXECUTORS, "spark.executor.memory": "2g",
-                            "spark.submit.pyFiles": str(build_pyfiles(scratch / "dist"))}
+        yield (
+            cluster.url,
+            {**EXECUTORS, "spark.executor.memory": "2g", "spark.submit.pyFiles": str(build_pyfiles(scratch / "dist"))},
+        )
     finally:
         cluster.stop()
 
@@ -404,17 +465,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--factors", default="1,4,16", help="size factors (default: %(default)s)")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of %(default)s")
-    parser.add_argument("--base", default="", help="stage=size at factor 1, e.g. tfidf=3000 (defaults: "
-                                                   + ", ".join(f"{k}={v}" for k, v in BASE.items()) + ")")
+    parser.add_argument(
+        "--base",
+        default="",
+        help="stage=size at factor 1, e.g. tfidf=3000 (defaults: "
+        + ", ".join(f"{k}={v}" for k, v in BASE.items())
+        + ")",
+    )
     parser.add_argument("--out", default=str(ROOT / "output" / "bench_scale"), help="PNG and JSON directory")
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--standalone", action="store_true",
-                        help="start a standalone master and two one-core workers (spark-class) and run there, "
-                             "instead of --master: the driver's JVM is then the driver's alone, so its heap "
-                             "figure is the driver's (run one --stages value per process for the Python RSS)")
-    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
-                        help="skip the unreported first run of each stage at the smallest factor (it pays the "
-                             "Python workers' start, imports and the JVM's first compilations)")
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="start a standalone master and two one-core workers (spark-class) and run there, "
+        "instead of --master: the driver's JVM is then the driver's alone, so its heap "
+        "figure is the driver's (run one --stages value per process for the Python RSS)",
+    )
+    parser.add_argument(
+        "--no-warm-up",
+        dest="warm_up",
+        action="store_false",
+        help="skip the unreported first run of each stage at the smallest factor (it pays the "
+        "Python workers' start, imports and the JVM's first compilations)",
+    )
     args = parser.parse_args(argv)
     factors, base = parse_factors(args.factors), parse_base(args.base)
     stages = [s for s in args.stages.split(",") if s]
@@ -425,14 +498,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
 
     results: dict[str, dict[float, dict[str, Any]]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench_scale_") as scratch, \
-            spark_master(args.standalone, args.master, Path(scratch)) as (master, settings):
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_scale_") as scratch,
+        spark_master(args.standalone, args.master, Path(scratch)) as (master, settings),
+    ):
         from pipelines.session import get_spark
 
         os.environ["SPARK_MASTER"] = master
-        spark = get_spark("bench_scale", ROOT / "conf" / "spark" / "local.yaml", {
-            **settings, "spark.master": master, "spark.ui.showConsoleProgress": False,
-            "spark.ui.retainedStages": 100_000, "spark.ui.retainedJobs": 100_000})
+        spark = get_spark(
+            "bench_scale",
+            ROOT / "conf" / "spark" / "local.yaml",
+            {
+                **settings,
+                "spark.master": master,
+                "spark.ui.showConsoleProgress": False,
+                "spark.ui.retainedStages": 100_000,
+                "spark.ui.retainedJobs": 100_000,
+            },
+        )
         progress(f"Spark {spark.version}, {master}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         for stage in stages:
             if args.warm_up:
@@ -440,17 +523,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 measure(spark, stage, int(round(base[stage] * factors[0])), factors[0], False, False, Path(scratch))
             for factor in factors:
                 results.setdefault(stage, {})[factor] = measure(
-                    spark, stage, int(round(base[stage] * factor)), factor, factor == factors[-1],
-                    factor == factors[0], Path(scratch))
+                    spark,
+                    stage,
+                    int(round(base[stage] * factor)),
+                    factor,
+                    factor == factors[-1],
+                    factor == factors[0],
+                    Path(scratch),
+                )
         spark.stop()
     print(format_table(results))
     where = "standalone, 2 one-core workers" if args.standalone else args.master
     time_plot_png(results, str(out / "scale_time.png"), f"bench_scale: wall time against data size ({where})")
     result = summary(results)
-    (out / "scale.json").write_text(json.dumps({"base": {s: base[s] for s in stages}, "factors": factors,
-                                                "results": {s: {f"{f:g}": r for f, r in v.items()}
-                                                            for s, v in results.items()},
-                                                "summary": result}, indent=2) + "\n")
+    (out / "scale.json").write_text(
+        json.dumps(
+            {
+                "base": {s: base[s] for s in stages},
+                "factors": factors,
+                "results": {s: {f"{f:g}": r for f, r in v.items()} for s, v in results.items()},
+                "summary": result,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(json.dumps(result), flush=True)
     return result
 

@@ -16,6 +16,7 @@ vocabularies answered by both (WordSim over every pair: ours 0.447, gensim 0.370
 The last line printed is one JSON object. Usage:
 ``python benchmarks/bench_subwords.py [--data ../shared/data] [--epochs 5] [--max-tokens N] [--buckets 200000]``.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = corpus_arguments(__doc__)
     parser.add_argument("--buckets", type=int, default=200_000, help="n-gram buckets of both models")
     parser.add_argument("--partitions", type=int, default=2, help="our sgns partitions")
-    parser.add_argument("--gensim-alpha", type=float, default=0.025,
-                        help="gensim's learning rate (ours: 0.025, each of P partitions training at P x that)")
+    parser.add_argument(
+        "--gensim-alpha",
+        type=float,
+        default=0.025,
+        help="gensim's learning rate (ours: 0.025, each of P partitions training at P x that)",
+    )
     parser.add_argument("--runs", default="gensim_fasttext,subword", help="comma-separated subset of those two")
     args = parser.parse_args(argv)
     data = Path(args.data)
@@ -75,20 +80,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from gensim.models import FastText
 
         sentences = pq.read_table(f"{work}/tokens").sort_by("line").column("tokens").to_pylist()
-        model = FastText(sentences, vector_size=100, window=5, min_count=5, sample=1e-3, sg=1, hs=0, negative=5,
-                         min_n=MIN_N, max_n=MAX_N, bucket=args.buckets, workers=2, epochs=args.epochs, seed=1,
-                         alpha=args.gensim_alpha)
+        model = FastText(
+            sentences,
+            vector_size=100,
+            window=5,
+            min_count=5,
+            sample=1e-3,
+            sg=1,
+            hs=0,
+            negative=5,
+            min_n=MIN_N,
+            max_n=MAX_N,
+            bucket=args.buckets,
+            workers=2,
+            epochs=args.epochs,
+            seed=1,
+            alpha=args.gensim_alpha,
+        )
         return list(model.wv.index_to_key), model.wv.vectors, model.wv.get_vector
 
     def subword() -> tuple[list[str], np.ndarray, Callable[[str], np.ndarray]]:
-        model = Word2Vec(inputCol="tokens", trainer="sgns", numPartitions=args.partitions, epochs=args.epochs,
-                         minN=MIN_N, maxN=MAX_N, buckets=args.buckets, **COMMON).fit(corpus)
+        model = Word2Vec(
+            inputCol="tokens",
+            trainer="sgns",
+            numPartitions=args.partitions,
+            epochs=args.epochs,
+            minN=MIN_N,
+            maxN=MAX_N,
+            buckets=args.buckets,
+            **COMMON,
+        ).fit(corpus)
         return model.words, model.vectors, model.wordVector
 
     asked = query_words(eval_dir)
     wordsim = read_pairs(eval_dir / EVAL_FILES["wordsim353"])
-    result: dict[str, Any] = {"tokens": int(n_tokens), "epochs": args.epochs, "buckets": args.buckets,
-                              "gensim_alpha": args.gensim_alpha}
+    result: dict[str, Any] = {
+        "tokens": int(n_tokens),
+        "epochs": args.epochs,
+        "buckets": args.buckets,
+        "gensim_alpha": args.gensim_alpha,
+    }
     trained = {}
     runs = {"gensim_fasttext": gensim_fasttext, "subword": subword}
     for name, run in ((name, runs[name]) for name in args.runs.split(",")):
@@ -97,12 +128,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seconds = time.time() - t0
         quality = evaluate_words(spark, words, vectors, eval_dir)
         trained[name] = (words, vectors, vector_of)
-        result.update({f"{name}_s": round(seconds, 1), f"{name}_analogy": round(quality["analogy"]["accuracy"], 4),
-                       f"{name}_wordsim": round(quality["wordsim353"]["spearman"], 4),
-                       f"{name}_simlex": round(quality["simlex999"]["spearman"], 4), f"{name}_vocabulary": len(words)})
-        print(f"{name:16} {seconds:7.1f}s analogy {quality['analogy']['accuracy']:.2%} WordSim "
-              f"{quality['wordsim353']['spearman']:.3f} SimLex {quality['simlex999']['spearman']:.3f} "
-              f"vocabulary {len(words):,}", flush=True)
+        result.update(
+            {
+                f"{name}_s": round(seconds, 1),
+                f"{name}_analogy": round(quality["analogy"]["accuracy"], 4),
+                f"{name}_wordsim": round(quality["wordsim353"]["spearman"], 4),
+                f"{name}_simlex": round(quality["simlex999"]["spearman"], 4),
+                f"{name}_vocabulary": len(words),
+            }
+        )
+        print(
+            f"{name:16} {seconds:7.1f}s analogy {quality['analogy']['accuracy']:.2%} WordSim "
+            f"{quality['wordsim353']['spearman']:.3f} SimLex {quality['simlex999']['spearman']:.3f} "
+            f"vocabulary {len(words):,}",
+            flush=True,
+        )
     spark.stop()
     known = set.union(*(set(words) for words, _, _ in trained.values()))
     oov = [w for w in asked if w not in known]
@@ -121,12 +161,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if len(trained) < 2:
         print(json.dumps(result))
         return result
-    result["analogy_difference_points"] = round((result["subword_analogy"] - result["gensim_fasttext_analogy"]) * 100,
-                                                2)
-    print(f"subword vs gensim FastText: time {result['subword_s'] / result['gensim_fasttext_s']:.2f}x, analogy "
-          f"{result['analogy_difference_points']:+.2f} points, WordSim "
-          f"{result['subword_wordsim'] - result['gensim_fasttext_wordsim']:+.3f}; {len(oov)} query words out of "
-          f"both vocabularies, answered {result['subword_oov_answered']} / {result['gensim_fasttext_oov_answered']}")
+    result["analogy_difference_points"] = round(
+        (result["subword_analogy"] - result["gensim_fasttext_analogy"]) * 100, 2
+    )
+    print(
+        f"subword vs gensim FastText: time {result['subword_s'] / result['gensim_fasttext_s']:.2f}x, analogy "
+        f"{result['analogy_difference_points']:+.2f} points, WordSim "
+        f"{result['subword_wordsim'] - result['gensim_fasttext_wordsim']:+.3f}; {len(oov)} query words out of "
+        f"both vocabularies, answered {result['subword_oov_answered']} / {result['gensim_fasttext_oov_answered']}"
+    )
     print(json.dumps(result))
     return result
 

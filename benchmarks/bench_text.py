@@ -17,6 +17,7 @@ The last line printed is one JSON object with the figures. Usage:
 ``python benchmarks/bench_text.py [--data ../shared/data] [--max-docs N] [--method blocked|inverted_index]
 [--list-size 200 --probes 32 --dim 4096] [--scale 1,4,16] [--skip-main]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -122,9 +123,9 @@ def exact_top_k(matrix: sp.csr_matrix, k: int, chunk: int = 500) -> np.ndarray:
     result = np.empty((matrix.shape[0], k), dtype=np.int64)
     transposed = matrix.T.tocsc()
     for lo in range(0, matrix.shape[0], chunk):
-        scores = (matrix[lo:lo + chunk] @ transposed).toarray()
+        scores = (matrix[lo : lo + chunk] @ transposed).toarray()
         scores[np.arange(scores.shape[0]), np.arange(lo, lo + scores.shape[0])] = -np.inf
-        result[lo:lo + chunk] = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        result[lo : lo + chunk] = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return result
 
 
@@ -155,8 +156,9 @@ def approximate(transformed: DataFrame, exact: DataFrame, ivf: IvfSettings, pref
     return {f"{prefix}_approx_recall_at_10": round(recall, 4), f"{prefix}_approx_s": round(seconds, 2)}
 
 
-def bench_wiki(spark: SparkSession, data: Path, max_docs: int, options: dict[str, Any],
-               ivf: IvfSettings) -> dict[str, float]:
+def bench_wiki(
+    spark: SparkSession, data: Path, max_docs: int, options: dict[str, Any], ivf: IvfSettings
+) -> dict[str, float]:
     wiki = read_wiki(data / "enwiki_2015_wikiextractor" / "enwiki_wikiextractor_AA_00-99.txt.gz", max_docs)
     log(f"wiki: {len(wiki):,} articles, {wiki['text'].str.len().sum():,} characters")
     docs = spark.createDataFrame(wiki).repartition(8).cache()
@@ -165,8 +167,9 @@ def bench_wiki(spark: SparkSession, data: Path, max_docs: int, options: dict[str
     transformed, weights, keywords, ours_s = ours_tfidf(docs, TextTokenizer(stopWords=stop))
     log(f"ours: fit + transform + keywords {ours_s:.1f}s")
     texts = wiki.sort_values("doc_id")["text"].tolist()
-    raw_vectorizer = TfidfVectorizer(preprocessor=sklearn_preprocess, token_pattern=r"(?u)\b\w\w+\b",
-                                     stop_words=stop, dtype=np.float64)
+    raw_vectorizer = TfidfVectorizer(
+        preprocessor=sklearn_preprocess, token_pattern=r"(?u)\b\w\w+\b", stop_words=stop, dtype=np.float64
+    )
     _, raw_s = sklearn_tfidf(raw_vectorizer, texts)
     log(f"scikit-learn from raw text: fit + transform + keywords {raw_s:.1f}s; ratio ours/sklearn {ours_s / raw_s:.2f}")
 
@@ -177,15 +180,19 @@ def bench_wiki(spark: SparkSession, data: Path, max_docs: int, options: dict[str
     theirs, sklearn_s = sklearn_tfidf(vectorizer, token_lists)
     log(f"scikit-learn on our tokens: fit + transform + keywords {sklearn_s:.1f}s; ratio {ours_s / sklearn_s:.2f}")
     unshared = set(raw_vectorizer.vocabulary_).symmetric_difference(vectorizer.vocabulary_)
-    log(f"tokenisers: scikit-learn's vocabulary {len(raw_vectorizer.vocabulary_):,} terms, ours "
-        f"{len(vectorizer.vocabulary_):,}, {len(unshared):,} in one only")
+    log(
+        f"tokenisers: scikit-learn's vocabulary {len(raw_vectorizer.vocabulary_):,} terms, ours "
+        f"{len(vectorizer.vocabulary_):,}, {len(unshared):,} in one only"
+    )
 
     row_of = {int(d): i for i, d in enumerate(tokens["doc_id"])}
     ours = as_matrix(weights.toPandas(), row_of, vectorizer, theirs.shape)
     diff = abs(ours - theirs)
     max_diff = float(diff.max()) if diff.nnz else 0.0
-    log(f"parity: {theirs.nnz:,} non-zeros (ours {ours.nnz:,}), vocabulary {len(vectorizer.vocabulary_):,}, "
-        f"max |ours - sklearn| = {max_diff:.3g}")
+    log(
+        f"parity: {theirs.nnz:,} non-zeros (ours {ours.nnz:,}), vocabulary {len(vectorizer.vocabulary_):,}, "
+        f"max |ours - sklearn| = {max_diff:.3g}"
+    )
     top = keywords.filter(F.col("doc_id") == int(tokens["doc_id"].iloc[0])).orderBy("rank").collect()
     log(f"keywords of article {tokens['doc_id'].iloc[0]}: {[r.term for r in top]}")
 
@@ -199,17 +206,27 @@ def bench_wiki(spark: SparkSession, data: Path, max_docs: int, options: dict[str
     exact = neighbours if options["method"] == "blocked" else similar(transformed, {"method": "blocked"})[0]
     approx = approximate(transformed, exact, ivf, "similar")
     spark.catalog.clearCache()
-    return {"wiki_docs": len(wiki), "tfidf_max_abs_diff": max_diff, "ours_tfidf_s": round(ours_s, 2),
-            "sklearn_tfidf_s": round(sklearn_s, 2), "tfidf_time_ratio": round(ours_s / sklearn_s, 2),
-            "sklearn_raw_tfidf_s": round(raw_s, 2), "tfidf_vs_sklearn": round(ours_s / raw_s, 2),
-            "vocabulary_unshared": len(unshared),
-            "similar_recall_at_10": round(recall, 4), "similar_s": round(similar_s, 2), **approx}
+    return {
+        "wiki_docs": len(wiki),
+        "tfidf_max_abs_diff": max_diff,
+        "ours_tfidf_s": round(ours_s, 2),
+        "sklearn_tfidf_s": round(sklearn_s, 2),
+        "tfidf_time_ratio": round(ours_s / sklearn_s, 2),
+        "sklearn_raw_tfidf_s": round(raw_s, 2),
+        "tfidf_vs_sklearn": round(ours_s / raw_s, 2),
+        "vocabulary_unshared": len(unshared),
+        "similar_recall_at_10": round(recall, 4),
+        "similar_s": round(similar_s, 2),
+        **approx,
+    }
 
 
 def bench_thucnews(spark: SparkSession, data: Path, options: dict[str, Any], ivf: IvfSettings) -> dict[str, float]:
     folder = data / "zh_thucnews_titles"
-    frames = [pd.read_csv(folder / name, sep="\t", names=["text", "label"], quoting=3, dtype={"text": str})
-              for name in ("dev.txt.gz", "test.txt.gz")]
+    frames = [
+        pd.read_csv(folder / name, sep="\t", names=["text", "label"], quoting=3, dtype={"text": str})
+        for name in ("dev.txt.gz", "test.txt.gz")
+    ]
     titles = pd.concat(frames, ignore_index=True)
     titles.insert(0, "doc_id", np.arange(len(titles), dtype=np.int64))
     log(f"thucnews: {len(titles):,} titles in {titles['label'].nunique()} classes")
@@ -218,26 +235,45 @@ def bench_thucnews(spark: SparkSession, data: Path, options: dict[str, Any], ivf
     start = time.perf_counter()
     transformed, _, keywords, _ = ours_tfidf(docs.select("doc_id", "text"), tokenizer)
     zh_s = time.perf_counter() - start
-    lengths = transformed.select(F.explode("tokens").alias("t")).agg(
-        F.avg(F.char_length("t")).alias("chars"), F.avg((F.char_length("t") == 1).cast("double")).alias("single"),
-        F.count(F.lit(1)).alias("n")).first()
-    log(f"jieba: {lengths['n']:,} tokens, {lengths['chars']:.3f} characters per token, "
-        f"{lengths['single']:.1%} single characters ({zh_s:.1f}s with TF-IDF and keywords)")
+    lengths = (
+        transformed.select(F.explode("tokens").alias("t"))
+        .agg(
+            F.avg(F.char_length("t")).alias("chars"),
+            F.avg((F.char_length("t") == 1).cast("double")).alias("single"),
+            F.count(F.lit(1)).alias("n"),
+        )
+        .first()
+    )
+    log(
+        f"jieba: {lengths['n']:,} tokens, {lengths['chars']:.3f} characters per token, "
+        f"{lengths['single']:.1%} single characters ({zh_s:.1f}s with TF-IDF and keywords)"
+    )
     for row in docs.orderBy("doc_id").limit(3).collect():
         terms = [r.term for r in keywords.filter(F.col("doc_id") == row.doc_id).orderBy("rank").collect()]
         log(f"  {row.text} -> keywords {terms}")
     neighbours, zh_similar_s = similar(transformed, options)
     labels = docs.select("doc_id", "label")
-    same = neighbours.join(labels, "doc_id").join(
-        labels.withColumnRenamed("doc_id", "neighbour_id").withColumnRenamed("label", "neighbour_label"),
-        "neighbour_id").agg(F.avg((F.col("label") == F.col("neighbour_label")).cast("double"))).first()[0]
+    same = (
+        neighbours.join(labels, "doc_id")
+        .join(
+            labels.withColumnRenamed("doc_id", "neighbour_id").withColumnRenamed("label", "neighbour_label"),
+            "neighbour_id",
+        )
+        .agg(F.avg((F.col("label") == F.col("neighbour_label")).cast("double")))
+        .first()[0]
+    )
     log(f"similar titles: {same:.1%} of the {K} neighbours share the query's class (chance 10%), {zh_similar_s:.1f}s")
     exact = neighbours if options["method"] == "blocked" else similar(transformed, {"method": "blocked"})[0]
     approx = approximate(transformed, exact, ivf, "zh_similar")
     spark.catalog.clearCache()
-    return {"zh_mean_token_chars": round(lengths["chars"], 4), "zh_single_char_share": round(lengths["single"], 4),
-            "zh_same_class_at_10": round(same, 4), "zh_tfidf_s": round(zh_s, 2), "zh_similar_s": round(zh_similar_s, 2),
-            **approx}
+    return {
+        "zh_mean_token_chars": round(lengths["chars"], 4),
+        "zh_single_char_share": round(lengths["single"], 4),
+        "zh_same_class_at_10": round(same, 4),
+        "zh_tfidf_s": round(zh_s, 2),
+        "zh_similar_s": round(zh_similar_s, 2),
+        **approx,
+    }
 
 
 def read_paragraphs(path: Path, n: int, min_words: int = 20) -> pd.DataFrame:
@@ -258,18 +294,29 @@ def exact_for_sample(entries: DataFrame, n_docs: int, n_queries: int) -> DataFra
     sampled = F.pmod(F.xxhash64("doc_id"), F.lit(n_docs)) < n_queries
     found = similar_documents(entries, K + 1, queries=entries.filter(sampled), method="blocked")
     order = Window.partitionBy("doc_id").orderBy(F.col("cosine").desc(), F.col("neighbour_id"))
-    return found.filter(F.col("doc_id") != F.col("neighbour_id")).drop("rank") \
-        .withColumn("rank", F.row_number().over(order)).filter(F.col("rank") <= K)
+    return (
+        found.filter(F.col("doc_id") != F.col("neighbour_id"))
+        .drop("rank")
+        .withColumn("rank", F.row_number().over(order))
+        .filter(F.col("rank") <= K)
+    )
 
 
-def bench_scale(spark: SparkSession, data: Path, factors: list[int], base: int, ivf: IvfSettings,
-                exact_max_docs: int, n_queries: int) -> dict[str, float]:
+def bench_scale(
+    spark: SparkSession,
+    data: Path,
+    factors: list[int],
+    base: int,
+    ivf: IvfSettings,
+    exact_max_docs: int,
+    n_queries: int,
+) -> dict[str, float]:
     """Blocked against ``ivf`` on ``base`` x factor Wikipedia paragraphs (see the module docstring, 4.)."""
     path = data / "enwiki_2015_wikiextractor" / "enwiki_wikiextractor_AA_00-99.txt.gz"
     paragraphs = read_paragraphs(path, base * max(factors))
     results: dict[str, float] = {}
     for factor in factors:
-        docs = spark.createDataFrame(paragraphs.iloc[:base * factor]).repartition(8)
+        docs = spark.createDataFrame(paragraphs.iloc[: base * factor]).repartition(8)
         _, transformed = fit_tfidf(docs, TextTokenizer(stopWords=stop_words(["english"])), TfidfSettings())
         entries = vector_entries(transformed.select("doc_id", "tfidf"), unit=True).cache()
         n_docs = entries.agg(F.countDistinct("doc_id")).first()[0]
@@ -285,10 +332,18 @@ def bench_scale(spark: SparkSession, data: Path, factors: list[int], base: int, 
             exact_key, scope = f"{key}_exact_sample_s", f"{n_queries:,} sampled queries"
         approx, approx_s = timed_neighbours(entries, {"method": "ivf", "ivf": ivf})
         recall = recall_at_k(approx, exact, K)
-        log(f"{key}: {n_docs:,} paragraphs; exact {exact_s:.1f}s ({scope}); ivf {approx_s:.1f}s, "
-            f"recall@{K} {recall:.4f}")
-        results.update({f"{key}_docs": n_docs, exact_key: round(exact_s, 2), f"{key}_approx_s": round(approx_s, 2),
-                        f"{key}_approx_recall_at_10": round(recall, 4)})
+        log(
+            f"{key}: {n_docs:,} paragraphs; exact {exact_s:.1f}s ({scope}); ivf {approx_s:.1f}s, "
+            f"recall@{K} {recall:.4f}"
+        )
+        results.update(
+            {
+                f"{key}_docs": n_docs,
+                exact_key: round(exact_s, 2),
+                f"{key}_approx_s": round(approx_s, 2),
+                f"{key}_approx_recall_at_10": round(recall, 4),
+            }
+        )
         spark.catalog.clearCache()
     return results
 
@@ -304,8 +359,11 @@ def main() -> None:
     parser.add_argument("--list-size", type=int, default=IvfSettings.list_size, help="documents per list (ivf)")
     parser.add_argument("--probes", type=int, default=IvfSettings.probes, help="lists probed per query (ivf)")
     parser.add_argument("--dim", type=int, default=IvfSettings.dim, help="projection dimension (ivf)")
-    parser.add_argument("--scale", default="", help="paragraph corpus sizes as multiples of the slice's articles, "
-                                                    "e.g. 1,4,16 (empty: skip)")
+    parser.add_argument(
+        "--scale",
+        default="",
+        help="paragraph corpus sizes as multiples of the slice's articles, e.g. 1,4,16 (empty: skip)",
+    )
     parser.add_argument("--scale-base", type=int, default=6514, help="scale: paragraphs at 1x (the slice's articles)")
     parser.add_argument("--exact-max-docs", type=int, default=30000, help="scale: largest all-pairs exact run")
     parser.add_argument("--sample-queries", type=int, default=2000, help="scale: exact queries above that")
@@ -315,15 +373,33 @@ def main() -> None:
     os.environ["SPARK_MASTER"] = "local[2]"
     spark = get_spark("bench_text", LOCAL_SPARK_CONF, {"spark.ui.showConsoleProgress": False})
     data = Path(args.data)
-    options = ({"method": "blocked", "block_size": args.block_size} if args.method == "blocked" else
-               {"method": "inverted_index", "max_df_fraction": args.max_df_fraction, "candidates": args.candidates})
+    options = (
+        {"method": "blocked", "block_size": args.block_size}
+        if args.method == "blocked"
+        else {"method": "inverted_index", "max_df_fraction": args.max_df_fraction, "candidates": args.candidates}
+    )
     ivf = IvfSettings(list_size=args.list_size, probes=args.probes, dim=args.dim)
-    results: dict[str, Any] = {} if args.skip_main else {
-        **bench_wiki(spark, data, args.max_docs, options, ivf), **bench_thucnews(spark, data, options, ivf),
-        "similar_method": args.method}
+    results: dict[str, Any] = (
+        {}
+        if args.skip_main
+        else {
+            **bench_wiki(spark, data, args.max_docs, options, ivf),
+            **bench_thucnews(spark, data, options, ivf),
+            "similar_method": args.method,
+        }
+    )
     if args.scale:
-        results.update(bench_scale(spark, data, [int(f) for f in args.scale.split(",")], args.scale_base, ivf,
-                                   args.exact_max_docs, args.sample_queries))
+        results.update(
+            bench_scale(
+                spark,
+                data,
+                [int(f) for f in args.scale.split(",")],
+                args.scale_base,
+                ivf,
+                args.exact_max_docs,
+                args.sample_queries,
+            )
+        )
     spark.stop()
     print(json.dumps(results))
 

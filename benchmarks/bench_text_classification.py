@@ -30,6 +30,7 @@ The last line printed is one JSON object. Usage: ``python benchmarks/bench_text_
 [--data ../shared/data] [--seed 42] [--only thucnews|fudan] [--methods lr,ft] [--epoch 10] [--lr 0.5] [--dim 100]
 [--word-ngrams 2] [--bucket 2000000] [--loss softmax|hs|both] [--epochs-per-sync N]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,10 @@ def tokenized(name: str, train: DataFrame, test: DataFrame, facts: dict[str, Any
     """Our jieba tokens of both splits, computed once (timed) and kept for every method."""
     tokenizer = jieba_tokenizer()
     start = time.perf_counter()
-    parts = [tokenizer.transform(df).select("doc_id", "text", LABEL, TOKENS).persist(StorageLevel.MEMORY_AND_DISK)
-             for df in (train, test)]
+    parts = [
+        tokenizer.transform(df).select("doc_id", "text", LABEL, TOKENS).persist(StorageLevel.MEMORY_AND_DISK)
+        for df in (train, test)
+    ]
     counts = [df.count() for df in parts]
     elapsed = time.perf_counter() - start
     log(f"{name}: {counts[0]} train and {counts[1]} test documents, tokenised in {elapsed:.1f}s")
@@ -113,8 +116,13 @@ def thucnews(spark: SparkSession, data: Path) -> Corpus:
     def read(split: str) -> DataFrame:
         with gzip.open(root / f"{split}.txt.gz", "rt", encoding="utf-8") as f:
             rows = [line.rstrip("\n").rsplit("\t", 1) for line in f if line.strip()]
-        frame = pd.DataFrame({"doc_id": [f"{split}/{i}" for i in range(len(rows))], "text": [r[0] for r in rows],
-                              LABEL: [names[int(r[1])] for r in rows]})
+        frame = pd.DataFrame(
+            {
+                "doc_id": [f"{split}/{i}" for i in range(len(rows))],
+                "text": [r[0] for r in rows],
+                LABEL: [names[int(r[1])] for r in rows],
+            }
+        )
         return spark.createDataFrame(frame)
 
     return tokenized("thucnews", read("dev"), read("test"), {})
@@ -130,31 +138,36 @@ def fudan(spark: SparkSession, data: Path, seed: int, workdir: Path) -> Corpus:
     docs, counts = clean_corpus(ingested.data)
     docs = docs.persist(StorageLevel.MEMORY_AND_DISK)
     facts = {"files": ingested.rows_in, "duplicates": ingested.duplicates, "invalid": counts.invalid_documents}
-    log(f"fudan: {facts['files']} files, {facts['duplicates']} byte-identical duplicates dropped, "
-        f"{facts['invalid']} documents with bytes invalid in gb18030")
+    log(
+        f"fudan: {facts['files']} files, {facts['duplicates']} byte-identical duplicates dropped, "
+        f"{facts['invalid']} documents with bytes invalid in gb18030"
+    )
     train, test = stratified_split(docs, LABEL, 0.2, seed, "test split")
     return tokenized("fudan", train, test, facts)
 
 
 def scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    return {"acc": float(accuracy_score(labels, predicted)),
-            "macro_f1": float(f1_score(labels, predicted, average="macro")),
-            "weighted_f1": float(f1_score(labels, predicted, average="weighted"))}
+    return {
+        "acc": float(accuracy_score(labels, predicted)),
+        "macro_f1": float(f1_score(labels, predicted, average="macro")),
+        "weighted_f1": float(f1_score(labels, predicted, average="weighted")),
+    }
 
 
 def ours_lr(corpus: Corpus, cfg: dict[str, Any]) -> dict[str, Any]:
     """``fit_tfidf_lr`` through ``fit_text_classifier`` (as the job fits it); test predictions from the tokens."""
     start = time.perf_counter()
     model, summary = fit_text_classifier(corpus.train, jieba_tokenizer(), cfg, lambda m: log(f"  {m}"))
-    after_tokens = PipelineModel(model.stages[1:])        # the tokens are already there
+    after_tokens = PipelineModel(model.stages[1:])  # the tokens are already there
     predicted = predict_labels(after_tokens, corpus.test, ["doc_id", LABEL]).persist(StorageLevel.MEMORY_AND_DISK)
     predicted.count()
     elapsed = time.perf_counter() - start
     report = evaluate(predicted)
     figures = {"acc": report["accuracy"], "macro_f1": report["macro_f1"], "weighted_f1": report["weighted_f1"]}
     check = predicted.select(LABEL, PREDICTED_LABEL).toPandas()
-    assert abs(scores(check[LABEL].to_numpy(), check[PREDICTED_LABEL].to_numpy())["macro_f1"]
-               - figures["macro_f1"]) < 1e-9
+    assert (
+        abs(scores(check[LABEL].to_numpy(), check[PREDICTED_LABEL].to_numpy())["macro_f1"] - figures["macro_f1"]) < 1e-9
+    )
     return {**figures, "s": elapsed, "chosen": summary["chosen"], "features": summary["features"]}
 
 
@@ -169,8 +182,14 @@ def sklearn_lr(corpus: Corpus, cfg: dict[str, Any]) -> dict[str, Any]:
     train, test = corpus.train_pd, corpus.test_pd
 
     def vectorizer() -> TfidfVectorizer:
-        return TfidfVectorizer(analyzer=lambda tokens: tokens, min_df=tfidf["min_df"], max_df=tfidf["max_df"],
-                               sublinear_tf=tfidf["sublinear_tf"], smooth_idf=tfidf["smooth_idf"], norm="l2")
+        return TfidfVectorizer(
+            analyzer=lambda tokens: tokens,
+            min_df=tfidf["min_df"],
+            max_df=tfidf["max_df"],
+            sublinear_tf=tfidf["sublinear_tf"],
+            smooth_idf=tfidf["smooth_idf"],
+            norm="l2",
+        )
 
     def fit(rows: pd.DataFrame, reg_param: float) -> tuple[TfidfVectorizer, LogisticRegression]:
         vec = vectorizer()
@@ -185,15 +204,21 @@ def sklearn_lr(corpus: Corpus, cfg: dict[str, Any]) -> dict[str, Any]:
     for reg_param in section["reg_param"]:
         vec, lr = fit(rest, reg_param)
         predicted = lr.predict(vec.transform(list(val[TOKENS])))
-        candidates.append((scores(val[LABEL].to_numpy(), predicted)[validation["metric"].replace("accuracy", "acc")],
-                           reg_param))
+        candidates.append(
+            (scores(val[LABEL].to_numpy(), predicted)[validation["metric"].replace("accuracy", "acc")], reg_param)
+        )
         log(f"  sklearn validation: C {1.0 / (reg_param * len(rest)):.4g}: {candidates[-1][0]:.4f}")
-    best = max(candidates, key=lambda c: c[0])[1]      # first of equals, as ours
+    best = max(candidates, key=lambda c: c[0])[1]  # first of equals, as ours
     vec, lr = fit(train, best)
     predicted = lr.predict(vec.transform(list(test[TOKENS])))
     elapsed = time.perf_counter() - start
-    return {**scores(test[LABEL].to_numpy(), predicted), "s": elapsed, "chosen_reg_param": best,
-            "C": 1.0 / (best * len(train)), "features": len(vec.vocabulary_)}
+    return {
+        **scores(test[LABEL].to_numpy(), predicted),
+        "s": elapsed,
+        "chosen_reg_param": best,
+        "C": 1.0 / (best * len(train)),
+        "features": len(vec.vocabulary_),
+    }
 
 
 def class_indices(corpus: Corpus) -> tuple[list[str], np.ndarray]:
@@ -212,15 +237,22 @@ def ours_ft(corpus: Corpus, cfg: dict[str, Any], ft: dict[str, Any], loss: str, 
     one-epoch fit on 500 rows first (``warm``), which starts the Python workers later fits find running."""
     cfg = fasttext_cfg(cfg, ft, loss)
     if not warm:
-        fit_text_classifier(corpus.train.limit(500), jieba_tokenizer(),
-                            {**cfg, "fasttext": {**cfg["fasttext"], "epoch": 1}}, lambda m: None)
+        fit_text_classifier(
+            corpus.train.limit(500),
+            jieba_tokenizer(),
+            {**cfg, "fasttext": {**cfg["fasttext"], "epoch": 1}},
+            lambda m: None,
+        )
         warm.append(True)
     start = time.perf_counter()
     model, summary = fit_text_classifier(corpus.train, jieba_tokenizer(), cfg, lambda m: log(f"  {m}"))
     elapsed = time.perf_counter() - start
     predicted = predict_labels(PipelineModel(model.stages[1:]), corpus.test, [LABEL]).toPandas()
-    return {**scores(predicted[LABEL].to_numpy(), predicted[PREDICTED_LABEL].to_numpy()), "s": elapsed,
-            "training": summary["training"]}
+    return {
+        **scores(predicted[LABEL].to_numpy(), predicted[PREDICTED_LABEL].to_numpy()),
+        "s": elapsed,
+        "training": summary["training"],
+    }
 
 
 def official_ft(corpus: Corpus, cfg: dict[str, Any], ft: dict[str, Any], loss: str) -> dict[str, Any]:
@@ -234,9 +266,18 @@ def official_ft(corpus: Corpus, cfg: dict[str, Any], ft: dict[str, Any], loss: s
             for tokens, label in zip(corpus.train_pd[TOKENS], train_y):
                 f.write(f"__label__{label} {' '.join(tokens)}\n")
         start = time.perf_counter()
-        model = fasttext.train_supervised(path, epoch=ft["epoch"], lr=ft["lr"], dim=ft["dim"],
-                                          wordNgrams=ft["word_ngrams"], bucket=ft["bucket"], loss=loss, minCount=1,
-                                          thread=2, verbose=0)
+        model = fasttext.train_supervised(
+            path,
+            epoch=ft["epoch"],
+            lr=ft["lr"],
+            dim=ft["dim"],
+            wordNgrams=ft["word_ngrams"],
+            bucket=ft["bucket"],
+            loss=loss,
+            minCount=1,
+            thread=2,
+            verbose=0,
+        )
         elapsed = time.perf_counter() - start
     labels, _ = model.predict([" ".join(tokens) for tokens in corpus.test_pd[TOKENS]])
     predicted = np.array([names[int(label[0].removeprefix("__label__"))] for label in labels])
@@ -259,8 +300,10 @@ def fasttext_methods(ft: dict[str, Any], losses: list[str]) -> dict[str, Method]
 
 
 def bench(corpus: Corpus, cfg: dict[str, Any], methods: dict[str, Method]) -> dict[str, Any]:
-    results: dict[str, Any] = {f"{corpus.name}_tokenize_s": round(corpus.tokenize_s, 2),
-                               **{f"{corpus.name}_{k}": v for k, v in corpus.facts.items()}}
+    results: dict[str, Any] = {
+        f"{corpus.name}_tokenize_s": round(corpus.tokenize_s, 2),
+        **{f"{corpus.name}_{k}": v for k, v in corpus.facts.items()},
+    }
     rows = {}
     for method, run in methods.items():
         log(f"{corpus.name}: {method}")
@@ -276,8 +319,10 @@ def bench(corpus: Corpus, cfg: dict[str, Any], methods: dict[str, Method]) -> di
         results[f"{corpus.name}_{pair}_time_ratio"] = round(ours["s"] / anchor["s"], 2)
         for key in ("acc", "macro_f1"):
             results[f"{corpus.name}_{pair}_{key}_diff"] = round(ours[key] - anchor[key], 4)
-        log(f"{corpus.name} {pair}: ours/anchor time {results[f'{corpus.name}_{pair}_time_ratio']}x, accuracy "
-            f"{ours['acc']:.4f} vs {anchor['acc']:.4f}, macro-F1 {ours['macro_f1']:.4f} vs {anchor['macro_f1']:.4f}")
+        log(
+            f"{corpus.name} {pair}: ours/anchor time {results[f'{corpus.name}_{pair}_time_ratio']}x, accuracy "
+            f"{ours['acc']:.4f} vs {anchor['acc']:.4f}, macro-F1 {ours['macro_f1']:.4f} vs {anchor['macro_f1']:.4f}"
+        )
     return results
 
 
@@ -302,8 +347,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ["SPARK_MASTER"] = "local[2]"
     spark = get_spark("bench_text_classification", LOCAL_SPARK_CONF, {"spark.ui.showConsoleProgress": False})
     cfg = read_yaml(job_defaults("train_text_classifier"))
-    ft = {"epoch": args.epoch, "lr": args.lr, "dim": args.dim, "word_ngrams": args.word_ngrams, "bucket": args.bucket,
-          "epochs_per_sync": args.epochs_per_sync or cfg["fasttext"]["epochs_per_sync"]}
+    ft = {
+        "epoch": args.epoch,
+        "lr": args.lr,
+        "dim": args.dim,
+        "word_ngrams": args.word_ngrams,
+        "bucket": args.bucket,
+        "epochs_per_sync": args.epochs_per_sync or cfg["fasttext"]["epochs_per_sync"],
+    }
     wanted = args.methods.split(",")
     losses = ["softmax", "hs"] if args.loss == "both" else [args.loss]
     methods = {**(LR_METHODS if "lr" in wanted else {}), **(fasttext_methods(ft, losses) if "ft" in wanted else {})}
@@ -313,8 +364,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     corpora = [name for name in ("thucnews", "fudan") if args.only in (None, name)]
     with tempfile.TemporaryDirectory(prefix="fudan_") as workdir:
         for name in corpora:
-            corpus = (thucnews(spark, args.data) if name == "thucnews"
-                      else fudan(spark, args.data, args.seed, Path(workdir)))
+            corpus = (
+                thucnews(spark, args.data) if name == "thucnews" else fudan(spark, args.data, args.seed, Path(workdir))
+            )
             results.update(bench(corpus, cfg, methods))
     if "ft" in wanted:
         results.update({key: results[f"{corpora[0]}_{key}"] for key in ("ours_ft_s", "official_ft_s", "ft_time_ratio")})

@@ -15,6 +15,7 @@ accuracy restricted to the 30,000 most frequent words; WordSim = Spearman on Wor
 The last line printed is one JSON object. Usage:
 ``python benchmarks/bench_word2vec.py [--data ../shared/data] [--epochs 5] [--max-tokens N] [--runs a,b]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,10 @@ def tokenise(spark: SparkSession, path: Path, max_tokens: int, out: str) -> int:
     """Token lists of the slice, in file order, cut after ``max_tokens`` tokens (0: all), to Parquet."""
     markup = F.col("value").startswith("<doc ") | F.col("value").startswith("</doc>")
     lines = spark.read.text(str(path)).filter(~markup)
-    tokens = lines.select(F.monotonically_increasing_id().alias("line"),
-                          F.regexp_extract_all(F.lower("value"), F.lit(PATTERN), 0).alias("tokens"))
+    tokens = lines.select(
+        F.monotonically_increasing_id().alias("line"),
+        F.regexp_extract_all(F.lower("value"), F.lit(PATTERN), 0).alias("tokens"),
+    )
     tokens = tokens.filter(F.size("tokens") >= 3)
     if max_tokens > 0:
         running = F.sum(F.size("tokens")).over(Window.orderBy("line").rowsBetween(Window.unboundedPreceding, 0))
@@ -71,8 +74,19 @@ def run_gensim(tokens_path: str, epochs: int) -> tuple[list[str], np.ndarray]:
 
     table = pq.read_table(tokens_path).sort_by("line")
     sentences = table.column("tokens").to_pylist()
-    model = GensimWord2Vec(sentences, vector_size=100, window=5, min_count=5, sample=1e-3, sg=1, hs=0, negative=5,
-                           workers=2, epochs=epochs, seed=1)
+    model = GensimWord2Vec(
+        sentences,
+        vector_size=100,
+        window=5,
+        min_count=5,
+        sample=1e-3,
+        sg=1,
+        hs=0,
+        negative=5,
+        workers=2,
+        epochs=epochs,
+        seed=1,
+    )
     return list(model.wv.index_to_key), model.wv.vectors
 
 
@@ -94,8 +108,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     spark = get_spark("bench_word2vec", LOCAL_SPARK_CONF, {"spark.ui.showConsoleProgress": False})
     work = tempfile.mkdtemp(prefix="bench_word2vec_")
     started = time.time()
-    n_tokens = tokenise(spark, data / "enwiki_2015_wikiextractor" / "enwiki_wikiextractor_AA_00-99.txt.gz",
-                        args.max_tokens, f"{work}/tokens")
+    n_tokens = tokenise(
+        spark,
+        data / "enwiki_2015_wikiextractor" / "enwiki_wikiextractor_AA_00-99.txt.gz",
+        args.max_tokens,
+        f"{work}/tokens",
+    )
     print(f"tokenised {n_tokens:,} tokens in {time.time() - started:.1f}s", flush=True)
     corpus = spark.read.parquet(f"{work}/tokens").select("tokens").cache()
     corpus.count()
@@ -107,8 +125,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cbow_p2": lambda: run_ours(corpus, args.epochs, numPartitions=2, architecture="cbow", alpha=0.05, **sgns),
         "ppmi": lambda: run_ours(corpus, args.epochs, trainer="ppmi"),
         "mllib": lambda: run_ours(corpus, 1, trainer="mllib", numPartitions=2),
-        "sgns_short": lambda: run_ours(corpus, args.short_epochs, numPartitions=2, sample=args.short_sample,
-                                        negative=args.short_negative, **sgns),
+        "sgns_short": lambda: run_ours(
+            corpus, args.short_epochs, numPartitions=2, sample=args.short_sample, negative=args.short_negative, **sgns
+        ),
     }
     result: dict[str, Any] = {"tokens": int(n_tokens), "epochs": args.epochs}
     print(f"{'run':10} {'seconds':>8} {'analogy':>8} {'wordsim':>8} {'simlex':>8} {'vocab':>7}", flush=True)
@@ -117,12 +136,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         words, vectors = runs[name]()
         seconds = time.time() - t0
         quality = evaluate_words(spark, words, vectors, data / "word_eval_gensim")
-        result.update({f"{name}_s": round(seconds, 1), f"{name}_analogy": round(quality["analogy"]["accuracy"], 4),
-                       f"{name}_wordsim": round(quality["wordsim353"]["spearman"], 4),
-                       f"{name}_simlex": round(quality["simlex999"]["spearman"], 4)})
-        print(f"{name:10} {seconds:8.1f} {quality['analogy']['accuracy']:8.2%} "
-              f"{quality['wordsim353']['spearman']:8.3f} {quality['simlex999']['spearman']:8.3f} {len(words):7,}",
-              flush=True)
+        result.update(
+            {
+                f"{name}_s": round(seconds, 1),
+                f"{name}_analogy": round(quality["analogy"]["accuracy"], 4),
+                f"{name}_wordsim": round(quality["wordsim353"]["spearman"], 4),
+                f"{name}_simlex": round(quality["simlex999"]["spearman"], 4),
+            }
+        )
+        print(
+            f"{name:10} {seconds:8.1f} {quality['analogy']['accuracy']:8.2%} "
+            f"{quality['wordsim353']['spearman']:8.3f} {quality['simlex999']['spearman']:8.3f} {len(words):7,}",
+            flush=True,
+        )
     spark.stop()
     for line in comparisons(result):
         print(line)
@@ -140,11 +166,15 @@ def comparisons(result: dict[str, Any]) -> list[str]:
                 d_analogy = result[f"{run}_analogy"] - result["gensim_analogy"]
                 d_wordsim = result[f"{run}_wordsim"] - result["gensim_wordsim"]
                 result[f"{run}_time_ratio"] = round(ratio, 3)
-                lines.append(f"{run} vs gensim: time {ratio:.2f}x, analogy {d_analogy * 100:+.2f} points, "
-                             f"WordSim {d_wordsim:+.3f}")
+                lines.append(
+                    f"{run} vs gensim: time {ratio:.2f}x, analogy {d_analogy * 100:+.2f} points, "
+                    f"WordSim {d_wordsim:+.3f}"
+                )
     if "mllib_s" in result and "sgns_short_s" in result:
-        lines.append(f"sgns_short vs mllib: time {result['sgns_short_s'] / result['mllib_s']:.2f}x, analogy "
-                     f"{result['sgns_short_analogy']:.2%} vs {result['mllib_analogy']:.2%}")
+        lines.append(
+            f"sgns_short vs mllib: time {result['sgns_short_s'] / result['mllib_s']:.2f}x, analogy "
+            f"{result['sgns_short_analogy']:.2%} vs {result['mllib_analogy']:.2%}"
+        )
     return lines
 
 

@@ -15,6 +15,7 @@ Broadcast bytes count what Python broadcasts: every ``SparkContext.broadcast`` p
 during the probe, which includes PySpark's own broadcast of UDF commands over 1 MB. Broadcasts made
 inside the JVM (broadcast joins, MLlib's) are not seen. In local mode the JVM heap is the executors' too.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,14 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-FIGURES = ("seconds", "driver_peak_bytes", "shuffle_read_bytes", "shuffle_write_bytes", "broadcast_bytes",
-           "collected_bytes")
+FIGURES = (
+    "seconds",
+    "driver_peak_bytes",
+    "shuffle_read_bytes",
+    "shuffle_write_bytes",
+    "broadcast_bytes",
+    "collected_bytes",
+)
 
 
 @dataclass
@@ -51,11 +58,18 @@ class StageFigures:
         return self.python_rss_peak_bytes + self.jvm_heap_peak_bytes
 
     def as_dict(self) -> dict[str, Any]:
-        return {"seconds": round(self.seconds, 3), "driver_peak_bytes": self.driver_peak_bytes,
-                "python_rss_peak_bytes": self.python_rss_peak_bytes, "jvm_heap_peak_bytes": self.jvm_heap_peak_bytes,
-                "shuffle_read_bytes": self.shuffle_read_bytes, "shuffle_write_bytes": self.shuffle_write_bytes,
-                "broadcast_bytes": self.broadcast_bytes, "collected_bytes": self.collected_bytes,
-                "spark_stages": self.spark_stages, **self.extra}
+        return {
+            "seconds": round(self.seconds, 3),
+            "driver_peak_bytes": self.driver_peak_bytes,
+            "python_rss_peak_bytes": self.python_rss_peak_bytes,
+            "jvm_heap_peak_bytes": self.jvm_heap_peak_bytes,
+            "shuffle_read_bytes": self.shuffle_read_bytes,
+            "shuffle_write_bytes": self.shuffle_write_bytes,
+            "broadcast_bytes": self.broadcast_bytes,
+            "collected_bytes": self.collected_bytes,
+            "spark_stages": self.spark_stages,
+            **self.extra,
+        }
 
 
 def python_rss_bytes() -> int:
@@ -176,23 +190,40 @@ def format_table(results: Mapping[str, Mapping[float, Mapping[str, Any]]]) -> st
 
     ``results[stage][factor]`` holds :meth:`StageFigures.as_dict` (at least the keys in ``FIGURES``).
     """
-    head = f"{'stage':<10} {'factor':>6} {'seconds':>9} {'driver peak':>12} {'shuffle rd':>11} {'shuffle wr':>11} " \
-           f"{'broadcast':>10} {'collected':>10}"
+    head = (
+        f"{'stage':<10} {'factor':>6} {'seconds':>9} {'driver peak':>12} {'shuffle rd':>11} {'shuffle wr':>11} "
+        f"{'broadcast':>10} {'collected':>10}"
+    )
     lines = [head, "-" * len(head)]
     for stage, by_factor in results.items():
         for factor in sorted(by_factor):
             r = by_factor[factor]
-            lines.append(f"{stage:<10} {factor:>5g}x {r['seconds']:>9.2f} "
-                         + " ".join(f"{human_bytes(r[k]):>{w}}" for k, w in
-                                    (("driver_peak_bytes", 12), ("shuffle_read_bytes", 11),
-                                     ("shuffle_write_bytes", 11), ("broadcast_bytes", 10),
-                                     ("collected_bytes", 10))))
-    lines += ["", "growth exponents (log-log slope between the two largest factors)",
-              f"{'stage':<10} " + " ".join(f"{k.replace('_bytes', ''):>19}" for k in FIGURES)]
+            lines.append(
+                f"{stage:<10} {factor:>5g}x {r['seconds']:>9.2f} "
+                + " ".join(
+                    f"{human_bytes(r[k]):>{w}}"
+                    for k, w in (
+                        ("driver_peak_bytes", 12),
+                        ("shuffle_read_bytes", 11),
+                        ("shuffle_write_bytes", 11),
+                        ("broadcast_bytes", 10),
+                        ("collected_bytes", 10),
+                    )
+                )
+            )
+    lines += [
+        "",
+        "growth exponents (log-log slope between the two largest factors)",
+        f"{'stage':<10} " + " ".join(f"{k.replace('_bytes', ''):>19}" for k in FIGURES),
+    ]
     for stage, by_factor in results.items():
         factors = sorted(by_factor)
-        lines.append(f"{stage:<10} " + " ".join(
-            f"{_exponent_text(growth_exponent(factors, [by_factor[f][k] for f in factors])):>19}" for k in FIGURES))
+        lines.append(
+            f"{stage:<10} "
+            + " ".join(
+                f"{_exponent_text(growth_exponent(factors, [by_factor[f][k] for f in factors])):>19}" for k in FIGURES
+            )
+        )
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@
 Takes the arguments of ``spark-ml-pipelines run`` (``--mode session`` unless told otherwise). The job
 defaults and shipped definitions travel inside the package (the zip), so the driver needs no checkout.
 """
+
 import sys
 
 from pipelines.orchestration.command import main

@@ -1,4 +1,5 @@
 """spark-submit entry of job 'train_ranker' (see ``pipelines.registry``; ``--help`` lists its configuration)."""
+
 import sys
 
 from pipelines.job_runtime import run_job

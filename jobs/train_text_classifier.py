@@ -1,5 +1,6 @@
 """spark-submit entry of job 'train_text_classifier' (see ``pipelines.registry``; ``--help`` lists its
 configuration)."""
+
 import sys
 
 from pipelines.job_runtime import run_job

@@ -1,5 +1,6 @@
 """``python -m pipelines run|job|airflow|cron|report ...`` (the console command ``spark-ml-pipelines``): see
 ``pipelines/orchestration/command.py``."""
+
 import sys
 
 from pipelines.orchestration.command import main

@@ -5,6 +5,7 @@ have the default's type (an int is accepted where a float is expected). Two kind
 open: ``null`` accepts any value, and an empty mapping ``{}`` accepts any keys (free-form options,
 e.g. reader options).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,9 @@ def read_yaml(path: str | os.PathLike | Resource) -> dict[str, Any]:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "bool", int: "int", float: "float", str: "string", list: "list",
-            dict: "mapping"}.get(type(value), type(value).__name__)
+    return {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "mapping"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _check_value(key: str, default: Any, value: Any) -> Any:
@@ -136,8 +138,11 @@ def parse_override(text: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def load_config(defaults_path: str | os.PathLike | Resource, conf_file: str | os.PathLike | None = None,
-                overrides: Iterable[str] = ()) -> dict[str, Any]:
+def load_config(
+    defaults_path: str | os.PathLike | Resource,
+    conf_file: str | os.PathLike | None = None,
+    overrides: Iterable[str] = (),
+) -> dict[str, Any]:
     """Defaults, then the user's file, then each ``KEY=VALUE`` override, all validated."""
     defaults = read_yaml(defaults_path)
     resolved = copy.deepcopy(defaults)

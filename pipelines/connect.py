@@ -5,6 +5,7 @@ JVM in this process and no RDDs. The library's DataFrame code runs on either kin
 classic API asks ``require_classic`` first, so it stops at once with one line instead of an ``AttributeError``
 deep inside a job.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -29,7 +30,7 @@ def is_connect(spark: SparkSession) -> bool:
     """True for a Spark Connect session (``pyspark.sql.connect.session.SparkSession``), False for a classic one."""
     try:
         from pyspark.sql.connect.session import SparkSession as ConnectSession
-    except ImportError:   # the Connect client extras (grpcio...) are not installed: no Connect session exists
+    except ImportError:  # the Connect client extras (grpcio...) are not installed: no Connect session exists
         return False
     return isinstance(spark, ConnectSession)
 
@@ -43,8 +44,10 @@ def remote_url(spark: SparkSession) -> str:
 def require_classic(spark: SparkSession, what: str, why: str) -> None:
     """Stop with one line when ``what`` (which needs ``why``, e.g. "it uses RDDs") is asked of a Connect session."""
     if is_connect(spark):
-        raise ConnectUnsupported(f"{what} needs a classic SparkSession ({why}); it cannot run over Spark Connect "
-                                 f"(spark.remote={remote_url(spark)})")
+        raise ConnectUnsupported(
+            f"{what} needs a classic SparkSession ({why}); it cannot run over Spark Connect "
+            f"(spark.remote={remote_url(spark)})"
+        )
 
 
 def default_parallelism(spark: SparkSession) -> int:
@@ -76,7 +79,9 @@ def share(spark: SparkSession, value: T, what: str) -> Any:
         return spark.sparkContext.broadcast(value)
     size = len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     if size > MAX_SHIPPED_BYTES:
-        raise ConnectUnsupported(f"{what} takes {size / 2**20:.0f} MB, more than the {MAX_SHIPPED_BYTES >> 20} MB "
-                                 f"a Spark Connect session can ship with a UDF; use fewer at once or a classic "
-                                 f"SparkSession (which broadcasts it)")
+        raise ConnectUnsupported(
+            f"{what} takes {size / 2**20:.0f} MB, more than the {MAX_SHIPPED_BYTES >> 20} MB "
+            f"a Spark Connect session can ship with a UDF; use fewer at once or a classic "
+            f"SparkSession (which broadcasts it)"
+        )
     return Shipped(value)

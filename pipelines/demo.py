@@ -7,6 +7,7 @@ test target's recall after recall and after ranking) and where the outputs and t
 step prints the whole comparison table). Every figure comes from the steps' metrics in the run manifest.
 The GBDT+LR click-model chain runs as its own pipeline, ``conf/pipelines/clicks_demo.yaml``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,8 +35,11 @@ def step_metrics(manifest: dict[str, Any], section: str) -> dict[str, Any]:
 def headline(evaluation: dict[str, Any], k: int = 10) -> str:
     """One line: NDCG@k of our ranked lists against popularity and ALS."""
     methods = evaluation.get("methods") or {}
-    parts = [f"{m} {methods[m][f'ndcg@{k}']:.4f}" for m in ("ours", "ours_recall_only", "popularity", "als")
-             if m in methods and f"ndcg@{k}" in methods[m]]
+    parts = [
+        f"{m} {methods[m][f'ndcg@{k}']:.4f}"
+        for m in ("ours", "ours_recall_only", "popularity", "als")
+        if m in methods and f"ndcg@{k}" in methods[m]
+    ]
     return f"NDCG@{k}: " + ", ".join(parts)
 
 
@@ -49,12 +53,16 @@ def funnel(manifest: dict[str, Any], k: int = 10) -> list[str]:
     methods = step_metrics(manifest, "evaluation").get("methods") or {}
     lines = []
     if features.get("users") and "test_target_in_candidates" in recall:
-        lines.append(f"  recall: {features['rows'] / features['users']:.1f} candidates per user, "
-                     f"test target among them for {recall['test_target_in_candidates']:.3f} of users")
+        lines.append(
+            f"  recall: {features['rows'] / features['users']:.1f} candidates per user, "
+            f"test target among them for {recall['test_target_in_candidates']:.3f} of users"
+        )
     ours, alone = methods.get("ours") or {}, methods.get("ours_recall_only") or {}
     if f"ndcg@{k}" in ours and f"ndcg@{k}" in alone:
-        lines.append(f"  ranking: top {k}, test target in it for {ours[f'recall@{k}']:.3f} of users "
-                     f"(recall order {alone[f'recall@{k}']:.3f})")
+        lines.append(
+            f"  ranking: top {k}, test target in it for {ours[f'recall@{k}']:.3f} of users "
+            f"(recall order {alone[f'recall@{k}']:.3f})"
+        )
         ndcg, base = ours[f"ndcg@{k}"], alone[f"ndcg@{k}"]
         lift = f" ({ndcg / base - 1:+.1%})" if base else ""
         lines.append(f"  NDCG@{k}: ours {ndcg:.4f}, recall order {base:.4f}{lift}")
@@ -64,12 +72,14 @@ def funnel(manifest: dict[str, Any], k: int = 10) -> list[str]:
 def demo_job(ctx: "JobContext") -> None:
     """``jobs/demo.py``: run the recommender pipeline for one date and print the report's path."""
     cfg = ctx.config
-    run_date = check_date("run_date", cfg["run_date"]) if cfg["run_date"] else \
-        ctx.run_date or dt.date.today().isoformat()
+    run_date = (
+        check_date("run_date", cfg["run_date"]) if cfg["run_date"] else ctx.run_date or dt.date.today().isoformat()
+    )
     definition = cfg["pipeline"]
     pipeline = load_pipeline(definition, cfg["output"]["path"])
-    runner = Runner(pipeline, "session", force=cfg["force"], spark=ctx.spark, argv=["demo", definition],
-                    parent_run=ctx.tracking)
+    runner = Runner(
+        pipeline, "session", force=cfg["force"], spark=ctx.spark, argv=["demo", definition], parent_run=ctx.tracking
+    )
     try:
         manifest = runner.run(run_date)
     except StepFailed as exc:
@@ -82,5 +92,10 @@ def demo_job(ctx: "JobContext") -> None:
     print(f"outputs: {pipeline.root}")
     print(f"manifest: {manifest.path}")
     print(f"report: {report}")
-    ctx.metrics["demo"] = {"pipeline": pipeline.name, "run_date": run_date, "report": report,
-                           "duration_s": manifest.data["duration_s"], "evaluation": evaluation}
+    ctx.metrics["demo"] = {
+        "pipeline": pipeline.name,
+        "run_date": run_date,
+        "report": report,
+        "duration_s": manifest.data["duration_s"],
+        "evaluation": evaluation,
+    }

@@ -1,4 +1,5 @@
 """Errors a user can act on, and failures inside Spark told as one line: jobs print either without a traceback."""
+
 from __future__ import annotations
 
 import logging
@@ -21,7 +22,7 @@ def _server_error_types() -> tuple[type[Exception], ...]:
     """Errors Spark raised and PySpark converted: captured from the JVM, or sent by a Spark Connect server."""
     try:
         from pyspark.errors.exceptions.connect import SparkConnectGrpcException
-    except ImportError:   # no Connect client extras (grpcio): no Connect session either
+    except ImportError:  # no Connect client extras (grpcio): no Connect session either
         return (CapturedException,)
     return (CapturedException, SparkConnectGrpcException)
 

@@ -5,6 +5,7 @@ Under spark-submit a job adds no Spark setting of its own, so it cannot count on
 ``createDataFrame(pandas)`` converts row by row, slowly, and refuses numpy scalars inside arrays ("FloatType()
 can not accept object np.float32"). A pyarrow Table goes through Arrow in any session.
 """
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -31,5 +32,6 @@ def require_columns(df: DataFrame, columns: Iterable[str], where: str = "") -> N
     """Raise ``InputError`` naming ``where`` (a path or a role, when given) and the first column ``df`` lacks."""
     for name in columns:
         if name not in df.columns:
-            raise InputError(f"{where + ': ' if where else ''}column '{name}' not found; columns: "
-                             f"{', '.join(df.columns)}")
+            raise InputError(
+                f"{where + ': ' if where else ''}column '{name}' not found; columns: {', '.join(df.columns)}"
+            )

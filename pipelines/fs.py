@@ -7,6 +7,7 @@ paths on several stores. A Spark Connect client has no JVM: there ``ArrowFS`` ma
 ``pyarrow.fs`` (local paths and ``file://``; ``hdfs://``, ``s3://`` and ``gs://`` where pyarrow has them), from
 the client, which must therefore see the same store as the server. ``file_system`` picks one for a session.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,6 +42,7 @@ def local_file(path: str) -> str | None:
 @dataclass(frozen=True)
 class FileEntry:
     """One file under a directory: its path relative to that directory, length and modification time (ms)."""
+
     relative: str
     length: int
     mtime_ms: int
@@ -182,7 +184,7 @@ class HadoopFS(FS):
         while files.hasNext():
             status = files.next()
             full = status.getPath().toUri().getPath()
-            relative = full[len(root) + 1:] if full.startswith(root + "/") else os.path.basename(full)
+            relative = full[len(root) + 1 :] if full.startswith(root + "/") else os.path.basename(full)
             if skip_dirs and any(part in skip_dirs for part in relative.split("/")[:-1]):
                 continue
             yield FileEntry(relative, int(status.getLen()), int(status.getModificationTime()))
@@ -289,7 +291,7 @@ class ArrowFS(FS):
         for info in found:
             if info.type != pafs.FileType.File:
                 continue
-            relative = info.path[len(root) + 1:] if info.path.startswith(root + "/") else info.base_name
+            relative = info.path[len(root) + 1 :] if info.path.startswith(root + "/") else info.base_name
             if skip_dirs and any(part in skip_dirs for part in relative.split("/")[:-1]):
                 continue
             yield FileEntry(relative, int(info.size), int(info.mtime_ns // 1_000_000))

@@ -10,6 +10,7 @@ are split off with their raw text for quarantine instead of being silently nulle
 quarantine can fix (missing path, empty input, missing column, wrong Parquet type) raise
 ``IngestError`` naming the path or column and what was expected.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -34,11 +35,18 @@ if TYPE_CHECKING:
 CORRUPT_COL = "_corrupt_record"
 TABLE_FORMATS = ("parquet", "csv", "json")
 CORPUS_FORMATS = ("text", "json", "parquet", "files")
-CORPUS_READING = ("encoding", "label_col", "label_pattern", "dedupe")   # optional keys of a corpus source
+CORPUS_READING = ("encoding", "label_col", "label_pattern", "dedupe")  # optional keys of a corpus source
 LABEL = "label"
 # Python codec name -> the name Spark's JSON reader takes; it decodes no other charset.
-JSON_CHARSETS = {"utf-8": "utf-8", "iso8859-1": "iso-8859-1", "ascii": "us-ascii", "utf-16": "utf-16",
-                 "utf-16-be": "utf-16be", "utf-16-le": "utf-16le", "utf-32": "utf-32"}
+JSON_CHARSETS = {
+    "utf-8": "utf-8",
+    "iso8859-1": "iso-8859-1",
+    "ascii": "us-ascii",
+    "utf-16": "utf-16",
+    "utf-16-be": "utf-16be",
+    "utf-16-le": "utf-16le",
+    "utf-32": "utf-32",
+}
 
 
 class IngestError(UserError):
@@ -53,7 +61,7 @@ class Ingested:
     malformed: DataFrame | None
     rows_in: int
     rows_malformed: int
-    duplicates: int = 0     # byte-identical documents dropped (corpora read with ``dedupe``)
+    duplicates: int = 0  # byte-identical documents dropped (corpora read with ``dedupe``)
 
     @property
     def rows_good(self) -> int:
@@ -70,8 +78,9 @@ def parse_schema(ddl: str, where: str = "schema") -> T.StructType:
         return T.StructType.fromDDL(ddl)
     except Exception as exc:  # Spark raises a parse exception with a multi-line message
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise IngestError(f"{where}: cannot parse schema {ddl!r} as Spark DDL "
-                          f"(e.g. 'id BIGINT, text STRING'): {first}") from None
+        raise IngestError(
+            f"{where}: cannot parse schema {ddl!r} as Spark DDL (e.g. 'id BIGINT, text STRING'): {first}"
+        ) from None
 
 
 def _require_path(spark: SparkSession, path: str) -> str:
@@ -86,18 +95,20 @@ def _csv_header(spark: SparkSession, path: str, options: Mapping[str, str]) -> l
     return next(csv.reader([first[0][0]], delimiter=sep))
 
 
-def _read_permissive(spark: SparkSession, path: str, fmt: str, declared: T.StructType,
-                     options: Mapping[str, str]) -> DataFrame:
+def _read_permissive(
+    spark: SparkSession, path: str, fmt: str, declared: T.StructType, options: Mapping[str, str]
+) -> DataFrame:
     """CSV/JSON read that keeps malformed records in ``_corrupt_record`` (cached: read once)."""
     read_schema = declared
-    reader = spark.read.options(**options).option("mode", "PERMISSIVE") \
-        .option("columnNameOfCorruptRecord", CORRUPT_COL)
+    reader = spark.read.options(**options).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT_COL)
     if fmt == "csv":
         header = _csv_header(spark, path, options)
         missing = [f.name for f in declared if f.name not in header]
         if missing:
-            raise IngestError(f"{path}: missing column(s) {missing} in the CSV header {header}; "
-                              f"declared schema: {declared.simpleString()}")
+            raise IngestError(
+                f"{path}: missing column(s) {missing} in the CSV header {header}; "
+                f"declared schema: {declared.simpleString()}"
+            )
         by_name = {f.name: f for f in declared}
         # Read in header order so that values are matched by name, not by position.
         read_schema = T.StructType([by_name.get(name, T.StructField(name, T.StringType())) for name in header])
@@ -111,15 +122,20 @@ def _check_columns(df: DataFrame, declared: T.StructType, path: str) -> None:
     actual = {f.name: f.dataType for f in df.schema}
     for field in declared:
         if field.name not in actual:
-            raise IngestError(f"{path}: missing column '{field.name}' (expected {field.dataType.simpleString()}); "
-                              f"found columns {sorted(actual)}")
+            raise IngestError(
+                f"{path}: missing column '{field.name}' (expected {field.dataType.simpleString()}); "
+                f"found columns {sorted(actual)}"
+            )
         if actual[field.name] != field.dataType:
-            raise IngestError(f"{path}: column '{field.name}' has type {actual[field.name].simpleString()}, "
-                              f"expected {field.dataType.simpleString()}")
+            raise IngestError(
+                f"{path}: column '{field.name}' has type {actual[field.name].simpleString()}, "
+                f"expected {field.dataType.simpleString()}"
+            )
 
 
-def read_table(spark: SparkSession, path: str, fmt: str, schema: str,
-               options: Mapping[str, Any] | None = None) -> Ingested:
+def read_table(
+    spark: SparkSession, path: str, fmt: str, schema: str, options: Mapping[str, Any] | None = None
+) -> Ingested:
     """Read a table in ``fmt`` with the declared DDL ``schema``; malformed CSV/JSON records split off."""
     if fmt not in TABLE_FORMATS:
         raise IngestError(f"{path}: unknown table format '{fmt}', expected one of {list(TABLE_FORMATS)}")
@@ -141,7 +157,8 @@ def read_table(spark: SparkSession, path: str, fmt: str, schema: str,
         raise IngestError(f"{full}: empty input, expected at least one record")
     good = raw.filter(F.col(CORRUPT_COL).isNull()).select(*[f.name for f in declared])
     bad = raw.filter(F.col(CORRUPT_COL).isNotNull()).select(
-        F.col(CORRUPT_COL).alias("record"), F.col("_source_file").alias("source_file"))
+        F.col(CORRUPT_COL).alias("record"), F.col("_source_file").alias("source_file")
+    )
     return Ingested(good, bad, counts["n"], counts["bad"])
 
 
@@ -155,13 +172,26 @@ def check_encoding(encoding: str, key: str = "input.encoding") -> str:
     try:
         return codecs.lookup(encoding).name
     except LookupError:
-        raise IngestError(f"{key}: unknown encoding {encoding!r}; expected a Python codec name such as utf-8, "
-                          f"gb18030, gbk, big5 or latin-1") from None
+        raise IngestError(
+            f"{key}: unknown encoding {encoding!r}; expected a Python codec name such as utf-8, "
+            f"gb18030, gbk, big5 or latin-1"
+        ) from None
 
 
-def read_corpus(spark: SparkSession, path: str, fmt: str, id_col: str = "id", text_col: str = "text",
-                id_type: str = "string", options: Mapping[str, Any] | None = None, *, encoding: str = "utf-8",
-                label_col: str = "", label_pattern: str = "", dedupe: bool = False) -> Ingested:
+def read_corpus(
+    spark: SparkSession,
+    path: str,
+    fmt: str,
+    id_col: str = "id",
+    text_col: str = "text",
+    id_type: str = "string",
+    options: Mapping[str, Any] | None = None,
+    *,
+    encoding: str = "utf-8",
+    label_col: str = "",
+    label_pattern: str = "",
+    dedupe: bool = False,
+) -> Ingested:
     """Read documents as ``(doc_id, text)``, plus ``label`` for ``files`` or when ``label_col`` is named.
 
     ``text``: one document per line, ``doc_id`` = line number (0-based, files in path order);
@@ -184,17 +214,18 @@ def read_corpus(spark: SparkSession, path: str, fmt: str, id_col: str = "id", te
         data = _read_files(spark, full, opts, label_pattern) if fmt == "files" else _read_lines(spark, full, opts)
         ingested = Ingested(data, None, data.count(), 0)
         if ingested.rows_in == 0:
-            raise IngestError(f"{full}: empty input, expected one document per "
-                              f"{'file' if fmt == 'files' else 'line'}")
+            raise IngestError(f"{full}: empty input, expected one document per {'file' if fmt == 'files' else 'line'}")
     else:
         if fmt == "json" and codec not in JSON_CHARSETS:
-            raise IngestError(f"input.encoding: {encoding!r} is not a charset Spark's JSON reader decodes (one of "
-                              f"{sorted(set(JSON_CHARSETS))}); read such a corpus as format text or files")
+            raise IngestError(
+                f"input.encoding: {encoding!r} is not a charset Spark's JSON reader decodes (one of "
+                f"{sorted(set(JSON_CHARSETS))}); read such a corpus as format text or files"
+            )
         if fmt == "json" and codec != "utf-8":
             opts = {"encoding": JSON_CHARSETS[codec], "lineSep": "\n", **opts}
         label = f", `{label_col}` STRING" if label_col else ""
         text_type = "STRING"
-        if fmt == "parquet":    # raw bytes, to decode in ``encoding``
+        if fmt == "parquet":  # raw bytes, to decode in ``encoding``
             found = spark.read.options(**opts).parquet(_require_path(spark, path)).schema
             if text_col in found.fieldNames() and isinstance(found[text_col].dataType, T.BinaryType):
                 text_type = "BINARY"
@@ -225,8 +256,11 @@ def _read_files(spark: SparkSession, full: str, options: Mapping[str, str], labe
     relative = F.regexp_extract("path", rf"^(?:[a-zA-Z][\w+.-]*:)?(?://[^/]*)?\Q{root}\E/(.+)$", 1)
     doc_id = F.when(relative == "", F.element_at(F.split("path", "/"), -1)).otherwise(relative)
     parts = F.split(doc_id, "/")
-    label = F.regexp_extract(doc_id, label_pattern, 1 if groups else 0) if label_pattern else \
-        F.when(F.size(parts) > 1, F.element_at(parts, -2))
+    label = (
+        F.regexp_extract(doc_id, label_pattern, 1 if groups else 0)
+        if label_pattern
+        else F.when(F.size(parts) > 1, F.element_at(parts, -2))
+    )
     return files.select(doc_id.alias("doc_id"), F.col("content").alias("text"), F.nullif(label, F.lit("")).alias(LABEL))
 
 
@@ -234,8 +268,12 @@ def _drop_duplicates(docs: DataFrame, rows: int) -> tuple[DataFrame, int]:
     """One document (the smallest ``doc_id``) per distinct byte string of ``text``, and how many were dropped.
     Null texts are never duplicates of each other."""
     key = F.coalesce(F.sha2(F.col("text").cast("binary"), 256), F.concat(F.lit("id:"), F.col("doc_id").cast("string")))
-    kept = docs.groupBy(key.alias("_key")).agg(F.min_by(F.struct(*docs.columns), F.col("doc_id")).alias("_doc")) \
-        .select("_doc.*").persist(StorageLevel.MEMORY_AND_DISK)
+    kept = (
+        docs.groupBy(key.alias("_key"))
+        .agg(F.min_by(F.struct(*docs.columns), F.col("doc_id")).alias("_doc"))
+        .select("_doc.*")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
     return kept, rows - kept.count()
 
 
@@ -257,20 +295,35 @@ def _numbered(df: DataFrame, name: str) -> DataFrame:
     return tagged.select(*df.columns, (first[F.col("_part")] + position).alias(name))
 
 
-def ingest_dataset(ctx: "JobContext", key: str, source: Mapping[str, Any], output_path: str,
-                   quarantine_path: str, max_malformed_fraction: float) -> DataFrame:
+def ingest_dataset(
+    ctx: "JobContext",
+    key: str,
+    source: Mapping[str, Any],
+    output_path: str,
+    quarantine_path: str,
+    max_malformed_fraction: float,
+) -> DataFrame:
     """Read one source, commit its malformed records to quarantine, enforce the threshold, stage the rest.
 
     The quarantine is committed before the threshold check so that a failing run still leaves the
     bad records where the error message says they are.
     """
     if source["kind"] == "corpus":
-        ingested = read_corpus(ctx.spark, source["path"], source["format"], source["id_col"], source["text_col"],
-                               source["id_type"], source["options"], **corpus_reading(source))
+        ingested = read_corpus(
+            ctx.spark,
+            source["path"],
+            source["format"],
+            source["id_col"],
+            source["text_col"],
+            source["id_type"],
+            source["options"],
+            **corpus_reading(source),
+        )
     elif source["kind"] == "table":
         if not source["schema"]:
-            raise IngestError(f"{source['path']}: no schema declared; set input.schema to Spark DDL, "
-                              f"e.g. 'label INT, price DOUBLE'")
+            raise IngestError(
+                f"{source['path']}: no schema declared; set input.schema to Spark DDL, e.g. 'label INT, price DOUBLE'"
+            )
         ingested = read_table(ctx.spark, source["path"], source["format"], source["schema"], source["options"])
     else:
         raise IngestError(f"{source['path']}: unknown input kind '{source['kind']}', expected 'table' or 'corpus'")
@@ -278,18 +331,24 @@ def ingest_dataset(ctx: "JobContext", key: str, source: Mapping[str, Any], outpu
     if ingested.rows_malformed:
         committed_quarantine = ctx.commit_now(f"{key}_quarantine", ingested.malformed, quarantine_path)
     ctx.metrics.setdefault("ingest", {})[key] = {
-        "source": qualify(source["path"]), "rows_in": ingested.rows_in, "rows_good": ingested.rows_good,
-        "rows_quarantined": ingested.rows_malformed, "malformed_fraction": round(ingested.malformed_fraction, 6),
+        "source": qualify(source["path"]),
+        "rows_in": ingested.rows_in,
+        "rows_good": ingested.rows_good,
+        "rows_quarantined": ingested.rows_malformed,
+        "malformed_fraction": round(ingested.malformed_fraction, 6),
         "quarantine_path": committed_quarantine,
         **({"encoding": source["encoding"], "duplicates": ingested.duplicates} if source["kind"] == "corpus" else {}),
     }
-    ctx.log(f"{key}: {ingested.rows_in} records, {ingested.rows_malformed} malformed, "
-            f"{ingested.duplicates} byte-identical duplicates dropped")
+    ctx.log(
+        f"{key}: {ingested.rows_in} records, {ingested.rows_malformed} malformed, "
+        f"{ingested.duplicates} byte-identical duplicates dropped"
+    )
     if ingested.malformed_fraction > max_malformed_fraction:
         raise IngestError(
             f"{qualify(source['path'])}: {ingested.rows_malformed} of {ingested.rows_in} records "
             f"({ingested.malformed_fraction:.2%}) are malformed, above max_malformed_fraction "
-            f"{max_malformed_fraction:.2%}; they were quarantined to {committed_quarantine}")
+            f"{max_malformed_fraction:.2%}; they were quarantined to {committed_quarantine}"
+        )
     out = ctx.stage(key, ingested.data, output_path)
     if out.rows != ingested.rows_good - ingested.duplicates:
         raise IngestError(f"{output_path}: wrote {out.rows} rows, expected {ingested.rows_good - ingested.duplicates}")
@@ -300,8 +359,14 @@ def ingest_job(ctx: "JobContext") -> None:
     """``jobs/ingest.py``: one input (table or corpus) to Parquet, with quarantine."""
     cfg = ctx.config
     out = cfg["output"]["path"]
-    ingest_dataset(ctx, "output", cfg["input"], out, cfg["output"]["quarantine_path"] or f"{out}_quarantine",
-                   cfg["max_malformed_fraction"])
+    ingest_dataset(
+        ctx,
+        "output",
+        cfg["input"],
+        out,
+        cfg["output"]["quarantine_path"] or f"{out}_quarantine",
+        cfg["max_malformed_fraction"],
+    )
 
 
 def read_input(spark: SparkSession, source: Mapping[str, Any]) -> DataFrame:
@@ -312,11 +377,14 @@ def read_input(spark: SparkSession, source: Mapping[str, Any]) -> DataFrame:
     """
     if source["format"] == "parquet" and not source["schema"]:
         return spark.read.options(**{k: str(v) for k, v in source["options"].items()}).parquet(
-            _require_path(spark, source["path"]))
+            _require_path(spark, source["path"])
+        )
     if not source["schema"]:
         raise IngestError(f"{source['path']}: input.schema is required for format '{source['format']}'")
     ingested = read_table(spark, source["path"], source["format"], source["schema"], source["options"])
     if ingested.rows_malformed:
-        raise IngestError(f"{qualify(source['path'])}: {ingested.rows_malformed} of {ingested.rows_in} records are "
-                          f"malformed; run jobs/ingest.py first to quarantine them")
+        raise IngestError(
+            f"{qualify(source['path'])}: {ingested.rows_malformed} of {ingested.rows_in} records are "
+            f"malformed; run jobs/ingest.py first to quarantine them"
+        )
     return ingested.data

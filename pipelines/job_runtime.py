@@ -5,6 +5,7 @@ That function reads inputs, calls the library and stages outputs with ``ctx.stag
 then writes ``_metrics.json`` and ``_config.yaml`` into every staged output and commits them all.
 If the function fails, staged data is dropped and committed outputs stay as they were.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,11 +42,15 @@ def spark_summary(spark: SparkSession) -> dict[str, Any]:
     whose client cannot ask), parallelism, and the effective Spark settings (explicitly set ones, values of keys
     matching ``spark.redaction.regex`` hidden)."""
     executors = None if is_connect(spark) else spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
-    return {"version": spark.version, "master": spark.conf.get("spark.master", None),
-            "app_id": spark.conf.get("spark.app.id", None),
-            "executors": executors, "default_parallelism": default_parallelism(spark),
-            "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions")),
-            "settings": effective_settings(spark)}
+    return {
+        "version": spark.version,
+        "master": spark.conf.get("spark.master", None),
+        "app_id": spark.conf.get("spark.app.id", None),
+        "executors": executors,
+        "default_parallelism": default_parallelism(spark),
+        "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions")),
+        "settings": effective_settings(spark),
+    }
 
 
 def effective_settings(spark: SparkSession) -> dict[str, str]:
@@ -54,8 +59,9 @@ def effective_settings(spark: SparkSession) -> dict[str, str]:
     secret = re.compile(spark.conf.get("spark.redaction.regex", r"(?i)secret|password|token|access[.]?key"))
     launched = {} if is_connect(spark) else dict(spark.sparkContext.getConf().getAll())
     found = {**launched, **spark.conf.getAll}
-    return {k: "*********(redacted)" if secret.search(k) else v for k, v in sorted(found.items())
-            if k.startswith("spark.")}
+    return {
+        k: "*********(redacted)" if secret.search(k) else v for k, v in sorted(found.items()) if k.startswith("spark.")
+    }
 
 
 def config_inputs(config: Mapping[str, Any]) -> list[str]:
@@ -83,9 +89,16 @@ class JobContext:
     registry at ``registry_uri`` (``pipelines.model_registry``; None: the default store).
     """
 
-    def __init__(self, name: str, spark: SparkSession, config: dict[str, Any], run_date: str | None,
-                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-                 registry_uri: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        spark: SparkSession,
+        config: dict[str, Any],
+        run_date: str | None,
+        inputs: Sequence[str] | None = None,
+        outputs: Sequence[str] | None = None,
+        registry_uri: str | None = None,
+    ):
         self.name = name
         self.spark = spark
         self.config = config
@@ -94,10 +107,10 @@ class JobContext:
         self.outputs: dict[str, StagedOutput] = {}
         self.committed: dict[str, StagedOutput] = {}
         self.started = time.time()
-        self.tracking: Run | None = None   # this run's MLflow run while it runs (``tracking.tracked_job``)
+        self.tracking: Run | None = None  # this run's MLflow run while it runs (``tracking.tracked_job``)
         self.token = new_token()
         self.fs = file_system(spark)
-        self.models: list[str] = []        # the outputs staged with stage_model, registered by a tracked run
+        self.models: list[str] = []  # the outputs staged with stage_model, registered by a tracked run
         resolved = resolve_config(config, registry_uri, self.fs)
         if resolved:
             self.metrics["resolved_models"] = resolved
@@ -123,28 +136,41 @@ class JobContext:
             doc = read_metrics(self.fs, path) if found["id"].startswith("token:") else None
             broken = half_committed(self.fs, doc) if doc else None
             if broken:
-                raise JobError(f"input {path} was committed by job {doc['job']} together with {broken}, which now "
-                               f"holds another run's output (a commit cut short): re-run {doc['job']} first")
+                raise JobError(
+                    f"input {path} was committed by job {doc['job']} together with {broken}, which now "
+                    f"holds another run's output (a commit cut short): re-run {doc['job']} first"
+                )
 
     def _claim(self, key: str, final_path: str) -> None:
         """Refuse an output that overlaps an input; lease it to this run."""
         for source in self.inputs:
             if overlaps(final_path, source):
-                raise OutputError(f"output '{key}' ({final_path}) overlaps input {source}; writing it would "
-                                  f"replace what this job reads")
+                raise OutputError(
+                    f"output '{key}' ({final_path}) overlaps input {source}; writing it would "
+                    f"replace what this job reads"
+                )
         self.leases.hold(final_path)
 
     def _open(self, key: str, path: str, dated: bool) -> StagedOutput:
         if path is None or not str(path).strip():
-            raise OutputError(f"output '{key}' of job {self.name}: the path is empty (it would mean the working "
-                              f"directory); set it in the configuration")
+            raise OutputError(
+                f"output '{key}' of job {self.name}: the path is empty (it would mean the working "
+                f"directory); set it in the configuration"
+            )
         out = StagedOutput(self.spark, path, self.run_date if dated else None, self.fs)
         self._claim(key, out.final_path)
         return out
 
-    def stage(self, key: str, df: DataFrame, path: str, fmt: str = "parquet",
-              partition_by: list[str] | None = None, options: dict[str, Any] | None = None,
-              dated: bool = True) -> StagedOutput:
+    def stage(
+        self,
+        key: str,
+        df: DataFrame,
+        path: str,
+        fmt: str = "parquet",
+        partition_by: list[str] | None = None,
+        options: dict[str, Any] | None = None,
+        dated: bool = True,
+    ) -> StagedOutput:
         """Write ``df`` to a staging directory for output ``key``; committed when the job succeeds."""
         out = self._open(key, path, dated)
         self.log(f"writing {key} -> {out.final_path}")
@@ -209,8 +235,14 @@ class JobContext:
             self.committed[key] = self.outputs.pop(key)
         return done
 
-    def run_step(self, name: str, updates: dict[str, Any], inputs: Sequence[str] | None = None,
-                 outputs: Sequence[str] | None = None, step_name: str | None = None) -> "JobContext":
+    def run_step(
+        self,
+        name: str,
+        updates: dict[str, Any],
+        inputs: Sequence[str] | None = None,
+        outputs: Sequence[str] | None = None,
+        step_name: str | None = None,
+    ) -> "JobContext":
         """Run the registered job ``name`` in this session, its defaults merged with ``updates``; commit its outputs.
 
         For multi-step jobs (the demo, the pipeline runner): each step's outputs carry that step's own
@@ -219,8 +251,9 @@ class JobContext:
         main = get_job(name).main
         config = merge(read_yaml(job_defaults(name)), updates)
         self.log(f"step {name}")
-        step = JobContext(name, self.spark, config, self.run_date, inputs, outputs,
-                          self.tracking.uri if self.tracking else None)
+        step = JobContext(
+            name, self.spark, config, self.run_date, inputs, outputs, self.tracking.uri if self.tracking else None
+        )
         try:
             with tracked_job(step, self.tracking, step_name):
                 main(step)
@@ -260,28 +293,58 @@ def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
     except ConfigError as exc:
         keys = f"  ({exc})"
     parser = argparse.ArgumentParser(
-        prog=prog or f"jobs/{name}.py", description=get_job(name).description,
+        prog=prog or f"jobs/{name}.py",
+        description=get_job(name).description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"configuration keys (defaults from conf/jobs/{name}.yaml, shipped in the package):\n{keys}\n\n"
-               f"Run with python, spark-submit or the console command, e.g.\n  spark-submit jobs/{name}.py "
-               f"--set KEY=VALUE\n  spark-ml-pipelines job {name} --set KEY=VALUE")
+        f"Run with python, spark-submit or the console command, e.g.\n  spark-submit jobs/{name}.py "
+        f"--set KEY=VALUE\n  spark-ml-pipelines job {name} --set KEY=VALUE",
+    )
     parser.add_argument("--conf", metavar="FILE", help=f"job configuration YAML, merged over conf/jobs/{name}.yaml")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
-                        help="override one configuration key (dotted), e.g. --set model.vector_size=200; repeatable")
-    parser.add_argument("--run-date", metavar="YYYY-MM-DD", type=date_argument,
-                        help="write outputs into the ds=YYYY-MM-DD partition (a re-run replaces only it)")
-    parser.add_argument("--spark-conf", metavar="FILE",
-                        help="Spark settings YAML; under plain python the default is conf/spark/local.yaml; under "
-                             "spark-submit nothing is added unless this is given, and then its values fill "
-                             "only what spark-submit left unset")
-    parser.add_argument("--input", metavar="PATH", action="append", default=[], dest="inputs",
-                        help="an input this run reads (as a pipeline step declares it): fingerprinted into the "
-                             "outputs' lineage; default: the configuration's input paths; repeatable")
-    parser.add_argument("--output", metavar="PATH", action="append", default=[], dest="outputs",
-                        help="an output this run commits (as a pipeline step declares it): leased at start, so "
-                             "a second writer stops at once; repeatable")
-    parser.add_argument("--verbose", action="store_true",
-                        help="on failure, show the full traceback (and PySpark's error log) instead of one line")
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="override one configuration key (dotted), e.g. --set model.vector_size=200; repeatable",
+    )
+    parser.add_argument(
+        "--run-date",
+        metavar="YYYY-MM-DD",
+        type=date_argument,
+        help="write outputs into the ds=YYYY-MM-DD partition (a re-run replaces only it)",
+    )
+    parser.add_argument(
+        "--spark-conf",
+        metavar="FILE",
+        help="Spark settings YAML; under plain python the default is conf/spark/local.yaml; under "
+        "spark-submit nothing is added unless this is given, and then its values fill "
+        "only what spark-submit left unset",
+    )
+    parser.add_argument(
+        "--input",
+        metavar="PATH",
+        action="append",
+        default=[],
+        dest="inputs",
+        help="an input this run reads (as a pipeline step declares it): fingerprinted into the "
+        "outputs' lineage; default: the configuration's input paths; repeatable",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        action="append",
+        default=[],
+        dest="outputs",
+        help="an output this run commits (as a pipeline step declares it): leased at start, so "
+        "a second writer stops at once; repeatable",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="on failure, show the full traceback (and PySpark's error log) instead of one line",
+    )
     return parser
 
 

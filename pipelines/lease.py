@@ -8,6 +8,7 @@ every ``ttl / 3`` seconds; a dead run's lease can be taken over once it has expi
 process is gone from this host. Takeover moves the expired file aside under a unique name first, so of
 two runs taking over the same lease only one succeeds.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,11 @@ def _process_gone(holder: dict[str, Any]) -> bool:
 
 
 def describe(holder: dict[str, Any]) -> str:
-    return (f"job {holder.get('job')} (run {str(holder.get('owner'))[:12]}, host {holder.get('host')}, "
-            f"pid {holder.get('pid')}, since {_iso(holder.get('started', 0))}, "
-            f"lease until {_iso(holder.get('expires', 0))})")
+    return (
+        f"job {holder.get('job')} (run {str(holder.get('owner'))[:12]}, host {holder.get('host')}, "
+        f"pid {holder.get('pid')}, since {_iso(holder.get('started', 0))}, "
+        f"lease until {_iso(holder.get('expires', 0))})"
+    )
 
 
 class Lease:
@@ -73,9 +76,17 @@ class Lease:
 
     def _body(self) -> bytes:
         now = time.time()
-        return json.dumps({"owner": self.owner, "job": self.job, "target": self.target,
-                           "host": platform.node(), "pid": os.getpid(), "started": self.started,
-                           "expires": now + self.ttl_s}).encode("utf-8")
+        return json.dumps(
+            {
+                "owner": self.owner,
+                "job": self.job,
+                "target": self.target,
+                "host": platform.node(),
+                "pid": os.getpid(),
+                "started": self.started,
+                "expires": now + self.ttl_s,
+            }
+        ).encode("utf-8")
 
     def _read(self, path: str | None = None) -> dict[str, Any] | None:
         try:
@@ -90,14 +101,15 @@ class Lease:
                 self.held = True
                 return
             holder = self._read()
-            if holder is None:          # released between our create and read: try again
+            if holder is None:  # released between our create and read: try again
                 continue
             if holder.get("owner") == self.owner:
                 self.held = True
                 return
             if time.time() < float(holder.get("expires", 0)) and not _process_gone(holder):
-                raise LeaseHeld(f"{self.target} is being written by {describe(holder)}; "
-                                f"this run stops without touching it")
+                raise LeaseHeld(
+                    f"{self.target} is being written by {describe(holder)}; this run stops without touching it"
+                )
             self._take_over(holder)
         raise LeaseHeld(f"{self.target}: could not take the lease {self.path} (other runs keep taking it)")
 
@@ -107,7 +119,7 @@ class Lease:
         try:
             self.fs.rename(self.path, aside)
         except OSError:
-            return                      # someone else moved it first
+            return  # someone else moved it first
         if self._read(aside) != expired:
             self.fs.create_exclusive(self.path, self.fs.read_text(aside).encode("utf-8"))
         self.fs.delete(aside, recursive=False)
@@ -120,7 +132,7 @@ class Lease:
     def release(self) -> None:
         if self.held and (self._read() or {}).get("owner") == self.owner:
             self.fs.delete(self.path, recursive=False)
-            self.fs.delete(self.path.rsplit("/", 1)[0], recursive=False)   # the lease directory, if empty
+            self.fs.delete(self.path.rsplit("/", 1)[0], recursive=False)  # the lease directory, if empty
         self.held = False
 
 

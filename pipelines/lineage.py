@@ -8,6 +8,7 @@ newest modification time and a digest of every file's name, length and modificat
 stale when any of these differs now (``why_stale``); outputs committed together by one run share a token,
 so a set the driver died in the middle of committing shows as two tokens (``half_committed``).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -67,25 +68,41 @@ def fingerprint(fs: FS, path: str) -> dict[str, Any]:
         digest.update(f"{entry.relative}\0{entry.length}\0{entry.mtime_ms}\n".encode("utf-8"))
         files, size, newest = files + 1, size + entry.length, max(newest, entry.mtime_ms)
     modified = dt.datetime.fromtimestamp(newest / 1000, dt.timezone.utc).isoformat(timespec="seconds")
-    return {"id": f"files:{digest.hexdigest()[:20]}", "files": files, "bytes": size,
-            "newest_mtime": modified if files else None}
+    return {
+        "id": f"files:{digest.hexdigest()[:20]}",
+        "files": files,
+        "bytes": size,
+        "newest_mtime": modified if files else None,
+    }
 
 
-def make_lineage(token: str, config: Mapping[str, Any], inputs: Mapping[str, Mapping[str, Any]],
-                 declared: bool, outputs: Mapping[str, str]) -> dict[str, Any]:
+def make_lineage(
+    token: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, Mapping[str, Any]],
+    declared: bool,
+    outputs: Mapping[str, str],
+) -> dict[str, Any]:
     """The ``lineage`` section of a run's ``_metrics.json``; ``declared``: the inputs came from a pipeline
     step (``--input``) rather than the configuration; ``outputs``: the outputs committed together."""
-    return {"token": token, "committed_at": now_iso(), "version": __version__,
-            "config_sha256": config_digest(config), "inputs": {p: dict(f) for p, f in inputs.items()},
-            "inputs_from": "declared" if declared else "configuration", "outputs": dict(outputs)}
+    return {
+        "token": token,
+        "committed_at": now_iso(),
+        "version": __version__,
+        "config_sha256": config_digest(config),
+        "inputs": {p: dict(f) for p, f in inputs.items()},
+        "inputs_from": "declared" if declared else "configuration",
+        "outputs": dict(outputs),
+    }
 
 
 def _since(lineage: Mapping[str, Any]) -> str:
     return str(lineage.get("committed_at") or "?")[:16]
 
 
-def why_stale(fs: FS, lineage: Mapping[str, Any], config: Mapping[str, Any],
-              inputs: Iterable[str] | None = None, show=lambda p: p) -> str | None:
+def why_stale(
+    fs: FS, lineage: Mapping[str, Any], config: Mapping[str, Any], inputs: Iterable[str] | None = None, show=lambda p: p
+) -> str | None:
     """Why an output with this ``lineage`` must be made again, or None while it is current.
 
     ``inputs``, when given, are the inputs the step declares now: a list other than the one the run was

@@ -32,6 +32,7 @@ default (``output/mlruns.db``); a pipeline step resolves in its pipeline's store
 
 mlflow is imported only to register (tracking on) or to resolve a ``models:/`` URI.
 """
+
 from __future__ import annotations
 
 import json
@@ -110,10 +111,11 @@ def resolve_model(uri: str, tracking_uri: str | None = None, fs: FS | None = Non
     where = registry_uri(tracking_uri)
     try:
         client = open_client(where, settings())
-        version = (client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number))
+        version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
     except ImportError:
-        raise ModelError(f"{uri}: resolving a models:/ URI needs mlflow (pip install the package's tracking "
-                         f"extra)") from None
+        raise ModelError(
+            f"{uri}: resolving a models:/ URI needs mlflow (pip install the package's tracking extra)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - mlflow's errors (missing model, alias, store) told in one line
         raise ModelError(f"{uri}: not found in the model registry at {where} ({one_line(exc)})") from None
     path = _version_path(version.source)
@@ -124,14 +126,17 @@ def resolve_model(uri: str, tracking_uri: str | None = None, fs: FS | None = Non
         except (OSError, ValueError, KeyError):
             held = None
         if held != token:
-            raise ModelError(f"{uri}: version {version.version} refers to {path}, which no longer holds the model "
-                             f"that version registered (re-committed or removed since); register with "
-                             f"tracking registry.source snapshot to keep every version loadable")
+            raise ModelError(
+                f"{uri}: version {version.version} refers to {path}, which no longer holds the model "
+                f"that version registered (re-committed or removed since); register with "
+                f"tracking registry.source snapshot to keep every version loadable"
+            )
     return ResolvedModel(uri.strip(), name, str(version.version), path)
 
 
-def resolve_config(config: dict[str, Any], tracking_uri: str | None = None,
-                   fs: FS | None = None) -> dict[str, dict[str, str]]:
+def resolve_config(
+    config: dict[str, Any], tracking_uri: str | None = None, fs: FS | None = None
+) -> dict[str, dict[str, str]]:
     """Replace every ``models:/`` value of ``config`` (in place) by its model directory; what was resolved, by
     dotted key (for the job's metrics)."""
     resolved = {}
@@ -159,7 +164,7 @@ def link_tree(source: Path, target: Path) -> None:
                 os.link(Path(folder) / name, into / name)
             except FileExistsError:
                 raise
-            except OSError:   # another file system, or one without links
+            except OSError:  # another file system, or one without links
                 shutil.copy2(Path(folder) / name, into / name)
 
 
@@ -167,7 +172,7 @@ def _snapshot(client: Any, run_id: str, key: str, committed: str) -> str:
     """The committed model directory as the run's artifact ``models/<key>``; its URI."""
     local = local_file(committed)
     artifacts = client.get_run(run_id).info.artifact_uri
-    if local is None:   # a model on HDFS or S3: the reference, as nothing on this machine can link or upload it
+    if local is None:  # a model on HDFS or S3: the reference, as nothing on this machine can link or upload it
         return committed
     target = local_file(artifacts) if artifacts.startswith("file:") else None
     if target is None:
@@ -191,29 +196,51 @@ def should_move(value: float | None, held: float | None, greater_is_better: bool
     return value >= held if greater_is_better else value <= held
 
 
-def register_model(client: Any, run_id: str, name: str, key: str, committed: str, document: Mapping[str, Any],
-                   policy: Mapping[str, Any], source: str = "snapshot", step: str | None = None) -> Any:
+def register_model(
+    client: Any,
+    run_id: str,
+    name: str,
+    key: str,
+    committed: str,
+    document: Mapping[str, Any],
+    policy: Mapping[str, Any],
+    source: str = "snapshot",
+    step: str | None = None,
+) -> Any:
     """Register the model committed at ``committed`` (output ``key`` of a run whose ``_metrics.json`` is
     ``document``) as a new version of ``name``; move ``policy['alias']`` to it if it is at least as good."""
     found = client.search_registered_models(filter_string=f"name = '{name}'")
-    model = found[0] if found else client.create_registered_model(
-        name, description=f"Models of job {document['job']} (spark-ml-pipelines)")
+    model = (
+        found[0]
+        if found
+        else client.create_registered_model(name, description=f"Models of job {document['job']} (spark-ml-pipelines)")
+    )
     metric, alias, greater = policy["metric"], policy["alias"], policy["greater_is_better"]
     value = _metric_value(document, metric)
-    tags = {"run_date": document.get("run_date") or "", "job": document["job"], "output": key,
-            "committed_path": committed, "lineage_token": document.get("lineage", {}).get("token", ""),
-            **({"step": step} if step else {}),
-            **({"metric": metric, "metric_value": repr(value), "greater_is_better": str(greater).lower()}
-               if metric else {})}
+    tags = {
+        "run_date": document.get("run_date") or "",
+        "job": document["job"],
+        "output": key,
+        "committed_path": committed,
+        "lineage_token": document.get("lineage", {}).get("token", ""),
+        **({"step": step} if step else {}),
+        **(
+            {"metric": metric, "metric_value": repr(value), "greater_is_better": str(greater).lower()} if metric else {}
+        ),
+    }
     uri = _snapshot(client, run_id, key, committed) if source == "snapshot" else committed
     holder = client.get_model_version(name, model.aliases[alias]) if alias in (model.aliases or {}) else None
     held = holder.tags.get("metric_value") if holder is not None else None
     move = holder is None or not metric or should_move(value, _number(held), greater)
     measured = f"{metric} {value:.6g}" if value is not None else (f"{metric} missing" if metric else "no metric")
-    verdict = (f"took alias '{alias}'" + (f" from version {holder.version} ({held})" if holder is not None else "")
-               if move else f"left alias '{alias}' on version {holder.version} ({held})")
-    version = client.create_model_version(name, uri, run_id=run_id, tags=tags,
-                                          description=f"{document['job']} {tags['run_date']}: {measured}; {verdict}")
+    verdict = (
+        f"took alias '{alias}'" + (f" from version {holder.version} ({held})" if holder is not None else "")
+        if move
+        else f"left alias '{alias}' on version {holder.version} ({held})"
+    )
+    version = client.create_model_version(
+        name, uri, run_id=run_id, tags=tags, description=f"{document['job']} {tags['run_date']}: {measured}; {verdict}"
+    )
     if move:
         client.set_registered_model_alias(name, alias, version.version)
     return version
@@ -243,8 +270,9 @@ def register_models(ctx: JobContext, run: Run) -> None:
             out = ctx.committed[key]
             document = json.loads(ctx.fs.read_text(f"{out.final_path}/{METRICS_FILE}"))
             name = base if key == "model" else f"{base}.{key}"
-            version = register_model(run.client, run.run_id, name, key, out.final_path, document, policy,
-                                     conf["source"], step)
+            version = register_model(
+                run.client, run.run_id, name, key, out.final_path, document, policy, conf["source"], step
+            )
             ctx.log(f"registered {key} as models:/{name}/{version.version}")
     except Exception as exc:  # noqa: BLE001 - registering never fails the job
         warn_untracked(f"the models of {ctx.name}", exc)

@@ -12,6 +12,7 @@ Only what this package wrote is ever replaced or deleted: a target that exists m
 of ours (``_SUCCESS`` with our ``_metrics.json``) or an empty directory, and clean-up removes only staging
 directories named like this output's (the run holds the output's lease, so no live run is using them).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,12 +40,16 @@ def check_replaceable(fs: FS, path: str) -> None:
     if not fs.exists(path):
         return
     if fs.is_file(path):
-        raise OutputError(f"output {path} is a file, not an output directory of this package; refusing to "
-                          f"replace it: choose another output path")
+        raise OutputError(
+            f"output {path} is a file, not an output directory of this package; refusing to "
+            f"replace it: choose another output path"
+        )
     if read_metrics(fs, path) is None and fs.list_names(path):
-        raise OutputError(f"output {path} exists and is not a committed output of this package (no {SUCCESS_MARKER} "
-                          f"with its {METRICS_FILE}); refusing to replace it: choose another output path or move "
-                          f"its contents away")
+        raise OutputError(
+            f"output {path} exists and is not a committed output of this package (no {SUCCESS_MARKER} "
+            f"with its {METRICS_FILE}); refusing to replace it: choose another output path or move "
+            f"its contents away"
+        )
 
 
 def partition_path(path: str | os.PathLike, run_date: str | None) -> str:
@@ -62,8 +67,7 @@ def overlaps(a: str, b: str) -> bool:
 class StagedOutput:
     """One output of one run: staged on ``write``, swapped into place on ``commit``."""
 
-    def __init__(self, spark: SparkSession, path: str | os.PathLike, run_date: str | None = None,
-                 fs: FS | None = None):
+    def __init__(self, spark: SparkSession, path: str | os.PathLike, run_date: str | None = None, fs: FS | None = None):
         if path is None or not os.fspath(path).strip():
             raise OutputError("output path is empty; an empty path would mean the working directory")
         self.spark = spark
@@ -78,8 +82,13 @@ class StagedOutput:
         self.rows: int | None = None
         check_replaceable(self._fs, self.final_path)
 
-    def write(self, df: DataFrame, fmt: str = "parquet", partition_by: list[str] | None = None,
-              options: Mapping[str, Any] | None = None) -> int:
+    def write(
+        self,
+        df: DataFrame,
+        fmt: str = "parquet",
+        partition_by: list[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> int:
         """Write ``df`` to the staging directory and return the number of rows written."""
         writer = df.write.format(fmt).mode("overwrite").options(**{k: str(v) for k, v in (options or {}).items()})
         if partition_by:
@@ -129,8 +138,9 @@ class StagedOutput:
         """A crash between the two renames left only ``<name>.previous.*``: put it back first."""
         if self._fs.exists(self.final_path):
             return
-        leftovers = sorted(n for n in self._fs.list_names(self._staging_root)
-                           if n.startswith(f"{self._name}.previous."))
+        leftovers = sorted(
+            n for n in self._fs.list_names(self._staging_root) if n.startswith(f"{self._name}.previous.")
+        )
         if leftovers:
             self._fs.rename(f"{self._staging_root}/{leftovers[-1]}", self.final_path)
 

@@ -16,6 +16,7 @@ workers import the cluster's own, from ``SPARK_HOME``, which must be the driver'
 project (the zip carries it, so a code change rebuilds a small zip, not the environment). The environment is
 rebuilt only when those requirements, the pins or the Python change (a stamp beside the archive).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,12 @@ class PackagingError(Exception):
 def _sources() -> list[Path]:
     """Source and data files of the packages; links are followed, since ``pipelines/conf`` links to ``conf/``
     in a checkout (its YAML files are package data)."""
-    found = [Path(top) / name for package in PACKAGES
-             for top, _, names in os.walk(PACKAGE_PARENT / package, followlinks=True) for name in names]
+    found = [
+        Path(top) / name
+        for package in PACKAGES
+        for top, _, names in os.walk(PACKAGE_PARENT / package, followlinks=True)
+        for name in names
+    ]
     return sorted(p for p in found if "__pycache__" not in p.parts and p.suffix != ".pyc")
 
 
@@ -95,8 +100,9 @@ def _stamp(archive: Path) -> Path:
 
 def _env_inputs() -> str:
     """Everything the environment is made from: the base Python, the requirements and their pins."""
-    return "\n".join([f"python {sys.version.split()[0]} at {sys.base_prefix}", *env_requirements(),
-                      CONSTRAINTS.read_text()])
+    return "\n".join(
+        [f"python {sys.version.split()[0]} at {sys.base_prefix}", *env_requirements(), CONSTRAINTS.read_text()]
+    )
 
 
 def _say(message: str) -> None:
@@ -104,7 +110,7 @@ def _say(message: str) -> None:
 
 
 def _megabytes(size: int) -> str:
-    return f"{size / 2 ** 20:.0f} MB"
+    return f"{size / 2**20:.0f} MB"
 
 
 def build_env(dest_dir: str | Path, build_dir: str | Path = PACKAGE_PARENT / "build") -> Path:
@@ -124,22 +130,37 @@ def build_env(dest_dir: str | Path, build_dir: str | Path = PACKAGE_PARENT / "bu
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
         _say(f"installing {' '.join(requirements)} (pinned by {CONSTRAINTS.name})")
         try:
-            subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                            "--quiet", "--disable-pip-version-check", "-c", str(CONSTRAINTS), *requirements],
-                           check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "--python",
+                    str(venv / "bin" / "python"),
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-c",
+                    str(CONSTRAINTS),
+                    *requirements,
+                ],
+                check=True,
+            )
         except subprocess.CalledProcessError:
             raise PackagingError(f"pip could not install the requirements into {venv}") from None
         unpacked = sum(p.stat().st_size for p in venv.rglob("*") if p.is_file() and not p.is_symlink())
         _say(f"packing {_megabytes(unpacked)} with venv-pack")
         partial = _partial(archive)
         venv_pack.pack(prefix=str(venv), output=str(partial), format="tar.gz", force=True)
-        partial.chmod(0o644)                              # venv-pack writes it private; the zip is not
+        partial.chmod(0o644)  # venv-pack writes it private; the zip is not
         os.replace(partial, archive)
         _stamp(archive).write_text(inputs)
     finally:
         shutil.rmtree(venv, ignore_errors=True)
-    _say(f"wrote {archive} ({_megabytes(archive.stat().st_size)}, {_megabytes(unpacked)} unpacked) "
-         f"in {time.time() - started:.0f} s")
+    _say(
+        f"wrote {archive} ({_megabytes(archive.stat().st_size)}, {_megabytes(unpacked)} unpacked) "
+        f"in {time.time() - started:.0f} s"
+    )
     return archive
 
 

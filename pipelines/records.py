@@ -1,4 +1,5 @@
 """Result records: the frozen dataclasses a computation returns, which jobs write into ``_metrics.json``."""
+
 from __future__ import annotations
 
 from dataclasses import asdict

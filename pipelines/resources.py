@@ -4,6 +4,7 @@ In a checkout they are ``conf/`` (``pipelines/conf`` links to it); in a wheel, a
 ``--py-files`` zip they are package data inside ``pipelines``. Files are read through ``importlib.resources``,
 so they are found wherever the package was imported from, a zip included.
 """
+
 from __future__ import annotations
 
 from importlib.resources import files

@@ -6,6 +6,7 @@ executor) gets other draws from the same seed, and a model trained on it other n
 values with the seed and a purpose gives a row the same draw wherever it sits; rows with equal values draw
 alike, and draws for different purposes are independent.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -13,13 +14,13 @@ from typing import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-_SCALE = float(2 ** 53)
+_SCALE = float(2**53)
 
 
 def row_uniform(df: DataFrame, seed: int, purpose: str, columns: Sequence[str] | None = None) -> Column:
     """A number in [0, 1) per row: the xxhash64 of ``purpose``, ``seed`` and the row's ``columns`` (all by default)."""
     hashed = F.xxhash64(F.lit(purpose), F.lit(int(seed)), *[F.col(c) for c in (columns or df.columns)])
-    return F.pmod(hashed, F.lit(2 ** 53)).cast("double") / _SCALE
+    return F.pmod(hashed, F.lit(2**53)).cast("double") / _SCALE
 
 
 def hash_split(df: DataFrame, weights: Sequence[float], seed: int, purpose: str) -> list[DataFrame]:
@@ -41,8 +42,9 @@ def hash_sample(df: DataFrame, fraction: float, seed: int, purpose: str) -> Data
     return df.filter(row_uniform(df, seed, purpose) < fraction)
 
 
-def stratified_split(df: DataFrame, label_col: str, fraction: float, seed: int, purpose: str) -> tuple[DataFrame,
-                                                                                                     DataFrame]:
+def stratified_split(
+    df: DataFrame, label_col: str, fraction: float, seed: int, purpose: str
+) -> tuple[DataFrame, DataFrame]:
     """``(rest, part)``: ``part`` holds ``round(fraction * n)`` of each class's ``n`` rows (as scikit-learn's
     stratified split does, small classes keep their share), the rows with the smallest ``row_uniform`` draws.
 
@@ -52,7 +54,10 @@ def stratified_split(df: DataFrame, label_col: str, fraction: float, seed: int, 
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"split fraction must be in (0, 1), got {fraction}")
     by_class = Window.partitionBy(label_col)
-    ranked = df.select("*", F.row_number().over(by_class.orderBy(row_uniform(df, seed, purpose))).alias("_rank"),
-                       F.count(F.lit(1)).over(by_class).alias("_size"))
+    ranked = df.select(
+        "*",
+        F.row_number().over(by_class.orderBy(row_uniform(df, seed, purpose))).alias("_rank"),
+        F.count(F.lit(1)).over(by_class).alias("_size"),
+    )
     chosen = F.col("_rank") <= F.round(F.col("_size") * fraction)
     return ranked.filter(~chosen).select(*df.columns), ranked.filter(chosen).select(*df.columns)

@@ -8,6 +8,7 @@ no launcher, so the YAML (``conf/spark/local.yaml`` unless another is named) dec
 A Spark Connect session is asked for with ``SPARK_REMOTE=sc://host:port`` (as PySpark itself reads it) or a
 YAML's ``remote:`` key; the server then owns master and static settings, and only SQL settings apply.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,11 @@ def load_spark_yaml(path: str | os.PathLike | Resource | None) -> dict[str, Any]
     unknown = set(data) - {"master", "remote", "conf"}
     if unknown:
         raise ValueError(f"{p}: unknown keys {sorted(unknown)}; valid keys: ['conf', 'master', 'remote']")
-    return {"master": data.get("master", "local[*]"), "remote": data.get("remote"),
-            "conf": dict(data.get("conf") or {})}
+    return {
+        "master": data.get("master", "local[*]"),
+        "remote": data.get("remote"),
+        "conf": dict(data.get("conf") or {}),
+    }
 
 
 def under_spark_submit() -> bool:
@@ -53,8 +57,9 @@ def _as_conf_value(value: Any) -> str:
     return str(value)
 
 
-def get_spark(app_name: str, spark_conf: str | os.PathLike | Resource | None = None,
-              overrides: Mapping[str, Any] | None = None) -> SparkSession:
+def get_spark(
+    app_name: str, spark_conf: str | os.PathLike | Resource | None = None, overrides: Mapping[str, Any] | None = None
+) -> SparkSession:
     """Return the active SparkSession or build one.
 
     ``spark_conf`` names a Spark YAML (None: ``conf/spark/local.yaml`` under plain python, nothing under
@@ -81,6 +86,7 @@ def get_spark(app_name: str, spark_conf: str | os.PathLike | Resource | None = N
     if under_spark_submit():
         # The JVM exists already: read what the launcher set and only fill the gaps.
         from pyspark import SparkContext
+
         SparkContext._ensure_initialized()
         launched = SparkConf()
         for key, value in wanted.items():

@@ -16,6 +16,7 @@ state is a few numpy arrays (or raw bytes, such as a booster) mixes in ``ArrayMo
 ``arrays()`` and rebuilds itself from them in ``from_arrays``; they are saved as ``.npy`` blobs in one Parquet row
 (``data/``). Estimators and models without state mix in pyspark's ``DefaultParamsReadable``/``Writable``.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,8 +32,11 @@ from pipelines.errors import ModelError
 
 # bool before int: a bool is an int to isinstance
 _CONVERTERS: tuple[tuple[type, Callable], ...] = (
-    (bool, TypeConverters.toBoolean), (int, TypeConverters.toInt), (float, TypeConverters.toFloat),
-    (str, TypeConverters.toString))
+    (bool, TypeConverters.toBoolean),
+    (int, TypeConverters.toInt),
+    (float, TypeConverters.toFloat),
+    (str, TypeConverters.toString),
+)
 
 
 class StageParam(Param):
@@ -58,8 +62,10 @@ def param(default: Any, doc: str, converter: Callable | None = None) -> StagePar
 
 def _accessors(name: str) -> dict[str, Callable]:
     suffix = name[0].upper() + name[1:]
-    return {f"get{suffix}": lambda stage: stage.getOrDefault(name),
-            f"set{suffix}": lambda stage, value: stage._set(**{name: value})}
+    return {
+        f"get{suffix}": lambda stage: stage.getOrDefault(name),
+        f"set{suffix}": lambda stage, value: stage._set(**{name: value}),
+    }
 
 
 class StageParams(Params):
@@ -77,8 +83,9 @@ class StageParams(Params):
     @keyword_only
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        self._setDefault(**{p.name: p.default for p in self.params
-                            if isinstance(p, StageParam) and p.default is not None})
+        self._setDefault(
+            **{p.name: p.default for p in self.params if isinstance(p, StageParam) and p.default is not None}
+        )
         self.setParams(**kwargs)
 
     @keyword_only
@@ -86,8 +93,10 @@ class StageParams(Params):
         """Set any of the stage's Params by name, then ``_validate``."""
         unknown = [name for name in kwargs if not self.hasParam(name)]
         if unknown:
-            raise TypeError(f"{type(self).__name__} has no Param '{unknown[0]}'; its Params are "
-                            f"{', '.join(p.name for p in self.params)}.")
+            raise TypeError(
+                f"{type(self).__name__} has no Param '{unknown[0]}'; its Params are "
+                f"{', '.join(p.name for p in self.params)}."
+            )
         self._set(**{name: value for name, value in kwargs.items() if value is not None})
         self._validate()
         return self

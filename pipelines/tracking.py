@@ -15,6 +15,7 @@ never fails a job: the first error of a run (store unreachable, mlflow not insta
 the rest of that run goes untracked. mlflow is imported only when a run starts, so jobs with tracking off do not
 pay for its import.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,17 +39,17 @@ if TYPE_CHECKING:
     from pipelines.output import StagedOutput
 
 SETTINGS = CONF / "tracking.yaml"
-SWITCH_ENV = "PIPELINES_TRACKING"       # off, 0, false or no: no run is tracked
+SWITCH_ENV = "PIPELINES_TRACKING"  # off, 0, false or no: no run is tracked
 URI_ENV = "MLFLOW_TRACKING_URI"
-PARENT_ENV = "MLFLOW_PARENT_RUN_ID"     # set by the runner for a subprocess step: its run is a child of this one
-STEP_ENV = "PIPELINES_STEP_NAME"        # the step's name, the child run's name
-JOB_ROOT = "output"                     # where the jobs' default outputs live (conf/jobs/*.yaml)
+PARENT_ENV = "MLFLOW_PARENT_RUN_ID"  # set by the runner for a subprocess step: its run is a child of this one
+STEP_ENV = "PIPELINES_STEP_NAME"  # the step's name, the child run's name
+JOB_ROOT = "output"  # where the jobs' default outputs live (conf/jobs/*.yaml)
 STORE_FILE, ARTIFACTS_DIR = "mlruns.db", "mlartifacts"
 _OFF = {"off", "0", "false", "no"}
-_NOT_METRICS = {"spark", "lineage"}     # settings and fingerprints: recorded in _metrics.json, not figures
+_NOT_METRICS = {"spark", "lineage"}  # settings and fingerprints: recorded in _metrics.json, not figures
 _BAD_NAME = re.compile(r"[^/\w.\- :]")  # what MLflow refuses in a param or metric name
-_QUIET = ("alembic", "mlflow.store.db.utils", "urllib3.connectionpool")   # set-up and retry chatter
-MAX_KEY = 250                           # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
+_QUIET = ("alembic", "mlflow.store.db.utils", "urllib3.connectionpool")  # set-up and retry chatter
+MAX_KEY = 250  # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
 
 
 def settings(block: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -96,15 +97,23 @@ def run_tags() -> dict[str, str]:
     tags = {"package_version": __version__}
     git = git_revision()
     if git:
-        tags.update({"git_revision": git["revision"], "git_dirty": str(git["dirty"]).lower(),
-                     "mlflow.source.git.commit": git["revision"]})
+        tags.update(
+            {
+                "git_revision": git["revision"],
+                "git_dirty": str(git["dirty"]).lower(),
+                "mlflow.source.git.commit": git["revision"],
+            }
+        )
     return tags
 
 
 def warn_untracked(what: str, exc: BaseException) -> None:
     cause = " ".join(str(exc).split())[:300] or type(exc).__name__
-    print(f"warning: MLflow tracking of {what} stopped ({type(exc).__name__}: {cause}); the run goes on untracked",
-          file=sys.stderr, flush=True)
+    print(
+        f"warning: MLflow tracking of {what} stopped ({type(exc).__name__}: {cause}); the run goes on untracked",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def open_client(uri: str, conf: Mapping[str, Any]) -> Any:
@@ -125,13 +134,15 @@ def store(conf: Mapping[str, Any], root: str) -> tuple[str, str | None]:
     if not uri:
         local = local_file(qualify(root))
         if local is None:
-            raise ValueError(f"tracking.root {root} is not on this machine's file system and SQLite needs a local "
-                             f"file; set tracking.uri or {URI_ENV} to a tracking server")
+            raise ValueError(
+                f"tracking.root {root} is not on this machine's file system and SQLite needs a local "
+                f"file; set tracking.uri or {URI_ENV} to a tracking server"
+            )
         os.makedirs(local, exist_ok=True)
         uri = f"sqlite:///{local}/{STORE_FILE}"
     if not uri.startswith("sqlite:///"):
         return uri, None
-    return uri, Path(uri[len("sqlite:///"):]).resolve().parent.joinpath(ARTIFACTS_DIR).as_uri()
+    return uri, Path(uri[len("sqlite:///") :]).resolve().parent.joinpath(ARTIFACTS_DIR).as_uri()
 
 
 class Run:
@@ -155,8 +166,15 @@ class Run:
             return None
 
     @classmethod
-    def start(cls, conf: Mapping[str, Any], root: str, experiment: str, name: str, tags: Mapping[str, str],
-              parent: Run | None = None) -> Run:
+    def start(
+        cls,
+        conf: Mapping[str, Any],
+        root: str,
+        experiment: str,
+        name: str,
+        tags: Mapping[str, str],
+        parent: Run | None = None,
+    ) -> Run:
         """A new run in ``experiment`` of the configured store (made if need be), or under ``parent`` (which
         decides: a child of none is none)."""
         if parent is not None:
@@ -168,8 +186,9 @@ class Run:
             uri, artifacts = store(conf, root)
             client = open_client(uri, conf)
             found = client.get_experiment_by_name(experiment)
-            experiment_id = (found.experiment_id if found else
-                             client.create_experiment(experiment, artifact_location=artifacts))
+            experiment_id = (
+                found.experiment_id if found else client.create_experiment(experiment, artifact_location=artifacts)
+            )
             info = client.create_run(experiment_id, run_name=name, tags={**run_tags(), **tags}).info
             return cls(client, info.run_id, uri, name)
 
@@ -182,10 +201,12 @@ class Run:
 
     def child(self, name: str, tags: Mapping[str, str]) -> Run:
         """A run nested under this one, in its experiment and store."""
+
         def create() -> Run:
             experiment_id = self.client.get_run(self.run_id).info.experiment_id
-            info = self.client.create_run(experiment_id, run_name=name,
-                                          tags={**run_tags(), **tags, "mlflow.parentRunId": self.run_id}).info
+            info = self.client.create_run(
+                experiment_id, run_name=name, tags={**run_tags(), **tags, "mlflow.parentRunId": self.run_id}
+            ).info
             return Run(self.client, info.run_id, self.uri, name)
 
         return _new(name, create) if self else Run()
@@ -204,7 +225,7 @@ class Run:
 
             items = [Param(k, str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in params.items()]
             for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
-                self.client.log_batch(self.run_id, params=items[i:i + MAX_PARAMS_TAGS_PER_BATCH])
+                self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
 
         self._call(log)
 
@@ -222,7 +243,7 @@ class Run:
             now = get_current_time_millis()
             items = [Metric(k, v, now, 0) for k, v in flat_numbers(document).items()]
             for i in range(0, len(items), MAX_METRICS_PER_BATCH):
-                self.client.log_batch(self.run_id, metrics=items[i:i + MAX_METRICS_PER_BATCH])
+                self.client.log_batch(self.run_id, metrics=items[i : i + MAX_METRICS_PER_BATCH])
 
         self._call(log)
 
@@ -289,19 +310,36 @@ def start_pipeline(pipeline: Pipeline, run_date: str, mode: str, force: bool, pa
     """The parent run of a pipeline's run of one date, in the pipeline's store (or under ``parent``: a job
     running the pipeline, the demo)."""
     conf = pipeline.tracking
-    run = Run.start(conf, conf["root"] or pipeline.root, conf["experiment"] or pipeline.name,
-                    f"{pipeline.name} {run_date}", {"pipeline": pipeline.name, "run_date": run_date}, parent)
-    run.log_params({"definition": str(pipeline.source), "root": pipeline.root, "mode": mode,
-                    "force": json.dumps(force), "run_date": run_date})
+    run = Run.start(
+        conf,
+        conf["root"] or pipeline.root,
+        conf["experiment"] or pipeline.name,
+        f"{pipeline.name} {run_date}",
+        {"pipeline": pipeline.name, "run_date": run_date},
+        parent,
+    )
+    run.log_params(
+        {
+            "definition": str(pipeline.source),
+            "root": pipeline.root,
+            "mode": mode,
+            "force": json.dumps(force),
+            "run_date": run_date,
+        }
+    )
     return run
 
 
 def finish_pipeline(run: Run, manifest: Any, ok: bool) -> None:
     """Close a pipeline's run: counts of steps, its duration and the manifest (a local root's) as an artifact."""
     steps = manifest.data["steps"]
-    run.log_numbers({"duration_s": manifest.data["duration_s"],
-                     "steps_ran": sum(s["status"] == "ran" for s in steps),
-                     "steps_skipped": sum(s["status"] == "skipped" for s in steps)})
+    run.log_numbers(
+        {
+            "duration_s": manifest.data["duration_s"],
+            "steps_ran": sum(s["status"] == "ran" for s in steps),
+            "steps_skipped": sum(s["status"] == "skipped" for s in steps),
+        }
+    )
     local = local_file(manifest.path)
     if local and os.path.isfile(local):
         run.log_file(local)

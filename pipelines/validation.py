@@ -1,4 +1,5 @@
 """One helper to validate a Spark ML stage's Params, one sentence per problem (scikit-learn's wording)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable

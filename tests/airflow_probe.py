@@ -8,6 +8,7 @@ serialisation the scheduler stores. The document goes to a file (Airflow logs to
 
     .venv-airflow/bin/python tests/airflow_probe.py DAGS_FOLDER OUT.json
 """
+
 from __future__ import annotations
 
 import inspect
@@ -35,14 +36,19 @@ def first_run(dag: Any) -> dict[str, Any]:
     try:
         info = dag.timetable.next_dagrun_info(
             last_automated_data_interval=None,
-            restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True))
+            restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True),
+        )
     except Exception as exc:  # noqa: BLE001 - reported, the test fails on it
         return {"error": f"{type(exc).__name__}: {exc}"}
     if info is None:
         return {}
     logical = getattr(info, "logical_date", None) or info.data_interval.start
-    return {"run_after": info.run_after.isoformat(), "data_interval_start": info.data_interval.start.isoformat(),
-            "data_interval_end": info.data_interval.end.isoformat(), "ds": logical.strftime("%Y-%m-%d")}
+    return {
+        "run_after": info.run_after.isoformat(),
+        "data_interval_start": info.data_interval.start.isoformat(),
+        "data_interval_end": info.data_interval.end.isoformat(),
+        "ds": logical.strftime("%Y-%m-%d"),
+    }
 
 
 def serialised(dag: Any) -> dict[str, Any]:
@@ -59,8 +65,12 @@ def serialised(dag: Any) -> dict[str, Any]:
 
 def describe_task(task: Any, ds: str | None) -> dict[str, Any]:
     """Operator class, upstream ids, retries and the SparkSubmitOperator fields of one task."""
-    record = {"operator": type(task).__name__, "upstream": sorted(task.upstream_task_ids),
-              "retries": task.retries, "retry_delay_s": task.retry_delay.total_seconds()}
+    record = {
+        "operator": type(task).__name__,
+        "upstream": sorted(task.upstream_task_ids),
+        "retries": task.retries,
+        "retry_delay_s": task.retry_delay.total_seconds(),
+    }
     for field in ("application", "application_args", "conn_id", "py_files", "name", "env_vars", "conf"):
         record[field] = getattr(task, field, None) if field != "conn_id" else getattr(task, "_conn_id", None)
     if ds is not None:
@@ -72,13 +82,21 @@ def describe_dag(dag: Any) -> dict[str, Any]:
     """Schedule, start date, run limits, first run, serialisation and tasks of one DAG."""
     timetable = dag.timetable
     run = first_run(dag)
-    return {"fileloc": dag.fileloc, "description": dag.description,
-            "timetable": {"class": type(timetable).__name__, "summary": timetable.summary,
-                          "serialized": timetable.serialize()},
-            "start_date": dag.start_date.isoformat() if dag.start_date else None,
-            "catchup": dag.catchup, "max_active_runs": dag.max_active_runs, "first_run": run,
-            "serialisation": serialised(dag),
-            "tasks": {t.task_id: describe_task(t, run.get("ds")) for t in dag.tasks}}
+    return {
+        "fileloc": dag.fileloc,
+        "description": dag.description,
+        "timetable": {
+            "class": type(timetable).__name__,
+            "summary": timetable.summary,
+            "serialized": timetable.serialize(),
+        },
+        "start_date": dag.start_date.isoformat() if dag.start_date else None,
+        "catchup": dag.catchup,
+        "max_active_runs": dag.max_active_runs,
+        "first_run": run,
+        "serialisation": serialised(dag),
+        "tasks": {t.task_id: describe_task(t, run.get("ds")) for t in dag.tasks},
+    }
 
 
 def main(folder: str, out: str) -> None:
@@ -86,9 +104,11 @@ def main(folder: str, out: str) -> None:
     import airflow
 
     bag = load_dagbag(folder)
-    document = {"airflow_version": airflow.__version__,
-                "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
-                "dags": {dag_id: describe_dag(dag) for dag_id, dag in bag.dags.items()}}
+    document = {
+        "airflow_version": airflow.__version__,
+        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+        "dags": {dag_id: describe_dag(dag) for dag_id, dag in bag.dags.items()},
+    }
     with open(out, "w", encoding="utf-8") as f:
         json.dump(document, f, default=str)
 

@@ -1,4 +1,5 @@
 """Shared fixtures: one real local SparkSession for the whole test run."""
+
 from __future__ import annotations
 
 import contextlib
@@ -43,12 +44,14 @@ def mlflow_store(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tracked(mlflow_store):
     """A context manager: tracking on, into ``mlflow_store``, inside its block (module-scoped fixtures use it)."""
+
     @contextlib.contextmanager
     def on():
         with pytest.MonkeyPatch.context() as patch:
             patch.delenv("PIPELINES_TRACKING", raising=False)
             patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_store}")
             yield
+
     return on
 
 
@@ -66,6 +69,7 @@ def tracked_demo(spark, tmp_path_factory, tracked, mlflow_store):
     out = tmp / "demo"
     definition = write_tiny(tmp / "recsys_tiny.yaml")
     with tracked():
-        code = run_job("demo", ["--set", f"pipeline={definition}", "--set", f"output.path={out}",
-                                "--run-date", DEMO_DATE])
+        code = run_job(
+            "demo", ["--set", f"pipeline={definition}", "--set", f"output.path={out}", "--run-date", DEMO_DATE]
+        )
     return code, out, mlflow_store

@@ -1,4 +1,5 @@
 """Run a conf/pipelines definition at test size with ``python -m pipelines run`` in the tests' SparkSession."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,7 @@ from pipelines.orchestration.command import main
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "conf" / "pipelines"
 # clicks_demo's GBDT+LR at its smallest: two shallow trees, one regularisation value.
-TINY_TRAIN = {"trees.num_trees": 2, "trees.max_depth": 2, "trees.max_bins": 16, "lr.reg_grid": [0.1],
-              "lr.max_iter": 10}
+TINY_TRAIN = {"trees.num_trees": 2, "trees.max_depth": 2, "trees.max_bins": 16, "lr.reg_grid": [0.1], "lr.max_iter": 10}
 
 
 def tiny_definition(name: str, folder: Path, sets: dict[str, dict[str, Any]]) -> Path:
@@ -35,8 +35,9 @@ def run_pipeline(spark: Any, definition: Path, root: Path, run_date: str) -> tup
     """Run one date in session mode through the command line entry; the manifest and the report's path."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = main(["run", str(definition), "--root", str(root), "--run-date", run_date, "--mode", "session"],
-                    spark=spark)
+        code = main(
+            ["run", str(definition), "--root", str(root), "--run-date", run_date, "--mode", "session"], spark=spark
+        )
     text = printed.getvalue()
     manifest = re.search(rf"^{run_date} \w+ manifest: (.+)$", text, re.M)
     report = re.search(rf"^{run_date} report: (.+)$", text, re.M)

@@ -1,4 +1,5 @@
 """bench_scale's helpers: growth exponents, the table, the stage probe on tiny jobs, and its generators."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ from pipelines.datagen.scale import clustered_vectors_chunk, word, zipf_corpus_c
 
 def test_growth_exponent_is_the_slope_between_the_two_largest_factors():
     assert growth_exponent([1, 4, 16], [3.0, 4.0, 16.0]) == pytest.approx(1.0)
-    assert growth_exponent([16, 1, 4], [256.0, 1.0, 16.0]) == pytest.approx(2.0)    # any order
+    assert growth_exponent([16, 1, 4], [256.0, 1.0, 16.0]) == pytest.approx(2.0)  # any order
     assert growth_exponent([1, 4], [5.0, 5.0]) == pytest.approx(0.0)
     assert growth_exponent([1, 2], [1.0, math.sqrt(2)]) == pytest.approx(0.5)
 
@@ -32,8 +33,8 @@ def test_parse_factors_sorts_and_rejects_non_positive():
 def test_human_bytes():
     assert human_bytes(512) == "512 B"
     assert human_bytes(2048) == "2 KB"
-    assert human_bytes(3.5 * 1024 ** 3) == "3.5 GB"
-    assert human_bytes(1023 * 1024 ** 2) == "0.999 GB"                # never four digits: 1.02e+03 MB
+    assert human_bytes(3.5 * 1024**3) == "3.5 GB"
+    assert human_bytes(1023 * 1024**2) == "0.999 GB"  # never four digits: 1.02e+03 MB
 
 
 def _row(seconds: float, scale: int) -> dict[str, float]:
@@ -44,7 +45,7 @@ def test_format_table_lists_each_factor_then_the_exponents():
     text = format_table({"tfidf": {4.0: _row(8.0, 4), 1.0: _row(2.0, 1)}, "pq": {1.0: _row(1.0, 1)}})
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["stage", "factor", "seconds"]
-    assert lines[2].split()[:4] == ["tfidf", "1x", "2.00", "1"]             # factors in increasing order
+    assert lines[2].split()[:4] == ["tfidf", "1x", "2.00", "1"]  # factors in increasing order
     assert lines[3].split()[:4] == ["tfidf", "4x", "8.00", "4"]
     assert lines[4].split()[:3] == ["pq", "1x", "1.00"]
     tfidf_exponents = next(line for line in lines[6:] if line.startswith("tfidf")).split()[1:]
@@ -65,8 +66,8 @@ def test_probe_counts_shuffle_of_a_group_by_and_collected_bytes_of_a_collect(spa
         rows = df.select("id").collect()
         spark.sparkContext.broadcast(np.zeros(10_000))
     assert len(rows) == 20_000
-    assert collected.figures.collected_bytes > 8 * 20_000 / 2       # serialised rows, compressed at most 2x
-    assert collected.figures.shuffle_read_bytes == 0                 # stages before the probe are not counted
+    assert collected.figures.collected_bytes > 8 * 20_000 / 2  # serialised rows, compressed at most 2x
+    assert collected.figures.shuffle_read_bytes == 0  # stages before the probe are not counted
     assert collected.figures.broadcast_bytes >= 80_000
     assert collected.figures.as_dict()["driver_peak_bytes"] == collected.figures.driver_peak_bytes
 
@@ -93,4 +94,4 @@ def test_clustered_vectors_share_centres_across_chunks():
     assert a.dtype == np.float32 and a.shape == (200, 8)
     both = np.vstack([a, b])
     close = np.linalg.norm(both[:, None] - both[None], axis=2) < 0.1
-    assert len(np.unique(close, axis=0)) == 2                         # two groups of near-identical vectors
+    assert len(np.unique(close, axis=0)) == 2  # two groups of near-identical vectors

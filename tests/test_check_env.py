@@ -1,4 +1,5 @@
 """scripts/check_env.sh: one line saying what to install when Java or Python is missing or too old."""
+
 import os
 import shutil
 import subprocess
@@ -26,12 +27,15 @@ def _run(env, python=sys.executable):
     return subprocess.run([BASH, str(SCRIPT), python], capture_output=True, text=True, env=env)
 
 
-@pytest.mark.parametrize("line, ok", [
-    ('openjdk version "17.0.15" 2025-04-15', True),
-    ('openjdk version "21" 2023-09-19', True),
-    ('openjdk version "11.0.2" 2019-01-15', False),
-    ('java version "1.8.0_392"', False),
-])
+@pytest.mark.parametrize(
+    "line, ok",
+    [
+        ('openjdk version "17.0.15" 2025-04-15', True),
+        ('openjdk version "21" 2023-09-19', True),
+        ('openjdk version "11.0.2" 2019-01-15', False),
+        ('java version "1.8.0_392"', False),
+    ],
+)
 def test_java_version_gate(tmp_path, line, ok):
     done = _run(_fake_java(tmp_path, line))
     assert (done.returncode == 0) == ok

@@ -1,4 +1,5 @@
 """Configuration: defaults as schema, user files, dotted overrides and one-line errors."""
+
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,18 @@ def test_defaults_load_unchanged(defaults_file):
 
 
 def test_overrides_parse_as_yaml_and_keep_strings(defaults_file):
-    cfg = load_config(defaults_file, overrides=[
-        "model.vector_size=200", "rate=1", "verbose=true", "name=2024", "columns=[x, y, z]",
-        "options.sep=;", "limit=10"])
+    cfg = load_config(
+        defaults_file,
+        overrides=[
+            "model.vector_size=200",
+            "rate=1",
+            "verbose=true",
+            "name=2024",
+            "columns=[x, y, z]",
+            "options.sep=;",
+            "limit=10",
+        ],
+    )
     assert cfg["model"] == {"vector_size": 200, "window": 5}
     assert cfg["rate"] == 1.0 and isinstance(cfg["rate"], float)
     assert cfg["verbose"] is True
@@ -62,19 +72,25 @@ def test_unknown_key_lists_valid_keys_in_one_line(defaults_file):
 def test_unknown_top_level_key_in_user_file_names_the_file(defaults_file, tmp_path):
     user = tmp_path / "user.yaml"
     user.write_text("sede: 1\n")
-    with pytest.raises(ConfigError, match=r"user.yaml: unknown key 'sede'; valid keys: columns, limit, "
-                                          r"model.vector_size, model.window, name, options, rate, seed, verbose"):
+    with pytest.raises(
+        ConfigError,
+        match=r"user.yaml: unknown key 'sede'; valid keys: columns, limit, "
+        r"model.vector_size, model.window, name, options, rate, seed, verbose",
+    ):
         load_config(defaults_file, user)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("seed=abc", "seed: expected int, got string 'abc'"),
-    ("seed=1.5", "seed: expected int, got float 1.5"),
-    ("verbose=3", "verbose: expected bool, got int 3"),
-    ("rate=yes", "rate: expected float, got bool True"),
-    ("model=3", "model: expected mapping, got int 3"),
-    ("columns=a", "columns: expected list, got string 'a'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("seed=abc", "seed: expected int, got string 'abc'"),
+        ("seed=1.5", "seed: expected int, got float 1.5"),
+        ("verbose=3", "verbose: expected bool, got int 3"),
+        ("rate=yes", "rate: expected float, got bool True"),
+        ("model=3", "model: expected mapping, got int 3"),
+        ("columns=a", "columns: expected list, got string 'a'"),
+    ],
+)
 def test_wrong_type_is_one_clear_error(defaults_file, override, message):
     with pytest.raises(ConfigError) as err:
         load_config(defaults_file, overrides=[override])

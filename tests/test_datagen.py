@@ -1,4 +1,5 @@
 """Demo data: deterministic by seed whatever the partitioning, sized by one parameter, with real structure."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,28 +48,35 @@ def test_size_scales_every_table(small):
 
 def test_sessions_stay_on_topic(small):
     joined = small["interactions"].join(small["items"], "item_id")
-    share = (joined.groupBy("session_id", "topic").count()
-             .groupBy("session_id").agg((F.max("count") / F.sum("count")).alias("top"))
-             .agg(F.avg("top")).first()[0])
+    share = (
+        joined.groupBy("session_id", "topic")
+        .count()
+        .groupBy("session_id")
+        .agg((F.max("count") / F.sum("count")).alias("top"))
+        .agg(F.avg("top"))
+        .first()[0]
+    )
     assert share > 0.8  # 10% noise: most items of a session share its topic
 
 
 def test_successors_cycle_through_each_topic():
     world = build_world(5, n_items=200)
     successor = world.item_successor
-    assert sorted(successor) == list(range(200))                      # every item is one item's successor
+    assert sorted(successor) == list(range(200))  # every item is one item's successor
     assert (world.item_topic[successor] == world.item_topic).all()
     item, steps = 0, 0
     while True:
         item, steps = successor[item], steps + 1
         if item == 0:
             break
-    assert steps == (world.item_topic == world.item_topic[0]).sum()   # one cycle through the whole topic
+    assert steps == (world.item_topic == world.item_topic[0]).sum()  # one cycle through the whole topic
 
 
 def test_sessions_go_on_to_successors_and_fresh_items():
-    sessions = {follow: pd.concat([sessions_chunk(3, c, c * 200, 200, follow=follow) for c in range(2)])
-                for follow in (0.0, 0.35)}
+    sessions = {
+        follow: pd.concat([sessions_chunk(3, c, c * 200, 200, follow=follow) for c in range(2)])
+        for follow in (0.0, 0.35)
+    }
     world = build_world(3)
 
     def next_is_successor(df):
@@ -79,8 +87,8 @@ def test_sessions_go_on_to_successors_and_fresh_items():
     assert next_is_successor(sessions[0.0]) < 0.03 < 0.15 < next_is_successor(sessions[0.35])
     df = sessions[0.35]
     age = (df.ts - np.datetime64("2026-01-01")).dt.total_seconds().values / 86400 - world.item_release[df.item_id]
-    assert (age < 0).mean() < 0.01       # hardly anyone takes an item before its release
-    assert np.median(age) < 14           # interest fades 10 days after release (20 days without the fade)
+    assert (age < 0).mean() < 0.01  # hardly anyone takes an item before its release
+    assert np.median(age) < 14  # interest fades 10 days after release (20 days without the fade)
 
 
 def test_documents_of_a_topic_are_alike(small):
@@ -116,6 +124,7 @@ def test_raw_files_break_the_requested_share(spark, small):
 
 # The Criteo-like table (pipelines/datagen/criteo_like.py): the GBDT+LR benchmark's synthetic input.
 
+
 @pytest.fixture(scope="module")
 def criteo(spark):
     return criteo_like(spark, 20_000, seed=11, chunk_size=3_000).cache()  # 7 chunks, the last one short
@@ -128,8 +137,11 @@ def criteo_rows(criteo):
 
 def test_criteo_like_has_the_samples_columns(spark, criteo, criteo_rows):
     assert criteo.columns == ["Label", *NUMERIC, *CATEGORICAL]
-    assert dict(criteo.dtypes) == {"Label": "int", **{c: "double" for c in NUMERIC},
-                                   **{c: "string" for c in CATEGORICAL}}
+    assert dict(criteo.dtypes) == {
+        "Label": "int",
+        **{c: "double" for c in NUMERIC},
+        **{c: "string" for c in CATEGORICAL},
+    }
     assert len(criteo_rows) == 20_000
     assert set(criteo_rows.Label) == {0, 1}
     values = criteo_rows[NUMERIC].stack()  # non-null counts: integers from -1 up, heavy-tailed
@@ -146,19 +158,24 @@ def test_criteo_like_has_the_samples_columns(spark, criteo, criteo_rows):
 
 
 def test_criteo_like_same_seed_same_rows_on_any_partitioning(spark, criteo, criteo_rows):
-    assert_df_equality(criteo, criteo_like(spark, 20_000, seed=11, chunk_size=3_000).repartition(3),
-                       ignore_row_order=True)
+    assert_df_equality(
+        criteo, criteo_like(spark, 20_000, seed=11, chunk_size=3_000).repartition(3), ignore_row_order=True
+    )
     # Chunk c holds the same rows whoever makes it: the executors' table is the chunks made here, in order.
-    local = pd.concat([criteo_like_chunk(11, c, c * 3_000, min(3_000, 20_000 - c * 3_000)) for c in range(7)],
-                      ignore_index=True)
+    local = pd.concat(
+        [criteo_like_chunk(11, c, c * 3_000, min(3_000, 20_000 - c * 3_000)) for c in range(7)], ignore_index=True
+    )
     pd.testing.assert_frame_equal(criteo_rows, local, check_dtype=False)
     other = criteo_like(spark, 20_000, seed=12, chunk_size=3_000)
     assert other.exceptAll(criteo).count() > 19_000
 
 
 def test_criteo_like_null_shares(criteo):
-    shares = criteo.select(*[F.avg(F.col(c).isNull().cast("double")).alias(c)
-                             for c in NUMERIC + CATEGORICAL]).first().asDict()
+    shares = (
+        criteo.select(*[F.avg(F.col(c).isNull().cast("double")).alias(c) for c in NUMERIC + CATEGORICAL])
+        .first()
+        .asDict()
+    )
     expected = {**NUMERIC_NULL_SHARE, **CATEGORICAL_NULL_SHARE}
     for col, share in shares.items():
         assert abs(share - expected[col]) < 0.02, (col, share, expected[col])
@@ -184,15 +201,29 @@ def test_criteo_like_trees_beat_a_linear_model_on_raw_columns(criteo_rows):
 
     features, y = criteo_rows[NUMERIC + CATEGORICAL], criteo_rows.Label
     train = np.random.default_rng(0).random(len(y)) < 0.75
-    trees = HistGradientBoostingClassifier(learning_rate=0.1, max_iter=150, max_leaf_nodes=15, min_samples_leaf=50,
-                                           categorical_features="from_dtype", early_stopping=False)
+    trees = HistGradientBoostingClassifier(
+        learning_rate=0.1,
+        max_iter=150,
+        max_leaf_nodes=15,
+        min_samples_leaf=50,
+        categorical_features="from_dtype",
+        early_stopping=False,
+    )
     as_categories = features.astype({c: "category" for c in CATEGORICAL})
     trees.fit(as_categories[train], y[train])
     trees_auc = roc_auc_score(y[~train], trees.predict_proba(as_categories[~train])[:, 1])
-    linear = make_pipeline(make_column_transformer(
-        (make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-        (make_pipeline(SimpleImputer(strategy="constant", fill_value="?"), OneHotEncoder(handle_unknown="ignore")),
-         CATEGORICAL)), LogisticRegression(max_iter=1000))
+    linear = make_pipeline(
+        make_column_transformer(
+            (make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
+            (
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="?"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                CATEGORICAL,
+            ),
+        ),
+        LogisticRegression(max_iter=1000),
+    )
     linear.fit(features[train], y[train])
     linear_auc = roc_auc_score(y[~train], linear.predict_proba(features[~train])[:, 1])
     assert 0.66 < trees_auc < 0.80 and trees_auc > linear_auc + 0.015, (trees_auc, linear_auc)

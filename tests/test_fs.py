@@ -1,5 +1,6 @@
 """Both file system implementations (``HadoopFS`` through the JVM, ``ArrowFS`` through pyarrow for Spark Connect
 clients) give the same answers for every call the commit protocol, leases and the planner make."""
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,7 @@ def test_factory_picks_hadoop_on_a_classic_session(spark):
 
 def test_files_exist_read_and_list(fs, base):
     assert not fs.exists(f"{base}/a") and fs.list_names(f"{base}/a") == []
-    fs.write_text(f"{base}/a/b/c.txt", "héllo")          # parents are made, as Hadoop's create makes them
+    fs.write_text(f"{base}/a/b/c.txt", "héllo")  # parents are made, as Hadoop's create makes them
     assert fs.exists(f"{base}/a/b/c.txt") and fs.is_file(f"{base}/a/b/c.txt") and not fs.is_dir(f"{base}/a/b/c.txt")
     assert fs.is_dir(f"{base}/a/b") and not fs.is_file(f"{base}/a/b")
     assert fs.read_text(f"{base}/a/b/c.txt") == "héllo"
@@ -53,9 +54,9 @@ def test_rename(fs, base):
             fs.rename(missing, f"{base}/elsewhere")
     fs.rename(f"{base}/src", f"{base}/moved")
     assert not fs.exists(f"{base}/src") and fs.read_text(f"{base}/moved/part") == "1"
-    fs.rename(f"{base}/moved/part", f"{base}/moved/renamed")     # files too (a lease set aside)
+    fs.rename(f"{base}/moved/part", f"{base}/moved/renamed")  # files too (a lease set aside)
     assert fs.list_names(f"{base}/moved") == ["renamed"]
-    fs.rename(f"{base}/moved", f"{base}/other")                  # onto a directory: into it
+    fs.rename(f"{base}/moved", f"{base}/other")  # onto a directory: into it
     assert sorted(fs.list_names(f"{base}/other")) == ["moved", "part"]
 
 

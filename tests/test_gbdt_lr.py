@@ -1,4 +1,5 @@
 """GBDT+LR: leaf slots, re-calibration, unseen categories, bad input, persistence and batch scoring."""
+
 import json
 import os
 import subprocess
@@ -48,7 +49,7 @@ def test_one_active_slot_per_tree_within_its_offsets(leaf_model):
     dense = np.stack(rows.v.values)
     assert dense.shape[1] == sum(counts)
     for t, (start, n) in enumerate(zip(offsets, counts)):
-        block = dense[:, start:start + n]
+        block = dense[:, start : start + n]
         assert (block.sum(axis=1) == 1).all(), f"tree {t}"
         assert set(np.unique(block)) <= {0.0, 1.0}
 
@@ -58,8 +59,9 @@ def test_leaf_encoder_persistence(leaf_model, tmp_path):
     model.write().overwrite().save(str(tmp_path / "leaves"))
     loaded = LeafEncoderModel.load(str(tmp_path / "leaves"))
     assert loaded.leaf_counts() == model.leaf_counts()
-    assert_df_equality(loaded.transform(df).select("click_id", "leaves"),
-                       model.transform(df).select("click_id", "leaves"))
+    assert_df_equality(
+        loaded.transform(df).select("click_id", "leaves"), model.transform(df).select("click_id", "leaves")
+    )
 
 
 def test_recalibration_formula(spark):
@@ -87,8 +89,9 @@ def test_unseen_and_missing_categories_map_to_known_buckets(spark):
     train = spark.createDataFrame([("a",)] * 5 + [("b",)] * 5 + [("rare",)], "c STRING")
     model = RareCategoryGrouper(inputCols=["c"], outputCols=["g"], minCount=3).fit(train)
     new = spark.createDataFrame([("a",), ("rare",), ("never-seen",), (None,)], "c STRING")
-    expected = spark.createDataFrame([("a", "a"), ("rare", OTHER), ("never-seen", OTHER), (None, OTHER)],
-                                     "c STRING, g STRING")
+    expected = spark.createDataFrame(
+        [("a", "a"), ("rare", OTHER), ("never-seen", OTHER), (None, OTHER)], "c STRING, g STRING"
+    )
     assert_df_equality(model.transform(new), expected, ignore_nullable=True)
 
 
@@ -104,15 +107,22 @@ def test_stratified_split_splits_each_class(clicks):
     assert_df_equality(again, test_df, ignore_row_order=True)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda df: df.withColumn("label", F.when(F.col("click_id") == 3, 2).otherwise(F.col("label"))),
-     r"training data: label column 'label' must be 0 or 1 in every row; 1 rows are not, e\.g\. 2$"),
-    (lambda df: df.withColumn("i6", F.lit(None).cast("double")), r"feature column\(s\) \['i6'\] are null in every"),
-    (lambda df: df.withColumn("c1", F.lit("mobile")), r"categorical column\(s\) \['c1'\] have a single value"),
-    (lambda df: df.drop("c3"), r"training data: missing column\(s\) \['c3'\]"),
-    (lambda df: df.withColumn("label", F.col("label").cast("string")),
-     r"training data: label column 'label' must be numeric \(0 or 1\), got string"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda df: df.withColumn("label", F.when(F.col("click_id") == 3, 2).otherwise(F.col("label"))),
+            r"training data: label column 'label' must be 0 or 1 in every row; 1 rows are not, e\.g\. 2$",
+        ),
+        (lambda df: df.withColumn("i6", F.lit(None).cast("double")), r"feature column\(s\) \['i6'\] are null in every"),
+        (lambda df: df.withColumn("c1", F.lit("mobile")), r"categorical column\(s\) \['c1'\] have a single value"),
+        (lambda df: df.drop("c3"), r"training data: missing column\(s\) \['c3'\]"),
+        (
+            lambda df: df.withColumn("label", F.col("label").cast("string")),
+            r"training data: label column 'label' must be numeric \(0 or 1\), got string",
+        ),
+    ],
+)
 def test_bad_training_input_is_a_clear_error(clicks, mutate, message):
     cfg = load_config(ROOT / "conf" / "jobs" / "train_gbdt_lr.yaml", overrides=SMALL)
     with pytest.raises(FeatureError, match=message):
@@ -134,8 +144,10 @@ def trained(clicks, tmp_path_factory, tracked):
 
 
 def _score(model_dir, data, out, *extra):
-    return run_job("score", ["--set", f"model_path={model_dir}", "--set", f"input.path={data}",
-                             "--set", f"output.path={out}", *extra])
+    return run_job(
+        "score",
+        ["--set", f"model_path={model_dir}", "--set", f"input.path={data}", "--set", f"output.path={out}", *extra],
+    )
 
 
 def test_train_job_reports_three_models(trained):
@@ -168,48 +180,73 @@ def _test_rows_and_scores(spark, clicks, out, tmp_path):
 
 def _assert_same_scores(spark, scores, test_scores):
     rescored = spark.read.parquet(str(scores / "ds=2026-02-03"))
-    assert_df_equality(rescored.select("click_id", "score", "model_version"),
-                       test_scores.select("click_id", "score", "model_version"), ignore_row_order=True)
+    assert_df_equality(
+        rescored.select("click_id", "score", "model_version"),
+        test_scores.select("click_id", "score", "model_version"),
+        ignore_row_order=True,
+    )
     assert rescored.select("run_date").distinct().first()[0].isoformat() == "2026-02-03"
 
 
 @pytest.mark.parametrize("registered", [False, True], ids=["path", "champion"])
-def test_saved_model_reproduces_training_time_test_scores(spark, clicks, trained, tmp_path, tracked, mlflow_store,
-                                                          registered):
+def test_saved_model_reproduces_training_time_test_scores(
+    spark, clicks, trained, tmp_path, tracked, mlflow_store, registered
+):
     """``jobs/score.py``'s main in this session loads the saved model from disk, by its path or as the registry's
     champion, and gives the very same scores on the test rows (the fresh-process variant below runs in the slow
     tier)."""
     _, out = trained
     test_rows, test_scores = _test_rows_and_scores(spark, clicks, out, tmp_path)
     with tracked():
-        code = _score(CHAMPION if registered else out / "model", test_rows, tmp_path / "scores",
-                      "--run-date", "2026-02-03")
+        code = _score(
+            CHAMPION if registered else out / "model", test_rows, tmp_path / "scores", "--run-date", "2026-02-03"
+        )
     assert code == 0
     _assert_same_scores(spark, tmp_path / "scores", test_scores)
     metrics = json.loads((tmp_path / "scores" / "ds=2026-02-03" / "_metrics.json").read_text())
     if registered:
         assert metrics["resolved_models"]["model_path"]["uri"] == CHAMPION
         client = pytest.importorskip("mlflow.tracking").MlflowClient(f"sqlite:///{mlflow_store}")
-        version = client.get_model_version("train_gbdt_lr", metrics["resolved_models"]["model_path"]
-                                                    ["version"])
+        version = client.get_model_version("train_gbdt_lr", metrics["resolved_models"]["model_path"]["version"])
         trained_auc = json.loads((out / "model" / "_metrics.json").read_text())["test"]["gbdt_lr"]["roc_auc"]
         assert float(version.tags["metric_value"]) == trained_auc and version.tags["output"] == "model"
         assert metrics["model_path"] == metrics["resolved_models"]["model_path"]["path"] != str(out / "model")
 
 
-@pytest.mark.slow   # a second JVM and a cold interpreter: 15-55 s on 2 shared cores
+@pytest.mark.slow  # a second JVM and a cold interpreter: 15-55 s on 2 shared cores
 def test_fresh_session_scoring_reproduces_training_time_test_scores(spark, clicks, trained, tmp_path, mlflow_store):
     """``jobs/score.py`` in a new process (new JVM, new session) on the test rows, with the registry's champion,
     gives the very same scores."""
     _, out = trained
     test_rows, test_scores = _test_rows_and_scores(spark, clicks, out, tmp_path)
     scores = tmp_path / "scores"
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
-           "PYSPARK_DRIVER_PYTHON": sys.executable, "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_store}"}
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_store}",
+    }
     done = subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "score.py"), "--spark-conf", str(ROOT / "conf" / "spark" / "test.yaml"),
-         "--run-date", "2026-02-03", "--set", f"model_path={CHAMPION}", "--set", f"input.path={test_rows}",
-         "--set", f"output.path={scores}"], capture_output=True, text=True, env=env, timeout=180)
+        [
+            sys.executable,
+            str(ROOT / "jobs" / "score.py"),
+            "--spark-conf",
+            str(ROOT / "conf" / "spark" / "test.yaml"),
+            "--run-date",
+            "2026-02-03",
+            "--set",
+            f"model_path={CHAMPION}",
+            "--set",
+            f"input.path={test_rows}",
+            "--set",
+            f"output.path={scores}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     _assert_same_scores(spark, scores, test_scores)
 

@@ -1,5 +1,6 @@
 """MedianImputer: exact medians whatever the partitioning, the same medians of a sample on every fit, nulls and
 NaNs imputed."""
+
 import numpy as np
 import pytest
 
@@ -21,12 +22,15 @@ def test_nulls_and_nans_take_the_median_other_values_stay(spark):
 
 
 def test_sampled_medians_repeat_and_a_column_without_values_is_an_error(spark):
-    df = spark.range(5000).selectExpr("CAST(id AS DOUBLE) AS a", "IF(id = 4321, 7.0D, NULL) AS rare",
-                                      "CAST(NULL AS DOUBLE) AS empty").cache()
+    df = (
+        spark.range(5000)
+        .selectExpr("CAST(id AS DOUBLE) AS a", "IF(id = 4321, 7.0D, NULL) AS rare", "CAST(NULL AS DOUBLE) AS empty")
+        .cache()
+    )
     imputer = MedianImputer(inputCols=["a", "rare"], outputCols=["a_imp", "rare_imp"], sampleSize=500, seed=3)
     first = imputer.medians(df)
     assert imputer.medians(df) == first
-    assert abs(first[0] - 2499.5) < 500 and first[1] == 7.0      # a sample's median; the one value, sampled or not
+    assert abs(first[0] - 2499.5) < 500 and first[1] == 7.0  # a sample's median; the one value, sampled or not
     with pytest.raises(ValueError, match=r"no median of \['empty'\]"):
         MedianImputer(inputCols=["empty"], outputCols=["e"]).medians(df)
 
@@ -35,5 +39,9 @@ def test_saved_and_loaded_with_its_params(spark, tmp_path):
     imputer = MedianImputer(inputCols=["a"], outputCols=["a_imp"], sampleSize=7, seed=5)
     imputer.save(str(tmp_path / "imputer"))
     loaded = MedianImputer.load(str(tmp_path / "imputer"))
-    assert (loaded.getInputCols(), loaded.getOutputCols(), loaded.getOrDefault("sampleSize"), loaded.getSeed()) \
-        == (["a"], ["a_imp"], 7, 5)
+    assert (loaded.getInputCols(), loaded.getOutputCols(), loaded.getOrDefault("sampleSize"), loaded.getSeed()) == (
+        ["a"],
+        ["a_imp"],
+        7,
+        5,
+    )

@@ -1,5 +1,6 @@
 """XGBoost trees for GBDT+LR and the GBDTLR Estimator: leaf slots against the booster, persistence, Pipeline and
 CrossValidator, early stopping, scale_pos_weight against downsampling, one-sentence Param errors."""
+
 import numpy as np
 import pytest
 from chispa import assert_df_equality
@@ -42,8 +43,17 @@ def vectors(clicks):
 @pytest.fixture(scope="module")
 def lossguide(vectors):
     """Leaf-wise trees with a leaf budget: trees of different leaf counts, node ids with gaps between leaves."""
-    return XGBoostLeafEncoder(featuresCol="f", labelCol="label", numTrees=6, maxDepth=0, maxLeaves=16,
-                              minChildWeight=40.0, growPolicy="lossguide", learningRate=0.3, numWorkers=2).fit(vectors)
+    return XGBoostLeafEncoder(
+        featuresCol="f",
+        labelCol="label",
+        numTrees=6,
+        maxDepth=0,
+        maxLeaves=16,
+        minChildWeight=40.0,
+        growPolicy="lossguide",
+        learningRate=0.3,
+        numWorkers=2,
+    ).fit(vectors)
 
 
 def _leaves_from_table(booster):
@@ -66,8 +76,12 @@ def test_udf_leaves_equal_the_booster_on_collected_rows(lossguide, vectors):
     its ordinal among its tree's leaves, at the tree's offset."""
     import xgboost as xgb
 
-    rows = lossguide.transform(vectors).select("click_id", vector_to_array("f").alias("x"),
-                                               vector_to_array("leaves").alias("v")).orderBy("click_id").toPandas()
+    rows = (
+        lossguide.transform(vectors)
+        .select("click_id", vector_to_array("f").alias("x"), vector_to_array("leaves").alias("v"))
+        .orderBy("click_id")
+        .toPandas()
+    )
     x = np.stack(rows.x.to_numpy())
     nodes = lossguide.booster.predict(xgb.DMatrix(x, missing=np.nan), pred_leaf=True).astype(int)
     per_tree, counts = _leaves_from_table(lossguide.booster), lossguide.leaf_counts()
@@ -93,15 +107,25 @@ def test_xgboost_leaf_model_persistence(lossguide, vectors, tmp_path):
     lossguide.write().overwrite().save(str(tmp_path / "leaves"))
     loaded = XGBoostLeafEncoderModel.load(str(tmp_path / "leaves"))
     assert loaded.booster_raw == lossguide.booster_raw and loaded.getOrDefault("growPolicy") == "lossguide"
-    assert_df_equality(loaded.transform(vectors).select("click_id", "leaves"),
-                       lossguide.transform(vectors).select("click_id", "leaves"))
+    assert_df_equality(
+        loaded.transform(vectors).select("click_id", "leaves"),
+        lossguide.transform(vectors).select("click_id", "leaves"),
+    )
 
 
 def test_early_stopping_keeps_the_best_round(vectors):
     """With a large learning rate the validation loss turns up early; the kept booster ends at its best round."""
-    model = XGBoostLeafEncoder(featuresCol="f", labelCol="label", numTrees=200, maxDepth=6, learningRate=0.8,
-                               minChildWeight=0.1, earlyStoppingRounds=5, validationFraction=0.3,
-                               numWorkers=2).fit(vectors)
+    model = XGBoostLeafEncoder(
+        featuresCol="f",
+        labelCol="label",
+        numTrees=200,
+        maxDepth=6,
+        learningRate=0.8,
+        minChildWeight=0.1,
+        earlyStoppingRounds=5,
+        validationFraction=0.3,
+        numWorkers=2,
+    ).fit(vectors)
     kept = len(model.leaf_counts())
     assert 1 <= kept < 100, kept
 
@@ -121,8 +145,9 @@ def test_estimator_round_trip_in_a_pipeline(split, pipeline, tmp_path):
     loaded = PipelineModel.load(str(tmp_path / "pipeline"))
     assert isinstance(loaded.stages[0], GBDTLRModel)
     assert loaded.stages[0].chosen == pipeline.stages[0].chosen
-    assert_df_equality(loaded.transform(test_df).select("click_id", "score"), scored.select("click_id", "score"),
-                       ignore_row_order=True)
+    assert_df_equality(
+        loaded.transform(test_df).select("click_id", "score"), scored.select("click_id", "score"), ignore_row_order=True
+    )
     GBDTLR(**SMALL).write().overwrite().save(str(tmp_path / "estimator"))
     assert GBDTLR.load(str(tmp_path / "estimator")).getOrDefault("numTrees") == 8
 
@@ -139,7 +164,7 @@ def test_modes_reuse_one_estimator(split, pipeline):
         lr_only.copy({lr_only.mode: "gbdt_lr"}).transform(test_df)
 
 
-@pytest.mark.slow   # five GBDT+LR fits (2 folds x 2 depths, then the best on all rows): about a minute on 2 cores
+@pytest.mark.slow  # five GBDT+LR fits (2 folds x 2 depths, then the best on all rows): about a minute on 2 cores
 def test_cross_validator_tunes_the_trees(split, tmp_path):
     train_df, test_df = split
     estimator = GBDTLR(**{**SMALL, "numTrees": 4, "regGrid": [0.1], "maxIter": 5})
@@ -151,11 +176,12 @@ def test_cross_validator_tunes_the_trees(split, tmp_path):
     fitted.write().overwrite().save(str(tmp_path / "cv"))
     loaded = CrossValidatorModel.load(str(tmp_path / "cv"))
     assert loaded.bestModel.getOrDefault("maxDepth") == fitted.bestModel.getOrDefault("maxDepth")
-    assert evaluator.evaluate(loaded.transform(test_df)) == pytest.approx(evaluator.evaluate(
-        fitted.transform(test_df)), abs=1e-12)
+    assert evaluator.evaluate(loaded.transform(test_df)) == pytest.approx(
+        evaluator.evaluate(fitted.transform(test_df)), abs=1e-12
+    )
 
 
-@pytest.mark.slow   # two trees-only fits of 100 trees, about 15 s
+@pytest.mark.slow  # two trees-only fits of 100 trees, about 15 s
 def test_scale_pos_weight_is_recalibrated_like_downsampling(split):
     """Weighting positives by 4 is keeping a quarter of the negatives in expectation, and the trees-only scores are
     re-calibrated alike. Downsampled trees then average the observed click rate; weighted trees come close (their
@@ -166,40 +192,55 @@ def test_scale_pos_weight_is_recalibrated_like_downsampling(split):
     common = dict(SMALL, mode="trees_only", numTrees=100, maxDepth=2, stepSize=0.3)
     weighted = GBDTLR(scalePosWeight=4.0, **common).fit(train_df).transform(test_df)
     sampled = GBDTLR(negativeRate=0.25, **common).fit(train_df).transform(test_df)
-    means = {name: df.agg(F.avg("score"), F.avg(vector_to_array("probability")[1])).first()
-             for name, df in (("weighted", weighted), ("sampled", sampled))}
+    means = {
+        name: df.agg(F.avg("score"), F.avg(vector_to_array("probability")[1])).first()
+        for name, df in (("weighted", weighted), ("sampled", sampled))
+    }
     assert means["sampled"][0] == pytest.approx(rate, abs=0.03)
     assert means["weighted"][0] == pytest.approx(rate, abs=0.07)
     assert means["weighted"][1] > rate + 0.1
     assert abs(roc_auc(weighted, "score", "label") - roc_auc(sampled, "score", "label")) < 0.05
 
 
-@pytest.mark.parametrize("params, message", [
-    (dict(mode="trees"), "The 'mode' parameter of GBDTLR must be one of gbdt_lr, lr_only, trees_only. "
-                         "Got 'trees' instead."),
-    (dict(learner="lightgbm"), "The 'learner' parameter of GBDTLR must be one of xgboost, spark. "
-                               "Got 'lightgbm' instead."),
-    (dict(negativeRate=0.0), "The 'negativeRate' parameter of GBDTLR must be a number in (0, 1]. Got 0.0 instead."),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            dict(mode="trees"),
+            "The 'mode' parameter of GBDTLR must be one of gbdt_lr, lr_only, trees_only. Got 'trees' instead.",
+        ),
+        (
+            dict(learner="lightgbm"),
+            "The 'learner' parameter of GBDTLR must be one of xgboost, spark. Got 'lightgbm' instead.",
+        ),
+        (dict(negativeRate=0.0), "The 'negativeRate' parameter of GBDTLR must be a number in (0, 1]. Got 0.0 instead."),
+    ],
+)
 def test_bad_params_are_one_sentence(split, params, message):
     with pytest.raises(ParamError) as caught:
         GBDTLR(**{**SMALL, **params}).fit(split[0])
     assert str(caught.value) == message
 
 
-@pytest.mark.slow   # over 9 s: the unit tier stays under 10 minutes
+@pytest.mark.slow  # over 9 s: the unit tier stays under 10 minutes
 def test_workers_follow_rows_and_a_single_worker_reads_partitions_in_order(vectors):
     rows = vectors.count()
     encoder = XGBoostLeafEncoder(featuresCol="f", labelCol="label", numTrees=4, maxDepth=3, subsample=0.5)
     assert encoder.copy({encoder.rowsPerWorker: rows}).workers(vectors) == 1
-    assert encoder.copy({encoder.rowsPerWorker: rows // 2}).workers(vectors) == 2      # local[2]: two slots
-    assert encoder.copy({encoder.rowsPerWorker: rows // 5}).workers(vectors) == 2      # at most the slots
+    assert encoder.copy({encoder.rowsPerWorker: rows // 2}).workers(vectors) == 2  # local[2]: two slots
+    assert encoder.copy({encoder.rowsPerWorker: rows // 5}).workers(vectors) == 2  # at most the slots
     assert encoder.copy({encoder.numWorkers: 1, encoder.rowsPerWorker: 1}).workers(vectors) == 1
     # Rows reach the workers in one order however they are partitioned (sorted by their values' hash), and the
     # order matters: the same rows in another order on one partition give another booster (row subsampling).
     single = vectors.select("f", "label").coalesce(1).withColumn("idx", F.monotonically_increasing_id()).cache()
-    boosters = [encoder.fit(df.drop("idx")).booster.save_raw("json") for df in (
-        single.repartition(4, "idx"), single.orderBy(F.desc("idx")).repartition(3), single,
-        single.orderBy(F.desc("idx")).coalesce(1))]
+    boosters = [
+        encoder.fit(df.drop("idx")).booster.save_raw("json")
+        for df in (
+            single.repartition(4, "idx"),
+            single.orderBy(F.desc("idx")).repartition(3),
+            single,
+            single.orderBy(F.desc("idx")).coalesce(1),
+        )
+    ]
     assert boosters[0] == boosters[1]
     assert boosters[2] != boosters[3]

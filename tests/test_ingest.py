@@ -1,4 +1,5 @@
 """Ingest: formats, declared schemas, quarantine with a threshold, and one clear error per bad input."""
+
 import json
 from pathlib import Path
 
@@ -37,8 +38,10 @@ def test_csv_columns_are_matched_by_header_name(spark, tmp_path):
 
 def test_json_lines_and_parquet(spark, tmp_path):
     src = tmp_path / "in.jsonl"
-    src.write_text('{"id": 1, "price": 2.5, "city": "a"}\n{"id": "x", "price": 1}\n{broken\n'
-                   '{"id": 3, "city": "b", "extra": true}\n')
+    src.write_text(
+        '{"id": 1, "price": 2.5, "city": "a"}\n{"id": "x", "price": 1}\n{broken\n'
+        '{"id": 3, "city": "b", "extra": true}\n'
+    )
     got = read_table(spark, str(src), "json", SCHEMA)
     assert (got.rows_in, got.rows_malformed) == (4, 2)
     expected = spark.createDataFrame([(1, 2.5, "a"), (3, None, "b")], SCHEMA)
@@ -91,8 +94,9 @@ def test_corpus_formats(spark, tmp_path):
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text('{"key": "a", "body": "x y"}\n{"key": "b", "body": "z"}\n')
     got = read_corpus(spark, str(jsonl), "json", id_col="key", text_col="body", id_type="STRING")
-    assert_df_equality(got.data, spark.createDataFrame([("a", "x y"), ("b", "z")], "doc_id STRING, text STRING"),
-                       ignore_row_order=True)
+    assert_df_equality(
+        got.data, spark.createDataFrame([("a", "x y"), ("b", "z")], "doc_id STRING, text STRING"), ignore_row_order=True
+    )
 
 
 def test_text_corpus_numbered_as_zip_with_index(spark, tmp_path):
@@ -100,7 +104,7 @@ def test_text_corpus_numbered_as_zip_with_index(spark, tmp_path):
     partitions."""
     for name, lines in [("a.txt", 40), ("b.txt", 3), ("c.txt", 25)]:
         (tmp_path / name).write_text("".join(f"{name} line {i}\n" for i in range(lines)))
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "200")     # several partitions per file
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "200")  # several partitions per file
     try:
         got = read_corpus(spark, str(tmp_path), "text").data
         lines = spark.read.text(str(tmp_path)).rdd
@@ -115,8 +119,17 @@ def test_text_corpus_numbered_as_zip_with_index(spark, tmp_path):
 
 def _ingest(tmp_path, src, threshold, extra=()):
     out = tmp_path / "out"
-    argv = ["--set", f"input.path={src}", "--set", f"input.schema={SCHEMA}", "--set", f"output.path={out}",
-            "--set", f"max_malformed_fraction={threshold}", *extra]
+    argv = [
+        "--set",
+        f"input.path={src}",
+        "--set",
+        f"input.schema={SCHEMA}",
+        "--set",
+        f"output.path={out}",
+        "--set",
+        f"max_malformed_fraction={threshold}",
+        *extra,
+    ]
     return out, run_job("ingest", argv)
 
 
@@ -126,8 +139,10 @@ def test_three_percent_malformed_fails_under_one_percent_threshold(spark, tmp_pa
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     quarantine = tmp_path / "out_quarantine"
-    assert err == (f"error: {src}: 3 of 100 records (3.00%) are malformed, above max_malformed_fraction 1.00%; "
-                   f"they were quarantined to {quarantine}")
+    assert err == (
+        f"error: {src}: 3 of 100 records (3.00%) are malformed, above max_malformed_fraction 1.00%; "
+        f"they were quarantined to {quarantine}"
+    )
     assert spark.read.parquet(str(quarantine)).count() == 3
     assert not out.exists()
 
@@ -144,8 +159,13 @@ def test_three_percent_malformed_passes_under_five_percent(spark, tmp_path):
     assert sorted(r.record for r in quarantined.collect()) == ["5,c2,oops", "50,c2,oops", "95,c2,oops"]
     metrics = json.loads((out / "ds=2026-03-01" / "_metrics.json").read_text())
     assert metrics["ingest"]["output"] == {
-        "source": str(src), "rows_in": 100, "rows_good": 97, "rows_quarantined": 3, "malformed_fraction": 0.03,
-        "quarantine_path": str(tmp_path / "out_quarantine" / "ds=2026-03-01")}
+        "source": str(src),
+        "rows_in": 100,
+        "rows_good": 97,
+        "rows_quarantined": 3,
+        "malformed_fraction": 0.03,
+        "quarantine_path": str(tmp_path / "out_quarantine" / "ds=2026-03-01"),
+    }
     assert metrics["rows_out"] == {"output_quarantine": 3, "output": 97}
     assert metrics["run_date"] == "2026-03-01"
     assert "max_malformed_fraction: 0.05" in (out / "ds=2026-03-01" / "_config.yaml").read_text()
@@ -157,9 +177,23 @@ def test_corpus_in_gbk_with_dedupe_as_train_text_classifier_reads_it(spark, tmp_
     src = tmp_path / "docs.txt"
     src.write_bytes("中国队赢得了比赛\n股票市场大幅上涨\n中国队赢得了比赛\n".encode("gbk"))
     out = tmp_path / "out"
-    code = run_job("ingest", ["--set", f"input.path={src}", "--set", "input.kind=corpus",
-                              "--set", "input.format=text", "--set", "input.encoding=gbk",
-                              "--set", "input.dedupe=true", "--set", f"output.path={out}"])
+    code = run_job(
+        "ingest",
+        [
+            "--set",
+            f"input.path={src}",
+            "--set",
+            "input.kind=corpus",
+            "--set",
+            "input.format=text",
+            "--set",
+            "input.encoding=gbk",
+            "--set",
+            "input.dedupe=true",
+            "--set",
+            f"output.path={out}",
+        ],
+    )
     assert code == 0
     got = spark.read.parquet(str(out)).orderBy("doc_id").collect()
     assert [(r.doc_id, r.text) for r in got] == [(0, "中国队赢得了比赛"), (1, "股票市场大幅上涨")]

@@ -1,6 +1,7 @@
 """One writer per output and date (issue 15, item 3), and the output checks a job makes (item 2): leases
 taken atomically, a second writer refused at once naming the holder, a dead run's lease taken over, renewal;
 an existing directory we did not write, an empty path and an output inside an input refused by a real job."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,19 @@ def _evaluate(args):
 
 def _write_lease(path: Path, **fields) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"owner": "someone", "job": "train_gbdt_lr", "host": platform.node(), "pid": 1,
-                                "started": time.time() - 60, "expires": time.time() + 600, **fields}))
+    path.write_text(
+        json.dumps(
+            {
+                "owner": "someone",
+                "job": "train_gbdt_lr",
+                "host": platform.node(),
+                "pid": 1,
+                "started": time.time() - 60,
+                "expires": time.time() + 600,
+                **fields,
+            }
+        )
+    )
 
 
 def test_second_writer_is_refused_naming_the_holder_until_release(fs, tmp_path):
@@ -46,7 +58,7 @@ def test_second_writer_is_refused_naming_the_holder_until_release(fs, tmp_path):
     message = str(held.value)
     assert message.startswith(f"{target} is being written by job train_gbdt_lr (run run-a")
     assert f"host {platform.node()}, pid {os.getpid()}" in message and "lease until 20" in message
-    Lease(fs, f"{tmp_path}/out/ds=2026-11-21", "run-b", "evaluate").acquire()   # another date is free
+    Lease(fs, f"{tmp_path}/out/ds=2026-11-21", "run-b", "evaluate").acquire()  # another date is free
     first.release()
     Lease(fs, target, "run-b", "evaluate").acquire()
 
@@ -76,29 +88,29 @@ def test_only_one_of_many_simultaneous_writers_wins(fs, tmp_path):
 
 def test_expired_or_dead_holders_lease_is_taken_over(fs, tmp_path):
     expired = f"{tmp_path}/expired"
-    _write_lease(Path(lease_path(expired)), pid=os.getppid(), expires=time.time() - 1)   # alive but expired
+    _write_lease(Path(lease_path(expired)), pid=os.getppid(), expires=time.time() - 1)  # alive but expired
     Lease(fs, expired, "me", "job").acquire()
     assert json.loads(Path(lease_path(expired)).read_text())["owner"] == "me"
 
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = f"{tmp_path}/dead"
-    _write_lease(Path(lease_path(dead)), pid=int(done.stdout))          # not expired, but its process is gone
+    _write_lease(Path(lease_path(dead)), pid=int(done.stdout))  # not expired, but its process is gone
     Lease(fs, dead, "me", "job").acquire()
 
     zombie = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     zombie.kill()
-    time.sleep(0.5)                                                      # killed, not yet reaped: a zombie
+    time.sleep(0.5)  # killed, not yet reaped: a zombie
     _write_lease(Path(lease_path(f"{tmp_path}/zombie")), pid=zombie.pid)
     Lease(fs, f"{tmp_path}/zombie", "me", "job").acquire()
     zombie.wait()
 
     alive = f"{tmp_path}/alive"
-    _write_lease(Path(lease_path(alive)), pid=os.getppid())              # live holder, not expired
+    _write_lease(Path(lease_path(alive)), pid=os.getppid())  # live holder, not expired
     with pytest.raises(LeaseHeld):
         Lease(fs, alive, "me", "job").acquire()
     other_host = f"{tmp_path}/other_host"
     _write_lease(Path(lease_path(other_host)), host="elsewhere", pid=int(done.stdout))
-    with pytest.raises(LeaseHeld):                                       # a pid on another host says nothing
+    with pytest.raises(LeaseHeld):  # a pid on another host says nothing
         Lease(fs, other_host, "me", "job").acquire()
 
 
@@ -115,6 +127,7 @@ def test_keeper_renews_until_released(fs, tmp_path):
 
 # --- a real job's outputs ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def scores(tmp_path_factory):
     path = tmp_path_factory.mktemp("scores") / "scores.csv"
@@ -123,8 +136,19 @@ def scores(tmp_path_factory):
 
 
 def _args(scores, output: str, *more: str) -> list[str]:
-    return ["--set", f"input.path={scores}", "--set", "input.format=csv", "--set", "input.options={header: true}",
-            "--set", "input.schema=label INT, score DOUBLE", "--set", f"output.path={output}", *more]
+    return [
+        "--set",
+        f"input.path={scores}",
+        "--set",
+        "input.format=csv",
+        "--set",
+        "input.options={header: true}",
+        "--set",
+        "input.schema=label INT, score DOUBLE",
+        "--set",
+        f"output.path={output}",
+        *more,
+    ]
 
 
 def test_job_refuses_a_directory_it_did_not_write(spark, scores, tmp_path, capsys):
@@ -133,9 +157,11 @@ def test_job_refuses_a_directory_it_did_not_write(spark, scores, tmp_path, capsy
     (mine / "thesis.tex").write_text("years of work")
     assert _evaluate(_args(scores, str(mine))) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (f"error: output {mine} exists and is not a committed output of this package (no _SUCCESS "
-                       f"with its _metrics.json); refusing to replace it: choose another output path or move its "
-                       f"contents away")
+    assert err[-1] == (
+        f"error: output {mine} exists and is not a committed output of this package (no _SUCCESS "
+        f"with its _metrics.json); refusing to replace it: choose another output path or move its "
+        f"contents away"
+    )
     assert (mine / "thesis.tex").read_text() == "years of work" and sorted(os.listdir(mine)) == ["thesis.tex"]
     # our own output is replaced, and a dated run writes beside the user's file without touching it
     assert _evaluate(_args(scores, str(tmp_path / "ours"))) == 0

@@ -1,4 +1,5 @@
 """Binary metrics against scikit-learn on the same rows: heavy ties, weights, imbalance, 1 and 7 partitions."""
+
 from __future__ import annotations
 
 import json
@@ -72,9 +73,18 @@ def _confusion_reference(y, s, w, threshold: float) -> dict[str, float]:
     predicted = (s >= threshold).astype(int)
     (tn, fp), (fn, tp) = skm.confusion_matrix(y, predicted, sample_weight=w)
     precision, recall, f1, _ = skm.precision_recall_fscore_support(
-        y, predicted, sample_weight=w, average="binary", zero_division=0)
-    return dict(tp=tp, fp=fp, tn=tn, fn=fn, precision=precision, recall=recall, f1=f1,
-                accuracy=skm.accuracy_score(y, predicted, sample_weight=w))
+        y, predicted, sample_weight=w, average="binary", zero_division=0
+    )
+    return dict(
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        accuracy=skm.accuracy_score(y, predicted, sample_weight=w),
+    )
 
 
 def _assert_confusion(ours: dict, reference: dict) -> None:
@@ -86,8 +96,13 @@ def _assert_confusion(ours: dict, reference: dict) -> None:
 def test_report_matches_sklearn(spark, partitions, name):
     pdf = _dataset(name)
     y, s, w = pdf["label"].to_numpy(), pdf["score"].to_numpy(), _weights(pdf)
-    report = metrics.evaluation_report(_frame(spark, pdf, partitions), score_col="score", label_col="label",
-                                       weight_col="w" if w is not None else None, threshold=0.5)
+    report = metrics.evaluation_report(
+        _frame(spark, pdf, partitions),
+        score_col="score",
+        label_col="label",
+        weight_col="w" if w is not None else None,
+        threshold=0.5,
+    )
     mean_label = np.average(y, weights=w)
     expected = {
         "roc_auc": skm.roc_auc_score(y, s, sample_weight=w),
@@ -133,22 +148,21 @@ def test_unweighted_auc_equals_weight_one(spark):
 def test_configured_labels(spark):
     pdf = _dataset("ties")
     named = pdf.assign(label=np.where(pdf["label"] == 1, "click", "skip"))
-    auc = metrics.roc_auc(spark.createDataFrame(named), "score", "label", positive_label="click",
-                          negative_label="skip")
+    auc = metrics.roc_auc(spark.createDataFrame(named), "score", "label", positive_label="click", negative_label="skip")
     assert auc == pytest.approx(skm.roc_auc_score(pdf["label"], pdf["score"]), abs=TOL)
     flipped = metrics.roc_auc(spark.createDataFrame(pdf), "score", "label", positive_label=0, negative_label=1)
     assert flipped == pytest.approx(1 - auc, abs=TOL)
 
 
 def _sklearn_roc(pdf: pd.DataFrame) -> pd.DataFrame:
-    fpr, tpr, thresholds = skm.roc_curve(pdf["label"], pdf["score"], sample_weight=_weights(pdf),
-                                         drop_intermediate=False)
+    fpr, tpr, thresholds = skm.roc_curve(
+        pdf["label"], pdf["score"], sample_weight=_weights(pdf), drop_intermediate=False
+    )
     return pd.DataFrame({"threshold": thresholds, "fpr": fpr, "tpr": tpr})
 
 
 def _sklearn_pr(pdf: pd.DataFrame) -> pd.DataFrame:
-    precision, recall, thresholds = skm.precision_recall_curve(pdf["label"], pdf["score"],
-                                                               sample_weight=_weights(pdf))
+    precision, recall, thresholds = skm.precision_recall_curve(pdf["label"], pdf["score"], sample_weight=_weights(pdf))
     table = pd.DataFrame({"threshold": np.r_[thresholds, np.inf], "precision": precision, "recall": recall})
     return table.iloc[::-1].reset_index(drop=True)
 
@@ -160,8 +174,9 @@ def _assert_curve_equal(spark, ours, expected: pd.DataFrame) -> None:
     assert_approx_df_equality(ours, expected_df, TOL, ignore_columns=["threshold"])
 
 
-@pytest.mark.parametrize("name, partitions", [("ties", 1), ("weighted", 7), ("three_scores", 7)],
-                         indirect=["partitions"])
+@pytest.mark.parametrize(
+    "name, partitions", [("ties", 1), ("weighted", 7), ("three_scores", 7)], indirect=["partitions"]
+)
 def test_full_curves_equal_sklearn(spark, partitions, name):
     pdf = _dataset(name)
     df = _frame(spark, pdf, partitions)
@@ -192,8 +207,12 @@ def test_curve_indices():
 def test_partition_blocks_compacts_heavy_ties(monkeypatch):
     """The in-task reduction: compacting every few rows gives the same blocks as one reduction."""
     rng = np.random.default_rng(3)
-    batches = [pa.RecordBatch.from_pydict({"score": np.round(rng.random(40), 1),
-                                           "signed": rng.choice([-2.0, -1.0, 1.0, 0.5], 40)}) for _ in range(9)]
+    batches = [
+        pa.RecordBatch.from_pydict(
+            {"score": np.round(rng.random(40), 1), "signed": rng.choice([-2.0, -1.0, 1.0, 0.5], 40)}
+        )
+        for _ in range(9)
+    ]
     whole = curves._partition_blocks(iter(batches))
     monkeypatch.setattr(curves, "COMPACT_ROWS", 50)
     compacted = curves._partition_blocks(iter(batches))
@@ -206,13 +225,21 @@ def test_partition_blocks_compacts_heavy_ties(monkeypatch):
 def test_report_writes_plots_and_flags_non_probabilities(spark, tmp_path):
     pdf = _dataset("ties")
     logits = pdf.assign(score=(pdf["score"] - 0.5) * 8)  # same order, outside [0, 1]
-    report = metrics.evaluation_report(spark.createDataFrame(logits), score_col="score", label_col="label",
-                                       threshold=0.0, curve_points=20, plot_dir=str(tmp_path / "plots"))
+    report = metrics.evaluation_report(
+        spark.createDataFrame(logits),
+        score_col="score",
+        label_col="label",
+        threshold=0.0,
+        curve_points=20,
+        plot_dir=str(tmp_path / "plots"),
+    )
     assert report["roc_auc"] == pytest.approx(skm.roc_auc_score(pdf["label"], pdf["score"]), abs=TOL)
     assert report["log_loss"] is None and report["calibration"] is None
     outside = int(((logits["score"] < 0) | (logits["score"] > 1)).sum())
-    assert report["notes"] == [f"column 'score': {outside} rows with scores outside [0, 1]; "
-                               "log loss, normalized entropy and calibration need probabilities"]
+    assert report["notes"] == [
+        f"column 'score': {outside} rows with scores outside [0, 1]; "
+        "log loss, normalized entropy and calibration need probabilities"
+    ]
     for name in ("roc", "pr"):
         with open(report["plots"][name], "rb") as png:
             assert png.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -223,16 +250,28 @@ def test_report_writes_plots_and_flags_non_probabilities(spark, tmp_path):
 def test_report_calibration_bins_and_plot(spark, tmp_path):
     """Reliability-diagram points equal numpy's weighted means per score bin (a score of 1.0 in the last bin)."""
     pdf = _dataset("weighted")
-    report = metrics.evaluation_report(spark.createDataFrame(pdf), score_col="score", label_col="label",
-                                       weight_col="w", calibration_bins=5, plot_dir=str(tmp_path))
+    report = metrics.evaluation_report(
+        spark.createDataFrame(pdf),
+        score_col="score",
+        label_col="label",
+        weight_col="w",
+        calibration_bins=5,
+        plot_dir=str(tmp_path),
+    )
     bins = np.minimum(np.floor(pdf["score"] * 5), 4)
     expected = []
     for b in range(5):
         part = pdf[(bins == b) & (pdf["w"] > 0)]
         if len(part):
-            expected.append({"low": b / 5, "high": (b + 1) / 5, "weight": part["w"].sum(),
-                             "predicted": np.average(part["score"], weights=part["w"]),
-                             "observed": np.average(part["label"], weights=part["w"])})
+            expected.append(
+                {
+                    "low": b / 5,
+                    "high": (b + 1) / 5,
+                    "weight": part["w"].sum(),
+                    "predicted": np.average(part["score"], weights=part["w"]),
+                    "observed": np.average(part["label"], weights=part["w"]),
+                }
+            )
     assert len(report["calibration_bins"]) == len(expected) > 2
     for ours, theirs in zip(report["calibration_bins"], expected):
         assert ours == pytest.approx(theirs, abs=TOL)
@@ -240,8 +279,7 @@ def test_report_calibration_bins_and_plot(spark, tmp_path):
     with open(report["plots"]["calibration"], "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="calibration_bins must be at least 1"):
-        metrics.evaluation_report(spark.createDataFrame(pdf), score_col="score", label_col="label",
-                                  calibration_bins=0)
+        metrics.evaluation_report(spark.createDataFrame(pdf), score_col="score", label_col="label", calibration_bins=0)
 
 
 @pytest.mark.parametrize("partitions", [7], indirect=True)

@@ -1,4 +1,5 @@
 """``jobs/evaluate.py`` end to end: a scored CSV in, figures equal to scikit-learn's, JSON, Markdown and plots out."""
+
 import json
 from pathlib import Path
 
@@ -25,8 +26,14 @@ def scored_csv(tmp_path_factory):
     n = 3000
     label = (rng.random(n) < 0.3).astype(int)
     score = np.round(1 / (1 + np.exp(-(rng.normal(size=n) + label - 0.8))), 2)  # rounding makes heavy ties
-    table = pd.DataFrame({"user": rng.integers(0, 50, n), "outcome": np.where(label == 1, "yes", "no"),
-                          "p": score, "w": rng.integers(1, 4, n).astype(float)})
+    table = pd.DataFrame(
+        {
+            "user": rng.integers(0, 50, n),
+            "outcome": np.where(label == 1, "yes", "no"),
+            "p": score,
+            "w": rng.integers(1, 4, n).astype(float),
+        }
+    )
     path = tmp_path_factory.mktemp("scored") / "scored.csv"
     table.to_csv(path, index=False)
     return path, table, label
@@ -35,19 +42,42 @@ def scored_csv(tmp_path_factory):
 def test_evaluate_job_writes_figures_equal_to_sklearn_and_plots(spark, scored_csv, tmp_path):
     path, table, label = scored_csv
     out = tmp_path / "evaluation"
-    code = _evaluate(["--set", f"input.path={path}", "--set", "input.format=csv",
-                      "--set", "input.schema=user INT, outcome STRING, p DOUBLE, w DOUBLE",
-                      "--set", "input.options={header: true}", "--set", "columns.score=p",
-                      "--set", "columns.label=outcome", "--set", "columns.weight=w", "--set", "columns.group=user",
-                      "--set", "positive_label='yes'", "--set", "negative_label='no'", "--set", "curve_points=50",
-                      "--set", f"output.path={out}"])
+    code = _evaluate(
+        [
+            "--set",
+            f"input.path={path}",
+            "--set",
+            "input.format=csv",
+            "--set",
+            "input.schema=user INT, outcome STRING, p DOUBLE, w DOUBLE",
+            "--set",
+            "input.options={header: true}",
+            "--set",
+            "columns.score=p",
+            "--set",
+            "columns.label=outcome",
+            "--set",
+            "columns.weight=w",
+            "--set",
+            "columns.group=user",
+            "--set",
+            "positive_label='yes'",
+            "--set",
+            "negative_label='no'",
+            "--set",
+            "curve_points=50",
+            "--set",
+            f"output.path={out}",
+        ]
+    )
     assert code == 0
     report = json.loads((out / "evaluation.json").read_text())
     weights = table["w"].to_numpy()
     assert report["rows"] == len(table)
     assert report["roc_auc"] == pytest.approx(roc_auc_score(label, table["p"], sample_weight=weights), abs=1e-9)
-    assert report["pr_auc"] == pytest.approx(average_precision_score(label, table["p"], sample_weight=weights),
-                                             abs=1e-9)
+    assert report["pr_auc"] == pytest.approx(
+        average_precision_score(label, table["p"], sample_weight=weights), abs=1e-9
+    )
     assert report["log_loss"] == pytest.approx(log_loss(label, table["p"], sample_weight=weights), abs=1e-9)
     assert report["gauc"]["groups"] == table["user"].nunique()
     metrics = json.loads((out / "_metrics.json").read_text())
@@ -61,10 +91,24 @@ def test_evaluate_job_writes_figures_equal_to_sklearn_and_plots(spark, scored_cs
 
 def test_evaluate_job_names_a_missing_column_in_one_line(spark, scored_csv, tmp_path, capsys):
     path, _, _ = scored_csv
-    code = _evaluate(["--set", f"input.path={path}", "--set", "input.format=csv",
-                      "--set", "input.schema=user INT, outcome STRING, p DOUBLE, w DOUBLE",
-                      "--set", "input.options={header: true}", "--set", "columns.score=probability",
-                      "--set", "columns.label=outcome", "--set", f"output.path={tmp_path / 'out'}"])
+    code = _evaluate(
+        [
+            "--set",
+            f"input.path={path}",
+            "--set",
+            "input.format=csv",
+            "--set",
+            "input.schema=user INT, outcome STRING, p DOUBLE, w DOUBLE",
+            "--set",
+            "input.options={header: true}",
+            "--set",
+            "columns.score=probability",
+            "--set",
+            "columns.label=outcome",
+            "--set",
+            f"output.path={tmp_path / 'out'}",
+        ]
+    )
     assert code != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{path}: column 'probability' not found" in err[0], err

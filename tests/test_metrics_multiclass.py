@@ -1,4 +1,5 @@
 """Multiclass metrics against scikit-learn, weighted and unweighted, with a class that is only predicted."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,15 +26,18 @@ def test_multiclass_matches_sklearn(spark, weighted):
     y, p, w = pdf["label"], pdf["prediction"], pdf["w"] if weighted else None
     labels = sorted(set(y) | set(p))
     assert result.labels == labels
-    np.testing.assert_allclose(result.confusion_matrix, skm.confusion_matrix(y, p, labels=labels, sample_weight=w),
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        result.confusion_matrix, skm.confusion_matrix(y, p, labels=labels, sample_weight=w), rtol=0, atol=1e-9
+    )
     assert result.accuracy == pytest.approx(skm.accuracy_score(y, p, sample_weight=w), abs=1e-12)
     for average in ("macro", "micro", "weighted"):
         expected = skm.f1_score(y, p, average=average, sample_weight=w, zero_division=0)
         assert getattr(result, f"{average}_f1") == pytest.approx(expected, abs=1e-12), average
-    precision, recall, f1, support = skm.precision_recall_fscore_support(y, p, labels=labels, sample_weight=w,
-                                                                         zero_division=0)
-    for ours, expected in zip((result.precision, result.recall, result.f1, result.support),
-                              (precision, recall, f1, support)):
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y, p, labels=labels, sample_weight=w, zero_division=0
+    )
+    for ours, expected in zip(
+        (result.precision, result.recall, result.f1, result.support), (precision, recall, f1, support)
+    ):
         np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-9)
     assert (result.rows, result.rows_dropped) == (1500, 0)

@@ -1,4 +1,5 @@
 """Ranking metrics against a plain per-user reference and scikit-learn's ndcg_score."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,11 +31,18 @@ def _reference(recommendations: dict[int, list[int]], relevant: dict[int, set[in
         ranked = list(dict.fromkeys(recommendations.get(user, [])))[:k]
         hits = [position for position, item in enumerate(ranked) if item in held_out]
         ideal = min(k, len(held_out))
-        per_user.append((len(hits) / k, len(hits) / len(held_out),
-                         sum(1 / np.log2(p + 2) for p in hits) / sum(1 / np.log2(i + 2) for i in range(ideal)),
-                         sum((j + 1) / (p + 1) for j, p in enumerate(hits)) / ideal, float(bool(hits))))
-    return dict(zip(["precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k"],
-                    np.mean(per_user, axis=0)))
+        per_user.append(
+            (
+                len(hits) / k,
+                len(hits) / len(held_out),
+                sum(1 / np.log2(p + 2) for p in hits) / sum(1 / np.log2(i + 2) for i in range(ideal)),
+                sum((j + 1) / (p + 1) for j, p in enumerate(hits)) / ideal,
+                float(bool(hits)),
+            )
+        )
+    return dict(
+        zip(["precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k"], np.mean(per_user, axis=0))
+    )
 
 
 def _frames(spark, recommendations, relevant):

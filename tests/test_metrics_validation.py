@@ -1,4 +1,5 @@
 """Bad input: every case raises MetricsInputError naming the column and the count of offending rows."""
+
 from __future__ import annotations
 
 import math
@@ -28,14 +29,17 @@ def _with(rows: list[tuple], column: int, values: dict[int, object]) -> list[tup
     return [tuple(row) for row in out]
 
 
-@pytest.mark.parametrize("column, values, message", [
-    (0, {1: None, 2: NAN, 3: None}, "column 'score': 3 rows with null or NaN values"),
-    (0, {4: INF, 5: -INF}, "column 'score': 2 rows with infinite values"),
-    (1, {6: None, 7: NAN}, "column 'label': 2 rows with null or NaN values"),
-    (1, {8: 2.0, 9: -1.0, 10: 0.5}, "column 'label': 3 rows with labels outside {0, 1}"),
-    (2, {11: -0.5}, "column 'w': 1 rows with negative or infinite weights"),
-    (2, {12: None}, "column 'w': 1 rows with null or NaN values"),
-])
+@pytest.mark.parametrize(
+    "column, values, message",
+    [
+        (0, {1: None, 2: NAN, 3: None}, "column 'score': 3 rows with null or NaN values"),
+        (0, {4: INF, 5: -INF}, "column 'score': 2 rows with infinite values"),
+        (1, {6: None, 7: NAN}, "column 'label': 2 rows with null or NaN values"),
+        (1, {8: 2.0, 9: -1.0, 10: 0.5}, "column 'label': 3 rows with labels outside {0, 1}"),
+        (2, {11: -0.5}, "column 'w': 1 rows with negative or infinite weights"),
+        (2, {12: None}, "column 'w': 1 rows with null or NaN values"),
+    ],
+)
 def test_bad_binary_input_names_column_and_count(spark, column, values, message):
     df = spark.createDataFrame(_with(_rows(), column, values), SCHEMA)
     with pytest.raises(MetricsInputError) as error:
@@ -47,9 +51,11 @@ def test_all_problems_in_one_message_with_the_drop_hint(spark):
     rows = _with(_with(_rows(), 0, {0: None}), 1, {1: 3.0, 2: 4.0})
     with pytest.raises(MetricsInputError) as error:
         metrics.log_loss(spark.createDataFrame(rows, SCHEMA), "score", "label")
-    assert str(error.value) == ("column 'score': 1 rows with null or NaN values; "
-                                "column 'label': 2 rows with labels outside {0, 1} "
-                                "(drop_invalid=True excludes rows with null or NaN values)")
+    assert str(error.value) == (
+        "column 'score': 1 rows with null or NaN values; "
+        "column 'label': 2 rows with labels outside {0, 1} "
+        "(drop_invalid=True excludes rows with null or NaN values)"
+    )
 
 
 def test_configured_label_outside(spark):
@@ -127,12 +133,15 @@ def test_grouped_auc_bad_groups(spark):
 
 
 def test_multiclass_bad_input(spark):
-    df = spark.createDataFrame([(1.0, 2.0, 1.0), (None, 1.0, 1.0), (NAN, 0.0, 1.0), (2.0, 2.0, -1.0)],
-                               "label double, prediction double, w double")
+    df = spark.createDataFrame(
+        [(1.0, 2.0, 1.0), (None, 1.0, 1.0), (NAN, 0.0, 1.0), (2.0, 2.0, -1.0)],
+        "label double, prediction double, w double",
+    )
     with pytest.raises(MetricsInputError) as error:
         metrics.multiclass_metrics(df, "label", "prediction", "w")
-    assert str(error.value).startswith("column 'label': 2 rows with null or NaN values; "
-                                       "column 'w': 1 rows with negative or infinite weights")
+    assert str(error.value).startswith(
+        "column 'label': 2 rows with null or NaN values; column 'w': 1 rows with negative or infinite weights"
+    )
     kept = metrics.multiclass_metrics(df.where("w >= 0"), "label", "prediction", drop_invalid=True)
     assert (kept.rows, kept.rows_dropped, kept.labels) == (1, 2, [1.0, 2.0])
 
@@ -140,8 +149,10 @@ def test_multiclass_bad_input(spark):
 def test_ranking_bad_input(spark):
     recs = spark.createDataFrame([(1, [1, 2])], "user int, items array<int>")
     relevant = spark.createDataFrame([(1, 1), (None, 2), (2, None)], "user int, item int")
-    with pytest.raises(MetricsInputError, match="column 'user': 1 rows with null or NaN values; "
-                                                "column 'item': 1 rows with null or NaN values"):
+    with pytest.raises(
+        MetricsInputError,
+        match="column 'user': 1 rows with null or NaN values; column 'item': 1 rows with null or NaN values",
+    ):
         metrics.ranking_metrics(recs, relevant, 2)
     assert metrics.ranking_metrics(recs, relevant, 2, drop_invalid=True).users == 1
     with pytest.raises(MetricsInputError, match="column 'user' must be an array of items, got int"):

@@ -2,6 +2,7 @@
 (made by hand here: a file and a ``_metrics.json``) in a temporary SQLite store, the alias moved by the validation
 metric, a rollback, ``models:/`` URIs resolved, and what happens to a version when its path is re-committed.
 Training through a job and scoring with ``models:/...@champion`` is in tests/test_gbdt_lr.py."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def commit(folder: Path, token: str, weights: str, **metrics: dict) -> str:
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "data").mkdir(parents=True)
     (folder / "data" / "part-0").write_text(weights)
-    (folder / "_metrics.json").write_text(json.dumps({"job": "train", "run_date": "2026-11-20",
-                                                      "lineage": {"token": token}, **metrics}))
+    (folder / "_metrics.json").write_text(
+        json.dumps({"job": "train", "run_date": "2026-11-20", "lineage": {"token": token}, **metrics})
+    )
     return str(folder)
 
 
@@ -55,22 +57,24 @@ def client():
 
 def test_the_alias_follows_the_metric_and_rolls_back(tracking, tmp_path):
     committed = tmp_path / "model"
-    versions = [register("clicks", commit(committed, f"t{i}", f"weights {i}", test={"gbdt_lr": {"roc_auc": auc}}),
-                         AUC)
-                for i, auc in enumerate([0.70, 0.65, 0.70])]
+    versions = [
+        register("clicks", commit(committed, f"t{i}", f"weights {i}", test={"gbdt_lr": {"roc_auc": auc}}), AUC)
+        for i, auc in enumerate([0.70, 0.65, 0.70])
+    ]
     assert [str(v.version) for _, v in versions] == ["1", "2", "3"]
-    assert str(client().get_registered_model("clicks").aliases["champion"]) == "3"   # 0.65 kept v1, the tie moved
+    assert str(client().get_registered_model("clicks").aliases["champion"]) == "3"  # 0.65 kept v1, the tie moved
     second = client().get_model_version("clicks", "2")
     assert second.tags["metric_value"] == "0.65" and second.tags["run_date"] == "2026-11-20"
     assert second.tags["lineage_token"] == "t1" and second.tags["step"] == "train"
-    assert second.description == ("train 2026-11-20: test.gbdt_lr.roc_auc 0.65; left alias 'champion' on version "
-                                  "1 (0.7)")
+    assert second.description == (
+        "train 2026-11-20: test.gbdt_lr.roc_auc 0.65; left alias 'champion' on version 1 (0.7)"
+    )
     assert second.run_id == versions[1][0].run_id and second.source.endswith("/models/model")
     # Each version is a snapshot: the directory was replaced twice since version 1, which still holds its files.
     first = resolve_model("models:/clicks/1", fs=LOCAL_FS)
     assert Path(first.path, "data", "part-0").read_text() == "weights 0"
     assert Path(resolve_model("models:/clicks@champion").path, "data", "part-0").read_text() == "weights 2"
-    set_alias("clicks", 1)                                    # the rollback
+    set_alias("clicks", 1)  # the rollback
     rolled = resolve_model("models:/clicks@champion", fs=LOCAL_FS)
     assert (rolled.version, Path(rolled.path, "data", "part-0").read_text()) == ("1", "weights 0")
 
@@ -84,9 +88,18 @@ def test_lower_is_better_and_snapshots_are_hard_links(tracking, tmp_path):
     assert (snapshot / "data" / "part-0").stat().st_ino == Path(path, "data", "part-0").stat().st_ino
 
 
-@pytest.mark.parametrize("value, held, greater, moves", [
-    (0.7, None, True, True), (0.71, 0.7, True, True), (0.7, 0.7, True, True), (0.69, 0.7, True, False),
-    (0.19, 0.2, False, True), (0.21, 0.2, False, False), (None, 0.7, True, False)])
+@pytest.mark.parametrize(
+    "value, held, greater, moves",
+    [
+        (0.7, None, True, True),
+        (0.71, 0.7, True, True),
+        (0.7, 0.7, True, True),
+        (0.69, 0.7, True, False),
+        (0.19, 0.2, False, True),
+        (0.21, 0.2, False, False),
+        (None, 0.7, True, False),
+    ],
+)
 def test_should_move(value, held, greater, moves):
     assert should_move(value, held, greater) is moves
 
@@ -121,12 +134,13 @@ def test_models_command_lists_and_moves_the_alias(tracking, tmp_path, capsys):
     assert lines[0] == "version\taliases\trun_date\tmetric\tsource"
     assert [line.split("\t")[:4] for line in lines[1:]] == [
         ["2", "-", "2026-11-20", "test.gbdt_lr.roc_auc=0.9"],
-        ["1", "champion", "2026-11-20", "test.gbdt_lr.roc_auc=0.8"]]
+        ["1", "champion", "2026-11-20", "test.gbdt_lr.roc_auc=0.8"],
+    ]
     assert main(["models", "absent"]) == 2
     assert capsys.readouterr().err.startswith("error: model absent: no version registered in sqlite:")
 
 
 def test_without_mlflow_a_model_uri_is_one_line(monkeypatch):
-    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)     # what an environment without it raises
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # what an environment without it raises
     with pytest.raises(ModelError, match=r"^models:/x@champion: resolving a models:/ URI needs mlflow"):
         resolve_model("models:/x@champion")

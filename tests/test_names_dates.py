@@ -4,6 +4,7 @@ Pipeline and step names are Airflow ids; the generated DAG holds every value as 
 ``\"\"\"``, backslashes and newlines in a description, a path or a setting stay data; the cron line quotes every
 word for the shell; the demo's ``run_date`` is a date. Nothing here needs Spark except the demo job run.
 """
+
 from __future__ import annotations
 
 import ast
@@ -25,7 +26,7 @@ from pipelines.orchestration.plan import pyfiles_zip
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "conf" / "pipelines" / "clicks_demo.yaml"
 NASTY = 'say "hi" \'there\' """ back\\slash \\" \n next line """'
-PAYLOAD = '\n"""\nopen("PWNED", "w").close()\n"""\n'   # ends a docstring pasted raw, then writes a file
+PAYLOAD = '\n"""\nopen("PWNED", "w").close()\n"""\n'  # ends a docstring pasted raw, then writes a file
 
 
 def definition(**changes) -> dict:
@@ -38,8 +39,10 @@ def definition(**changes) -> dict:
 def test_pipeline_name_must_be_an_airflow_id(name):
     with pytest.raises(PipelineError) as err:
         build_pipeline(definition(name=name), DEMO, "/tmp/root")
-    assert str(err.value) == (f"The pipeline 'name' in {DEMO} must contain only letters, digits, '_', '-' and '.' "
-                              f"(at most 250). Got {name!r} instead.")
+    assert str(err.value) == (
+        f"The pipeline 'name' in {DEMO} must contain only letters, digits, '_', '-' and '.' "
+        f"(at most 250). Got {name!r} instead."
+    )
 
 
 @pytest.mark.parametrize("name", ['a"""b', "has space"])
@@ -83,11 +86,20 @@ def airflow_stubs(monkeypatch) -> dict:
         def __init__(self, expression, timezone):
             seen["timetable"] = (expression, timezone)
 
-    members = {"airflow": {"DAG": DAG}, "airflow.sdk": {"DAG": DAG},
-               "airflow.providers.apache.spark.operators.spark_submit": {"SparkSubmitOperator": SparkSubmitOperator},
-               "airflow.timetables.interval": {"CronDataIntervalTimetable": CronDataIntervalTimetable}}
-    for name in ("airflow.providers", "airflow.providers.apache", "airflow.providers.apache.spark",
-                 "airflow.providers.apache.spark.operators", "airflow.timetables", *members):
+    members = {
+        "airflow": {"DAG": DAG},
+        "airflow.sdk": {"DAG": DAG},
+        "airflow.providers.apache.spark.operators.spark_submit": {"SparkSubmitOperator": SparkSubmitOperator},
+        "airflow.timetables.interval": {"CronDataIntervalTimetable": CronDataIntervalTimetable},
+    }
+    for name in (
+        "airflow.providers",
+        "airflow.providers.apache",
+        "airflow.providers.apache.spark",
+        "airflow.providers.apache.spark.operators",
+        "airflow.timetables",
+        *members,
+    ):
         module = types.ModuleType(name)
         for key, value in members.get(name, {}).items():
             setattr(module, key, value)
@@ -106,12 +118,12 @@ def test_dag_holds_quotes_backslashes_and_newlines_as_data(tmp_path, monkeypatch
 
     code = compile(source, "dag.py", "exec")
     tree = ast.parse(source)
-    assert [type(node).__name__ for node in tree.body] == ["Expr", "Import", "ImportFrom", "ImportFrom", "Try",
-                                                          "With"]
+    assert [type(node).__name__ for node in tree.body] == ["Expr", "Import", "ImportFrom", "ImportFrom", "Try", "With"]
     assert ast.get_docstring(tree, clean=False) == (
         f"Airflow DAG of pipeline clicks_demo, generated from /srv/{NASTY}/conf/pipelines/clicks_demo.yaml.\n\n"
         f"Regenerate rather than edit: {command}\n"
-        f"Deploy first: jobs/ and dist/ of `make dist` under /srv/{NASTY} ({py_files}).\n")
+        f"Deploy first: jobs/ and dist/ of `make dist` under /srv/{NASTY} ({py_files}).\n"
+    )
 
     seen = airflow_stubs(monkeypatch)
     monkeypatch.chdir(tmp_path)
@@ -144,8 +156,10 @@ def test_dag_for_another_deploy_root_holds_no_path_of_this_checkout(tmp_path, mo
         step = pipeline.steps[name]
         assert task["application"] == f"/opt/spark-ml/jobs/{step.job}.py"
         assert task["py_files"] == f"/opt/spark-ml/dist/{pyfiles_zip().name}"
-        assert task["conf"] == {"spark.archives": "hdfs:///envs/env.tar.gz#environment",
-                                "spark.pyspark.python": "./environment/bin/python"}
+        assert task["conf"] == {
+            "spark.archives": "hdfs:///envs/env.tar.gz#environment",
+            "spark.pyspark.python": "./environment/bin/python",
+        }
         assert task["env_vars"] == {}
         expected = [a.replace(str(conf), "/opt/spark-ml/conf/jobs/evaluate.yaml") for a in step.job_args(AIRFLOW_DS)]
         assert task["application_args"] == expected
@@ -160,13 +174,36 @@ def test_cron_line_splits_back_into_the_intended_words(tmp_path):
     assert comment.startswith("# clicks_demo: 0 3 * * * in cron's time zone")
     fields = line.split(" ", 5)
     assert fields[:5] == ["0", "3", "*", "*", "*"]
-    command = fields[5].replace("\\%", "%")   # what cron hands to the shell
+    command = fields[5].replace("\\%", "%")  # what cron hands to the shell
     assert shlex.split(command) == [
-        "cd", str(ROOT), "&&", "mkdir", "-p", f"{root}/_runs", "&&",
-        "flock", "-n", "/tmp/pipelines-clicks_demo.lock",
-        python, "-m", "pipelines", "run", str(DEMO), "--root", root, "--retries", "1", "--retry-delay", "300",
-        "--run-date", "$(date -u -d yesterday +%F)", ">>", f"{root}/_runs/cron.log", "2>&1"]
-    assert "%" not in line.replace("\\%", "")   # an unescaped % would end cron's command there
+        "cd",
+        str(ROOT),
+        "&&",
+        "mkdir",
+        "-p",
+        f"{root}/_runs",
+        "&&",
+        "flock",
+        "-n",
+        "/tmp/pipelines-clicks_demo.lock",
+        python,
+        "-m",
+        "pipelines",
+        "run",
+        str(DEMO),
+        "--root",
+        root,
+        "--retries",
+        "1",
+        "--retry-delay",
+        "300",
+        "--run-date",
+        "$(date -u -d yesterday +%F)",
+        ">>",
+        f"{root}/_runs/cron.log",
+        "2>&1",
+    ]
+    assert "%" not in line.replace("\\%", "")  # an unescaped % would end cron's command there
 
 
 @pytest.mark.parametrize("schedule", ["0 3 * * $(touch x)", "0 3 * *\n* echo", "0 3 * * ;"])

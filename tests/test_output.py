@@ -1,5 +1,6 @@
 """Atomic commit: staged writes, run-date partitions, crashes between write and commit, and what is never
 replaced or deleted (a directory this package did not write, other outputs' staging directories)."""
+
 import json
 from pathlib import Path
 
@@ -112,6 +113,7 @@ def test_abort_drops_staging_only(spark, tmp_path):
 
 # --- what is never replaced or deleted --------------------------------------------------------------------------
 
+
 def test_a_directory_not_written_by_us_is_refused_before_and_at_commit(spark, tmp_path):
     target = tmp_path / "mine"
     target.mkdir()
@@ -140,7 +142,7 @@ def test_empty_path_file_target_and_empty_directory(spark, tmp_path):
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(OutputError, match="is a file"):
         StagedOutput(spark, str(tmp_path / "a_file"))
-    (tmp_path / "empty").mkdir()   # nothing to lose: allowed
+    (tmp_path / "empty").mkdir()  # nothing to lose: allowed
     assert commit(spark, _df(spark, [5]), str(tmp_path / "empty")) == str(tmp_path / "empty")
 
 
@@ -158,5 +160,5 @@ def test_clean_up_touches_only_this_outputs_staging(spark, tmp_path):
     staging = sorted(p.name for p in (tmp_path / "out" / STAGING_DIR).iterdir())
     assert staging == sorted([Path(other_date.staging_path).name, similar.name])
     other_date.put_json(METRICS_FILE, {"job": "test", "version": __version__})
-    other_date.commit()   # its staging survived, so it still commits
+    other_date.commit()  # its staging survived, so it still commits
     assert spark.read.parquet(target).count() == 2

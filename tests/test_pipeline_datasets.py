@@ -1,5 +1,6 @@
 """Named datasets and ``extends`` in pipeline definitions: paths stated once, inputs derived from references,
 a definition that differs from another in a few keys."""
+
 from pathlib import Path
 
 import pytest
@@ -18,21 +19,35 @@ def write(path: Path, data: dict) -> Path:
 
 def base(tmp_path: Path) -> dict:
     return {
-        "name": "named", "root": str(tmp_path / "out"),
-        "datasets": {"raw": "{root}/raw/interactions", "clean": "{root}/clean/interactions",
-                     "history": "{root}/split/history", "targets": "{root}/split/targets",
-                     "model": {"path": "{root}/item2vec/model", "dated": False}},
+        "name": "named",
+        "root": str(tmp_path / "out"),
+        "datasets": {
+            "raw": "{root}/raw/interactions",
+            "clean": "{root}/clean/interactions",
+            "history": "{root}/split/history",
+            "targets": "{root}/split/targets",
+            "model": {"path": "{root}/item2vec/model", "dated": False},
+        },
         "steps": {
-            "ingest": {"job": "ingest", "set": {"input": {"path": "{raw}", "schema": "user_id BIGINT, item_id BIGINT"},
-                                                "output.path": "{root}/clean/interactions"},
-                       "outputs": ["clean"]},
-            "split": {"job": "split_interactions",
-                      "set": {"input.path": "{clean}", "output.path": "{root}/split"},
-                      "inputs": ["{root}/extra"], "outputs": ["history", "targets"]},
-            "item2vec": {"job": "train_word2vec",
-                         "set": {"input": {"kind": "sessions", "path": "{history}"},
-                                 "output.path": "{root}/item2vec"},
-                         "outputs": ["model"]},
+            "ingest": {
+                "job": "ingest",
+                "set": {
+                    "input": {"path": "{raw}", "schema": "user_id BIGINT, item_id BIGINT"},
+                    "output.path": "{root}/clean/interactions",
+                },
+                "outputs": ["clean"],
+            },
+            "split": {
+                "job": "split_interactions",
+                "set": {"input.path": "{clean}", "output.path": "{root}/split"},
+                "inputs": ["{root}/extra"],
+                "outputs": ["history", "targets"],
+            },
+            "item2vec": {
+                "job": "train_word2vec",
+                "set": {"input": {"kind": "sessions", "path": "{history}"}, "output.path": "{root}/item2vec"},
+                "outputs": ["model"],
+            },
         },
     }
 
@@ -49,18 +64,23 @@ def test_datasets_fill_set_values_inputs_outputs_and_dependencies(tmp_path):
     assert set_values(split)["input.path"] == f"{out}/clean/interactions/ds={DATE}"
     assert split.input_paths(DATE) == [f"{out}/extra", f"{out}/clean/interactions/ds={DATE}"]
     assert split.output_paths(DATE) == [f"{out}/split/history/ds={DATE}", f"{out}/split/targets/ds={DATE}"]
-    assert item2vec.output_paths(DATE) == [f"{out}/item2vec/model"]          # undated
+    assert item2vec.output_paths(DATE) == [f"{out}/item2vec/model"]  # undated
     assert pipeline.steps["ingest"].input_paths(DATE) == [f"{out}/raw/interactions/ds={DATE}"]
     assert split.depends_on == ["ingest"] and item2vec.depends_on == ["split"]
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["steps"]["split"]["set"].update({"input.path": "{cleaned}"}),
-     "step 'split': unknown placeholder '{cleaned}'"),
-    (lambda d: d["datasets"].update({"run_date": "x"}), "dataset 'run_date': a dataset name must be an identifier"),
-    (lambda d: d["datasets"].update({"bad": "{root}/{nope}"}), "dataset 'bad': unknown placeholder '{nope}'"),
-    (lambda d: d["datasets"].update({"bad": {"path": "x", "partitioned": True}}), "unknown key 'partitioned'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda d: d["steps"]["split"]["set"].update({"input.path": "{cleaned}"}),
+            "step 'split': unknown placeholder '{cleaned}'",
+        ),
+        (lambda d: d["datasets"].update({"run_date": "x"}), "dataset 'run_date': a dataset name must be an identifier"),
+        (lambda d: d["datasets"].update({"bad": "{root}/{nope}"}), "dataset 'bad': unknown placeholder '{nope}'"),
+        (lambda d: d["datasets"].update({"bad": {"path": "x", "partitioned": True}}), "unknown key 'partitioned'"),
+    ],
+)
 def test_dataset_errors_are_one_sentence(tmp_path, change, message):
     data = base(tmp_path)
     change(data)
@@ -71,20 +91,25 @@ def test_dataset_errors_are_one_sentence(tmp_path, change, message):
 
 def test_extends_merges_over_the_base_and_removes_with_null(tmp_path):
     write(tmp_path / "base.yaml", base(tmp_path))
-    child = write(tmp_path / "child.yaml", {
-        "extends": "base.yaml",
-        "datasets": {"clean": "{root}/clean/ratings"},
-        "steps": {"item2vec": None,
-                  "split": {"set": {"output.path": "{root}/split2", "input": {"session_col": "session_id"}}}},
-    })
+    child = write(
+        tmp_path / "child.yaml",
+        {
+            "extends": "base.yaml",
+            "datasets": {"clean": "{root}/clean/ratings"},
+            "steps": {
+                "item2vec": None,
+                "split": {"set": {"output.path": "{root}/split2", "input": {"session_col": "session_id"}}},
+            },
+        },
+    )
     pipeline = load_pipeline(child)
-    assert pipeline.name == "child" and pipeline.root.endswith("output/pipelines/child")   # name and root its own
+    assert pipeline.name == "child" and pipeline.root.endswith("output/pipelines/child")  # name and root its own
     assert list(pipeline.steps) == ["ingest", "split"]
     values = set_values(pipeline.steps["split"])
     assert values["output.path"].endswith("/split2") and values["input.session_col"] == "session_id"
     assert values["input.path"] == f"{pipeline.root}/clean/ratings/ds={DATE}"
     args = pipeline.steps["split"].job_args(DATE)
-    assert sum(a.startswith("output.path=") for a in args) == 1       # the child's value replaces the base's
+    assert sum(a.startswith("output.path=") for a in args) == 1  # the child's value replaces the base's
 
 
 def test_extends_cycle_and_missing_base_are_errors(tmp_path):
@@ -101,7 +126,10 @@ def test_movielens_extends_the_demo_with_its_own_data():
     demo = load_pipeline(ROOT / "conf" / "pipelines" / "recsys_demo.yaml")
     movielens = load_pipeline(ROOT / "conf" / "pipelines" / "recsys_movielens.yaml")
     assert set(movielens.steps) == set(demo.steps) - {"generate", "ingest_interactions", "ingest_items"} | {
-        "unpack", "ingest_ratings", "ingest_movies"}
+        "unpack",
+        "ingest_ratings",
+        "ingest_movies",
+    }
     features = set_values(movielens.steps["features"])
     assert features["input.items.path"] == f"{movielens.root}/clean/movies/ds={DATE}"
     assert features["input.items.category_col"] == "genres"

@@ -26,9 +26,7 @@ def make_vectors(n: int = N, d: int = D, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def items(spark):
-    return spark.createDataFrame(
-        pd.DataFrame({"item_id": np.arange(N), "vector": list(make_vectors())})
-    ).cache()
+    return spark.createDataFrame(pd.DataFrame({"item_id": np.arange(N), "vector": list(make_vectors())})).cache()
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +86,8 @@ def test_estimator_save_and_load(tmp_path):
 
 def test_ml_vectors_and_double_arrays_give_the_same_codes(spark, model):
     x = make_vectors(50, seed=1)
-    as_vectors = spark.createDataFrame(
-        [(i, Vectors.dense(v.tolist())) for i, v in enumerate(x)], ["item_id", "vector"]
-    )
-    as_doubles = spark.createDataFrame(
-        [(i, v.astype(float).tolist()) for i, v in enumerate(x)], ["item_id", "vector"]
-    )
+    as_vectors = spark.createDataFrame([(i, Vectors.dense(v.tolist())) for i, v in enumerate(x)], ["item_id", "vector"])
+    as_doubles = spark.createDataFrame([(i, v.astype(float).tolist()) for i, v in enumerate(x)], ["item_id", "vector"])
     a = model.transform(as_vectors).select("item_id", "code")
     b = model.transform(as_doubles).select("item_id", "code")
     assert_df_equality(a, b, ignore_row_order=True)
@@ -173,6 +167,9 @@ def test_binary_vectors_are_validated_like_arrays(spark):
 
 def test_columns_that_are_not_vectors_are_a_clear_error(spark):
     df = spark.createDataFrame([(1, "a")], "item_id BIGINT, vector STRING")
-    with pytest.raises(PQError, match=r"vector column 'vector' has type string, expected array<float>, "
-                                      r"array<double>, an ML vector or binary \(packed little-endian float32\)"):
+    with pytest.raises(
+        PQError,
+        match=r"vector column 'vector' has type string, expected array<float>, "
+        r"array<double>, an ML vector or binary \(packed little-endian float32\)",
+    ):
         PQEncoder(m=1, nbits=4).fit(df)

@@ -106,8 +106,9 @@ def test_decode_mse_and_faiss_export_use_the_lists(spark, fitted, items, queries
     exported = faiss.read_index(export_faiss(model, str(tmp_path / "ivfpq.faiss"), model.transform(items)))
     faiss.extract_index_ivf(exported).nprobe = NLIST
     index.nprobe = NLIST
-    np.testing.assert_array_equal(exported.search(QX, K)[1], index.search(_unit(QX) if metric == "cosine" else QX,
-                                                                          K)[1])
+    np.testing.assert_array_equal(
+        exported.search(QX, K)[1], index.search(_unit(QX) if metric == "cosine" else QX, K)[1]
+    )
 
 
 def test_residual_codes_quantise_better_than_raw_ivf_codes(items):

@@ -50,33 +50,25 @@ def test_bad_rows_are_split_off_with_counts_per_reason(spark):
 
 
 def test_fit_errors_name_the_counts(spark):
-    with pytest.raises(
-        PQError, match=r"dimension 16 is not divisible by M=3; choose M among \[1, 2, 4, 8, 16\]"
-    ):
+    with pytest.raises(PQError, match=r"dimension 16 is not divisible by M=3; choose M among \[1, 2, 4, 8, 16\]"):
         PQEncoder(m=3).fit(spark.createDataFrame(rows(300), SCHEMA))
     with pytest.raises(PQError, match=r"200 training vectors, fewer than the 256 centroids per sub-space"):
         PQEncoder(m=4, nbits=8).fit(spark.createDataFrame(rows(200), SCHEMA))
     with pytest.raises(PQError, match=r"nbits=9 is out of range; allowed 4 to 8"):
         PQEncoder(m=4, nbits=9).fit(spark.createDataFrame(rows(20), SCHEMA))
-    with pytest.raises(
-        PQError, match=r"4 of 24 training rows have a null, wrong-dimension \(expected 16\) or NaN/inf"
-    ):
+    with pytest.raises(PQError, match=r"4 of 24 training rows have a null, wrong-dimension \(expected 16\) or NaN/inf"):
         PQEncoder(m=4, nbits=4).fit(spark.createDataFrame(rows(20) + BAD, SCHEMA))
 
 
 def test_duplicate_ids_are_an_error_with_the_count(spark):
     df = spark.createDataFrame(rows(10) + rows(3) + rows(1), SCHEMA)
-    with pytest.raises(
-        PQError, match=r"items: 3 duplicate item_id value\(s\) \(4 extra rows\), e.g. \[0, 1, 2\]"
-    ):
+    with pytest.raises(PQError, match=r"items: 3 duplicate item_id value\(s\) \(4 extra rows\), e.g. \[0, 1, 2\]"):
         check_unique_ids(df, "item_id", "items")
 
 
 def test_transform_gives_null_codes_for_bad_rows(spark):
     model = PQEncoder(m=4, nbits=4).fit(spark.createDataFrame(rows(100), SCHEMA))
-    codes = {
-        r.item_id: r.code for r in model.transform(spark.createDataFrame(rows(5) + BAD, SCHEMA)).collect()
-    }
+    codes = {r.item_id: r.code for r in model.transform(spark.createDataFrame(rows(5) + BAD, SCHEMA)).collect()}
     assert all(codes[i] is None for i in (900, 901, 902, 903)) and all(len(codes[i]) == 2 for i in range(5))
 
 
@@ -87,9 +79,9 @@ def _job(name, argv):
 def test_build_then_search_jobs(spark, tmp_path, capsys):
     items, queries = tmp_path / "items", tmp_path / "queries"
     spark.createDataFrame(rows(600) + BAD[:2], SCHEMA).write.parquet(str(items))
-    spark.createDataFrame(
-        rows(30, start=5000) + BAD[2:], "query_id BIGINT, vector ARRAY<DOUBLE>"
-    ).write.parquet(str(queries))
+    spark.createDataFrame(rows(30, start=5000) + BAD[2:], "query_id BIGINT, vector ARRAY<DOUBLE>").write.parquet(
+        str(queries)
+    )
     out = tmp_path / "pq"
     build = [
         "--set",
@@ -175,8 +167,14 @@ def test_jobs_take_binary_vectors(spark, tmp_path):
     spark.createDataFrame(
         [(i, v) for i, v in enumerate(vectors_to_binary(x[:20] + 0.01))], "query_id BIGINT, vector BINARY"
     ).write.parquet(str(queries))
-    build = [f"input.path={items}", f"output.codes_path={out}/codes", f"output.model_path={out}/model",
-             "quantizer.m=4", "quantizer.nbits=6", "output.keep_vectors=true"]
+    build = [
+        f"input.path={items}",
+        f"output.codes_path={out}/codes",
+        f"output.model_path={out}/model",
+        "quantizer.m=4",
+        "quantizer.nbits=6",
+        "output.keep_vectors=true",
+    ]
     assert _job("build_pq", [a for kv in build for a in ("--set", kv)]) == 0
     metrics = json.loads((out / "codes" / "_metrics.json").read_text())
     assert metrics["rows_out"] == {"items_quarantine": 1, "codes": 400}
@@ -184,12 +182,24 @@ def test_jobs_take_binary_vectors(spark, tmp_path):
     codes = spark.read.parquet(str(out / "codes"))
     assert_schema_equality(
         codes.schema,
-        T.StructType([T.StructField("item_id", T.LongType()), T.StructField("code", T.BinaryType()),
-                      T.StructField("vector", T.BinaryType())]),
+        T.StructType(
+            [
+                T.StructField("item_id", T.LongType()),
+                T.StructField("code", T.BinaryType()),
+                T.StructField("vector", T.BinaryType()),
+            ]
+        ),
         ignore_nullable=True,
     )
-    search = [f"items.codes_path={out}/codes", f"items.model_path={out}/model", f"queries.path={queries}",
-              f"output.path={out}/neighbours", "search.k=5", "search.rerank_k=10", "evaluate.sample_size=20"]
+    search = [
+        f"items.codes_path={out}/codes",
+        f"items.model_path={out}/model",
+        f"queries.path={queries}",
+        f"output.path={out}/neighbours",
+        "search.k=5",
+        "search.rerank_k=10",
+        "evaluate.sample_size=20",
+    ]
     assert _job("search_pq", [a for kv in search for a in ("--set", kv)]) == 0
     metrics = json.loads((out / "neighbours" / "_metrics.json").read_text())
     assert metrics["evaluation"]["r1"] == 1.0  # each query is its item moved by 0.01; re-ranked exactly

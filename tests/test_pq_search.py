@@ -19,9 +19,7 @@ QX = X[RNG.choice(N, NQ, replace=False)] + RNG.standard_normal((NQ, D)).astype(n
 
 @pytest.fixture(scope="module")
 def items(spark):
-    return spark.createDataFrame(pd.DataFrame({"item_id": np.arange(N) * 3, "vector": list(X)})).repartition(
-        3
-    )
+    return spark.createDataFrame(pd.DataFrame({"item_id": np.arange(N) * 3, "vector": list(X)})).repartition(3)
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +58,10 @@ def test_search_schema_and_exact_adc_top_k(model, coded, queries):
     recon = decode(encode(X, model.codebooks), model.codebooks)
     dist = exact_distances(QX, recon, "l2")  # ADC distance == distance to the decoded vector
     assert len(got) == NQ * K
-    np.testing.assert_array_equal(
-        got["rank"].to_numpy().reshape(NQ, K), np.tile(np.arange(1, K + 1), (NQ, 1))
-    )
-    np.testing.assert_allclose(
-        got["distance"].to_numpy().reshape(NQ, K), np.sort(dist, axis=1)[:, :K], rtol=1e-4
-    )
+    np.testing.assert_array_equal(got["rank"].to_numpy().reshape(NQ, K), np.tile(np.arange(1, K + 1), (NQ, 1)))
+    np.testing.assert_allclose(got["distance"].to_numpy().reshape(NQ, K), np.sort(dist, axis=1)[:, :K], rtol=1e-4)
     rows = got["item_id"].to_numpy().reshape(NQ, K) // 3
-    np.testing.assert_allclose(
-        np.take_along_axis(dist, rows, axis=1), np.sort(dist, axis=1)[:, :K], rtol=1e-4
-    )
+    np.testing.assert_allclose(np.take_along_axis(dist, rows, axis=1), np.sort(dist, axis=1)[:, :K], rtol=1e-4)
 
 
 def test_ivf_with_every_list_probed_equals_flat_and_fewer_probes_still_find_most(model, coded, queries):
@@ -86,9 +78,7 @@ def test_rerank_gives_exact_distances_and_recall_improves(model, coded, items, q
     reranked = search(model, coded, queries, K, rerank_k=50, vectors=items)
     got = _ranked(reranked)
     exact = exact_distances(QX, X, "l2")
-    np.testing.assert_allclose(
-        got["distance"], exact[np.arange(NQ).repeat(K), got["item_id"] // 3], rtol=1e-4
-    )
+    np.testing.assert_allclose(got["distance"], exact[np.arange(NQ).repeat(K), got["item_id"] // 3], rtol=1e-4)
     plain = recall_at(search(model, coded, queries, K), truth, [1, 10])
     better = recall_at(reranked, truth, [1, 10])
     assert better["r1"] >= plain["r1"] and better["r10"] >= 0.9
@@ -104,9 +94,7 @@ def test_reconstruction_mse_and_summary(model, coded):
 
 
 @pytest.mark.parametrize("metric,opq", [("l2", False), ("ip", False), ("cosine", True)])
-def test_faiss_search_over_the_exported_index_returns_our_neighbours(
-    spark, items, queries, metric, opq, tmp_path
-):
+def test_faiss_search_over_the_exported_index_returns_our_neighbours(spark, items, queries, metric, opq, tmp_path):
     faiss = pytest.importorskip("faiss")
     from pipelines.pq.faiss_io import collect_codes, export_faiss, to_faiss
 
@@ -166,9 +154,7 @@ def test_block_join_gives_the_numpy_top_k_over_several_query_blocks_and_item_par
 
 
 @pytest.mark.parametrize("nprobe", [0, 2])
-def test_queries_meet_the_codes_in_a_join_and_never_reach_the_driver(
-    spark, model, coded, queries, monkeypatch, nprobe
-):
+def test_queries_meet_the_codes_in_a_join_and_never_reach_the_driver(spark, model, coded, queries, monkeypatch, nprobe):
     """Several query blocks (40 queries, blocks of 8): while the search is planned the driver only fetches
     the one-row validation aggregate, and the executed plan joins without broadcasting any side (a broadcast
     exchange collects its side on the driver first)."""

@@ -1,5 +1,6 @@
 """EASE (pipelines/recsys/ease.py) against numpy on a small random binary matrix: the Gram matrix counted in Spark,
 the weights B, the top-n lists with and without exclusion of seen items, and the validation tuning."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,15 +18,15 @@ N_USERS, N_ITEMS, LAM, N = 30, 12, 3.0, 4
 def matrix():
     x = (RNG.random((N_USERS, N_ITEMS)) < 0.3).astype(float)
     x[:, -1] = 0.0
-    x[0, -1] = 1.0          # item 111 is seen by one user only: left out at min_count 2
-    x[1] = 0.0              # user 1 has no event
+    x[0, -1] = 1.0  # item 111 is seen by one user only: left out at min_count 2
+    x[1] = 0.0  # user 1 has no event
     return x
 
 
 def events(x: np.ndarray) -> pd.DataFrame:
     users, items = np.nonzero(x)
     rows = pd.DataFrame({USER: users + 1000, ITEM: items + 100})
-    return pd.concat([rows, rows.iloc[:5]], ignore_index=True)      # a repeated event counts once
+    return pd.concat([rows, rows.iloc[:5]], ignore_index=True)  # a repeated event counts once
 
 
 def reference(x: np.ndarray, lam: float) -> np.ndarray:
@@ -53,8 +54,11 @@ def test_gram_weights_and_lists_match_numpy(spark, matrix):
         scores = kept @ reference(kept, LAM)
         if exclude:
             scores[kept > 0] = -np.inf
-        want = {u + 1000: [100 + i for i in np.argsort(-scores[u], kind="stable")[:N] if np.isfinite(scores[u, i])]
-                for u in range(N_USERS) if kept[u].any()}
+        want = {
+            u + 1000: [100 + i for i in np.argsort(-scores[u], kind="stable")[:N] if np.isfinite(scores[u, i])]
+            for u in range(N_USERS)
+            if kept[u].any()
+        }
         assert got == want and 1001 not in got
     user_items.unpersist()
 

@@ -1,4 +1,5 @@
 """Recommender inputs: the item index with its popularity prior, archive members, and one-line errors for bad input."""
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_index_inner_product_is_cosine_plus_popularity_prior(spark):
-    vectors = spark.createDataFrame([("1", [3.0, 4.0]), ("2", [0.0, 2.0]), ("3", [1.0, 0.0])],
-                                    "word STRING, vector ARRAY<FLOAT>")
+    vectors = spark.createDataFrame(
+        [("1", [3.0, 4.0]), ("2", [0.0, 2.0]), ("3", [1.0, 0.0])], "word STRING, vector ARRAY<FLOAT>"
+    )
     history = spark.createDataFrame([(1,), (1,), (2,), (9,)], "item_id BIGINT")
     indexed = index_vectors(vectors, history, 0.5, 2).collect()
     items = {r["item_id"]: (np.array(r["vector"]), r["events"]) for r in indexed}
@@ -54,6 +56,8 @@ def test_split_job_names_the_missing_column(spark, tmp_path, capsys):
     code = run_job("split_interactions", ["--set", f"input.path={path}", "--set", f"output.path={tmp_path / 'out'}"])
     assert code == 1
     assert f"error: {path}: column 'ts' not found; columns: user_id, item_id" in capsys.readouterr().err
-    code = run_job("split_interactions", ["--set", f"input.path={tmp_path / 'missing'}",
-                                          "--set", f"output.path={tmp_path / 'out'}"])
+    code = run_job(
+        "split_interactions",
+        ["--set", f"input.path={tmp_path / 'missing'}", "--set", f"output.path={tmp_path / 'out'}"],
+    )
     assert code == 1 and f"input path not found: {tmp_path / 'missing'}" in capsys.readouterr().err

@@ -18,7 +18,7 @@ def test_movielens_pipeline_beats_popularity(spark, shared_data, tmp_path):
     archive = shared_data / "movielens_latest_small" / "ml-latest-small.zip"
     if not archive.is_file():
         pytest.skip(f"not found: {archive}")
-    data = read_definition(DEFINITION)          # with the demo's definition it extends merged in
+    data = read_definition(DEFINITION)  # with the demo's definition it extends merged in
     data["spark"]["conf_file"] = "conf/spark/test.yaml"
     data["steps"]["unpack"]["set"]["archive"] = str(archive)
     data["steps"]["unpack"]["inputs"] = [str(archive)]

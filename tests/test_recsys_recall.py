@@ -1,5 +1,6 @@
 """Recall candidates (pipelines/recsys/queries.py, recall.py): query vectors and PQ top-K without seen items,
 checked against numpy brute force over the same PQ reconstructions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,12 +21,14 @@ ITEM_IDS = np.arange(N_ITEMS) + 1000
 @pytest.fixture(scope="module")
 def index(spark):
     vectors = RNG.normal(size=(N_ITEMS, DIM)).astype(np.float32)
-    table = spark.createDataFrame([(str(i), v.tolist()) for i, v in zip(ITEM_IDS, vectors)],
-                                  "item_id STRING, vector ARRAY<FLOAT>")
+    table = spark.createDataFrame(
+        [(str(i), v.tolist()) for i, v in zip(ITEM_IDS, vectors)], "item_id STRING, vector ARRAY<FLOAT>"
+    )
     model = PQEncoder(inputCol="vector", outputCol="code", m=4, nbits=4, metric="cosine", seed=3).fit(table)
     codes = model.transform(table).select("item_id", "code").cache()
-    packed = np.stack([np.frombuffer(r["code"], np.uint8) for r in codes.orderBy(F.col("item_id").cast("long"))
-                      .collect()])
+    packed = np.stack(
+        [np.frombuffer(r["code"], np.uint8) for r in codes.orderBy(F.col("item_id").cast("long")).collect()]
+    )
     return model, codes, model.decode_array(packed)
 
 
@@ -34,11 +37,14 @@ def test_candidates_are_the_nearest_unseen_items(spark, index):
     users = [(s, u) for s in (VALID, TEST) for u in range(7)]
     queries = {key: RNG.normal(size=DIM).astype(np.float32) for key in users}
     seen = {key: set(RNG.choice(ITEM_IDS, 5, replace=False).tolist()) for key in users}
-    seen[(TEST, 3)] = set(ITEM_IDS[:290].tolist())   # a heavy user: only 10 unseen items are left
-    q_df = spark.createDataFrame([(s, u, v.tolist()) for (s, u), v in queries.items()],
-                                 f"{SPLIT} STRING, {USER} BIGINT, vector ARRAY<FLOAT>")
-    seen_df = spark.createDataFrame([(s, u, int(i)) for (s, u), items in seen.items() for i in items],
-                                    f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT")
+    seen[(TEST, 3)] = set(ITEM_IDS[:290].tolist())  # a heavy user: only 10 unseen items are left
+    q_df = spark.createDataFrame(
+        [(s, u, v.tolist()) for (s, u), v in queries.items()], f"{SPLIT} STRING, {USER} BIGINT, vector ARRAY<FLOAT>"
+    )
+    seen_df = spark.createDataFrame(
+        [(s, u, int(i)) for (s, u), items in seen.items() for i in items],
+        f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT",
+    )
     got = pq_candidates(model, codes, q_df, seen_df, K, T.LongType(), block_users=4).collect()
     by_user: dict = {}
     for r in got:
@@ -59,13 +65,19 @@ def test_candidates_are_the_nearest_unseen_items(spark, index):
 
 
 def test_query_vectors_are_recency_weighted_means_of_unit_vectors(spark):
-    events = spark.createDataFrame([(VALID, 1, 10, 1), (VALID, 1, 11, 2), (VALID, 1, 12, 3), (VALID, 1, 99, 4),
-                                    (TEST, 2, 10, 5)], f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, {TS} BIGINT")
-    vectors = spark.createDataFrame([("10", [3.0, 4.0]), ("11", [0.0, 2.0]), ("12", [1.0, 0.0])],
-                                    "word STRING, vector ARRAY<FLOAT>")   # item 99 has no vector
+    events = spark.createDataFrame(
+        [(VALID, 1, 10, 1), (VALID, 1, 11, 2), (VALID, 1, 12, 3), (VALID, 1, 99, 4), (TEST, 2, 10, 5)],
+        f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, {TS} BIGINT",
+    )
+    vectors = spark.createDataFrame(
+        [("10", [3.0, 4.0]), ("11", [0.0, 2.0]), ("12", [1.0, 0.0])], "word STRING, vector ARRAY<FLOAT>"
+    )  # item 99 has no vector
     recent = recent_items(events, 3)
     assert sorted((r[ITEM], r["recency"]) for r in recent.filter(F.col(USER) == 1).collect()) == [
-        (11, 2), (12, 1), (99, 0)]
+        (11, 2),
+        (12, 1),
+        (99, 0),
+    ]
     got = {r[USER]: np.array(r["vector"]) for r in user_queries(recent, unit_item_vectors(vectors), 0.5).collect()}
     expected = (0.5 * np.array([1.0, 0.0]) + 0.25 * np.array([0.0, 1.0])) / 0.75
     np.testing.assert_allclose(got[1], expected, rtol=1e-6)

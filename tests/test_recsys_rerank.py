@@ -1,5 +1,6 @@
 """Re-ranking and diversity (pipelines/recsys/rerank.py, evaluation.diversity_metrics): MMR against a case worked
 by hand, the Spark re-ranker's exclusion and freshness, and coverage/intra-list diversity against pandas."""
+
 from __future__ import annotations
 
 import itertools
@@ -25,7 +26,7 @@ def test_mmr_matches_the_hand_computed_order():
     sim = jaccard_matrix(CATS)
     assert sim[0, 2] == 0.5 and sim[0, 3] == 0.0 and sim[2, 4] == 0.5 and sim[1, 1] == 1.0
     assert mmr_order(RELEVANCE, sim, 0.5, 5).tolist() == HAND_ORDER
-    assert mmr_order(RELEVANCE, sim, 1.0, 3).tolist() == [0, 1, 2]       # lambda 1: relevance order
+    assert mmr_order(RELEVANCE, sim, 1.0, 3).tolist() == [0, 1, 2]  # lambda 1: relevance order
     assert jaccard_matrix([[], ["X"]]).tolist() == [[0.0, 0.0], [0.0, 1.0]]
 
 
@@ -43,8 +44,9 @@ def test_spark_reranker_scales_excludes_and_boosts(spark):
     # freshness 2 ** (-age / 100 days), weight 2, lambda 1 (relevance alone): the context ends at day 100, so item 1
     # (first seen at day 100) gains 2.0, items 2 and 5 (day 0) 1.0, items 3 and 4 (not in the context) nothing:
     # 1 + 2 = 3.0, 0.8 + 1 = 1.8, 0 + 1 = 1.0, 0.6, 0.2
-    fresh = mmr_lists(scored.filter(F.col(ITEM) != 6), "score", items, context, RerankSettings(1.0, False, 2.0, 100.0),
-                      5).first()["items"]
+    fresh = mmr_lists(
+        scored.filter(F.col(ITEM) != 6), "score", items, context, RerankSettings(1.0, False, 2.0, 100.0), 5
+    ).first()["items"]
     assert fresh == [1, 2, 5, 3, 4]
     with pytest.raises(RecsysError, match="rerank.lambda"):
         RerankSettings(1.5)
@@ -53,8 +55,11 @@ def test_spark_reranker_scales_excludes_and_boosts(spark):
 def test_diversity_metrics_match_pandas(spark):
     rng = np.random.default_rng(3)
     cats = {i: sorted(set(rng.choice(list("ABCDEF"), rng.integers(0, 3)))) for i in range(20)}
-    rows = [(m, u, [int(i) for i in rng.choice(25, rng.integers(1, 8), replace=False)])   # items 20..24: unknown
-            for m in ("one", "two") for u in range(12)]
+    rows = [
+        (m, u, [int(i) for i in rng.choice(25, rng.integers(1, 8), replace=False)])  # items 20..24: unknown
+        for m in ("one", "two")
+        for u in range(12)
+    ]
     lists = spark.createDataFrame(rows, f"method STRING, {USER} BIGINT, items ARRAY<BIGINT>")
     items = spark.createDataFrame(list(cats.items()), f"{ITEM} BIGINT, categories ARRAY<STRING>")
     k = 5

@@ -1,5 +1,6 @@
 """Recall routes, their merge and the coarse cut (pipelines/recsys/routes.py, merge.py, coarse.py) against
 pandas/Python references on small hand-made tables."""
+
 from __future__ import annotations
 
 import math
@@ -24,15 +25,16 @@ from pipelines.recsys.tables import ITEM, SESSION, SPLIT, TEST, TS, USER, VALID
 
 DAY = 86400
 # user -> [(item, ts, session)] of one split context
-EVENTS = {1: [(10, 0, 1), (11, 1, 1), (12, 2, 1), (10, 3, 2), (13, 4, 2)],
-          2: [(11, 0, 3), (12, 1, 3), (13, 2, 3), (11, 10 * DAY, 4), (12, 10 * DAY + 1, 4)],
-          3: [(12, 5, 5), (14, 6, 5)]}
+EVENTS = {
+    1: [(10, 0, 1), (11, 1, 1), (12, 2, 1), (10, 3, 2), (13, 4, 2)],
+    2: [(11, 0, 3), (12, 1, 3), (13, 2, 3), (11, 10 * DAY, 4), (12, 10 * DAY + 1, 4)],
+    3: [(12, 5, 5), (14, 6, 5)],
+}
 
 
 def _frame(spark):
     rows = [(VALID, u, i, t, s) for u, evs in EVENTS.items() for i, t, s in evs]
-    return spark.createDataFrame(rows, f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, {TS} BIGINT, "
-                                       f"{SESSION} BIGINT")
+    return spark.createDataFrame(rows, f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, {TS} BIGINT, {SESSION} BIGINT")
 
 
 def _sequences(by_session: bool) -> list[list[int]]:
@@ -56,7 +58,7 @@ def test_item_cf_neighbours_are_session_cosine(spark):
     pairs = Counter()
     for seq in _sequences(by_session=True):
         for i, a in enumerate(seq):
-            for b in seq[i + 1:i + 1 + window]:
+            for b in seq[i + 1 : i + 1 + window]:
                 if a != b:
                     pairs[(a, b)] += 1
                     pairs[(b, a)] += 1
@@ -80,14 +82,14 @@ def test_next_item_route_is_decayed_transition_probability(spark):
     got = neighbour_route(recent_items(contexts, 2), neighbours, decay, contexts, k, "next_item")
     assert tuple(got.columns) == ROUTE_COLUMNS
     rows = got.toPandas()
-    for user, evs in EVENTS.items():             # reference: latest two items, seen ones dropped
+    for user, evs in EVENTS.items():  # reference: latest two items, seen ones dropped
         latest = [i for i, _, _ in sorted(evs, key=lambda e: -e[1])[:2]]
         seen = {i for i, _, _ in evs}
         scores = defaultdict(float)
         for r, a in enumerate(latest):
             for (x, b), p in prob.items():
                 if x == a and b not in seen:
-                    scores[b] += decay ** r * p
+                    scores[b] += decay**r * p
         want = sorted(scores.items(), key=lambda ib: (-ib[1], ib[0]))[:k]
         mine = rows[rows[USER] == user].sort_values("route_rank")
         assert list(mine[ITEM]) == [i for i, _ in want] and list(mine["route_rank"]) == list(range(1, len(want) + 1))
@@ -111,12 +113,20 @@ def test_popularity_routes_recent_window_and_cold_start(spark):
 
 
 def _routes(spark):
-    rows = [(VALID, 1, 10, "pq", -0.1, 1), (VALID, 1, 11, "pq", -0.2, 2), (VALID, 1, 12, "pq", -0.3, 3),
-            (VALID, 1, 11, "item_cf", 0.9, 1), (VALID, 1, 13, "item_cf", 0.5, 2),
-            (VALID, 1, 14, "popularity", 50.0, 1), (VALID, 1, 10, "popularity", 40.0, 2),
-            (TEST, 2, 10, "next_item", 0.7, 1), (TEST, 2, 15, "next_item", 0.2, 2)]
-    return spark.createDataFrame(rows, f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, route STRING, "
-                                       f"score DOUBLE, route_rank INT")
+    rows = [
+        (VALID, 1, 10, "pq", -0.1, 1),
+        (VALID, 1, 11, "pq", -0.2, 2),
+        (VALID, 1, 12, "pq", -0.3, 3),
+        (VALID, 1, 11, "item_cf", 0.9, 1),
+        (VALID, 1, 13, "item_cf", 0.5, 2),
+        (VALID, 1, 14, "popularity", 50.0, 1),
+        (VALID, 1, 10, "popularity", 40.0, 2),
+        (TEST, 2, 10, "next_item", 0.7, 1),
+        (TEST, 2, 15, "next_item", 0.2, 2),
+    ]
+    return spark.createDataFrame(
+        rows, f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, route STRING, score DOUBLE, route_rank INT"
+    )
 
 
 def test_merge_quotas_dedupe_flags_and_budget(spark):
@@ -137,8 +147,10 @@ def test_merge_quotas_dedupe_flags_and_budget(spark):
     assert sorted((r[USER], r[ITEM]) for r in cut.collect()) == [(1, 10), (1, 11)]
     targets = spark.createDataFrame([(VALID, 1, 13), (TEST, 2, 15)], f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT")
     shares = route_recall(routes, merged, targets, {"pq": 2, "item_cf": 2, "next_item": 5})
-    assert shares == {VALID: {"pq": 0.0, "item_cf": 1.0, "next_item": 0.0, "merged": 0.0},
-                      TEST: {"pq": 0.0, "item_cf": 0.0, "next_item": 1.0, "merged": 1.0}}
+    assert shares == {
+        VALID: {"pq": 0.0, "item_cf": 1.0, "next_item": 0.0, "merged": 0.0},
+        TEST: {"pq": 0.0, "item_cf": 0.0, "next_item": 1.0, "merged": 1.0},
+    }
     lists = {(r["method"], r[USER]): r["items"] for r in route_lists(routes, 2, VALID).collect()}
     assert lists == {("pq", 1): [10, 11], ("item_cf", 1): [11, 13], ("popularity", 1): [14, 10]}
 
@@ -152,15 +164,17 @@ def test_coarse_cut_keeps_the_budget_and_learns_the_signal(spark):
                 rows.append((split, u, j, "item_cf", 1.0 / (j + 1), j + 1))
                 rows.append((split, u, j, "pq", -float((j * 7 + u) % 6), (j * 7 + u) % 6 + 1))
             targets.append((split, u, 0))
-    routes = spark.createDataFrame(rows, f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, route STRING, "
-                                         f"score DOUBLE, route_rank INT")
+    routes = spark.createDataFrame(
+        rows, f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, route STRING, score DOUBLE, route_rank INT"
+    )
     merged = merge_routes(routes, {"pq": 6, "item_cf": 6}, budget=6)
-    contexts = spark.createDataFrame([(VALID, 0, 3, 0), (TEST, 0, 3, 0)],
-                                     f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, {TS} BIGINT")
+    contexts = spark.createDataFrame(
+        [(VALID, 0, 3, 0), (TEST, 0, 3, 0)], f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT, {TS} BIGINT"
+    )
     target_df = spark.createDataFrame(targets, f"{SPLIT} STRING, {USER} BIGINT, {ITEM} BIGINT")
     cut = coarse_cut(merged, contexts, target_df, budget=2).toPandas()
     assert (cut.groupby([SPLIT, USER]).size() == 2).all() and len(cut) == 2 * 40 * 2
     assert COARSE_SCORE in cut.columns and set(merged.columns) <= set(cut.columns)
     kept = cut[cut[ITEM] == 0].groupby(SPLIT).size()
-    assert kept[TEST] == 40                       # every test target survives the cut
+    assert kept[TEST] == 40  # every test target survives the cut
     assert merged.filter(F.col("n_routes") == 2).count() == 2 * 40 * 6

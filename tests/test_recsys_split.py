@@ -1,4 +1,5 @@
 """Leave-last-out split, contexts and sessions of the recommender (pipelines/recsys/split.py, sessions.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,10 +11,20 @@ from pipelines.recsys.split import context, leave_last_out, with_splits
 from pipelines.recsys.tables import ITEM, SESSION, SPLIT, TEST, TS, USER, VALID
 
 EVENTS = [  # user, item, ts
-    (1, 10, 100), (1, 11, 200), (1, 12, 300), (1, 13, 400), (1, 14, 500),
-    (2, 20, 100), (2, 21, 100), (2, 22, 100), (2, 23, 50),      # three events at the same second
-    (3, 30, 10), (3, 31, 20),                                     # too short: stays in history
-    (4, 40, 7), (4, 41, 9), (4, 40, 8),                           # a repeated item
+    (1, 10, 100),
+    (1, 11, 200),
+    (1, 12, 300),
+    (1, 13, 400),
+    (1, 14, 500),
+    (2, 20, 100),
+    (2, 21, 100),
+    (2, 22, 100),
+    (2, 23, 50),  # three events at the same second
+    (3, 30, 10),
+    (3, 31, 20),  # too short: stays in history
+    (4, 40, 7),
+    (4, 41, 9),
+    (4, 40, 8),  # a repeated item
 ]
 
 
@@ -52,7 +63,7 @@ def test_min_history_and_contexts(spark):
     assert sorted(r[USER] for r in split.targets.filter(F.col(SPLIT) == TEST).collect()) == [1]
     valid_ctx, test_ctx = (context(split.history, split.targets, s) for s in (VALID, TEST))
     assert valid_ctx.filter(F.col(USER) == 1).count() == 3 and test_ctx.filter(F.col(USER) == 1).count() == 4
-    assert test_ctx.filter((F.col(USER) == 1) & (F.col(ITEM) == 14)).count() == 0      # the test target never
+    assert test_ctx.filter((F.col(USER) == 1) & (F.col(ITEM) == 14)).count() == 0  # the test target never
     both = with_splits(split.history, split.targets)
     assert both.filter(F.col(SPLIT) == TEST).count() == test_ctx.count()
     with pytest.raises(ValueError, match="min_history must be at least 1"):

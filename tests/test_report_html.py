@@ -6,6 +6,7 @@ title, the tables, the steps, the key metrics and every image's natural size onc
 (``--screenshot``: the page is drawn, not blank, and its plots' colours are on it). Skips, saying why, when no
 chromium is installed (``make test-report`` or ``scripts/chromium.sh`` installs it).
 """
+
 from __future__ import annotations
 
 import html
@@ -48,7 +49,7 @@ window.addEventListener('load', () => {
 
 @pytest.fixture(scope="module")
 def report(spark, tmp_path_factory) -> Path:
-    chromium_binary()   # skip before running the pipeline
+    chromium_binary()  # skip before running the pipeline
     tmp = tmp_path_factory.mktemp("report")
     definition = tiny_definition("clicks_demo", tmp, {"generate": {"size": 0.02}, "train": TINY_TRAIN})
     manifest, path = run_pipeline(spark, definition, tmp / "out", D)
@@ -94,8 +95,8 @@ def test_screenshot_is_drawn_with_its_plots(report, rendered, tmp_path):
     pixels = image.imread(str(png))[..., :3]
     assert pixels.shape[:2] == (height, 1280)
     ink = (pixels < 0.9).any(axis=2).mean()
-    assert 0.02 < ink < 0.8, ink               # text, tables and plots on a white page
+    assert 0.02 < ink < 0.8, ink  # text, tables and plots on a white page
     red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
-    plot_blue = (blue > 0.55) & (red < 0.35) & (green > 0.3) & (green < 0.6)   # matplotlib's first line, #1f77b4
+    plot_blue = (blue > 0.55) & (red < 0.35) & (green > 0.3) & (green < 0.6)  # matplotlib's first line, #1f77b4
     assert plot_blue.sum() > 500, plot_blue.sum()
     assert np.isclose(pixels[5, 5], 1.0).all()  # the page's white margin

@@ -3,6 +3,7 @@
 Definition, plan, dry-run, cron and DAG text need no Spark. The runs use the session's SparkSession, except
 the interrupted run, which is a real ``python -m pipelines run --mode subprocess`` killed while it trains.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,7 @@ from pipelines.orchestration.runner import Runner, StepFailed, run_dates
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "conf" / "pipelines" / "clicks_demo.yaml"
 D1, D2 = "2026-11-20", "2026-11-21"
-TINY_TRAIN = {"trees.num_trees": 2, "trees.max_depth": 2, "trees.max_bins": 16, "lr.reg_grid": [0.1],
-              "lr.max_iter": 10}
+TINY_TRAIN = {"trees.num_trees": 2, "trees.max_depth": 2, "trees.max_bins": 16, "lr.reg_grid": [0.1], "lr.max_iter": 10}
 
 
 def demo_definition(steps: tuple[str, ...] | None = None, **step_sets) -> dict:
@@ -69,40 +69,65 @@ def success_mtimes(pipeline, run_date: str, steps: list[str]) -> dict[str, float
 
 # --- definitions and plans (no Spark) -------------------------------------------------------------------------
 
+
 def test_demo_definition_order_dependencies_and_paths(tmp_path):
     pipeline = load_pipeline(DEMO, str(tmp_path))
     assert list(pipeline.steps) == ["generate", "ingest_clicks", "train", "evaluate"]
     assert {n: s.depends_on for n, s in pipeline.steps.items()} == {
-        "generate": [], "ingest_clicks": ["generate"], "train": ["ingest_clicks"], "evaluate": ["train"]}
+        "generate": [],
+        "ingest_clicks": ["generate"],
+        "train": ["ingest_clicks"],
+        "evaluate": ["train"],
+    }
     train = pipeline.steps["train"]
-    assert train.output_paths(D1) == [f"{tmp_path}/gbdt_lr/model", f"{tmp_path}/gbdt_lr/test_scores/ds={D1}",
-                                      f"{tmp_path}/gbdt_lr/report/ds={D1}"]
+    assert train.output_paths(D1) == [
+        f"{tmp_path}/gbdt_lr/model",
+        f"{tmp_path}/gbdt_lr/test_scores/ds={D1}",
+        f"{tmp_path}/gbdt_lr/report/ds={D1}",
+    ]
     assert train.resolved_config(D1)["input"]["path"] == f"{tmp_path}/clean/clicks/ds={D1}"
     assert train.resolved_config(D1)["lr"]["reg_grid"] == [0.01, 0.1]
 
 
 def test_after_and_declaration_order(tmp_path):
     data = demo_definition(("generate", "ingest_clicks"))
-    data["steps"] = {"ingest_clicks": data["steps"]["ingest_clicks"], "generate": data["steps"]["generate"],
-                     "again": {**data["steps"]["generate"], "outputs": [], "after": "ingest_clicks"}}
+    data["steps"] = {
+        "ingest_clicks": data["steps"]["ingest_clicks"],
+        "generate": data["steps"]["generate"],
+        "again": {**data["steps"]["generate"], "outputs": [], "after": "ingest_clicks"},
+    }
     pipeline = pipeline_of(data, tmp_path)
     assert list(pipeline.steps) == ["generate", "ingest_clicks", "again"]
     assert pipeline.steps["again"].depends_on == ["ingest_clicks"]
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["steps"]["train"].update(job="trian_gbdt_lr"), "step 'train': unknown job 'trian_gbdt_lr'; jobs: "),
-    (lambda d: d["steps"]["generate"].update(inputs=["{root}/evaluation/ds={run_date}"]),
-     "step 'generate': dependency cycle generate -> evaluate -> train -> ingest_clicks -> generate"),
-    (lambda d: d["steps"]["ingest_clicks"].update(after=["nope"]),
-     "step 'ingest_clicks': 'after' names unknown step"),
-    (lambda d: d["steps"]["train"]["set"].update({"trees.num_treez": 3}),
-     "step 'train': unknown key 'trees.num_treez'"),
-    (lambda d: d["steps"]["train"]["set"].update({"trees.num_trees": "many"}),
-     "step 'train': trees.num_trees: expected int, got string 'many'"),
-    (lambda d: d["steps"]["evaluate"].update(inputs=["{root}/{rundate}"]), "step 'evaluate': unknown placeholder"),
-    (lambda d: d["steps"]["evaluate"].update(outptus=[]), "step 'evaluate': unknown key 'outptus'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda d: d["steps"]["train"].update(job="trian_gbdt_lr"),
+            "step 'train': unknown job 'trian_gbdt_lr'; jobs: ",
+        ),
+        (
+            lambda d: d["steps"]["generate"].update(inputs=["{root}/evaluation/ds={run_date}"]),
+            "step 'generate': dependency cycle generate -> evaluate -> train -> ingest_clicks -> generate",
+        ),
+        (
+            lambda d: d["steps"]["ingest_clicks"].update(after=["nope"]),
+            "step 'ingest_clicks': 'after' names unknown step",
+        ),
+        (
+            lambda d: d["steps"]["train"]["set"].update({"trees.num_treez": 3}),
+            "step 'train': unknown key 'trees.num_treez'",
+        ),
+        (
+            lambda d: d["steps"]["train"]["set"].update({"trees.num_trees": "many"}),
+            "step 'train': trees.num_trees: expected int, got string 'many'",
+        ),
+        (lambda d: d["steps"]["evaluate"].update(inputs=["{root}/{rundate}"]), "step 'evaluate': unknown placeholder"),
+        (lambda d: d["steps"]["evaluate"].update(outptus=[]), "step 'evaluate': unknown key 'outptus'"),
+    ],
+)
 def test_validation_errors_name_the_step(tmp_path, change, message):
     data = demo_definition()
     change(data)
@@ -113,8 +138,11 @@ def test_validation_errors_name_the_step(tmp_path, change, message):
 
 def test_missing_input_is_an_error_naming_the_step(spark, tmp_path):
     pipeline = pipeline_of(demo_definition(("ingest_clicks", "train")), tmp_path)
-    with pytest.raises(PipelineError, match=rf"step 'ingest_clicks': input {tmp_path}/raw/clicks/ds={D1} is not "
-                                            r"produced by any step and does not exist"):
+    with pytest.raises(
+        PipelineError,
+        match=rf"step 'ingest_clicks': input {tmp_path}/raw/clicks/ds={D1} is not "
+        r"produced by any step and does not exist",
+    ):
         make_plan(pipeline, D1, HadoopFS(spark))
     (tmp_path / "raw" / "clicks" / f"ds={D1}").mkdir(parents=True)
     assert [p.action for p in make_plan(pipeline, D1, HadoopFS(spark))] == ["run", "run"]
@@ -122,8 +150,25 @@ def test_missing_input_is_an_error_naming_the_step(spark, tmp_path):
 
 def test_dry_run_prints_the_plan_and_runs_nothing(spark, tmp_path, capsys):
     definition = write_definition(tmp_path / "p.yaml", demo_definition())
-    assert main(["run", str(definition), "--root", str(tmp_path / "out"), "--from", D1, "--to", D2,
-                 "--dry-run", "--mode", "subprocess"], spark=spark) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(definition),
+                "--root",
+                str(tmp_path / "out"),
+                "--from",
+                D1,
+                "--to",
+                D2,
+                "--dry-run",
+                "--mode",
+                "subprocess",
+            ],
+            spark=spark,
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert printed.count("4 of 4 steps would run") == 2 and f"run date {D2}, mode subprocess" in printed
     assert "  3. train          RUN   not committed: " in printed
@@ -141,17 +186,21 @@ def test_cron_line_and_dag_text(tmp_path):
     comment, line = cron_line(pipeline, python="/venv/bin/python").splitlines()
     assert comment.startswith("# clicks_demo: 0 3 * * *")
     assert line.startswith(f"0 3 * * * cd {ROOT} && ")
-    assert f"/venv/bin/python -m pipelines run {DEMO} --retries 1 --retry-delay 300 " \
-           '--run-date "$(date -u -d yesterday +\\%F)"' in line
+    assert (
+        f"/venv/bin/python -m pipelines run {DEMO} --retries 1 --retry-delay 300 "
+        '--run-date "$(date -u -d yesterday +\\%F)"' in line
+    )
     assert "flock -n /tmp/pipelines-clicks_demo.lock" in line
 
 
 # --- runs -------------------------------------------------------------------------------------------------------
 
+
 def test_failure_names_the_step_and_a_rerun_resumes_there(spark, tmp_path, capsys):
     """ingest made to fail by an override (no malformed rows allowed); the fixed re-run skips generate."""
-    failing = pipeline_of(demo_definition(("generate", "ingest_clicks"),
-                                          ingest_clicks={"max_malformed_fraction": 0.0}), tmp_path)
+    failing = pipeline_of(
+        demo_definition(("generate", "ingest_clicks"), ingest_clicks={"max_malformed_fraction": 0.0}), tmp_path
+    )
     with pytest.raises(StepFailed) as err:
         Runner(failing, "session", spark=spark).run(D1)
     assert err.value.step == "ingest_clicks" and "are malformed, above max_malformed_fraction" in err.value.reason
@@ -180,8 +229,9 @@ def test_backfill_then_skip_then_force(spark, tmp_path, capsys):
         assert spark.read.parquet(str(out / "clean" / "clicks" / f"ds={day}")).count() > 900
         assert f"{day} succeeded manifest: " in printed and f"{day} report: " in printed
     # the whole table holds both dates as partitions
-    assert sorted(r.ds.isoformat() for r in spark.read.parquet(str(out / "clean" / "clicks")).select("ds")
-                  .distinct().collect()) == [D1, D2]
+    assert sorted(
+        r.ds.isoformat() for r in spark.read.parquet(str(out / "clean" / "clicks")).select("ds").distinct().collect()
+    ) == [D1, D2]
     before = success_mtimes(pipeline, D1, ["generate", "ingest_clicks"])
     assert main([*args, "--run-date", D1], spark=spark) == 0
     assert statuses(last_manifest(pipeline, D1)) == {"generate": "skipped", "ingest_clicks": "skipped"}
@@ -197,16 +247,34 @@ def test_backfill_then_skip_then_force(spark, tmp_path, capsys):
 def _kill_while_training(definition: Path, root: Path) -> dict:
     """Start the whole pipeline in subprocess mode and kill its process group once the train job runs."""
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines", "run", str(definition), "--run-date", D1,
-                             "--root", str(root), "--mode", "subprocess"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "run",
+            str(definition),
+            "--run-date",
+            D1,
+            "--root",
+            str(root),
+            "--mode",
+            "subprocess",
+        ],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     seen = []
     try:
         for line in proc.stderr:
             seen.append(line)
             if "3/4 train (train_gbdt_lr): running" in line:
                 break
-        for line in proc.stderr:   # wait until the train job's own JVM is at work
+        for line in proc.stderr:  # wait until the train job's own JVM is at work
             seen.append(line)
             if "[train_gbdt_lr " in line:
                 break
@@ -218,8 +286,8 @@ def _kill_while_training(definition: Path, root: Path) -> dict:
     return {"log": "".join(seen)}
 
 
-@pytest.mark.slow   # a whole pipeline twice plus a killed subprocess run: about 70 s; resumption after a failure
-def test_killed_run_resumes_with_identical_outputs(spark, tmp_path):   # stays in the default tier (below)
+@pytest.mark.slow  # a whole pipeline twice plus a killed subprocess run: about 70 s; resumption after a failure
+def test_killed_run_resumes_with_identical_outputs(spark, tmp_path):  # stays in the default tier (below)
     data = demo_definition()
     reference = pipeline_of(data, tmp_path / "reference")
     done = Runner(reference, "session", spark=spark).run(D1).data
@@ -246,10 +314,14 @@ def test_killed_run_resumes_with_identical_outputs(spark, tmp_path):   # stays i
 
     assert_df_equality(table(killed_root, "clean/clicks"), table(tmp_path / "reference", "clean/clicks"))
     # the model version names the Spark application and start time; everything else must match
-    assert_df_equality(table(killed_root, "gbdt_lr/test_scores", ("model_version",)),
-                       table(tmp_path / "reference", "gbdt_lr/test_scores", ("model_version",)))
-    evaluations = [json.loads((r / "evaluation" / f"ds={D1}" / "evaluation.json").read_text())
-                   for r in (killed_root, tmp_path / "reference")]
+    assert_df_equality(
+        table(killed_root, "gbdt_lr/test_scores", ("model_version",)),
+        table(tmp_path / "reference", "gbdt_lr/test_scores", ("model_version",)),
+    )
+    evaluations = [
+        json.loads((r / "evaluation" / f"ds={D1}" / "evaluation.json").read_text())
+        for r in (killed_root, tmp_path / "reference")
+    ]
     assert evaluations[0]["roc_auc"] == evaluations[1]["roc_auc"] and evaluations[0]["rows"] == evaluations[1]["rows"]
 
 
@@ -259,8 +331,13 @@ def test_manifest_content(spark, tmp_path):
     m = json.loads(Path(manifest.path).read_text())
     assert manifest.path.startswith(f"{tmp_path}/_runs/ds={D1}/")
     assert {k: m[k] for k in ("pipeline", "run_date", "mode", "status", "version", "command")} == {
-        "pipeline": "clicks_demo", "run_date": D1, "mode": "session", "status": "succeeded", "version": "0.1.0",
-        "command": ["run", "x"]}
+        "pipeline": "clicks_demo",
+        "run_date": D1,
+        "mode": "session",
+        "status": "succeeded",
+        "version": "0.1.0",
+        "command": ["run", "x"],
+    }
     assert len(m["git"]["revision"]) == 40 and m["duration_s"] > 0
     generate, ingest = m["steps"]
     assert generate["status"] == ingest["status"] == "ran" and ingest["depends_on"] == ["generate"]
@@ -268,7 +345,7 @@ def test_manifest_content(spark, tmp_path):
     assert generate["config"]["size"] == 0.02 and generate["metrics"]["datagen"]["size"] == 0.02
     [source] = ingest["inputs"]
     assert source["path"] == f"{tmp_path}/raw/clicks/ds={D1}"
-    assert source["id"] == f"token:{generate['outputs'][0]['token']}"   # the producing run's commit token
+    assert source["id"] == f"token:{generate['outputs'][0]['token']}"  # the producing run's commit token
     [clean] = ingest["outputs"]
     counted = ingest["metrics"]["ingest"]["output"]
     assert clean["rows"] == counted["rows_good"] == spark.read.parquet(clean["path"]).count()

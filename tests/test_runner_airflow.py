@@ -6,6 +6,7 @@ temporary DAG folder and loaded by ``tests/airflow_probe.py`` under that environ
 temporary ``AIRFLOW_HOME`` (a DagBag needs no metadata database). Skips, saying why, when the environment is
 absent or its installation failed (e.g. no package index reachable).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.airflow
 ROOT = Path(__file__).resolve().parents[1]
 DEFINITIONS = sorted((ROOT / "conf" / "pipelines").glob("*.yaml"))
 AIRFLOW_VENV = Path(os.environ.get("AIRFLOW_VENV", ROOT / ".venv-airflow"))
-FAILED_MARK = ".install-failed"     # written by scripts/airflow_env.sh with the reason
+FAILED_MARK = ".install-failed"  # written by scripts/airflow_env.sh with the reason
 
 
 def airflow_python() -> Path:
@@ -40,8 +41,9 @@ def airflow_python() -> Path:
         return python
     failed = AIRFLOW_VENV / FAILED_MARK
     why = f"its installation failed: {failed.read_text().strip()}" if failed.is_file() else "it is not installed"
-    pytest.skip(f"no Airflow environment at {AIRFLOW_VENV} ({why}); `make test-airflow` or "
-                f"`scripts/airflow_env.sh` creates it")
+    pytest.skip(
+        f"no Airflow environment at {AIRFLOW_VENV} ({why}); `make test-airflow` or `scripts/airflow_env.sh` creates it"
+    )
 
 
 def pipeline_root(tmp: Path, definition: Path) -> str:
@@ -61,12 +63,23 @@ def dagbag(tmp_path_factory) -> dict:
             code = main(["airflow", str(definition), "--root", pipeline_root(tmp, definition)])
         assert code == 0, f"python -m pipelines airflow {definition} failed"
         (dags / f"{definition.stem}.py").write_text(text.getvalue())
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "LANG": "C.UTF-8",
-           "AIRFLOW_HOME": str(tmp / "airflow_home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp),
+        "LANG": "C.UTF-8",
+        "AIRFLOW_HOME": str(tmp / "airflow_home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+    }
     out = tmp / "dagbag.json"
-    proc = subprocess.run([str(python), str(ROOT / "tests" / "airflow_probe.py"), str(dags), str(out)],
-                          env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(python), str(ROOT / "tests" / "airflow_probe.py"), str(dags), str(out)],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
     return {"tmp": tmp, **json.loads(out.read_text())}
 

@@ -1,4 +1,5 @@
 """Seeded draws by row values: the same rows whatever the order, the asked proportions, independent purposes."""
+
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -34,7 +35,7 @@ def test_seeds_and_purposes_draw_independently(table):
     assert a.count() / 20_000 == pytest.approx(0.5, abs=0.02)
     for other in (hash_sample(table, 0.5, 2, "first"), hash_sample(table, 0.5, 1, "second")):
         both = a.join(other, "id").count() / 20_000
-        assert both == pytest.approx(0.25, abs=0.02)    # independent halves overlap in a quarter
+        assert both == pytest.approx(0.25, abs=0.02)  # independent halves overlap in a quarter
 
 
 def test_bad_weights_are_one_sentence(table):

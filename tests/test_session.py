@@ -1,4 +1,5 @@
 """Session factory: YAML loading and the plain-python fallback."""
+
 import pytest
 
 from pipelines.session import LOCAL_SPARK_CONF, load_spark_yaml, under_spark_submit
@@ -28,6 +29,7 @@ def test_fixture_session_follows_test_yaml(spark):
     assert conf.get("spark.ui.enabled") == "false"
     assert conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
     # the driver JVM was started with test.yaml's JIT and GC options (the suite's CPU budget relies on them)
-    jvm_args = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
-                    .getInputArguments())
+    jvm_args = list(
+        spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    )
     assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} <= set(jvm_args), jvm_args

@@ -1,6 +1,7 @@
 """The one stage shape (``pipelines.stages``): Params declared once with their defaults, keyword-only constructors,
 and the one writer/reader of models that carry arrays (``ArrayModel``): arrays, absent arrays, scalars and bytes
 come back as saved, with the uid and the Params."""
+
 import numpy as np
 import pytest
 from pyspark.ml import Estimator, Model
@@ -24,8 +25,12 @@ class Toy(Model, HasOutputCol, ArrayModel):
         return dataset
 
     def arrays(self):
-        return {"weights": self.weights, "rotation": self.rotation, "count": np.int64(self.count),
-                "blob": np.frombuffer(self.blob, np.uint8)}
+        return {
+            "weights": self.weights,
+            "rotation": self.rotation,
+            "count": np.int64(self.count),
+            "blob": np.frombuffer(self.blob, np.uint8),
+        }
 
     @classmethod
     def from_arrays(cls, arrays):
@@ -44,8 +49,10 @@ def test_arrays_scalars_bytes_uid_and_params_round_trip(spark, tmp_path):
 
 
 def test_project_models_keep_their_uid(spark, tmp_path):
-    models = [PQEncoderModel(np.zeros((2, 4, 3), np.float32)),
-              SklearnIdfModel(idf=np.array([1.0, 2.5]), docFreq=np.array([3, 1]), numDocs=4)]
+    models = [
+        PQEncoderModel(np.zeros((2, 4, 3), np.float32)),
+        SklearnIdfModel(idf=np.array([1.0, 2.5]), docFreq=np.array([3, 1]), numDocs=4),
+    ]
     for i, model in enumerate(models):
         model.write().overwrite().save(str(tmp_path / str(i)))
         back = type(model).load(str(tmp_path / str(i)))
@@ -80,15 +87,15 @@ def test_params_declared_once_with_defaults_converters_and_accessors():
     fitter = Fitter(size=5)
     assert (fitter.getSize(), fitter.getRate(), fitter.getNames(), fitter.getOutputCol()) == (5, 0.5, [], "out")
     assert not fitter.isDefined(fitter.flag) and fitter.getParam("size").doc == "a size"
-    assert fitter.setRate(1).getRate() == 1.0 and isinstance(fitter.getRate(), float)   # the default's type
-    assert fitter.setParams(size=7, rate=None).value("size") == 7 and fitter.getRate() == 1.0   # None: left as it was
+    assert fitter.setRate(1).getRate() == 1.0 and isinstance(fitter.getRate(), float)  # the default's type
+    assert fitter.setParams(size=7, rate=None).value("size") == 7 and fitter.getRate() == 1.0  # None: left as it was
     assert fitter.values_of(_Shared) == {"rate": 1.0}
     with pytest.raises(TypeError, match="Fitter has no Param 'sise'; its Params are "):
         Fitter(sise=5)
     with pytest.raises(ValueError, match="size must be >= 0"):
         Fitter(size=-1)
     with pytest.raises(TypeError, match="forces keyword arguments"):
-        Fitter(4)   # keyword arguments only, as pyspark's stages
+        Fitter(4)  # keyword arguments only, as pyspark's stages
     with pytest.raises(TypeError, match="needs a converter"):
         param([], "a list without a converter")
 

@@ -7,6 +7,7 @@ package version and declared inputs changes; the external input changes; ingest 
 case: the next step failed after it), so the next step's committed outputs are stale although they exist; a
 commit cut short between two outputs is refused by a reader and repaired by the next run.
 """
+
 from __future__ import annotations
 
 import copy
@@ -62,9 +63,21 @@ def run(spark, pipeline) -> dict[str, str]:
 
 def write_external_clicks(spark, root: Path, seed: int) -> None:
     """Plain CSV files (no _SUCCESS, no _metrics.json) made by the generator with ``seed``, replacing any."""
-    gen = build_pipeline({"name": "gen", "spark": {"conf_file": "conf/spark/test.yaml"}, "steps": {"generate": {
-        "job": "generate_demo_data", "set": {"size": 0.02, "seed": seed, "output.path": "{root}/raw"},
-        "outputs": ["{root}/raw/clicks"]}}}, DEMO, str(root / f"gen{seed}"))
+    gen = build_pipeline(
+        {
+            "name": "gen",
+            "spark": {"conf_file": "conf/spark/test.yaml"},
+            "steps": {
+                "generate": {
+                    "job": "generate_demo_data",
+                    "set": {"size": 0.02, "seed": seed, "output.path": "{root}/raw"},
+                    "outputs": ["{root}/raw/clicks"],
+                }
+            },
+        },
+        DEMO,
+        str(root / f"gen{seed}"),
+    )
     Runner(gen, "session", spark=spark).run(D)
     target = root / "external" / "clicks" / f"ds={D}"
     shutil.rmtree(target, ignore_errors=True)
@@ -131,7 +144,7 @@ def test_changed_external_input_then_a_rerun_of_ingest_alone_leaves_the_next_ste
     assert f"evaluate       RUN   input clean/clicks/ds={D} changed since 20" in render_plan(pipeline, D, plan, "x")
 
     assert run(spark, pipeline) == {"ingest_clicks": "skipped", "evaluate": "ran"}
-    assert json.loads(Path(result).read_text())["roc_auc"] != auc_before     # the new data's figure
+    assert json.loads(Path(result).read_text())["roc_auc"] != auc_before  # the new data's figure
 
 
 KILL_AFTER_FIRST_COMMIT = """
@@ -164,15 +177,27 @@ def test_driver_killed_between_two_outputs_is_refused_by_readers_and_repaired(sp
     step = pipeline_of(changed, tmp_path).steps["generate"]
     wrapper = tmp_path / "kill_after_first_commit.py"
     wrapper.write_text(KILL_AFTER_FIRST_COMMIT)
-    done = subprocess.run([sys.executable, str(wrapper), str(ROOT / "jobs" / f"{step.job}.py"), *step.job_args(D),
-                           "--spark-conf", str(ROOT / "conf" / "spark" / "test.yaml")], cwd=ROOT, text=True,
-                          capture_output=True, timeout=300, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(wrapper),
+            str(ROOT / "jobs" / f"{step.job}.py"),
+            *step.job_args(D),
+            "--spark-conf",
+            str(ROOT / "conf" / "spark" / "test.yaml"),
+        ],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
     committed = [line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("committed ")]
     outputs = pipeline.steps["generate"].output_paths(D)
     assert len(committed) == 1 and committed[0] in outputs
-    assert list((tmp_path / "raw").glob("*/_leases/*.lease"))           # the dead driver's leases remain
-    for path in outputs:       # every output is still readable
+    assert list((tmp_path / "raw").glob("*/_leases/*.lease"))  # the dead driver's leases remain
+    for path in outputs:  # every output is still readable
         assert (Path(path) / "_SUCCESS").is_file()
         assert spark.read.format("text").load(path).count() > 0
 

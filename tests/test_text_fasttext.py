@@ -1,6 +1,7 @@
 """Supervised fastText: ids against the official library and a plain-Python reference, the kernel's SGD step against
 fastText's per-example update written out in loops, and the Spark stages (learning, hs, save/load, determinism,
 inside a Pipeline after the tokeniser)."""
+
 from __future__ import annotations
 
 import random
@@ -34,11 +35,11 @@ def reference_line(tokens: list[str], vocab: list[str], n: int, bucket: int) -> 
     tokens = tokens + ["</s>"]
     index = {w: i for i, w in enumerate(vocab)}
     ids = [index[t] for t in tokens if t in index]
-    signed = [h - 2 ** 32 if h >= 2 ** 31 else h for h in map(reference_hash, tokens)]
+    signed = [h - 2**32 if h >= 2**31 else h for h in map(reference_hash, tokens)]
     for i in range(len(signed)):
-        h = signed[i] % 2 ** 64
+        h = signed[i] % 2**64
         for j in range(i + 1, min(len(signed), i + n)):
-            h = (h * 116049371 + signed[j]) % 2 ** 64
+            h = (h * 116049371 + signed[j]) % 2**64
             ids.append(len(vocab) + h % bucket)
     return ids
 
@@ -58,7 +59,7 @@ def test_hashes_and_line_ids_match_a_plain_reference():
 def test_line_ids_match_the_official_library(tmp_path):
     fasttext = pytest.importorskip("fasttext")
     rng = random.Random(0)
-    rare = [f"rare{i}" for i in range(3000)]                          # about 2 occurrences each
+    rare = [f"rare{i}" for i in range(3000)]  # about 2 occurrences each
     path = tmp_path / "train.txt"
     with open(path, "w", encoding="utf-8") as f:
         for i in range(3000):
@@ -67,18 +68,18 @@ def test_line_ids_match_the_official_library(tmp_path):
     # epoch 0: the dictionary and the random start only, whose distinct rows the ids are compared through. The
     # official DenseMatrix::uniform fills one tenth of the matrix per thread, so fewer than 10 threads leave rows
     # of uninitialised memory (and short runs that stop with "Encountered NaN").
-    model = fasttext.train_supervised(str(path), wordNgrams=3, bucket=1000, minCount=5, epoch=0, dim=8, thread=12,
-                                      verbose=0)
+    model = fasttext.train_supervised(
+        str(path), wordNgrams=3, bucket=1000, minCount=5, epoch=0, dim=8, thread=12, verbose=0
+    )
     vocab = model.get_words()
-    assert "</s>" in vocab and set(WORDS) < set(vocab) and 1 < len(vocab) - len(WORDS) < len(rare)   # minCount
+    assert "</s>" in vocab and set(WORDS) < set(vocab) and 1 < len(vocab) - len(WORDS) < len(rare)  # minCount
     lengths, ids = line_ids(pa.array(QUERIES, pa.list_(pa.string())), pa.array(vocab), 3, 1000)
     matrix = model.get_input_matrix()
     for query, row in zip(QUERIES, np.split(ids, np.cumsum(lengths)[:-1])):
         # the official sentence vector of a supervised model is the mean input row of getLine's ids
-        np.testing.assert_allclose(matrix[row].mean(axis=0), model.get_sentence_vector(" ".join(query)),
-                                   atol=1e-6)
+        np.testing.assert_allclose(matrix[row].mean(axis=0), model.get_sentence_vector(" ".join(query)), atol=1e-6)
         words = [model.get_word_id(t) for t in query + ["</s>"] if model.get_word_id(t) >= 0]
-        assert row[:len(words)].tolist() == words
+        assert row[: len(words)].tolist() == words
 
 
 def test_tree_is_fasttexts_huffman_tree():
@@ -120,14 +121,14 @@ def test_kernel_step_is_fasttexts_update(loss):
     w_in = rng.uniform(-0.5, 0.5, (30, dim)).astype(np.float32)
     w_out = rng.uniform(-0.5, 0.5, (classes if loss == "softmax" else classes - 1, dim)).astype(np.float32)
     lengths = np.array([3, 1, 4, 2])
-    ids = np.array([0, 4, 4, 7, 1, 2, 29, 0, 5, 9])       # repeated ids within and across rows
+    ids = np.array([0, 4, 4, 7, 1, 2, 29, 0, 5, 9])  # repeated ids within and across rows
     labels = np.array([2, 0, 4, 3])
     ref_in, ref_out = w_in.astype(np.float64), w_out.astype(np.float64)
     starts = np.cumsum(lengths) - lengths
     tokens_before = np.cumsum(lengths) - lengths
     for row, (s, n) in enumerate(zip(starts, lengths)):
         lr = 0.4 + (0.1 - 0.4) * tokens_before[row] / lengths.sum()
-        reference_update(ref_in, ref_out, ids[s:s + n], labels[row], lr, loss, tree)
+        reference_update(ref_in, ref_out, ids[s : s + n], labels[row], lr, loss, tree)
     trained = train_rows(w_in, w_out, lengths, ids, labels, (0.4, 0.1), loss, tree, batch_size=1)
     assert trained == lengths.sum()
     np.testing.assert_allclose(w_in, ref_in, atol=1e-5)
@@ -151,15 +152,20 @@ def reviews(spark):
 
 
 def test_softmax_in_a_pipeline_learns_and_loads_back(spark, reviews, tmp_path):
-    pipeline = Pipeline(stages=[TextTokenizer(inputCol="text", outputCol="tokens"),
-                                FastTextClassifier(dim=8, epoch=4, lr=0.5, wordNgrams=2, epochsPerSync=4, seed=3)])
+    pipeline = Pipeline(
+        stages=[
+            TextTokenizer(inputCol="text", outputCol="tokens"),
+            FastTextClassifier(dim=8, epoch=4, lr=0.5, wordNgrams=2, epochsPerSync=4, seed=3),
+        ]
+    )
     model = pipeline.fit(reviews)
     scored = model.transform(reviews).select("label", "prediction", "probability", "rawPrediction").toPandas()
     assert (scored["label"] == scored["prediction"]).all()
     probabilities = np.stack(scored["probability"].map(lambda v: v.toArray()))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(np.stack(scored["rawPrediction"].map(lambda v: v.toArray())),
-                               np.log(probabilities), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.stack(scored["rawPrediction"].map(lambda v: v.toArray())), np.log(probabilities), rtol=1e-5, atol=1e-6
+    )
     model.write().save(str(tmp_path / "model"))
     loaded = PipelineModel.load(str(tmp_path / "model"))
     stage = loaded.stages[-1]
@@ -168,7 +174,7 @@ def test_softmax_in_a_pipeline_learns_and_loads_back(spark, reviews, tmp_path):
     np.testing.assert_array_equal(np.stack(again["probability"].map(lambda v: v.toArray())), probabilities)
 
 
-@pytest.mark.slow   # over 9 s: the unit tier stays under 10 minutes
+@pytest.mark.slow  # over 9 s: the unit tier stays under 10 minutes
 def test_hs_learns_and_repeats_with_a_seed(spark, reviews):
     tokens = TextTokenizer(inputCol="text", outputCol="tokens").transform(reviews).cache()
     estimator = FastTextClassifier(loss="hs", dim=8, epoch=2, lr=0.5, syncsPerEpoch=2, seed=5)

@@ -1,5 +1,6 @@
 """conf/pipelines/text_demo.yaml end to end at a tiny size (200 documents) with the runner in session mode:
 generate -> ingest corpus and word topics -> TF-IDF and keywords -> similar documents; Word2Vec -> evaluation."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,7 @@ def test_text_pipeline_runs_commits_its_outputs_and_reports(spark, tmp_path):
     for step in pipeline.steps.values():
         for path in step.output_paths(D):
             assert (Path(path) / "_SUCCESS").is_file(), path
-    assert all(p.action == "skip" for p in make_plan(pipeline, D, HadoopFS(spark)))   # a re-run does nothing
+    assert all(p.action == "skip" for p in make_plan(pipeline, D, HadoopFS(spark)))  # a re-run does nothing
 
     def table(rel: str):
         return spark.read.parquet(str(root / rel / f"ds={D}"))

@@ -1,5 +1,6 @@
 """Keywords (top-k with ties by term) and similar documents (blocked, inverted index, ivf) against brute-force
 cosines."""
+
 import numpy as np
 import pytest
 from chispa import assert_df_equality
@@ -11,11 +12,14 @@ ENTRIES = "doc_id BIGINT, index INT, weight DOUBLE"
 
 
 def test_keywords_top_k_ties_broken_by_term(spark):
-    weights = spark.createDataFrame([(1, 0, 0.5), (1, 1, 0.5), (1, 2, 0.7), (1, 3, 0.1), (2, 3, 0.0), (2, 1, 0.2)],
-                                    ENTRIES)
+    weights = spark.createDataFrame(
+        [(1, 0, 0.5), (1, 1, 0.5), (1, 2, 0.7), (1, 3, 0.1), (2, 3, 0.0), (2, 1, 0.2)], ENTRIES
+    )
     terms = spark.createDataFrame([(0, "zebra"), (1, "apple"), (2, "mango"), (3, "kiwi")], "index INT, term STRING")
-    expected = spark.createDataFrame([(1, "mango", 0.7, 1), (1, "apple", 0.5, 2), (1, "zebra", 0.5, 3),
-                                      (2, "apple", 0.2, 1)], "doc_id BIGINT, term STRING, weight DOUBLE, rank INT")
+    expected = spark.createDataFrame(
+        [(1, "mango", 0.7, 1), (1, "apple", 0.5, 2), (1, "zebra", 0.5, 3), (2, "apple", 0.2, 1)],
+        "doc_id BIGINT, term STRING, weight DOUBLE, rank INT",
+    )
     assert_df_equality(top_keywords(weights, terms, 3), expected, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -95,15 +99,22 @@ def test_ties_are_broken_by_lower_neighbour_id_across_blocks(spark):
     """Four identical documents: each one's neighbours are the other three, in id order, whichever block they are in."""
     entries = spark.createDataFrame([(d, 0, 1.0) for d in (11, 3, 42, 7)], ENTRIES)
     got = similar_documents(entries, k=2, method="blocked", block_size=1)
-    assert _as_lists(got) == {3: [(7, 1.0), (11, 1.0)], 7: [(3, 1.0), (11, 1.0)], 11: [(3, 1.0), (7, 1.0)],
-                              42: [(3, 1.0), (7, 1.0)]}
+    assert _as_lists(got) == {
+        3: [(7, 1.0), (11, 1.0)],
+        7: [(3, 1.0), (11, 1.0)],
+        11: [(3, 1.0), (7, 1.0)],
+        42: [(3, 1.0), (7, 1.0)],
+    }
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"method": "inverted_index", "k": 10, "candidates": 5}, "need 1 <= k <= candidates"),
-    ({"method": "blocked", "k": 3, "block_size": 0}, "block_size >= 1"),
-    ({"method": "cosine_lsh", "k": 3}, "method: expected one of"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"method": "inverted_index", "k": 10, "candidates": 5}, "need 1 <= k <= candidates"),
+        ({"method": "blocked", "k": 3, "block_size": 0}, "block_size >= 1"),
+        ({"method": "cosine_lsh", "k": 3}, "method: expected one of"),
+    ],
+)
 def test_bad_settings_are_refused(spark, options, message):
     entries = spark.createDataFrame([(1, 0, 1.0)], ENTRIES)
     with pytest.raises(ValueError, match=message):
@@ -145,7 +156,7 @@ def test_ivf_recall_against_exact(spark):
     assert np.allclose(got["cosine"], (dense[got["doc_id"]] * dense[got["neighbour_id"]]).sum(axis=1), atol=1e-12)
 
 
-@pytest.mark.slow   # ivf twice (k-means and the list joins): about 35 s
+@pytest.mark.slow  # ivf twice (k-means and the list joins): about 35 s
 def test_ivf_gives_the_same_table_twice(spark):
     entries = _entries(spark, _topic_rows(3, n_docs=1200))
     first = similar_documents(entries, k=10, method="ivf", block_size=300, ivf=IVF)
@@ -153,7 +164,7 @@ def test_ivf_gives_the_same_table_twice(spark):
     assert_df_equality(again, first, ignore_row_order=True, ignore_nullable=True)
 
 
-@pytest.mark.slow   # the same method as the corpus-mode test above, queries against another table
+@pytest.mark.slow  # the same method as the corpus-mode test above, queries against another table
 def test_ivf_query_mode_recall(spark):
     corpus = _topic_rows(4, n_docs=900)
     queries = _entries(spark, _topic_rows(5, n_docs=100), first_id=10_000)
@@ -162,12 +173,14 @@ def test_ivf_query_mode_recall(spark):
     assert recall_at_k(approx, exact, 10) >= 0.95
 
 
-@pytest.mark.parametrize("exact_max_docs, method", [
-    (40, "blocked"), pytest.param(39, "ivf", marks=pytest.mark.slow)])   # ivf on 40 documents: about 20 s
+@pytest.mark.parametrize(
+    "exact_max_docs, method", [(40, "blocked"), pytest.param(39, "ivf", marks=pytest.mark.slow)]
+)  # ivf on 40 documents: about 20 s
 def test_auto_switches_at_the_document_count(spark, exact_max_docs, method):
     """40 documents: ``auto`` is the blocked method at a threshold of 40 and ivf one below it."""
     entries = _entries(spark, _unit_rows(7, n_docs=40, n_terms=30, density=0.15))
     settings = IvfSettings(list_size=10, probes=2)
     auto = similar_documents(entries, k=5, method="auto", exact_max_docs=exact_max_docs, ivf=settings)
-    assert_df_equality(auto, similar_documents(entries, k=5, method=method, ivf=settings),
-                       ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        auto, similar_documents(entries, k=5, method=method, ivf=settings), ignore_row_order=True, ignore_nullable=True
+    )

@@ -1,4 +1,5 @@
 """TF-IDF: hand-checked values, scikit-learn parity per (document, term), MLlib formula, hashing, persistence."""
+
 import math
 
 import numpy as np
@@ -42,8 +43,9 @@ def test_hand_checked_tfidf(spark):
     ia, ib = math.log(2) + 1, math.log(4 / 3) + 1
     d0 = math.hypot(ia, 2 * ib)
     d1 = math.hypot(ib, ia)
-    expected = spark.createDataFrame([(0, "a", ia / d0), (0, "b", 2 * ib / d0), (1, "b", ib / d1), (1, "c", ia / d1)],
-                                     WEIGHTS)
+    expected = spark.createDataFrame(
+        [(0, "a", ia / d0), (0, "b", 2 * ib / d0), (1, "b", ib / d1), (1, "c", ia / d1)], WEIGHTS
+    )
     assert_approx_df_equality(_weights(model, docs), expected, 1e-12, ignore_row_order=True, ignore_nullable=True)
     empty = tfidf_features(model, docs).filter("doc_id = 2").first()["tfidf"]
     assert empty.numNonzeros() == 0 and empty.size == 3
@@ -67,12 +69,15 @@ def _random_corpus(seed, n_docs=40, vocabulary=60):
     return [list(rng.choice(words, size=rng.integers(0, 30), p=probs)) for _ in range(n_docs)]
 
 
-@pytest.mark.parametrize("seed, ours, theirs", [
-    (1, {}, {}),
-    (2, {"smooth_idf": False, "sublinear_tf": True}, {"smooth_idf": False, "sublinear_tf": True}),
-    (3, {"norm": "none", "min_df": 2, "max_df": 0.5}, {"norm": None, "min_df": 2, "max_df": 0.5}),
-    (4, {"use_idf": False, "binary": True, "norm": "l1"}, {"use_idf": False, "binary": True, "norm": "l1"}),
-])
+@pytest.mark.parametrize(
+    "seed, ours, theirs",
+    [
+        (1, {}, {}),
+        (2, {"smooth_idf": False, "sublinear_tf": True}, {"smooth_idf": False, "sublinear_tf": True}),
+        (3, {"norm": "none", "min_df": 2, "max_df": 0.5}, {"norm": None, "min_df": 2, "max_df": 0.5}),
+        (4, {"use_idf": False, "binary": True, "norm": "l1"}, {"use_idf": False, "binary": True, "norm": "l1"}),
+    ],
+)
 def test_parity_with_sklearn_on_random_corpora(spark, seed, ours, theirs):
     token_lists = _random_corpus(seed)
     docs = _token_docs(spark, token_lists)
@@ -88,9 +93,16 @@ def test_spark_formula_matches_mllib_idf(spark):
     ours = build_tfidf_pipeline(None, TfidfSettings(idf="spark", norm="none")).fit(docs)
     counts = CountVectorizer(inputCol="tokens", outputCol="tf").fit(docs).transform(docs)
     mllib = IDF(inputCol="tf", outputCol="tfidf").fit(counts).transform(counts)
-    expected = vector_entries(mllib, "tfidf").join(
-        spark.createDataFrame(list(enumerate(CountVectorizer(inputCol="tokens").fit(docs).vocabulary)),
-                              "index INT, term STRING"), "index").select("doc_id", "term", "weight")
+    expected = (
+        vector_entries(mllib, "tfidf")
+        .join(
+            spark.createDataFrame(
+                list(enumerate(CountVectorizer(inputCol="tokens").fit(docs).vocabulary)), "index INT, term STRING"
+            ),
+            "index",
+        )
+        .select("doc_id", "term", "weight")
+    )
     assert_approx_df_equality(_weights(ours, docs), expected, 1e-12, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -98,13 +110,15 @@ def test_hashing_mode_equals_vocabulary_mode_without_collisions(spark):
     docs = _token_docs(spark, _random_corpus(6, n_docs=10, vocabulary=12))
     vocabulary = build_tfidf_pipeline(None, TfidfSettings()).fit(docs)
     hashing = build_tfidf_pipeline(None, TfidfSettings(mode="hashing", num_features=1 << 20)).fit(docs)
-    assert_approx_df_equality(_weights(hashing, docs), _weights(vocabulary, docs), 1e-12, ignore_row_order=True,
-                              ignore_nullable=True)
+    assert_approx_df_equality(
+        _weights(hashing, docs), _weights(vocabulary, docs), 1e-12, ignore_row_order=True, ignore_nullable=True
+    )
 
 
 def test_text_pipeline_saved_and_loaded(spark, tmp_path):
-    docs = spark.createDataFrame([(1, "Spark makes TF-IDF"), (2, "TF-IDF with Spark and sklearn"), (3, None)],
-                                 "doc_id BIGINT, text STRING")
+    docs = spark.createDataFrame(
+        [(1, "Spark makes TF-IDF"), (2, "TF-IDF with Spark and sklearn"), (3, None)], "doc_id BIGINT, text STRING"
+    )
     model = build_tfidf_pipeline(TextTokenizer(stopWords=["and"]), TfidfSettings(sublinear_tf=True)).fit(docs)
     model.write().save(str(tmp_path / "model"))
     loaded = PipelineModel.load(str(tmp_path / "model"))
@@ -131,6 +145,11 @@ def test_keyword_entries_cut_to_k_per_document_keep_the_keywords(spark):
     cut = keyword_entries(model, out, 2)
     # Per document at most k entries, ties (a, b, d in document 0) broken by term as top_keywords does.
     assert cut.groupBy("doc_id").count().agg({"count": "max"}).first()[0] == 2
-    assert_approx_df_equality(top_keywords(cut, terms, 2), top_keywords(vector_entries(out), terms, 2), 1e-15,
-                              ignore_row_order=True, ignore_nullable=True)
+    assert_approx_df_equality(
+        top_keywords(cut, terms, 2),
+        top_keywords(vector_entries(out), terms, 2),
+        1e-15,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
     assert [r.term for r in top_keywords(cut, terms, 2).filter("doc_id = 0").orderBy("rank").collect()] == ["c", "a"]

@@ -1,4 +1,5 @@
 """Tokeniser stage: normalisation, case, regex tokens, jieba words, stop words, n-grams; shipped stop lists."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +23,15 @@ def test_regex_tokens_normalised_lowercased_without_stop_words_with_bigrams(spar
     rows = [(1, "The ﬁrst Café, the BEST café!"), (2, None), (3, ""), (4, "a I x9 ２０２４")]
     got = _tokens(spark, TextTokenizer(stopWords=["the"], ngramMax=2), rows)
     # NFKC turns the ligature into "fi" and the full-width digits into ASCII; one-letter words are not tokens.
-    expected = spark.createDataFrame([
-        (1, ["first", "café", "best", "café", "first café", "café best", "best café"]),
-        (2, []), (3, []), (4, ["x9", "2024", "x9 2024"])], SCHEMA)
+    expected = spark.createDataFrame(
+        [
+            (1, ["first", "café", "best", "café", "first café", "café best", "best café"]),
+            (2, []),
+            (3, []),
+            (4, ["x9", "2024", "x9 2024"]),
+        ],
+        SCHEMA,
+    )
     assert_df_equality(got, expected, ignore_nullable=True)
 
 
@@ -42,7 +49,8 @@ def test_jieba_segments_words_drops_punctuation_and_chinese_stop_words(spark, tm
     tokenizer = TextTokenizer(segmenter="jieba", stopWords=load_stop_words("chinese"))
     got = _tokens(spark, tokenizer, [(1, "我爱北京天安门。"), (2, "他们的股市大涨，ＡＢＣ公司"), (3, None)])
     expected = spark.createDataFrame(
-        [(1, ["爱", "北京", "天安门"]), (2, ["股市", "大涨", "abc", "公司"]), (3, [])], SCHEMA)
+        [(1, ["爱", "北京", "天安门"]), (2, ["股市", "大涨", "abc", "公司"]), (3, [])], SCHEMA
+    )
     assert_df_equality(got, expected, ignore_nullable=True)
 
     text = [(1, "蓝鲸数据湖上线")]
@@ -70,9 +78,12 @@ def test_shipped_lists_load_and_load_from_a_py_files_zip(tmp_path):
     from pipelines.packaging import build_pyfiles
 
     archive = build_pyfiles(tmp_path)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import pipelines.text.stop_words as s; "
-            "assert '.zip' in s.__file__, s.__file__; print(len(s.load_stop_words('chinese')))")
-    done = subprocess.run([sys.executable, "-c", code, str(archive)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import pipelines.text.stop_words as s; "
+        "assert '.zip' in s.__file__, s.__file__; print(len(s.load_stop_words('chinese')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(archive)], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == len(chinese)

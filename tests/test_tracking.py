@@ -1,6 +1,7 @@
 """MLflow tracking (pipelines/tracking.py): a job's run, a pipeline's parent run with a child per step, tracking off,
 and a store that does not answer. Runs go to temporary SQLite stores, read back with MlflowClient; the job is
 ``evaluate`` on a 200-row CSV (its AUC checked against scikit-learn, its plots as artifacts)."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def scores(tmp_path) -> Path:
     rng = np.random.default_rng(8)
     label = rng.integers(0, 2, 200)
     path = tmp_path / "scores.csv"
-    pd.DataFrame({"label": label, "score": np.clip(0.3 * label + 0.7 * rng.random(200), 0, 1)}).to_csv(path,
-                                                                                                         index=False)
+    pd.DataFrame({"label": label, "score": np.clip(0.3 * label + 0.7 * rng.random(200), 0, 1)}).to_csv(
+        path, index=False
+    )
     return path
 
 
@@ -46,9 +48,20 @@ def tracking_on(monkeypatch):
 
 
 def evaluate_args(scores: Path, out: Path) -> list[str]:
-    return ["--set", f"input.path={scores}", "--set", "input.format=csv",
-            "--set", "input.schema=label INT, score DOUBLE", "--set", "input.options={header: true}",
-            "--set", f"output.path={out}", "--run-date", D1]
+    return [
+        "--set",
+        f"input.path={scores}",
+        "--set",
+        "input.format=csv",
+        "--set",
+        "input.schema=label INT, score DOUBLE",
+        "--set",
+        "input.options={header: true}",
+        "--set",
+        f"output.path={out}",
+        "--run-date",
+        D1,
+    ]
 
 
 @pytest.fixture
@@ -61,8 +74,9 @@ def only_run(client, experiment: str):
     return run
 
 
-def test_job_run_logs_configuration_metrics_plots_and_tags(spark, scores, tmp_path, tracking_on, monkeypatch,
-                                                           shared_store):
+def test_job_run_logs_configuration_metrics_plots_and_tags(
+    spark, scores, tmp_path, tracking_on, monkeypatch, shared_store
+):
     store = shared_store
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
     assert run_job("evaluate", evaluate_args(scores, tmp_path / "eval")) == 0
@@ -72,14 +86,15 @@ def test_job_run_logs_configuration_metrics_plots_and_tags(spark, scores, tmp_pa
     assert run.data.params["input.path"] == str(scores) and run.data.params["curve_points"] == "200"
     assert run.data.params["input.options.header"] == "true"
     table = pd.read_csv(scores)
-    assert run.data.metrics["evaluation.roc_auc"] == pytest.approx(roc_auc_score(table["label"], table["score"]),
-                                                                    rel=1e-12)
+    assert run.data.metrics["evaluation.roc_auc"] == pytest.approx(
+        roc_auc_score(table["label"], table["score"]), rel=1e-12
+    )
     git = git_revision()
     assert run.data.tags["run_date"] == D1 and run.data.tags["package_version"] == "0.1.0"
     assert run.data.tags.get("git_revision") == (git["revision"] if git else None)
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots/report")}
     assert plots == {"plots/report/roc.png", "plots/report/pr.png", "plots/report/calibration.png"}
-    artifacts = store.parent / "mlartifacts"      # beside the store, not in the working directory
+    artifacts = store.parent / "mlartifacts"  # beside the store, not in the working directory
     assert artifacts.is_dir() and run.info.artifact_uri.startswith(artifacts.as_uri())
     config = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text())
     assert config["input"]["path"] == str(scores)
@@ -87,15 +102,29 @@ def test_job_run_logs_configuration_metrics_plots_and_tags(spark, scores, tmp_pa
 
 def write_definition(tmp_path: Path, scores: Path, tracking: dict | None = None) -> Path:
     """Two steps: the CSV ingested to Parquet, then evaluated."""
-    data = {"name": "tracked", "root": str(tmp_path / "root"), "spark": {"conf_file": "conf/spark/test.yaml"},
-            "steps": {
-                "ingest_scores": {"job": "ingest", "set": {
-                    "input.path": str(scores), "input.schema": "label INT, score DOUBLE",
-                    "input.options": {"header": True}, "output.path": "{root}/clean/scores"},
-                    "outputs": ["{root}/clean/scores"]},
-                "evaluate_scores": {"job": "evaluate", "set": {"input.path": "{root}/clean/scores/ds={run_date}",
-                                                               "output.path": "{root}/evaluation"},
-                                    "inputs": ["{root}/clean/scores/ds={run_date}"], "outputs": ["{root}/evaluation"]}}}
+    data = {
+        "name": "tracked",
+        "root": str(tmp_path / "root"),
+        "spark": {"conf_file": "conf/spark/test.yaml"},
+        "steps": {
+            "ingest_scores": {
+                "job": "ingest",
+                "set": {
+                    "input.path": str(scores),
+                    "input.schema": "label INT, score DOUBLE",
+                    "input.options": {"header": True},
+                    "output.path": "{root}/clean/scores",
+                },
+                "outputs": ["{root}/clean/scores"],
+            },
+            "evaluate_scores": {
+                "job": "evaluate",
+                "set": {"input.path": "{root}/clean/scores/ds={run_date}", "output.path": "{root}/evaluation"},
+                "inputs": ["{root}/clean/scores/ds={run_date}"],
+                "outputs": ["{root}/evaluation"],
+            },
+        },
+    }
     if tracking is not None:
         data["tracking"] = tracking
     path = tmp_path / "tracked.yaml"
@@ -123,7 +152,8 @@ def test_pipeline_run_is_a_parent_with_a_child_per_step(spark, scores, tmp_path,
     evaluated = next(r for r in children if r.info.run_name == "evaluate_scores")
     table = pd.read_csv(scores)
     assert evaluated.data.metrics["evaluation.roc_auc"] == pytest.approx(
-        roc_auc_score(table["label"], table["score"]), rel=1e-12)
+        roc_auc_score(table["label"], table["score"]), rel=1e-12
+    )
     assert evaluated.data.tags["job"] == "evaluate" and evaluated.data.tags["step"] == "evaluate_scores"
     [manifest] = (tmp_path / "root" / "_runs" / f"ds={D1}").glob("*/manifest.json")
     assert json.loads(manifest.read_text())["tracking"]["run_id"] == parent.info.run_id
@@ -169,8 +199,9 @@ def test_tracking_off_never_imports_mlflow(tmp_path):
     """Every job's module, the job shell's tracking and a configuration without models:/ URIs through the
     registry's resolver in a new interpreter, no JVM: mlflow stays out."""
     env = {**os.environ, "PIPELINES_TRACKING": "off", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", OFF_PROBE], capture_output=True, text=True, cwd=tmp_path, env=env,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", OFF_PROBE], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
     assert "tracked False mlflow imported False" in done.stdout, done.stderr[-2000:]
     assert not list(tmp_path.rglob("mlruns*"))
 
@@ -179,21 +210,23 @@ def test_tracking_off_never_imports_mlflow(tmp_path):
 def test_a_job_with_tracking_off_logs_nothing_and_never_imports_mlflow(scores, tmp_path):
     """A real job in a new interpreter, in a directory where the default store (./output/mlruns.db) would go."""
     args = evaluate_args(scores, tmp_path / "eval") + ["--spark-conf", str(ROOT / "conf/spark/test.yaml")]
-    probe = ("import sys\nfrom pipelines.job_runtime import run_job\n"
-             f"code = run_job('evaluate', {args!r})\n"
-             "print('exit', code, 'mlflow imported', 'mlflow' in sys.modules)\n")
+    probe = (
+        "import sys\nfrom pipelines.job_runtime import run_job\n"
+        f"code = run_job('evaluate', {args!r})\n"
+        "print('exit', code, 'mlflow imported', 'mlflow' in sys.modules)\n"
+    )
     env = {**os.environ, "PIPELINES_TRACKING": "off", "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+    )
     assert "exit 0 mlflow imported False" in done.stdout, done.stderr[-2000:]
     assert (tmp_path / "eval" / f"ds={D1}" / "_SUCCESS").exists()
     assert not list(tmp_path.rglob("mlruns*")) and not list(tmp_path.rglob("mlartifacts"))
 
 
-def test_an_unreachable_store_warns_once_and_the_job_commits(spark, scores, tmp_path, tracking_on, monkeypatch,
-                                                             capsys):
-    with socket.socket() as s:          # a port nothing listens on
+def test_an_unreachable_store_warns_once_and_the_job_commits(spark, scores, tmp_path, tracking_on, monkeypatch, capsys):
+    with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")

@@ -1,5 +1,6 @@
 """On 2M tokens of the Wikipedia slice: our sgns with 4 partitions keeps gensim's quality (same tokens,
 same epochs), and ppmi is far above chance. About 2 minutes on 2 cores; skipped without ../shared/data."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Trainers on a small corpus with planted topics (neighbours share the topic), persistence and exports,
 batch queries, and our analogy evaluation against gensim's."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,12 +55,16 @@ def topic_share(model: Word2VecModel, k: int = 5) -> float:
 BASE = dict(vectorSize=16, window=3, minCount=1, epochs=5, syncsPerEpoch=2, seed=7)
 
 
-@pytest.mark.parametrize("params", [
-    dict(trainer="sgns", numPartitions=4),
-    dict(trainer="sgns", numPartitions=2, architecture="cbow", alpha=0.05),
-    dict(trainer="sgns", numPartitions=2, loss="hierarchical"),
-    dict(trainer="ppmi"),
-], ids=["skipgram-ns-4-partitions", "cbow-ns", "skipgram-hs", "ppmi"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(trainer="sgns", numPartitions=4),
+        dict(trainer="sgns", numPartitions=2, architecture="cbow", alpha=0.05),
+        dict(trainer="sgns", numPartitions=2, loss="hierarchical"),
+        dict(trainer="ppmi"),
+    ],
+    ids=["skipgram-ns-4-partitions", "cbow-ns", "skipgram-hs", "ppmi"],
+)
 def test_neighbours_fall_in_the_planted_topic(corpus, params):
     model = Word2Vec(inputCol="tokens", **{**BASE, **params}).fit(corpus)
     assert len(model.words) == TOPICS * PER_TOPIC + FUNCTION_WORDS
@@ -92,8 +97,19 @@ def test_bad_settings_and_too_large_model_fail_before_training(corpus):
 
 def hand_model() -> Word2VecModel:
     words = ["man", "woman", "king", "queen", "apple", "pear", "boy", "girl"]
-    vectors = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 0], [0, 0, 0, 1], [0, 0.1, 0, 1],
-                        [1, 0, 0.1, 0.1], [1, 1, 0.1, 0.1]], np.float32)
+    vectors = np.array(
+        [
+            [1, 0, 0, 0],
+            [1, 1, 0, 0],
+            [1, 0, 1, 0],
+            [1, 1, 1, 0],
+            [0, 0, 0, 1],
+            [0, 0.1, 0, 1],
+            [1, 0, 0.1, 0.1],
+            [1, 1, 0.1, 0.1],
+        ],
+        np.float32,
+    )
     model = Word2VecModel(words, np.arange(80, 0, -10), vectors)
     return model.copy({model.trainer: "ppmi", model.vectorSize: 4})
 
@@ -109,8 +125,12 @@ def test_save_load_round_trip_and_word2vec_text_export(spark, tmp_path):
     np.testing.assert_array_equal(loaded.vectors, model.vectors)
     assert (loaded.getOrDefault("trainer"), loaded.getOrDefault("vectorSize"), loaded.uid) == ("ppmi", 4, model.uid)
     assert loaded.summary == {"vocabulary": 8}
-    assert_df_equality(spark.read.parquet(str(tmp_path / "model" / "data")), model.vectors_frame(spark),
-                       ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        spark.read.parquet(str(tmp_path / "model" / "data")),
+        model.vectors_frame(spark),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
     (tmp_path / "vectors.txt").write_text(model.to_word2vec_text())
     kv = KeyedVectors.load_word2vec_format(str(tmp_path / "vectors.txt"), binary=False)
     assert list(kv.index_to_key) == model.words
@@ -122,9 +142,13 @@ def test_save_load_round_trip_and_word2vec_text_export(spark, tmp_path):
 
 
 def test_transform_averages_known_token_vectors(spark):
-    out = hand_model().setInputCol("tokens").transform(
-        spark.createDataFrame([(["man", "king", "zzz"],), ([],)], "tokens ARRAY<STRING>")).collect()
-    assert isinstance(out[0]["vector"], DenseVector)          # an ML vector, as MLlib's Word2VecModel gives
+    out = (
+        hand_model()
+        .setInputCol("tokens")
+        .transform(spark.createDataFrame([(["man", "king", "zzz"],), ([],)], "tokens ARRAY<STRING>"))
+        .collect()
+    )
+    assert isinstance(out[0]["vector"], DenseVector)  # an ML vector, as MLlib's Word2VecModel gives
     np.testing.assert_allclose(out[0]["vector"].toArray(), [1, 0, 0.5, 0])
     np.testing.assert_allclose(out[1]["vector"].toArray(), [0, 0, 0, 0])
 
@@ -140,7 +164,7 @@ def test_get_vectors_and_find_synonyms_follow_mllib(spark):
     found = model.findSynonymsArray("king", 3)
     assert [w for w, _ in found] == expected
     assert found[0][1] == pytest.approx(float(np.sort(cosines)[-2]), rel=1e-6)
-    assert [w for w, _ in model.findSynonymsArray([1.0, 0.0, 0.0, 0.0], 1)] == ["man"]     # by vector: itself too
+    assert [w for w, _ in model.findSynonymsArray([1.0, 0.0, 0.0, 0.0], 1)] == ["man"]  # by vector: itself too
     table = model.findSynonyms("apple", 2).collect()
     assert [r["word"] for r in table] == ["pear", "boy"] and table[0]["similarity"] == pytest.approx(0.995, abs=1e-3)
     with pytest.raises(Word2VecError, match="'nope' is not in the vocabulary"):
@@ -149,16 +173,20 @@ def test_get_vectors_and_find_synonyms_follow_mllib(spark):
 
 def test_batch_most_similar_by_word_and_vector_and_analogies(spark):
     index = hand_model().index(spark)
-    queries = spark.createDataFrame([(1, "apple", None), (2, None, [1.0, 0.0, 0.0, 0.0]), (3, "nope", None)],
-                                    "id INT, word STRING, vector ARRAY<FLOAT>")
+    queries = spark.createDataFrame(
+        [(1, "apple", None), (2, None, [1.0, 0.0, 0.0, 0.0]), (3, "nope", None)],
+        "id INT, word STRING, vector ARRAY<FLOAT>",
+    )
     got = {r["id"]: r for r in index.most_similar(queries, k=2, vector_col="vector").collect()}
     assert got[1]["neighbours"] == ["pear", "boy"] and got[1]["similarities"][0] == pytest.approx(0.995, abs=1e-3)
     assert got[2]["neighbours"] == ["man", "boy"] and got[3]["neighbours"] is None
-    questions = spark.createDataFrame([("man", "king", "woman"), ("boy", "girl", "man"), ("x", "king", "man")],
-                                      "a STRING, b STRING, c STRING")
+    questions = spark.createDataFrame(
+        [("man", "king", "woman"), ("boy", "girl", "man"), ("x", "king", "man")], "a STRING, b STRING, c STRING"
+    )
     answers = index.analogies(questions, k=1).select("a", "neighbours")
-    expected = spark.createDataFrame([("man", ["queen"]), ("boy", ["woman"]), ("x", None)],
-                                     "a STRING, neighbours ARRAY<STRING>")
+    expected = spark.createDataFrame(
+        [("man", ["queen"]), ("boy", ["woman"]), ("x", None)], "a STRING, neighbours ARRAY<STRING>"
+    )
     assert_df_equality(answers, expected, ignore_row_order=True, ignore_nullable=True)
     index.close()
 
@@ -179,15 +207,17 @@ def test_analogy_accuracy_and_pair_spearman_agree_with_gensim(spark, tmp_path):
         return int(np.argmax(scores))
 
     nearest = [answer(q) for q in quads]
-    quads[::3, 3] = np.array(nearest)[::3]                    # a third answerable, the rest mostly wrong
-    quads[5, 0] = 59                                           # outside restrict_vocab=50: skipped
+    quads[::3, 3] = np.array(nearest)[::3]  # a third answerable, the rest mostly wrong
+    quads[5, 0] = 59  # outside restrict_vocab=50: skipped
     lines = [": capital-common-countries"] + [" ".join(words[i] for i in q) for q in quads]
     (tmp_path / "q.txt").write_text("\n".join(lines) + "\n")
     kv = KeyedVectors(8)
     kv.add_vectors(words, vectors)
     gensim_score, _ = kv.evaluate_word_analogies(str(tmp_path / "q.txt"), restrict_vocab=50)
-    questions = pd.DataFrame([["capital-common-countries", *[words[i] for i in q]] for q in quads],
-                             columns=["section", "a", "b", "c", "expected"])
+    questions = pd.DataFrame(
+        [["capital-common-countries", *[words[i] for i in q]] for q in quads],
+        columns=["section", "a", "b", "c", "expected"],
+    )
     ours = analogy_accuracy(spark, words, vectors, questions, restrict_vocab=50)
     assert 0.2 < ours["accuracy"] == pytest.approx(gensim_score)
     pairs = pd.DataFrame({"w1": words[:30], "w2": words[30:], "score": rng.random(30)})
@@ -203,19 +233,23 @@ def test_packed_deltas_combine_as_the_rules_say():
 
     rng = np.random.default_rng(0)
     deltas = [rng.normal(0, 1e-2, (12, 3)).astype(np.float32) for _ in range(4)]
-    for d, unchanged in zip(deltas, ([1, 4, 6, 7, 8, 9, 10, 11], [4, 5, 6, 7, 8, 9, 10, 11],
-                                     [1, 5, 6, 7, 8, 9, 10, 11], [11])):
+    for d, unchanged in zip(
+        deltas, ([1, 4, 6, 7, 8, 9, 10, 11], [4, 5, 6, 7, 8, 9, 10, 11], [1, 5, 6, 7, 8, 9, 10, 11], [11])
+    ):
         d[unchanged] = 0
     packed = [pack_delta(d) for d in deltas]
     assert [list(rows) for rows, _, _ in packed[:3]] == [[0, 2, 3, 5], [0, 1, 2, 3], [0, 2, 3, 4]]
-    assert packed[3][0] is None and packed[3][1].shape == (12, 3)     # 11 of 12 rows changed: sent whole
+    assert packed[3][0] is None and packed[3][1].shape == (12, 3)  # 11 of 12 rows changed: sent whole
     touched = np.sum([np.any(d != 0, axis=1) for d in deltas], axis=0)
     assert list(touched) == [4, 2, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0]
-    expected = {"sum": np.sum(deltas, axis=0), "average": np.mean(deltas, axis=0),
-                "rows": np.sum(deltas, axis=0) / np.maximum(touched, 1)[:, None]}
+    expected = {
+        "sum": np.sum(deltas, axis=0),
+        "average": np.mean(deltas, axis=0),
+        "rows": np.sum(deltas, axis=0) / np.maximum(touched, 1)[:, None],
+    }
     for rule, want in expected.items():
         got = combine_deltas(packed, (12, 3), rule, 4)
-        np.testing.assert_allclose(got, want, rtol=2 ** -8, atol=1e-7)
+        np.testing.assert_allclose(got, want, rtol=2**-8, atol=1e-7)
 
 
 def test_bfloat16_rounds_to_nearest_and_keeps_zeros():
@@ -225,7 +259,7 @@ def test_bfloat16_rounds_to_nearest_and_keeps_zeros():
     x[:10] = 0
     back = from_bfloat16(to_bfloat16(x))
     rel = back[10:] / x[10:] - 1
-    assert np.all(back[:10] == 0) and np.abs(rel).max() <= 2 ** -8 and abs(rel.mean()) < 1e-4
+    assert np.all(back[:10] == 0) and np.abs(rel).max() <= 2**-8 and abs(rel.mean()) < 1e-4
     assert from_bfloat16(to_bfloat16(np.float32([1.0, -2.5, 3.0e-5])))[:2].tolist() == [1.0, -2.5]
 
 
@@ -235,7 +269,7 @@ def test_auto_syncs_scale_with_partitions_and_corpus_size():
     assert SgnsSettings(num_partitions=2).sync_rounds(16_000_000) == 4
     assert SgnsSettings(num_partitions=8).sync_rounds(16_000_000) == 12
     assert SgnsSettings(num_partitions=4).sync_rounds(16_000_000) == 6
-    assert SgnsSettings(num_partitions=8).sync_rounds(4_000_000) == 5      # 100K tokens per shard and round
+    assert SgnsSettings(num_partitions=8).sync_rounds(4_000_000) == 5  # 100K tokens per shard and round
     assert SgnsSettings(num_partitions=2).sync_rounds(50_000) == 1
     assert SgnsSettings(num_partitions=8, syncs_per_epoch=3).sync_rounds(16_000_000) == 3
     assert SgnsSettings(num_partitions=2).gain == 2 and SgnsSettings(num_partitions=2, combine="sum").gain == 1

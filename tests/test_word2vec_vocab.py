@@ -1,5 +1,6 @@
 """Vocabulary step and the tables derived from counts: subsampling, noise distribution, Huffman codes;
 each checked against the formula and against gensim built from the same counts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,10 @@ def test_vocabulary_counts_min_count_and_order(spark):
     assert (vocab.words, vocab.counts.tolist()) == (["a", "b", "c", "e"], [3, 3, 2, 2])
     assert (vocab.corpus_tokens, vocab.sentences, vocab.retained_tokens) == (11, 3, 10)
     assert build_vocabulary(corpus, "tokens", min_count=1, max_vocab_size=2).words == ["a", "b"]
-    expected = spark.createDataFrame([("a", 3, 0, 1.0), ("b", 3, 1, 1.0), ("c", 2, 2, 1.0), ("e", 2, 3, 1.0)],
-                                     "word STRING, count BIGINT, index INT, keep_probability DOUBLE")
+    expected = spark.createDataFrame(
+        [("a", 3, 0, 1.0), ("b", 3, 1, 1.0), ("c", 2, 2, 1.0), ("e", 2, 3, 1.0)],
+        "word STRING, count BIGINT, index INT, keep_probability DOUBLE",
+    )
     assert_df_equality(vocab.to_frame(spark), expected, ignore_nullable=True)
 
 
@@ -43,8 +46,11 @@ def test_model_too_large_for_configured_memory():
     conf = {"spark.driver.memory": "4g", "spark.executor.memory": "2g"}.get
     figures = check_model_memory(conf, 10_000, 100, 8, 0.5)
     model = 2 * 10_000 * 100 * 4
-    assert figures == {"model_bytes": model, "driver_bytes_needed": model * 2 + model // 8,
-                       "task_bytes_needed": model * 2}
+    assert figures == {
+        "model_bytes": model,
+        "driver_bytes_needed": model * 2 + model // 8,
+        "task_bytes_needed": model * 2,
+    }
     with pytest.raises(ModelTooLargeError, match=r"1000000 words x 300 dimensions .* on the driver"):
         check_model_memory(conf, 1_000_000, 300, 8, 0.5)
     with pytest.raises(ModelTooLargeError, match="on the executor"):
@@ -64,7 +70,7 @@ def test_keep_probabilities_follow_word2vec_formula_and_gensim():
     assert np.all(np.diff(keep) >= 0)
     assert np.all(keep_probabilities(COUNTS, 0.0) == 1.0)
     model = make_gensim_model(WORDS, COUNTS, KernelSettings(vector_size=4, sample=1e-3))
-    gensim_keep = np.array([model.wv.get_vecattr(w, "sample_int") for w in WORDS]) / 2 ** 32
+    gensim_keep = np.array([model.wv.get_vecattr(w, "sample_int") for w in WORDS]) / 2**32
     np.testing.assert_allclose(keep, gensim_keep, rtol=1e-6)
 
 
@@ -75,7 +81,7 @@ def test_noise_distribution_follows_counts_to_three_quarters():
     draws = np.searchsorted(table, np.random.default_rng(0).integers(0, table[-1], 400_000), side="right")
     freq = np.bincount(draws, minlength=len(COUNTS)) / 400_000
     np.testing.assert_allclose(freq[:6], p[:6], rtol=0.03)
-    assert abs(freq[0] - COUNTS[0] / COUNTS.sum()) > 0.05      # not the plain unigram distribution
+    assert abs(freq[0] - COUNTS[0] / COUNTS.sum()) > 0.05  # not the plain unigram distribution
     model = make_gensim_model(WORDS, COUNTS, KernelSettings(vector_size=4))
     assert np.abs(table.astype(np.int64) - model.cum_table.astype(np.int64)).max() <= 1
 
@@ -85,10 +91,11 @@ def test_huffman_codes_are_prefix_free_shorter_for_frequent_words_and_match_gens
     text = ["".join(map(str, c)) for c in codes]
     assert all(not b.startswith(a) for i, a in enumerate(text) for j, b in enumerate(text) if i != j)
     lengths = np.array([len(c) for c in codes])
-    assert all(lengths[i] <= lengths[j] for i in range(len(COUNTS)) for j in range(len(COUNTS))
-               if COUNTS[i] > COUNTS[j])
+    assert all(
+        lengths[i] <= lengths[j] for i in range(len(COUNTS)) for j in range(len(COUNTS)) if COUNTS[i] > COUNTS[j]
+    )
     assert lengths[0] == 1 and lengths[-1] > 4
-    assert all(p.max() <= len(COUNTS) - 2 and p[0] == len(COUNTS) - 2 for p in points)   # root first
+    assert all(p.max() <= len(COUNTS) - 2 and p[0] == len(COUNTS) - 2 for p in points)  # root first
     model = make_gensim_model(WORDS, COUNTS, KernelSettings(vector_size=4, loss="hierarchical"))
     for i, w in enumerate(WORDS):
         np.testing.assert_array_equal(codes[i], model.wv.get_vecattr(w, "code"))

@@ -4,6 +4,7 @@ class log-probabilities.
 Both take a batch of token lists as Arrow and work on the whole batch in numpy (``pipelines.text.fasttext_ids``,
 ``pipelines.text.fasttext_kernel``). Declared at each call, like the project's other UDFs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ def _lists(rows: np.ndarray) -> pa.ListArray:
 def ids_udf(words: Any, word_ngrams: int, bucket: int) -> Any:
     """Arrow UDF: tokens -> fastText's raw ids of the row (``line_ids``); ``words`` is a broadcast (or shipped)
     Arrow array of the vocabulary."""
+
     def ids(tokens: pa.Array) -> pa.Array:
         lengths, flat = line_ids(tokens, words.value, word_ngrams, bucket)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
@@ -58,9 +60,11 @@ def ids_udf(words: Any, word_ngrams: int, bucket: int) -> Any:
 def predict_udf(scorer: Any) -> Any:
     """Arrow UDF: tokens -> ``struct(logProbability, prediction)`` for a broadcast (or shipped) ``Scorer``; the
     prediction is the most probable class, ties to the lower index."""
+
     def predict(tokens: pa.Array) -> pa.Array:
         lp = scorer.value.log_probabilities(tokens)
-        return pa.StructArray.from_arrays([_lists(lp), pa.array(lp.argmax(axis=1).astype(np.float64))],
-                                          names=["logProbability", "prediction"])
+        return pa.StructArray.from_arrays(
+            [_lists(lp), pa.array(lp.argmax(axis=1).astype(np.float64))], names=["logProbability", "prediction"]
+        )
 
     return arrow_udf(predict, PREDICTION_TYPE)

@@ -58,9 +58,7 @@ SCORE_BLOCK_CELLS = 1 << 18
 argmax stay in cache; with one big score matrix per sub-space the kernel ran 1.4x slower."""
 
 
-def _nearest_blocks(
-    xs: list[np.ndarray], books: list[np.ndarray], outs: list[np.ndarray], block_cells: int
-) -> None:
+def _nearest_blocks(xs: list[np.ndarray], books: list[np.ndarray], outs: list[np.ndarray], block_cells: int) -> None:
     """For each ``(x, centroids, out)`` fill ``out`` with the index of each row's nearest centroid.
 
     The argmax of ``x.c - ||c||^2 / 2`` is the argmin of ``||c||^2 - 2 x.c`` (the same numbers scaled by
@@ -96,8 +94,7 @@ def encode(x: np.ndarray, codebooks: np.ndarray, block_cells: int = SCORE_BLOCK_
     sub = x.reshape(len(x), m, dsub)
     codes = np.empty((len(x), m), np.uint8)
     if len(x):
-        _nearest_blocks([sub[:, j, :] for j in range(m)], list(codebooks), [codes[:, j] for j in range(m)],
-                        block_cells)
+        _nearest_blocks([sub[:, j, :] for j in range(m)], list(codebooks), [codes[:, j] for j in range(m)], block_cells)
     return codes
 
 
@@ -185,8 +182,13 @@ def binary_to_float_lists(blobs: pa.Array) -> pa.Array:
     start = _offsets(blobs)[0]
     values = np.frombuffer(blobs.buffers()[2] or b"", "<f4", count=int(offsets[-1]), offset=int(start))
     mask = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(pa.list_(pa.float32()), len(valid), [mask, pa.py_buffer(offsets)],
-                                 null_count=int(len(valid) - valid.sum()), children=[pa.array(values)])
+    return pa.Array.from_buffers(
+        pa.list_(pa.float32()),
+        len(valid),
+        [mask, pa.py_buffer(offsets)],
+        null_count=int(len(valid) - valid.sum()),
+        children=[pa.array(values)],
+    )
 
 
 def nonfinite_rows(blobs: pa.Array) -> np.ndarray:
@@ -216,9 +218,12 @@ def codes_to_arrow(packed: np.ndarray, valid: np.ndarray) -> pa.Array:
     offsets = np.zeros(len(valid) + 1, np.int32)
     np.cumsum(np.where(valid, width, 0), out=offsets[1:])
     mask = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(pa.binary(), len(valid),
-                                 [mask, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(packed, np.uint8))],
-                                 null_count=int(len(valid) - valid.sum()))
+    return pa.Array.from_buffers(
+        pa.binary(),
+        len(valid),
+        [mask, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(packed, np.uint8))],
+        null_count=int(len(valid) - valid.sum()),
+    )
 
 
 def encode_batch(
@@ -403,8 +408,14 @@ def concat_batches(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
-def reconstruct(packed: np.ndarray, lists: np.ndarray | None, codebooks: np.ndarray, rotation: np.ndarray | None,
-                coarse: np.ndarray | None, nbits: int) -> np.ndarray:
+def reconstruct(
+    packed: np.ndarray,
+    lists: np.ndarray | None,
+    codebooks: np.ndarray,
+    rotation: np.ndarray | None,
+    coarse: np.ndarray | None,
+    nbits: int,
+) -> np.ndarray:
     """Raw-space reconstructions of packed codes; with ``coarse`` (residual codes) plus their ``lists``' centroids."""
     x = decode(unpack_codes(packed, codebooks.shape[0], nbits), codebooks)
     if coarse is not None:
@@ -412,8 +423,15 @@ def reconstruct(packed: np.ndarray, lists: np.ndarray | None, codebooks: np.ndar
     return x @ rotation.T if rotation is not None else x
 
 
-def encode_udf(dim: int, codebooks: np.ndarray, rotation: np.ndarray | None, coarse: np.ndarray | None, metric: str,
-               nbits: int, by_residual: bool) -> Callable[[Column], Column]:
+def encode_udf(
+    dim: int,
+    codebooks: np.ndarray,
+    rotation: np.ndarray | None,
+    coarse: np.ndarray | None,
+    metric: str,
+    nbits: int,
+    by_residual: bool,
+) -> Callable[[Column], Column]:
     """Arrow UDF of ``encode_batch``: vectors -> packed codes (``binary``), with IVF ``struct(code, list_id)``."""
     from pyspark.sql.functions import arrow_udf
 
@@ -423,8 +441,9 @@ def encode_udf(dim: int, codebooks: np.ndarray, rotation: np.ndarray | None, coa
     return arrow_udf(codes, "binary" if coarse is None else "code binary, list_id int")
 
 
-def decode_udf(codebooks: np.ndarray, rotation: np.ndarray | None, coarse: np.ndarray | None,
-               nbits: int) -> Callable[[Column, Column], Column]:
+def decode_udf(
+    codebooks: np.ndarray, rotation: np.ndarray | None, coarse: np.ndarray | None, nbits: int
+) -> Callable[[Column, Column], Column]:
     """pandas UDF of ``reconstruct``: (packed codes, IVF lists) -> ``array<float>`` raw-space vectors."""
     from pyspark.sql import types as T
     from pyspark.sql.functions import pandas_udf

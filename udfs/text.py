@@ -7,6 +7,7 @@ Sparse vectors travel as Arrow structs ``(type, size, indices, values)``; the ar
 flattened entries of a whole batch at once with numpy, never row by row. Blocks of documents travel as
 one row each (a scipy CSR matrix as bytes); a pair of blocks is one sparse matrix product.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
     import jieba
 
 _SEGMENTERS: dict[str, "jieba.Tokenizer"] = {}
-ENTRIES_TYPE = T.StructType([T.StructField("indices", T.ArrayType(T.IntegerType())),
-                             T.StructField("values", T.ArrayType(T.DoubleType()))])
+ENTRIES_TYPE = T.StructType(
+    [T.StructField("indices", T.ArrayType(T.IntegerType())), T.StructField("values", T.ArrayType(T.DoubleType()))]
+)
 
 
 def segmenter(user_dict: str = "") -> "jieba.Tokenizer":
@@ -64,8 +66,11 @@ def decode_udf(encoding: str) -> Callable[[Column], Column]:
 
     @pandas_udf(T.StringType())
     def decode(raw: pd.Series) -> pd.Series:
-        return pd.Series([None if b is None else bytes(b).decode(encoding, errors="replace") for b in raw],
-                         index=raw.index, dtype=object)
+        return pd.Series(
+            [None if b is None else bytes(b).decode(encoding, errors="replace") for b in raw],
+            index=raw.index,
+            dtype=object,
+        )
 
     return decode
 
@@ -87,8 +92,11 @@ def _flat(vectors: pa.StructArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError("expected sparse vectors (CountVectorizer/HashingTF output), got a dense vector")
     indices, values = vectors.field("indices"), vectors.field("values")
     lengths = pc.fill_null(pc.list_value_length(indices), 0).to_numpy(zero_copy_only=False)
-    return (lengths, indices.flatten().to_numpy(zero_copy_only=False).astype(np.int32),
-            values.flatten().to_numpy(zero_copy_only=False).astype(np.float64))
+    return (
+        lengths,
+        indices.flatten().to_numpy(zero_copy_only=False).astype(np.int32),
+        values.flatten().to_numpy(zero_copy_only=False).astype(np.float64),
+    )
 
 
 def _lists(lengths: np.ndarray, flat: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
@@ -115,8 +123,14 @@ def reweight(vectors: pa.StructArray, idf: np.ndarray | None, sublinear_tf: bool
         values = values / totals[rows]
     fields = list(vectors.type)
     return pa.StructArray.from_arrays(
-        [pc.fill_null(vectors.field("type"), 0), vectors.field("size"),
-         _lists(lengths, indices, fields[2].type), _lists(lengths, values, fields[3].type)], fields=fields)
+        [
+            pc.fill_null(vectors.field("type"), 0),
+            vectors.field("size"),
+            _lists(lengths, indices, fields[2].type),
+            _lists(lengths, values, fields[3].type),
+        ],
+        fields=fields,
+    )
 
 
 def tfidf_udf(idf: np.ndarray | None, sublinear_tf: bool, norm: str) -> Callable[[Column], Column]:
@@ -141,9 +155,10 @@ def _vector_entries(vectors: pa.Array, top: int = 0, order: np.ndarray | None = 
         first = np.arange(len(rows)) - np.searchsorted(rows, rows) < top
         rows, indices, values = rows[first], indices[first], values[first]
         lengths = np.bincount(rows, minlength=len(lengths))
-    return pa.StructArray.from_arrays([_lists(lengths, indices, pa.list_(pa.int32())),
-                                       _lists(lengths, values, pa.list_(pa.float64()))],
-                                      names=["indices", "values"])
+    return pa.StructArray.from_arrays(
+        [_lists(lengths, indices, pa.list_(pa.int32())), _lists(lengths, values, pa.list_(pa.float64()))],
+        names=["indices", "values"],
+    )
 
 
 def vector_entries_udf(vectors: Column | str, top: int = 0, order: np.ndarray | None = None) -> Column:
@@ -158,9 +173,15 @@ def vector_entries_udf(vectors: Column | str, top: int = 0, order: np.ndarray | 
 
 def block_schema(id_type: T.DataType) -> T.StructType:
     """One row per block of documents: its ids in row order and its CSR matrix (``pack_block``)."""
-    return T.StructType([T.StructField("block", T.IntegerType()), T.StructField("ids", T.ArrayType(id_type)),
-                         T.StructField("indptr", T.BinaryType()), T.StructField("indices", T.BinaryType()),
-                         T.StructField("data", T.BinaryType())])
+    return T.StructType(
+        [
+            T.StructField("block", T.IntegerType()),
+            T.StructField("ids", T.ArrayType(id_type)),
+            T.StructField("indptr", T.BinaryType()),
+            T.StructField("indices", T.BinaryType()),
+            T.StructField("data", T.BinaryType()),
+        ]
+    )
 
 
 def pack_block(entries: pd.DataFrame) -> pd.DataFrame:
@@ -173,16 +194,23 @@ def pack_block(entries: pd.DataFrame) -> pd.DataFrame:
     rows, ids = pd.factorize(entries["doc_id"], sort=True)
     indptr = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=len(ids)), out=indptr[1:])
-    return pd.DataFrame({"block": [int(entries["block"].iloc[0])], "ids": [np.asarray(ids)],
-                         "indptr": [indptr.tobytes()],
-                         "indices": [entries["index"].to_numpy(np.int32).tobytes()],
-                         "data": [entries["weight"].to_numpy(np.float64).tobytes()]})
+    return pd.DataFrame(
+        {
+            "block": [int(entries["block"].iloc[0])],
+            "ids": [np.asarray(ids)],
+            "indptr": [indptr.tobytes()],
+            "indices": [entries["index"].to_numpy(np.int32).tobytes()],
+            "data": [entries["weight"].to_numpy(np.float64).tobytes()],
+        }
+    )
 
 
 def _csr(ids: np.ndarray, indptr: bytes, indices: bytes, data: bytes) -> sp.csr_matrix:
     cols = np.frombuffer(indices, dtype=np.int32)
-    return sp.csr_matrix((np.frombuffer(data, dtype=np.float64), cols, np.frombuffer(indptr, dtype=np.int64)),
-                         shape=(len(ids), int(cols.max()) + 1 if len(cols) else 0))
+    return sp.csr_matrix(
+        (np.frombuffer(data, dtype=np.float64), cols, np.frombuffer(indptr, dtype=np.int64)),
+        shape=(len(ids), int(cols.max()) + 1 if len(cols) else 0),
+    )
 
 
 def top_k_positive(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -241,11 +269,21 @@ def sparse_vectors_udf(size: int) -> Callable[[Column, Column], Column]:
 
     @arrow_udf(VectorUDT())
     def sparse(indices: pa.Array, values: pa.Array) -> pa.Array:
-        fields = [pa.field("type", pa.int8()), pa.field("size", pa.int32()),
-                  pa.field("indices", pa.list_(pa.int32())), pa.field("values", pa.list_(pa.float64()))]
-        return pa.StructArray.from_arrays([pa.array(np.zeros(len(indices), np.int8)),
-                                           pa.array(np.full(len(indices), size, np.int32)),
-                                           indices.cast(fields[2].type), values.cast(fields[3].type)], fields=fields)
+        fields = [
+            pa.field("type", pa.int8()),
+            pa.field("size", pa.int32()),
+            pa.field("indices", pa.list_(pa.int32())),
+            pa.field("values", pa.list_(pa.float64())),
+        ]
+        return pa.StructArray.from_arrays(
+            [
+                pa.array(np.zeros(len(indices), np.int8)),
+                pa.array(np.full(len(indices), size, np.int32)),
+                indices.cast(fields[2].type),
+                values.cast(fields[3].type),
+            ],
+            fields=fields,
+        )
 
     return sparse
 

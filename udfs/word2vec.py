@@ -1,5 +1,6 @@
 """Vectorised bodies of the Word2Vec query UDFs: cosine top-k of a batch of query vectors against a
 broadcast unit-normalised matrix, blocked so a batch never materialises more than ``block x V`` scores."""
+
 from __future__ import annotations
 
 from typing import Callable, Iterator
@@ -17,16 +18,17 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def top_k_cosine(queries: np.ndarray, unit: np.ndarray, k: int,
-                 exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_k_cosine(
+    queries: np.ndarray, unit: np.ndarray, k: int, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices and cosines of the ``k`` rows of ``unit`` nearest each (unit) query, best first.
     ``exclude`` is ``(n, m)`` row indices to skip per query (-1 for none), e.g. the query words."""
     n, k = len(queries), min(k, len(unit))
     idx, sims = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
     for start in range(0, n, BLOCK):
-        scores = queries[start:start + BLOCK] @ unit.T
+        scores = queries[start : start + BLOCK] @ unit.T
         if exclude is not None:
-            ex = exclude[start:start + BLOCK]
+            ex = exclude[start : start + BLOCK]
             rows = np.repeat(np.arange(len(ex)), ex.shape[1])
             cols = ex.ravel()
             keep = cols >= 0
@@ -34,8 +36,8 @@ def top_k_cosine(queries: np.ndarray, unit: np.ndarray, k: int,
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         part_scores = np.take_along_axis(scores, part, axis=1)
         order = np.argsort(-part_scores, axis=1, kind="stable")
-        idx[start:start + BLOCK] = np.take_along_axis(part, order, axis=1)
-        sims[start:start + BLOCK] = np.take_along_axis(part_scores, order, axis=1)
+        idx[start : start + BLOCK] = np.take_along_axis(part, order, axis=1)
+        sims[start : start + BLOCK] = np.take_along_axis(part_scores, order, axis=1)
     return idx, sims
 
 
@@ -49,8 +51,12 @@ def _answers(words: np.ndarray, idx: np.ndarray, sims: np.ndarray, valid: np.nda
     return neighbours, similarities
 
 
-def most_similar_fn(get: Callable[[], tuple[np.ndarray, np.ndarray, dict[str, int]]], k: int, word_col: str | None,
-                    vector_col: str | None) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+def most_similar_fn(
+    get: Callable[[], tuple[np.ndarray, np.ndarray, dict[str, int]]],
+    k: int,
+    word_col: str | None,
+    vector_col: str | None,
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """``mapInPandas`` body: each query row (a word, or a vector when the word is null/absent) gets its
     ``k`` nearest words (the query word itself excluded) and their cosines; unknown words get nulls."""
 
@@ -75,8 +81,9 @@ def most_similar_fn(get: Callable[[], tuple[np.ndarray, np.ndarray, dict[str, in
     return run
 
 
-def analogy_fn(get: Callable[[], tuple[np.ndarray, np.ndarray, dict[str, int]]], k: int,
-               cols: tuple[str, str, str]) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+def analogy_fn(
+    get: Callable[[], tuple[np.ndarray, np.ndarray, dict[str, int]]], k: int, cols: tuple[str, str, str]
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """``mapInPandas`` body: ``a : b :: c : ?`` by 3CosAdd on unit vectors (``b - a + c``), the three
     question words excluded, as gensim's ``most_similar(positive=[b, c], negative=[a])``; questions with a
     word outside the (possibly restricted) vocabulary get nulls."""

@@ -1,5 +1,6 @@
 """XGBoost inside pandas UDFs (``pipelines.gbdt_lr.xgboost_leaves``): a booster from its bytes, rows as a
 ``DMatrix``, and each row's leaf in every tree or its P(label=1), batch by batch. Declared at each call."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -29,8 +30,12 @@ def dmatrix(features: np.ndarray | pd.Series, booster: Any) -> Any:
     if isinstance(features, pd.Series):
         features = np.stack(features.to_numpy()) if len(features) else np.empty((0, width))
     types = booster.feature_types
-    return xgb.DMatrix(features.astype(np.float32, copy=False), missing=np.nan, feature_types=types,
-                       enable_categorical=bool(types and "c" in types))
+    return xgb.DMatrix(
+        features.astype(np.float32, copy=False),
+        missing=np.nan,
+        feature_types=types,
+        enable_categorical=bool(types and "c" in types),
+    )
 
 
 def leaves_udf(booster: Any, table: np.ndarray) -> Callable[[Column], Column]:

@@ -3,6 +3,7 @@
 ``size=1.0`` gives 2,000 documents, 1,000 users (about 24,000 interactions) over 1,000 items, and
 50,000 clicks; every table scales linearly. The same seed gives the same rows on any cluster.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,8 +37,9 @@ def demo_tables(spark: SparkSession, size: float = 1.0, seed: int = 42) -> dict[
     n = scaled(size)
     return {
         "corpus": generate(spark, corpus_chunk, CORPUS_SCHEMA, seed, n["corpus"], 200),
-        "interactions": generate(spark, partial(sessions_chunk, n_items=n["items"]), INTERACTIONS_SCHEMA,
-                                 seed, n["users"], 200),
+        "interactions": generate(
+            spark, partial(sessions_chunk, n_items=n["items"]), INTERACTIONS_SCHEMA, seed, n["users"], 200
+        ),
         "items": generate(spark, partial(items_chunk, n_items=n["items"]), ITEMS_SCHEMA, seed, n["items"], 5000),
         "clicks": generate(spark, clicks_chunk, CLICKS_SCHEMA, seed, n["clicks"], 10000),
     }
@@ -62,11 +64,14 @@ def raw_files(tables: dict[str, DataFrame], seed: int = 42, malformed_fraction: 
     """Corpus as JSON lines, the rest as CSV with a header; a share of clicks and corpus lines broken."""
     clicks = tables["clicks"].select(*[F.col(c).cast("string") for c in tables["clicks"].columns])
     clicks = clicks.withColumn(
-        "i1", F.when(_picked(F.col("click_id"), seed, malformed_fraction), F.lit("n/a?")).otherwise(F.col("i1")))
+        "i1", F.when(_picked(F.col("click_id"), seed, malformed_fraction), F.lit("n/a?")).otherwise(F.col("i1"))
+    )
     json_line = F.to_json(F.struct(F.col("doc_id").alias("id"), "text"))
     corpus = tables["corpus"].select(
-        F.when(_picked(F.col("doc_id"), seed, malformed_fraction),
-               F.substring(json_line, 1, 40)).otherwise(json_line).alias("value"))
+        F.when(_picked(F.col("doc_id"), seed, malformed_fraction), F.substring(json_line, 1, 40))
+        .otherwise(json_line)
+        .alias("value")
+    )
     csv = {"header": "true"}
     return {
         "corpus": RawFile(corpus, "text", {}, "id BIGINT, text STRING"),
@@ -76,14 +81,19 @@ def raw_files(tables: dict[str, DataFrame], seed: int = 42, malformed_fraction: 
     }
 
 
-def write_demo_data(ctx: "JobContext", output_path: str, size: float, seed: int,
-                    malformed_fraction: float, key_prefix: str = "") -> dict[str, RawFile]:
+def write_demo_data(
+    ctx: "JobContext", output_path: str, size: float, seed: int, malformed_fraction: float, key_prefix: str = ""
+) -> dict[str, RawFile]:
     """Stage every raw demo file under ``output_path/<table>``; returns what was written."""
     files = raw_files(demo_tables(ctx.spark, size, seed), seed, malformed_fraction)
     for key, raw in files.items():
         ctx.stage(f"{key_prefix}{key}", raw.df, f"{output_path}/{key}", fmt=raw.fmt, options=raw.options)
-    ctx.metrics["datagen"] = {"size": size, "seed": seed, "malformed_fraction": malformed_fraction,
-                              "rows": scaled(size)}
+    ctx.metrics["datagen"] = {
+        "size": size,
+        "seed": seed,
+        "malformed_fraction": malformed_fraction,
+        "rows": scaled(size),
+    }
     return files
 
 
@@ -92,6 +102,11 @@ def generate_job(ctx: "JobContext") -> None:
     cfg = ctx.config
     write_demo_data(ctx, cfg["output"]["path"], cfg["size"], cfg["seed"], cfg["malformed_fraction"])
     words = word_topics(cfg["seed"])
-    ctx.stage("words", from_pandas(ctx.spark, words, WORDS_SCHEMA), f"{cfg['output']['path']}/words",
-              fmt="csv", options={"header": "true"})
+    ctx.stage(
+        "words",
+        from_pandas(ctx.spark, words, WORDS_SCHEMA),
+        f"{cfg['output']['path']}/words",
+        fmt="csv",
+        options={"header": "true"},
+    )
     ctx.metrics["datagen"]["rows"]["words"] = len(words)

@@ -1,4 +1,5 @@
 """Generate rows in Spark by chunks: chunk ``c`` always holds the same rows for a given seed."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,7 @@ from pipelines.connect import default_parallelism
 ChunkMaker = Callable[[int, int, int, int], pd.DataFrame]
 
 
-def generate(spark: SparkSession, make: ChunkMaker, schema: str, seed: int, total: int,
-             chunk_size: int) -> DataFrame:
+def generate(spark: SparkSession, make: ChunkMaker, schema: str, seed: int, total: int, chunk_size: int) -> DataFrame:
     """Rows ``0 .. total-1`` from ``make(seed, chunk, start, count)``, run on the executors."""
     n_chunks = max(1, math.ceil(total / chunk_size))
     partitions = min(n_chunks, max(1, default_parallelism(spark) * 2))

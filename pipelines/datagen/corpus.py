@@ -1,4 +1,5 @@
 """Documents drawn from a topic model: each has a topic mixture; words come from topics or background."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,9 @@ CORPUS_SCHEMA = "doc_id BIGINT, topic INT, text STRING"
 WORDS_SCHEMA = "word STRING, topic INT"
 
 
-def corpus_chunk(seed: int, chunk: int, start: int, count: int, background_share: float = 0.3,
-                 mean_length: int = 60) -> pd.DataFrame:
+def corpus_chunk(
+    seed: int, chunk: int, start: int, count: int, background_share: float = 0.3, mean_length: int = 60
+) -> pd.DataFrame:
     """Documents ``start .. start+count-1``; the same for a given seed whatever the partitioning."""
     world = build_world(seed)
     rng = rng_for(seed, "corpus", chunk)
@@ -26,8 +28,13 @@ def corpus_chunk(seed: int, chunk: int, start: int, count: int, background_share
         tokens = np.concatenate(ids)
         rng.shuffle(tokens)
         texts.append(" ".join(world.vocabulary[tokens]))
-    return pd.DataFrame({"doc_id": np.arange(start, start + count, dtype=np.int64),
-                         "topic": theta.argmax(axis=1).astype(np.int32), "text": texts})
+    return pd.DataFrame(
+        {
+            "doc_id": np.arange(start, start + count, dtype=np.int64),
+            "topic": theta.argmax(axis=1).astype(np.int32),
+            "text": texts,
+        }
+    )
 
 
 def word_topics(seed: int) -> pd.DataFrame:

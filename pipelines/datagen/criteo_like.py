@@ -10,6 +10,7 @@ and a little signal in missingness. A latent row activity drives several counts 
 noise, the logit too, so a good model stays near the real data's AUC instead of approaching 1. Trees
 find the thresholds and crosses that a linear model on the raw (imputed) columns cannot.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -23,30 +24,47 @@ from pipelines.datagen.world import rng_for
 
 NUMERIC = [f"I{i}" for i in range(1, 14)]
 CATEGORICAL = ["C6", "C9", "C14", "C17", "C20", "C22", "C23"]
-CRITEO_LIKE_SCHEMA = ", ".join(["Label INT", *[f"{n} DOUBLE" for n in NUMERIC],
-                                *[f"{c} STRING" for c in CATEGORICAL]])
+CRITEO_LIKE_SCHEMA = ", ".join(["Label INT", *[f"{n} DOUBLE" for n in NUMERIC], *[f"{c} STRING" for c in CATEGORICAL]])
 
 # Columns missing together share a null group (as I1/I10, I4/I13 and I7/I9/I11 do in the real sample).
 NULL_GROUPS: dict[str, tuple[float, list[str]]] = {
-    "a": (0.45, ["I1", "I10"]), "b": (0.22, ["I4", "I13"]), "c": (0.06, ["I7", "I9", "I11"]),
-    "d": (0.20, ["I3"]), "e": (0.22, ["I6"]), "f": (0.40, ["I12"]), "g": (0.05, ["I2"]),
-    "h": (0.05, ["I5"]), "i": (0.05, ["I8"]),
+    "a": (0.45, ["I1", "I10"]),
+    "b": (0.22, ["I4", "I13"]),
+    "c": (0.06, ["I7", "I9", "I11"]),
+    "d": (0.20, ["I3"]),
+    "e": (0.22, ["I6"]),
+    "f": (0.40, ["I12"]),
+    "g": (0.05, ["I2"]),
+    "h": (0.05, ["I5"]),
+    "i": (0.05, ["I8"]),
 }
 NUMERIC_NULL_SHARE = {col: share for share, cols in NULL_GROUPS.values() for col in cols}
 
 # (lognormal mu, sigma, share of extra zeros, loading on the latent activity); I10 is Poisson-like.
 _COUNTS: dict[str, tuple[float, float, float, float]] = {
-    "I1": (0.6, 1.1, 0.35, 0.5), "I2": (1.6, 2.0, 0.08, 0.3), "I3": (1.9, 1.2, 0.0, 0.4),
-    "I4": (1.5, 0.9, 0.04, 0.2), "I5": (7.9, 1.9, 0.02, -0.3), "I6": (3.4, 1.4, 0.05, 0.6),
-    "I7": (1.3, 1.6, 0.20, 0.7), "I8": (1.9, 0.9, 0.10, 0.1), "I9": (3.6, 1.2, 0.0, 0.5),
-    "I11": (0.5, 1.0, 0.22, 0.6), "I12": (0.3, 1.3, 0.45, 0.5), "I13": (1.5, 0.9, 0.04, 0.2),
+    "I1": (0.6, 1.1, 0.35, 0.5),
+    "I2": (1.6, 2.0, 0.08, 0.3),
+    "I3": (1.9, 1.2, 0.0, 0.4),
+    "I4": (1.5, 0.9, 0.04, 0.2),
+    "I5": (7.9, 1.9, 0.02, -0.3),
+    "I6": (3.4, 1.4, 0.05, 0.6),
+    "I7": (1.3, 1.6, 0.20, 0.7),
+    "I8": (1.9, 0.9, 0.10, 0.1),
+    "I9": (3.6, 1.2, 0.0, 0.5),
+    "I11": (0.5, 1.0, 0.22, 0.6),
+    "I12": (0.3, 1.3, 0.45, 0.5),
+    "I13": (1.5, 0.9, 0.04, 0.2),
 }
 _I2_MINUS_ONE = 0.10
 
 # Cardinality, null share, Zipf exponent and effect scale per categorical (cardinalities as in the sample).
 _CATEGORIES: dict[str, tuple[int, float, float, float]] = {
-    "C6": (12, 0.12, 1.3, 0.35), "C9": (3, 0.0, 2.5, 0.45), "C14": (25, 0.0, 1.2, 0.45),
-    "C17": (9, 0.0, 1.4, 0.35), "C20": (3, 0.40, 0.3, 0.15), "C22": (10, 0.45, 2.0, 0.3),
+    "C6": (12, 0.12, 1.3, 0.35),
+    "C9": (3, 0.0, 2.5, 0.45),
+    "C14": (25, 0.0, 1.2, 0.45),
+    "C17": (9, 0.0, 1.4, 0.35),
+    "C20": (3, 0.40, 0.3, 0.15),
+    "C22": (10, 0.45, 2.0, 0.3),
     "C23": (14, 0.0, 1.3, 0.3),
 }
 CATEGORICAL_NULL_SHARE = {c: v[1] for c, v in _CATEGORIES.items()}
@@ -58,13 +76,16 @@ def _world(seed: int) -> dict[str, dict[str, np.ndarray]]:
     rng = rng_for(seed, "criteo-like-world")
     world: dict[str, dict[str, np.ndarray]] = {}
     for col, (n, _, exponent, scale) in _CATEGORIES.items():
-        codes = rng.choice(2 ** 32, size=n, replace=False)
+        codes = rng.choice(2**32, size=n, replace=False)
         p = 1.0 / np.arange(1, n + 1) ** exponent
         p /= p.sum()
         effect = rng.normal(0, scale, n)
         # Centred on the frequency-weighted mean, so that the base rate stays near 25% for every seed.
-        world[col] = {"tokens": np.array([f"{c:08x}" for c in codes], dtype=object),
-                      "p": p, "effect": effect - p @ effect}
+        world[col] = {
+            "tokens": np.array([f"{c:08x}" for c in codes], dtype=object),
+            "p": p,
+            "effect": effect - p @ effect,
+        }
     # Each C17 value changes the slope on log(I11): a category x numeric interaction.
     slope = rng.normal(0, 0.7, len(world["C17"]["p"]))
     world["C17"]["i11_slope"] = slope - world["C17"]["p"] @ slope
@@ -103,21 +124,29 @@ def criteo_like_chunk(seed: int, chunk: int, start: int, count: int, intercept: 
     cat_index = {}
     for col in CATEGORICAL:
         w = world[col]
-        cat_index[col] = np.where(rng.random(count) < _CATEGORIES[col][1], -1,
-                                  rng.choice(len(w["p"]), size=count, p=w["p"]))
+        cat_index[col] = np.where(
+            rng.random(count) < _CATEGORIES[col][1], -1, rng.choice(len(w["p"]), size=count, p=w["p"])
+        )
 
     log_i6, log_i11 = np.log1p(v["I6"]), np.log1p(v["I11"])
-    logit = (intercept
-             + 0.55 * ((v["I1"] >= 1) & (v["I1"] <= 4))                       # a bump on I1
-             - 0.35 * (log_i6 - 3.0)                                           # log effect of I6
-             + 0.6 * (v["I3"] < 3) - 0.3 * (v["I3"] > 60)                      # thresholds on I3
-             + 0.45 * np.where((v["I4"] > 5) == (v["I9"] > 40), 1.0, -1.0)     # I4 x I9 cross
-             + 0.5 * (v["I2"] == -1) - 0.3 * (v["I2"] > 100)
-             + 0.35 * (v["I7"] == 0)
-             + _per_value(world["C17"]["i11_slope"], cat_index["C17"]) * (log_i11 - 0.8)   # C17 x I11
-             + (v["I13"] > 6) * _per_value(world["C9"]["i13_step"], cat_index["C9"])        # C9 x I13
-             + 0.25 * group_missing["a"] - 0.3 * group_missing["b"] + 0.2 * group_missing["f"]
-             + 0.35 * activity + rng.normal(0, 0.8, count))                    # unobserved
+    logit = (
+        intercept
+        + 0.55 * ((v["I1"] >= 1) & (v["I1"] <= 4))  # a bump on I1
+        - 0.35 * (log_i6 - 3.0)  # log effect of I6
+        + 0.6 * (v["I3"] < 3)
+        - 0.3 * (v["I3"] > 60)  # thresholds on I3
+        + 0.45 * np.where((v["I4"] > 5) == (v["I9"] > 40), 1.0, -1.0)  # I4 x I9 cross
+        + 0.5 * (v["I2"] == -1)
+        - 0.3 * (v["I2"] > 100)
+        + 0.35 * (v["I7"] == 0)
+        + _per_value(world["C17"]["i11_slope"], cat_index["C17"]) * (log_i11 - 0.8)  # C17 x I11
+        + (v["I13"] > 6) * _per_value(world["C9"]["i13_step"], cat_index["C9"])  # C9 x I13
+        + 0.25 * group_missing["a"]
+        - 0.3 * group_missing["b"]
+        + 0.2 * group_missing["f"]
+        + 0.35 * activity
+        + rng.normal(0, 0.8, count)
+    )  # unobserved
     for col in CATEGORICAL:
         logit += _per_value(world[col]["effect"], cat_index[col], missing=-0.2)
     label = (rng.random(count) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int32)

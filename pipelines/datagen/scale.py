@@ -4,6 +4,7 @@ Unlike the demo corpus (a fixed 3,000-word world), the Zipf corpus takes its voc
 parameter, so that tokens and vocabulary can grow together. Both are pure functions of (seed, chunk), as
 ``pipelines.datagen.chunks.generate`` needs, and run on the executors.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -34,8 +35,16 @@ def _zipf_words(vocab_size: int, exponent: float, shift: float) -> tuple[np.ndar
     return np.cumsum(weights / weights.sum()), np.array([word(i) for i in range(vocab_size)], dtype=object)
 
 
-def zipf_corpus_chunk(seed: int, chunk: int, start: int, count: int, vocab_size: int = 50_000,
-                      exponent: float = 1.05, shift: float = 2.7, median_length: int = 150) -> pd.DataFrame:
+def zipf_corpus_chunk(
+    seed: int,
+    chunk: int,
+    start: int,
+    count: int,
+    vocab_size: int = 50_000,
+    exponent: float = 1.05,
+    shift: float = 2.7,
+    median_length: int = 150,
+) -> pd.DataFrame:
     """Documents ``start .. start+count-1``: words drawn Zipf-Mandelbrot from ``vocab_size`` words; lengths
     log-normal (sigma 1, ``median_length``, 5..5000 tokens: a heavy tail like Wikipedia articles)."""
     rng = rng_for(seed, "zipf_corpus", chunk)
@@ -46,8 +55,9 @@ def zipf_corpus_chunk(seed: int, chunk: int, start: int, count: int, vocab_size:
     return pd.DataFrame({"doc_id": np.arange(start, start + count, dtype=np.int64), "text": texts})
 
 
-def clustered_vectors_chunk(seed: int, chunk: int, start: int, count: int, dim: int = 128, clusters: int = 256,
-                            spread: float = 0.3) -> pd.DataFrame:
+def clustered_vectors_chunk(
+    seed: int, chunk: int, start: int, count: int, dim: int = 128, clusters: int = 256, spread: float = 0.3
+) -> pd.DataFrame:
     """Items ``start .. start+count-1`` around ``clusters`` standard normal centres shared by every chunk
     (float32, Gaussian noise of ``spread`` times the centres' scale)."""
     centres = rng_for(seed, "vector_centres").standard_normal((clusters, dim)).astype(np.float32)

@@ -5,6 +5,7 @@ Within a session, items are drawn by popularity times freshness at the session's
 successor. Both are what the ranker's features (item age and recent popularity; ``follows_last``) can learn
 and an item2vec query, one averaged direction over the recent items, blurs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,8 @@ INTERACTIONS_SCHEMA = "user_id BIGINT, session_id BIGINT, item_id BIGINT, ts TIM
 ITEMS_SCHEMA = "item_id BIGINT, topic INT, popularity DOUBLE"
 _EPOCH = np.datetime64("2026-01-01T00:00:00")
 _DAY = 86400
-_STALE = 0.02        # interest left in an item long after its release, relative to a new release
-_UNRELEASED = 1e-9   # before release: nothing, unless nothing of the topic is out yet
+_STALE = 0.02  # interest left in an item long after its release, relative to a new release
+_UNRELEASED = 1e-9  # before release: nothing, unless nothing of the topic is out yet
 
 
 def item_weights(world: World, items: np.ndarray, day: float, fade_days: float) -> np.ndarray:
@@ -28,9 +29,18 @@ def item_weights(world: World, items: np.ndarray, day: float, fade_days: float) 
     return weights / weights.sum()
 
 
-def sessions_chunk(seed: int, chunk: int, start: int, count: int, n_items: int = 1000,
-                   mean_sessions: float = 4.0, mean_length: float = 6.0, noise: float = 0.1,
-                   fade_days: float = 10.0, follow: float = 0.35) -> pd.DataFrame:
+def sessions_chunk(
+    seed: int,
+    chunk: int,
+    start: int,
+    count: int,
+    n_items: int = 1000,
+    mean_sessions: float = 4.0,
+    mean_length: float = 6.0,
+    noise: float = 0.1,
+    fade_days: float = 10.0,
+    follow: float = 0.35,
+) -> pd.DataFrame:
     """Interactions of users ``start .. start+count-1``; sessions numbered ``user * 1000 + s``."""
     world = build_world(seed, n_items=n_items)
     rng = rng_for(seed, "sessions", chunk)
@@ -46,9 +56,10 @@ def sessions_chunk(seed: int, chunk: int, start: int, count: int, n_items: int =
             day = clock / _DAY
             picked = rng.choice(by_topic[topic], size=length, p=item_weights(world, by_topic[topic], day, fade_days))
             off_topic = rng.random(length) < noise
-            picked[off_topic] = rng.choice(everything, size=off_topic.sum(),
-                                           p=item_weights(world, everything, day, fade_days))
-            for j in np.flatnonzero(rng.random(length - 1) < follow) + 1:   # in order: chains of successors
+            picked[off_topic] = rng.choice(
+                everything, size=off_topic.sum(), p=item_weights(world, everything, day, fade_days)
+            )
+            for j in np.flatnonzero(rng.random(length - 1) < follow) + 1:  # in order: chains of successors
                 successor = world.item_successor[picked[j - 1]]
                 if world.item_release[successor] <= day:
                     picked[j] = successor
@@ -58,17 +69,24 @@ def sessions_chunk(seed: int, chunk: int, start: int, count: int, n_items: int =
             sessions.append(np.full(length, user * 1000 + s))
             items.append(picked)
             times.append(steps)
-    return pd.DataFrame({
-        "user_id": np.concatenate(users).astype(np.int64),
-        "session_id": np.concatenate(sessions).astype(np.int64),
-        "item_id": np.concatenate(items).astype(np.int64),
-        "ts": _EPOCH + np.concatenate(times).astype("timedelta64[s]"),
-    })
+    return pd.DataFrame(
+        {
+            "user_id": np.concatenate(users).astype(np.int64),
+            "session_id": np.concatenate(sessions).astype(np.int64),
+            "item_id": np.concatenate(items).astype(np.int64),
+            "ts": _EPOCH + np.concatenate(times).astype("timedelta64[s]"),
+        }
+    )
 
 
 def items_chunk(seed: int, chunk: int, start: int, count: int, n_items: int = 1000) -> pd.DataFrame:
     """Item catalogue rows ``start .. start+count-1`` with their latent topic and popularity."""
     world = build_world(seed, n_items=n_items)
     ids = np.arange(start, start + count)
-    return pd.DataFrame({"item_id": ids.astype(np.int64), "topic": world.item_topic[ids].astype(np.int32),
-                         "popularity": world.item_popularity[ids]})
+    return pd.DataFrame(
+        {
+            "item_id": ids.astype(np.int64),
+            "topic": world.item_topic[ids].astype(np.int32),
+            "popularity": world.item_popularity[ids],
+        }
+    )

@@ -7,6 +7,7 @@ query does not.
 Everything is a pure function of the seed, so every executor rebuilds the same world locally
 instead of receiving it from the driver.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,18 +21,18 @@ _VOWELS = ["a", "e", "i", "o", "u", "ai", "ou"]
 
 def rng_for(seed: int, stream: str, chunk: int = 0) -> np.random.Generator:
     """An independent, reproducible random stream per (seed, purpose, chunk)."""
-    return np.random.default_rng([seed, sum(ord(c) * 31 ** i for i, c in enumerate(stream)) % (2 ** 31), chunk])
+    return np.random.default_rng([seed, sum(ord(c) * 31**i for i, c in enumerate(stream)) % (2**31), chunk])
 
 
 @dataclass(frozen=True)
 class World:
-    vocabulary: np.ndarray          # (V,) words
-    background: np.ndarray          # (V,) Zipf distribution shared by all topics ("function words")
-    topic_words: np.ndarray         # (K, V) word distribution per topic
-    item_topic: np.ndarray          # (n_items,) topic of each item
-    item_popularity: np.ndarray     # (n_items,) Zipf weight of each item within its topic
-    item_release: np.ndarray        # (n_items,) release day (from the sessions' epoch; negative: before it)
-    item_successor: np.ndarray      # (n_items,) the item often consumed next: one cycle through each topic
+    vocabulary: np.ndarray  # (V,) words
+    background: np.ndarray  # (V,) Zipf distribution shared by all topics ("function words")
+    topic_words: np.ndarray  # (K, V) word distribution per topic
+    item_topic: np.ndarray  # (n_items,) topic of each item
+    item_popularity: np.ndarray  # (n_items,) Zipf weight of each item within its topic
+    item_release: np.ndarray  # (n_items,) release day (from the sessions' epoch; negative: before it)
+    item_successor: np.ndarray  # (n_items,) the item often consumed next: one cycle through each topic
 
     @property
     def n_topics(self) -> int:
@@ -57,8 +58,13 @@ def _successors(rng: np.random.Generator, item_topic: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def build_world(seed: int, n_topics: int = 8, vocab_size: int = 3000, n_items: int = 1000,
-                release_days: tuple[float, float] = (-20.0, 40.0)) -> World:
+def build_world(
+    seed: int,
+    n_topics: int = 8,
+    vocab_size: int = 3000,
+    n_items: int = 1000,
+    release_days: tuple[float, float] = (-20.0, 40.0),
+) -> World:
     """Topics are sparse Dirichlet draws over disjoint-ish word blocks plus a shared background.
 
     Release days are uniform over ``release_days``; the draws after the vocabulary's and topics' leave
@@ -73,10 +79,11 @@ def build_world(seed: int, n_topics: int = 8, vocab_size: int = 3000, n_items: i
     for k in range(n_topics):
         weights = rng.dirichlet(np.full(vocab_size, 0.02))
         focus = np.zeros(vocab_size)
-        focus[k * block:(k + 1) * block] = rng.dirichlet(np.full(block, 0.3))
+        focus[k * block : (k + 1) * block] = rng.dirichlet(np.full(block, 0.3))
         topic_words[k] = 0.2 * weights + 0.8 * focus
     item_topic = rng.permutation(np.arange(n_items) % n_topics)
     item_popularity = 1.0 / (1.0 + rng.permutation(n_items)) ** 0.8
     item_release = rng.uniform(*release_days, size=n_items)
-    return World(vocabulary, background, topic_words, item_topic, item_popularity, item_release,
-                 _successors(rng, item_topic))
+    return World(
+        vocabulary, background, topic_words, item_topic, item_popularity, item_release, _successors(rng, item_topic)
+    )

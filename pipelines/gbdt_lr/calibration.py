@@ -4,6 +4,7 @@ Training on all positives and a share ``w`` of negatives inflates predictions; t
 ``q = p / (p + (1 - p) / w)``. Weighting positives by ``s`` (XGBoost's ``scale_pos_weight``) is the same in
 expectation as keeping ``1 / s`` of the negatives.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column

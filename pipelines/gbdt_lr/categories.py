@@ -3,6 +3,7 @@
 Trees and one-hot LR both need a bounded, stable set of categories: rare values carry no
 estimable signal, and values unseen at training time must land somewhere known at scoring time.
 """
+
 from __future__ import annotations
 
 from pyspark.ml import Estimator, Model
@@ -27,17 +28,29 @@ class RareCategoryGrouper(Estimator, _RareCategoryParams, DefaultParamsReadable,
 
     def _fit(self, dataset: DataFrame) -> "RareCategoryGrouperModel":
         cols = self.getInputCols()
-        stacked = dataset.select(F.explode(F.array(*[
-            F.struct(F.lit(i).alias("col"), F.coalesce(F.col(c).cast("string"), F.lit(MISSING)).alias("value"))
-            for i, c in enumerate(cols)])).alias("kv")).select("kv.*")
+        stacked = dataset.select(
+            F.explode(
+                F.array(
+                    *[
+                        F.struct(
+                            F.lit(i).alias("col"), F.coalesce(F.col(c).cast("string"), F.lit(MISSING)).alias("value")
+                        )
+                        for i, c in enumerate(cols)
+                    ]
+                )
+            ).alias("kv")
+        ).select("kv.*")
         # One small row per frequent (column, value): bounded by the training data's distinct values.
-        frequent = (stacked.groupBy("col", "value").count()
-                    .filter(F.col("count") >= self.getMinCount()).collect())
+        frequent = stacked.groupBy("col", "value").count().filter(F.col("count") >= self.getMinCount()).collect()
         kept: list[list[str]] = [[] for _ in cols]
         for row in frequent:
             kept[row["col"]].append(row["value"])
-        model = RareCategoryGrouperModel(inputCols=cols, outputCols=self.getOutputCols(),
-                                         minCount=self.getMinCount(), keptValues=[sorted(v) for v in kept])
+        model = RareCategoryGrouperModel(
+            inputCols=cols,
+            outputCols=self.getOutputCols(),
+            minCount=self.getMinCount(),
+            keptValues=[sorted(v) for v in kept],
+        )
         return self._copyValues(model)
 
 

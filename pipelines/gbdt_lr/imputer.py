@@ -9,6 +9,7 @@ trained on the imputed columns differed with them. ``MedianImputer`` takes the e
 about ``sampleSize`` training rows (all rows of a smaller table), and imputes null and NaN values as ``Imputer``
 does.
 """
+
 from __future__ import annotations
 
 from pyspark.ml import Estimator
@@ -50,6 +51,8 @@ class MedianImputer(Estimator, StageParams, HasInputCols, HasOutputCols, Default
         return [float(found[c]) for c in cols]
 
     def _fit(self, dataset: DataFrame) -> SQLTransformer:
-        filled = [f"CASE WHEN `{c}` IS NULL OR isnan(`{c}`) THEN CAST('{m!r}' AS DOUBLE) ELSE `{c}` END AS `{out}`"
-                  for c, out, m in zip(self.getInputCols(), self.getOutputCols(), self.medians(dataset))]
+        filled = [
+            f"CASE WHEN `{c}` IS NULL OR isnan(`{c}`) THEN CAST('{m!r}' AS DOUBLE) ELSE `{c}` END AS `{out}`"
+            for c, out, m in zip(self.getInputCols(), self.getOutputCols(), self.medians(dataset))
+        ]
         return SQLTransformer(statement=f"SELECT *, {', '.join(filled)} FROM __THIS__")

@@ -1,4 +1,5 @@
 """The mains of ``jobs/train_gbdt_lr.py`` and ``jobs/score.py``."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ def train_job(ctx: "JobContext") -> None:
     cfg = ctx.config
     spec = FeatureSpec.from_config(cfg["schema"])
     data = read_input(ctx.spark, cfg["input"])
-    check_training_data(data, spec, qualify(cfg["input"]["path"]))   # before the split, which keeps only 0 and 1
+    check_training_data(data, spec, qualify(cfg["input"]["path"]))  # before the split, which keeps only 0 and 1
     train_df, test_df = stratified_split(data, spec.label, cfg["split"]["test_fraction"], cfg["split"]["seed"])
     train_df, test_df = train_df.cache(), test_df.cache()
     ctx.metrics["rows_in"] = {"train": train_df.count(), "test": test_df.count()}
@@ -43,20 +44,29 @@ def train_job(ctx: "JobContext") -> None:
     importances = models.gbdt_lr.trees.importances(spec.tree_input_names())
     explained = contributions(models.gbdt_lr, test_df, spec.tree_input_names())
     version = f"gbdt_lr-{ctx.spark.conf.get('spark.app.id')}-{int(ctx.started)}"
-    ctx.metrics.update({"test": results, "chosen": models.chosen, "feature_importances": importances,
-                        "contributions": explained})
-    root = stage_model_and_test_scores(ctx, models.gbdt_lr, test_df, version,
-                                       [spec.label, *cfg["output"]["keep_columns"]])
+    ctx.metrics.update(
+        {"test": results, "chosen": models.chosen, "feature_importances": importances, "contributions": explained}
+    )
+    root = stage_model_and_test_scores(
+        ctx, models.gbdt_lr, test_df, version, [spec.label, *cfg["output"]["keep_columns"]]
+    )
     report = render_markdown(results, importances, models.chosen, explained)
-    ctx.stage_files("report", f"{root}/report", {
-        "report.md": report, "results.json": json.dumps(results, indent=2) + "\n",
-        "roc.png": roc_plot(scored, spec.label, results),
-        "calibration.png": calibration_plot({n: calibration_table(df, spec.label) for n, df in scored.items()})})
+    ctx.stage_files(
+        "report",
+        f"{root}/report",
+        {
+            "report.md": report,
+            "results.json": json.dumps(results, indent=2) + "\n",
+            "roc.png": roc_plot(scored, spec.label, results),
+            "calibration.png": calibration_plot({n: calibration_table(df, spec.label) for n, df in scored.items()}),
+        },
+    )
     print(report)
 
 
-def stage_model_and_test_scores(ctx: "JobContext", model: GBDTLRModel, test_df: DataFrame, version: str,
-                                keep: list[str]) -> str:
+def stage_model_and_test_scores(
+    ctx: "JobContext", model: GBDTLRModel, test_df: DataFrame, version: str, keep: list[str]
+) -> str:
     """Stage the model and its test-split scores under ``output.path`` as ``jobs/score.py`` reads them
     (model version in the metrics, schema in the config); returns that root."""
     root = ctx.config["output"]["path"].rstrip("/")
@@ -66,12 +76,12 @@ def stage_model_and_test_scores(ctx: "JobContext", model: GBDTLRModel, test_df: 
     return root
 
 
-def score_table(model: GBDTLRModel, df: DataFrame, version: str, run_date: str | None,
-                keep: list[str]) -> DataFrame:
+def score_table(model: GBDTLRModel, df: DataFrame, version: str, run_date: str | None, keep: list[str]) -> DataFrame:
     """The kept input columns, ``score``, the model version and the run date."""
     scored = model.transform(df)
-    return scored.select(*keep, SCORE, F.lit(version).alias("model_version"),
-                         F.lit(run_date).cast("date").alias("run_date"))
+    return scored.select(
+        *keep, SCORE, F.lit(version).alias("model_version"), F.lit(run_date).cast("date").alias("run_date")
+    )
 
 
 def score_job(ctx: "JobContext") -> None:
@@ -88,5 +98,8 @@ def score_job(ctx: "JobContext") -> None:
         raise FeatureError(f"{qualify(cfg['input']['path'])}: keep_columns {missing_keep} are not in the input")
     model = load_model(GBDTLRModel.load, model_path)
     ctx.metrics.update({"model_path": model_path, "model_version": trained["model_version"]})
-    ctx.stage("scores", score_table(model, data, trained["model_version"], ctx.run_date, cfg["keep_columns"]),
-              cfg["output"]["path"])
+    ctx.stage(
+        "scores",
+        score_table(model, data, trained["model_version"], ctx.run_date, cfg["keep_columns"]),
+        cfg["output"]["path"],
+    )

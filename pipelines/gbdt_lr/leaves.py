@@ -5,6 +5,7 @@ per tree. The work stays in the JVM: ``GBTClassifier``'s ``leafCol`` gives the l
 ``encode_leaves`` turns them into one sparse vector (shared with the XGBoost learner,
 ``pipelines.gbdt_lr.xgboost_leaves``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -65,10 +66,16 @@ class LeafEncoder(Estimator, EncoderParams, GBTParams, DefaultParamsReadable, De
     def gbt(self) -> GBTClassifier:
         """The MLlib estimator these params describe."""
         return GBTClassifier(
-            featuresCol=self.getFeaturesCol(), labelCol=self.getLabelCol(), maxIter=self.getOrDefault(self.numTrees),
-            maxDepth=self.getOrDefault(self.maxDepth), stepSize=self.getOrDefault(self.stepSize),
-            subsamplingRate=self.getOrDefault(self.subsamplingRate), maxBins=self.getOrDefault(self.maxBins),
-            minInstancesPerNode=self.getOrDefault(self.minInstancesPerNode), seed=self.getSeed())
+            featuresCol=self.getFeaturesCol(),
+            labelCol=self.getLabelCol(),
+            maxIter=self.getOrDefault(self.numTrees),
+            maxDepth=self.getOrDefault(self.maxDepth),
+            stepSize=self.getOrDefault(self.stepSize),
+            subsamplingRate=self.getOrDefault(self.subsamplingRate),
+            maxBins=self.getOrDefault(self.maxBins),
+            minInstancesPerNode=self.getOrDefault(self.minInstancesPerNode),
+            seed=self.getSeed(),
+        )
 
     def _fit(self, dataset: DataFrame) -> "LeafEncoderModel":
         with job_description(dataset.sparkSession, f"gbdt_lr: fit {self.getOrDefault(self.numTrees)} trees"):
@@ -84,8 +91,7 @@ class LeafEncoderModel(Model, EncoderParams, GBTParams, SavedModel):
         self.gbt_model = gbt
 
     @classmethod
-    def from_gbt(cls, gbt: GBTClassificationModel, features_col: str, output_col: str = "leaves"
-                 ) -> "LeafEncoderModel":
+    def from_gbt(cls, gbt: GBTClassificationModel, features_col: str, output_col: str = "leaves") -> "LeafEncoderModel":
         """Wrap an already fitted ``GBTClassificationModel`` (trained here or elsewhere)."""
         model = cls(gbt)
         model._set(featuresCol=features_col, outputCol=output_col, numTrees=len(gbt.trees))
@@ -96,12 +102,18 @@ class LeafEncoderModel(Model, EncoderParams, GBTParams, SavedModel):
 
     def _with_trees(self, dataset: DataFrame, **outputs: str) -> DataFrame:
         """``dataset`` with the GBT model's columns (``leafCol``, ``probabilityCol``...) under private names."""
-        gbt = self.gbt_model.copy().setFeaturesCol(self.getFeaturesCol()).setPredictionCol("_gbt_prediction") \
-            .setRawPredictionCol("_gbt_raw").setProbabilityCol(outputs.get("probability", "_gbt_probability"))
+        gbt = (
+            self.gbt_model.copy()
+            .setFeaturesCol(self.getFeaturesCol())
+            .setPredictionCol("_gbt_prediction")
+            .setRawPredictionCol("_gbt_raw")
+            .setProbabilityCol(outputs.get("probability", "_gbt_probability"))
+        )
         if "leaf" in outputs:
             gbt = gbt.setLeafCol(outputs["leaf"])
-        return gbt.transform(dataset).drop("_gbt_prediction", "_gbt_raw", *(["_gbt_probability"]
-                                                                            if "probability" not in outputs else []))
+        return gbt.transform(dataset).drop(
+            "_gbt_prediction", "_gbt_raw", *(["_gbt_probability"] if "probability" not in outputs else [])
+        )
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         leaf_col = "_leaf_ids"
@@ -140,9 +152,9 @@ def encode_leaves(dataset: DataFrame, ids: Column, counts: list[int], output_col
     names = [f"_leaf_{t}" for t in range(len(counts))]
     spark = dataset.sparkSession
     probe = spark.createDataFrame([tuple(0 for _ in counts)], names)
-    encoder = OneHotEncoder(inputCols=names, outputCols=[f"{n}_vec" for n in names], dropLast=False,
-                            handleInvalid="error").fit(probe.select(*_nominal_leaf_columns(
-                                [F.col(n) for n in names], counts)))
+    encoder = OneHotEncoder(
+        inputCols=names, outputCols=[f"{n}_vec" for n in names], dropLast=False, handleInvalid="error"
+    ).fit(probe.select(*_nominal_leaf_columns([F.col(n) for n in names], counts)))
     split = dataset.select("*", *_nominal_leaf_columns([ids[t] for t in range(len(counts))], counts))
     vec_cols = [f"{n}_vec" for n in names]
     assembled = VectorAssembler(inputCols=vec_cols, outputCol=output_col).transform(encoder.transform(split))
@@ -151,6 +163,9 @@ def encode_leaves(dataset: DataFrame, ids: Column, counts: list[int], output_col
 
 def _nominal_leaf_columns(ids: list[Column], counts: list[int]) -> list[Column]:
     """``_leaf_{t}`` = ``ids[t]``, tagged as nominal with ``counts[t]`` values (ML attribute metadata)."""
-    return [ids[t].cast("double").alias(
-        f"_leaf_{t}", metadata={"ml_attr": {"type": "nominal", "name": f"_leaf_{t}", "num_vals": n}})
-        for t, n in enumerate(counts)]
+    return [
+        ids[t]
+        .cast("double")
+        .alias(f"_leaf_{t}", metadata={"ml_attr": {"type": "nominal", "name": f"_leaf_{t}", "num_vals": n}})
+        for t, n in enumerate(counts)
+    ]

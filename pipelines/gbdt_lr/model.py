@@ -6,6 +6,7 @@ not trained on. The LR's regularisation is chosen by validation log loss. Trees 
 (``xgboost.spark``, the default) or MLlib's ``GBTClassifier`` (``learner='spark'``). ``GBDTLR`` drops into a
 ``Pipeline`` or ``CrossValidator``; its model saves and loads like any Spark ML model.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,12 +45,19 @@ class _GBDTLRParams(GBTParams, BoosterParams):
 
     labelCol = param("label", "label column (0 or 1)")
     numericCols = param([], "numeric feature columns", TypeConverters.toListString)
-    categoricalCols = param([], "low-cardinality categorical columns (one-hot for the LR, category index for the "
-                            "trees)", TypeConverters.toListString)
-    hashedCols = param([], "high-cardinality id columns (hashed one-hot for the LR, frequency rank for the "
-                       "trees)", TypeConverters.toListString)
-    mode = param("gbdt_lr", "gbdt_lr (leaves + LR), lr_only (the LR on raw features) or trees_only (the trees' own "
-                 "probability)")
+    categoricalCols = param(
+        [],
+        "low-cardinality categorical columns (one-hot for the LR, category index for the trees)",
+        TypeConverters.toListString,
+    )
+    hashedCols = param(
+        [],
+        "high-cardinality id columns (hashed one-hot for the LR, frequency rank for the trees)",
+        TypeConverters.toListString,
+    )
+    mode = param(
+        "gbdt_lr", "gbdt_lr (leaves + LR), lr_only (the LR on raw features) or trees_only (the trees' own probability)"
+    )
     learner = param("xgboost", "tree learner: xgboost or spark (GBTClassifier)")
     treeFraction = param(0.5, "share of training rows for the trees; the LR learns on the rest")
     validationFraction = param(0.25, "share of the LR part held out to choose the LR's regularisation")
@@ -68,24 +76,43 @@ class _GBDTLRParams(GBTParams, BoosterParams):
     probabilityCol = param("probability", "output: the model's probability vector before re-calibration")
 
     def spec(self) -> FeatureSpec:
-        return FeatureSpec(self.value("labelCol"), self.value("numericCols"), self.value("categoricalCols"),
-                           self.value("hashedCols"))
+        return FeatureSpec(
+            self.value("labelCol"), self.value("numericCols"), self.value("categoricalCols"), self.value("hashedCols")
+        )
 
 
 # The key of train_gbdt_lr.yaml (section.field) that sets each Param of the job's estimator (schema: the spec).
 CONFIG_KEYS = {
-    "learner": "trees.learner", "seed": "split.seed", "treeFraction": "split.tree_fraction",
-    "validationFraction": "split.validation_fraction", "minCategoryCount": "features.min_category_count",
-    "logNumeric": "features.log_numeric", "hashBuckets": "features.hash_buckets", "numTrees": "trees.num_trees",
-    "maxDepth": "trees.max_depth", "maxLeaves": "trees.max_leaves", "growPolicy": "trees.grow_policy",
-    "stepSize": "trees.step_size", "subsamplingRate": "trees.subsampling_rate",
-    "colsampleBytree": "trees.colsample_bytree", "minInstancesPerNode": "trees.min_instances_per_node",
-    "minChildWeight": "trees.min_child_weight", "regAlpha": "trees.reg_alpha", "regLambda": "trees.reg_lambda",
-    "scalePosWeight": "trees.scale_pos_weight", "maxBins": "trees.max_bins",
-    "earlyStoppingRounds": "trees.early_stopping_rounds", "treeValidationFraction": "trees.validation_fraction",
-    "numWorkers": "trees.num_workers", "rowsPerWorker": "trees.rows_per_worker", "regGrid": "lr.reg_grid",
-    "elasticNet": "lr.elastic_net", "standardization": "lr.standardization", "maxIter": "lr.max_iter",
-    "parallelism": "lr.parallelism", "useRawFeatures": "lr.use_raw_features",
+    "learner": "trees.learner",
+    "seed": "split.seed",
+    "treeFraction": "split.tree_fraction",
+    "validationFraction": "split.validation_fraction",
+    "minCategoryCount": "features.min_category_count",
+    "logNumeric": "features.log_numeric",
+    "hashBuckets": "features.hash_buckets",
+    "numTrees": "trees.num_trees",
+    "maxDepth": "trees.max_depth",
+    "maxLeaves": "trees.max_leaves",
+    "growPolicy": "trees.grow_policy",
+    "stepSize": "trees.step_size",
+    "subsamplingRate": "trees.subsampling_rate",
+    "colsampleBytree": "trees.colsample_bytree",
+    "minInstancesPerNode": "trees.min_instances_per_node",
+    "minChildWeight": "trees.min_child_weight",
+    "regAlpha": "trees.reg_alpha",
+    "regLambda": "trees.reg_lambda",
+    "scalePosWeight": "trees.scale_pos_weight",
+    "maxBins": "trees.max_bins",
+    "earlyStoppingRounds": "trees.early_stopping_rounds",
+    "treeValidationFraction": "trees.validation_fraction",
+    "numWorkers": "trees.num_workers",
+    "rowsPerWorker": "trees.rows_per_worker",
+    "regGrid": "lr.reg_grid",
+    "elasticNet": "lr.elastic_net",
+    "standardization": "lr.standardization",
+    "maxIter": "lr.max_iter",
+    "parallelism": "lr.parallelism",
+    "useRawFeatures": "lr.use_raw_features",
     "negativeRate": "downsampling.negative_rate",
 }
 
@@ -118,8 +145,12 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], spec: FeatureSpec, **params: Any) -> "GBDTLR":
         """The estimator a ``train_gbdt_lr.yaml``-shaped configuration describes (``schema`` from ``spec``)."""
-        values: dict[str, Any] = {"labelCol": spec.label, "numericCols": spec.numeric,
-                                  "categoricalCols": spec.categorical, "hashedCols": spec.hashed}
+        values: dict[str, Any] = {
+            "labelCol": spec.label,
+            "numericCols": spec.numeric,
+            "categoricalCols": spec.categorical,
+            "hashedCols": spec.hashed,
+        }
         for name, key in CONFIG_KEYS.items():
             section, _, field = key.partition(".")
             if field in cfg.get(section, {}):
@@ -132,10 +163,20 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
         check_param(name, "learner", self.value("learner"), "one of " + ", ".join(LEARNERS), lambda v: v in LEARNERS)
         check_param(name, "negativeRate", self.value("negativeRate"), "a number in (0, 1]", lambda v: 0 < v <= 1)
         check_param(name, "treeFraction", self.value("treeFraction"), "a number in (0, 1)", lambda v: 0 < v < 1)
-        check_param(name, "regGrid", self.value("regGrid"), "a non-empty list of numbers >= 0",
-                    lambda v: len(v) > 0 and min(v) >= 0)
-        check_param(name, "numericCols/categoricalCols/hashedCols", self.spec().inputs, "at least one column",
-                    lambda v: len(v) > 0)
+        check_param(
+            name,
+            "regGrid",
+            self.value("regGrid"),
+            "a non-empty list of numbers >= 0",
+            lambda v: len(v) > 0 and min(v) >= 0,
+        )
+        check_param(
+            name,
+            "numericCols/categoricalCols/hashedCols",
+            self.spec().inputs,
+            "at least one column",
+            lambda v: len(v) > 0,
+        )
 
     def tree_learner(self, categories: int) -> Estimator:
         """The leaf encoder of the chosen learner, on ``tree_features``."""
@@ -143,10 +184,17 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
         columns = dict(featuresCol=TREE_FEATURES, labelCol=get("labelCol"), outputCol="leaves")
         if get("learner") == "spark":
             return LeafEncoder(**{**columns, **self.values_of(GBTParams), "maxBins": max(get("maxBins"), categories)})
-        return XGBoostLeafEncoder(**{  # the Params XGBoost names its own way, then the ones of the same name
-            **columns, **self.values_of(BoosterParams), "learningRate": get("stepSize"),
-            "subsample": get("subsamplingRate"), "maxBin": get("maxBins"),
-            "validationFraction": get("treeValidationFraction"), "featureTypes": self.tree_feature_types()})
+        return XGBoostLeafEncoder(
+            **{  # the Params XGBoost names its own way, then the ones of the same name
+                **columns,
+                **self.values_of(BoosterParams),
+                "learningRate": get("stepSize"),
+                "subsample": get("subsamplingRate"),
+                "maxBin": get("maxBins"),
+                "validationFraction": get("treeValidationFraction"),
+                "featureTypes": self.tree_feature_types(),
+            }
+        )
 
     def tree_feature_types(self) -> list[str]:
         """XGBoost's type of each ``tree_features`` slot: category indices ('c') split by partition, like MLlib's
@@ -156,13 +204,22 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
 
     def _lr(self, features: str, reg: float) -> LogisticRegression:
         v = self.value
-        return LogisticRegression(featuresCol=features, labelCol=v("labelCol"), regParam=reg,
-                                  elasticNetParam=v("elasticNet"), standardization=v("standardization"),
-                                  maxIter=v("maxIter"), tol=1e-7, predictionCol="_lr_prediction",
-                                  rawPredictionCol="_lr_raw", probabilityCol="_lr_probability")
+        return LogisticRegression(
+            featuresCol=features,
+            labelCol=v("labelCol"),
+            regParam=reg,
+            elasticNetParam=v("elasticNet"),
+            standardization=v("standardization"),
+            maxIter=v("maxIter"),
+            tol=1e-7,
+            predictionCol="_lr_prediction",
+            rawPredictionCol="_lr_raw",
+            probabilityCol="_lr_probability",
+        )
 
-    def choose_regularisation(self, fit: DataFrame, validation: DataFrame, features: str,
-                              log: Callable[[str], None]) -> tuple[float, dict[float, float]]:
+    def choose_regularisation(
+        self, fit: DataFrame, validation: DataFrame, features: str, log: Callable[[str], None]
+    ) -> tuple[float, dict[float, float]]:
         """Fit one LR per ``regGrid`` value on ``fit``; keep the lowest validation log loss (of re-calibrated
         scores).
 
@@ -196,16 +253,21 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
         every mode fitted from one ``Prepared`` (``fit_prepared``) learn on the same rows."""
         self._check()
         if self.value("learner") == "xgboost" and self.value("mode") != "lr_only":
-            require_xgboost_session(dataset.sparkSession)     # before any work, not after the preparation
+            require_xgboost_session(dataset.sparkSession)  # before any work, not after the preparation
         spec, seed, rate = self.spec(), self.value("seed"), self.value("negativeRate")
-        prep = Pipeline(stages=preparation_stages(spec, self.value("minCategoryCount"), self.value("logNumeric"),
-                                                  self.value("hashBuckets"))).fit(dataset)
+        prep = Pipeline(
+            stages=preparation_stages(
+                spec, self.value("minCategoryCount"), self.value("logNumeric"), self.value("hashBuckets")
+            )
+        ).fit(dataset)
         rows = prep.transform(downsample_negatives(dataset, spec.label, rate, seed)).cache()
-        tree_part, lr_part = hash_split(rows, [self.value("treeFraction"), 1 - self.value("treeFraction")], seed,
-                                        "tree part")
+        tree_part, lr_part = hash_split(
+            rows, [self.value("treeFraction"), 1 - self.value("treeFraction")], seed, "tree part"
+        )
         # The LR's validation rows, drawn before leaves are added so that both modes hold out the same rows.
-        lr_part = lr_part.withColumn(HELD_OUT, row_uniform(lr_part, seed, "lr validation")
-                                     < self.value("validationFraction"))
+        lr_part = lr_part.withColumn(
+            HELD_OUT, row_uniform(lr_part, seed, "lr validation") < self.value("validationFraction")
+        )
         return Prepared(prep, rows, tree_part, lr_part)
 
     def fit_prepared(self, prepared: Prepared, log: Callable[[str], None] = print) -> "GBDTLRModel":
@@ -213,19 +275,25 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
         self._check()
         mode, tree_part, lr_part = self.value("mode"), prepared.tree_part, prepared.lr_part
         stages: dict[str, Any] = {"prep": prepared.prep}
-        chosen: dict[str, Any] = {"mode": mode, "learner": self.value("learner"),
-                                  "negative_rate": self.value("negativeRate")}
+        chosen: dict[str, Any] = {
+            "mode": mode,
+            "learner": self.value("learner"),
+            "negative_rate": self.value("negativeRate"),
+        }
         if mode != "lr_only":
-            log(f"fitting up to {self.value('numTrees')} {self.value('learner')} trees of depth "
-                f"{self.value('maxDepth')} on the {'tree part' if mode == 'gbdt_lr' else 'training rows'}")
-            trees = self.tree_learner(max_category_count(prepared.prep) + 2)   # + __other__ and the unseen bucket
+            log(
+                f"fitting up to {self.value('numTrees')} {self.value('learner')} trees of depth "
+                f"{self.value('maxDepth')} on the {'tree part' if mode == 'gbdt_lr' else 'training rows'}"
+            )
+            trees = self.tree_learner(max_category_count(prepared.prep) + 2)  # + __other__ and the unseen bucket
             stages["trees"] = trees.fit(tree_part if mode == "gbdt_lr" else prepared.rows)
             chosen["tree_leaves"] = stages["trees"].leaf_counts()
         if mode == "gbdt_lr":
             log("choosing the GBDT+LR regularisation on the validation part")
             lr_rows = self.assembler().transform(stages["trees"].transform(lr_part)).cache()
-            reg, losses = self.choose_regularisation(lr_rows.filter(~F.col(HELD_OUT)), lr_rows.filter(HELD_OUT),
-                                                     GBDT_LR_FEATURES, log)
+            reg, losses = self.choose_regularisation(
+                lr_rows.filter(~F.col(HELD_OUT)), lr_rows.filter(HELD_OUT), GBDT_LR_FEATURES, log
+            )
             stages["lr"] = self._lr(GBDT_LR_FEATURES, reg).fit(lr_rows)
             lr_rows.unpersist()
         elif mode == "lr_only":
@@ -234,7 +302,7 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
             reg, losses = self.choose_regularisation(lr_fit, lr_part.filter(HELD_OUT), LR_FEATURES, log)
             stages["lr"] = self._lr(LR_FEATURES, reg).fit(prepared.rows)
         if mode != "trees_only":
-            chosen.update(reg=reg, validation_log_loss={str(r): loss for r, loss in losses.items()})   # JSON keys
+            chosen.update(reg=reg, validation_log_loss={str(r): loss for r, loss in losses.items()})  # JSON keys
         model = GBDTLRModel(stages, chosen)
         model._resetUid(self.uid)
         return self._copyValues(model)
@@ -270,26 +338,35 @@ class GBDTLRModel(Model, _GBDTLRParams, SavedModel):
         """``keep`` columns of rows ``stages['prep']`` prepared, with ``probabilityCol`` and ``scoreCol`` (models
         that share their preparation score one prepared table)."""
         mode, rate = self.value("mode"), self.value("negativeRate")
-        missing = [stage for stage in {"gbdt_lr": ("trees", "lr"), "lr_only": ("lr",), "trees_only": ("trees",)}[mode]
-                   if stage not in self.stages]
+        missing = [
+            stage
+            for stage in {"gbdt_lr": ("trees", "lr"), "lr_only": ("lr",), "trees_only": ("trees",)}[mode]
+            if stage not in self.stages
+        ]
         if missing:
-            raise ValueError(f"This GBDTLRModel was fitted with mode '{self.chosen.get('mode')}' and has no "
-                             f"{' or '.join(missing)} stage for mode '{mode}'")
+            raise ValueError(
+                f"This GBDTLRModel was fitted with mode '{self.chosen.get('mode')}' and has no "
+                f"{' or '.join(missing)} stage for mode '{mode}'"
+            )
         if mode == "trees_only":
             scored = self.trees.tree_probability(prepared, "_p")
             p = F.col("_p")
             probability = array_to_vector(F.array(1 - p, p))
             if self.chosen.get("learner") == "xgboost":
-                rate = rate / self.value("scalePosWeight")   # weighting positives by s = keeping 1/s of negatives
+                rate = rate / self.value("scalePosWeight")  # weighting positives by s = keeping 1/s of negatives
         else:
             if mode == "gbdt_lr":
-                assembler = VectorAssembler(inputCols=["leaves", LR_FEATURES] if self.value("useRawFeatures")
-                                            else ["leaves"], outputCol=GBDT_LR_FEATURES)
+                assembler = VectorAssembler(
+                    inputCols=["leaves", LR_FEATURES] if self.value("useRawFeatures") else ["leaves"],
+                    outputCol=GBDT_LR_FEATURES,
+                )
                 prepared = assembler.transform(self.trees.transform(prepared))
             scored = self.stages["lr"].transform(prepared)
             p, probability = _positive_probability("_lr_probability"), F.col("_lr_probability")
-        outputs = [probability.alias(self.value("probabilityCol")),
-                   (p if rate == 1.0 else recalibrate(p, rate)).alias(self.value("scoreCol"))]
+        outputs = [
+            probability.alias(self.value("probabilityCol")),
+            (p if rate == 1.0 else recalibrate(p, rate)).alias(self.value("scoreCol")),
+        ]
         return scored.select(*[F.col(f"`{c}`") for c in keep], *outputs)
 
     def extra_metadata(self) -> dict[str, Any]:
@@ -305,8 +382,9 @@ class GBDTLRModel(Model, _GBDTLRParams, SavedModel):
     @classmethod
     def load_data(cls, path: str, spark: SparkSession, metadata: Mapping[str, Any]) -> "GBDTLRModel":
         flat, n = PipelineModel.load(f"{path}/stages").stages, metadata["prep_stages"]
-        return cls({"prep": PipelineModel(stages=flat[:n]), **dict(zip(metadata["fitted"], flat[n:]))},
-                   metadata["chosen"])
+        return cls(
+            {"prep": PipelineModel(stages=flat[:n]), **dict(zip(metadata["fitted"], flat[n:]))}, metadata["chosen"]
+        )
 
 
 @dataclass
@@ -320,8 +398,9 @@ class TrainedModels:
     chosen: dict[str, Any]
 
 
-def train(train_df: DataFrame, spec: FeatureSpec, cfg: Mapping[str, Any],
-          log: Callable[[str], None] = print) -> TrainedModels:
+def train(
+    train_df: DataFrame, spec: FeatureSpec, cfg: Mapping[str, Any], log: Callable[[str], None] = print
+) -> TrainedModels:
     """GBDT+LR and LR-only on ``train_df`` (which passed ``check_training_data``; one preparation, the same rows),
     trees-only from GBDT+LR."""
     estimator = GBDTLR.from_config(cfg, spec)
@@ -329,10 +408,13 @@ def train(train_df: DataFrame, spec: FeatureSpec, cfg: Mapping[str, Any],
     gbdt_lr = estimator.fit_prepared(prepared, log)
     lr_only = estimator.copy({estimator.mode: "lr_only"}).fit_prepared(prepared, log)
     prepared.rows.unpersist()
-    chosen = {"gbdt_lr_reg": gbdt_lr.chosen["reg"], "lr_only_reg": lr_only.chosen["reg"],
-              "gbdt_lr_validation_log_loss": gbdt_lr.chosen["validation_log_loss"],
-              "lr_only_validation_log_loss": lr_only.chosen["validation_log_loss"],
-              **{key: gbdt_lr.chosen[key] for key in ("negative_rate", "learner", "tree_leaves")}}
+    chosen = {
+        "gbdt_lr_reg": gbdt_lr.chosen["reg"],
+        "lr_only_reg": lr_only.chosen["reg"],
+        "gbdt_lr_validation_log_loss": gbdt_lr.chosen["validation_log_loss"],
+        "lr_only_validation_log_loss": lr_only.chosen["validation_log_loss"],
+        **{key: gbdt_lr.chosen[key] for key in ("negative_rate", "learner", "tree_leaves")},
+    }
     return TrainedModels(gbdt_lr, lr_only, gbdt_lr.copy({gbdt_lr.mode: "trees_only"}), chosen)
 
 

@@ -1,4 +1,5 @@
 """Comparison report for GBDT+LR and its baselines: metrics, NE gains next to the paper's, plots."""
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,9 @@ def compare(scored: dict[str, DataFrame], label: str) -> dict[str, Any]:
     results = {}
     for name, df in scored.items():
         r = evaluation_report(df, score_col="score", label_col=label)
-        results[name] = {k: r[k] for k in ("rows", "roc_auc", "pr_auc", "log_loss", "normalized_entropy",
-                                           "calibration")}
+        results[name] = {
+            k: r[k] for k in ("rows", "roc_auc", "pr_auc", "log_loss", "normalized_entropy", "calibration")
+        }
     base = results["trees_only"]["normalized_entropy"]
     for name in results:
         results[name]["relative_ne_pct"] = 100.0 * results[name]["normalized_entropy"] / base
@@ -43,16 +45,25 @@ def contributions(model: GBDTLRModel, rows: DataFrame, names: list[str], n: int 
     result = []
     for values in model.trees.contributions(features):
         ranked = sorted(zip(names, values[:-1]), key=lambda nv: -abs(nv[1]))
-        result.append({"bias": round(float(values[-1]), 6), "margin": round(float(values.sum()), 6),
-                       "top": [{"feature": f, "contribution": round(float(v), 6)} for f, v in ranked[:8]]})
+        result.append(
+            {
+                "bias": round(float(values[-1]), 6),
+                "margin": round(float(values.sum()), 6),
+                "top": [{"feature": f, "contribution": round(float(v), 6)} for f, v in ranked[:8]],
+            }
+        )
     return result
 
 
 def calibration_table(df: DataFrame, label: str, bins: int = 10) -> list[dict[str, float]]:
     """Mean prediction and observed rate per score decile (one small row per bin)."""
     binned = df.withColumn("bin", F.least(F.floor(F.col("score") * bins), F.lit(bins - 1)))
-    rows = binned.groupBy("bin").agg(F.avg("score").alias("predicted"), F.avg(label).alias("observed"),
-                                     F.count(F.lit(1)).alias("rows")).orderBy("bin").collect()
+    rows = (
+        binned.groupBy("bin")
+        .agg(F.avg("score").alias("predicted"), F.avg(label).alias("observed"), F.count(F.lit(1)).alias("rows"))
+        .orderBy("bin")
+        .collect()
+    )
     return [r.asDict() for r in rows]
 
 
@@ -90,20 +101,37 @@ def importance_table(importances: dict[str, list[dict[str, Any]]], rows: int | N
     kinds = list(importances)
     by_kind = {kind: {i["feature"]: i["importance"] for i in importances[kind]} for kind in kinds}
     lines = ["| feature | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
-    return lines + [f"| {i['feature']} | " + " | ".join(f"{by_kind[k][i['feature']]:.4f}" for k in kinds) + " |"
-                    for i in importances[kinds[0]][:rows]]
+    return lines + [
+        f"| {i['feature']} | " + " | ".join(f"{by_kind[k][i['feature']]:.4f}" for k in kinds) + " |"
+        for i in importances[kinds[0]][:rows]
+    ]
 
 
-def render_markdown(results: dict[str, Any], importances: dict[str, list[dict[str, Any]]], chosen: dict[str, Any],
-                    explained: list[dict[str, Any]] | None = None) -> str:
-    lines = ["# GBDT+LR report", "", "| model | AUC | log loss | NE | calibration | NE vs trees-only | paper |",
-             "|---|---|---|---|---|---|---|"]
+def render_markdown(
+    results: dict[str, Any],
+    importances: dict[str, list[dict[str, Any]]],
+    chosen: dict[str, Any],
+    explained: list[dict[str, Any]] | None = None,
+) -> str:
+    lines = [
+        "# GBDT+LR report",
+        "",
+        "| model | AUC | log loss | NE | calibration | NE vs trees-only | paper |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['roc_auc']:.4f} | {r['log_loss']:.4f} | {r['normalized_entropy']:.4f} | "
-                     f"{r['calibration']:.3f} | {r['relative_ne_pct']:.2f}% | {r['paper_relative_ne_pct']}% |")
-    lines += ["", f"GBDT+LR regParam {chosen['gbdt_lr_reg']}, LR-only regParam {chosen['lr_only_reg']}, "
-              f"{len(chosen['tree_leaves'])} {chosen['learner']} trees, {sum(chosen['tree_leaves'])} leaves in all.",
-              "", "## Tree feature importances (shares)", ""]
+        lines.append(
+            f"| {name} | {r['roc_auc']:.4f} | {r['log_loss']:.4f} | {r['normalized_entropy']:.4f} | "
+            f"{r['calibration']:.3f} | {r['relative_ne_pct']:.2f}% | {r['paper_relative_ne_pct']}% |"
+        )
+    lines += [
+        "",
+        f"GBDT+LR regParam {chosen['gbdt_lr_reg']}, LR-only regParam {chosen['lr_only_reg']}, "
+        f"{len(chosen['tree_leaves'])} {chosen['learner']} trees, {sum(chosen['tree_leaves'])} leaves in all.",
+        "",
+        "## Tree feature importances (shares)",
+        "",
+    ]
     lines += importance_table(importances, 15)
     if explained:
         lines += ["", "## Why the trees scored these test rows so (contributions to the log-odds)", ""]

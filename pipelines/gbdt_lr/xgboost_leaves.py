@@ -7,6 +7,7 @@ node in every tree, batch by batch. Node ids are mapped to per-tree leaf ordinal
 (slots only for leaves that exist, which matters for loss-guided trees) and one-hot encoded as the Spark GBT path
 does.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,11 @@ def leaf_tables(dump: list[str]) -> tuple[list[int], np.ndarray]:
 
 def require_xgboost_session(spark: SparkSession) -> None:
     """Stop in one line over Spark Connect, where ``xgboost.spark`` cannot train (it needs RDD barrier mode)."""
-    require_classic(spark, "trees.learner 'xgboost'", "xgboost.spark trains in RDD barrier mode; "
-                    "use trees.learner: spark over Spark Connect")
+    require_classic(
+        spark,
+        "trees.learner 'xgboost'",
+        "xgboost.spark trains in RDD barrier mode; use trees.learner: spark over Spark Connect",
+    )
 
 
 def task_slots(spark: SparkSession) -> int:
@@ -67,20 +71,27 @@ class BoosterParams(TreeParams):
     """Params of the XGBoost learner that ``GBDTLR`` passes on by name."""
 
     maxLeaves = param(0, "leaves per tree (0 = no limit); for lossguide (xgboost)")
-    growPolicy = param("depthwise", "depthwise (level by level) or lossguide (best leaf first, like LightGBM; "
-                       "xgboost)")
+    growPolicy = param("depthwise", "depthwise (level by level) or lossguide (best leaf first, like LightGBM; xgboost)")
     minChildWeight = param(1.0, "minimum hessian sum in a leaf (xgboost)")
     regAlpha = param(0.0, "L1 penalty on leaf weights (xgboost)")
     regLambda = param(1.0, "L2 penalty on leaf weights (xgboost)")
     colsampleBytree = param(1.0, "column share per tree (xgboost)")
-    scalePosWeight = param(1.0, "weight of positive rows (xgboost); GBDT+LR's trees-only scores are re-calibrated "
-                           "for it")
-    earlyStoppingRounds = param(0, "stop after this many rounds without a better validation log loss (0 = off; "
-                                "xgboost)")
-    numWorkers = param(0, "XGBoost barrier tasks training together (0 = one per rowsPerWorker rows, at most the "
-                       "task slots of the cluster)")
-    rowsPerWorker = param(100_000, "with numWorkers 0: rows per XGBoost worker (below it, a collective's rounds "
-                          "cost more than the work they share)")
+    scalePosWeight = param(
+        1.0, "weight of positive rows (xgboost); GBDT+LR's trees-only scores are re-calibrated for it"
+    )
+    earlyStoppingRounds = param(
+        0, "stop after this many rounds without a better validation log loss (0 = off; xgboost)"
+    )
+    numWorkers = param(
+        0,
+        "XGBoost barrier tasks training together (0 = one per rowsPerWorker rows, at most the "
+        "task slots of the cluster)",
+    )
+    rowsPerWorker = param(
+        100_000,
+        "with numWorkers 0: rows per XGBoost worker (below it, a collective's rounds "
+        "cost more than the work they share)",
+    )
 
 
 class _XGBoostParams(EncoderParams, BoosterParams):
@@ -89,8 +100,11 @@ class _XGBoostParams(EncoderParams, BoosterParams):
     subsample = param(0.8, "row share per tree")
     maxBin = param(256, "histogram bins per feature")
     validationFraction = param(0.1, "share of the rows held out for early stopping")
-    featureTypes = param([], "per feature slot: 'q' (number) or 'c' (category index, split by partition); empty = "
-                         "all numbers", TypeConverters.toListString)
+    featureTypes = param(
+        [],
+        "per feature slot: 'q' (number) or 'c' (category index, split by partition); empty = all numbers",
+        TypeConverters.toListString,
+    )
 
 
 class XGBoostLeafEncoder(Estimator, _XGBoostParams, DefaultParamsReadable, DefaultParamsWritable):
@@ -98,11 +112,21 @@ class XGBoostLeafEncoder(Estimator, _XGBoostParams, DefaultParamsReadable, Defau
 
     def _check(self) -> None:
         name = type(self).__name__
-        check_param(name, "growPolicy", self.getOrDefault(self.growPolicy), "one of " + ", ".join(GROW_POLICIES),
-                    lambda v: v in GROW_POLICIES)
+        check_param(
+            name,
+            "growPolicy",
+            self.getOrDefault(self.growPolicy),
+            "one of " + ", ".join(GROW_POLICIES),
+            lambda v: v in GROW_POLICIES,
+        )
         check_param(name, "numTrees", self.getOrDefault(self.numTrees), "a positive integer", lambda v: v > 0)
-        check_param(name, "validationFraction", self.getOrDefault(self.validationFraction),
-                    "a number in (0, 0.5]", lambda v: 0 < v <= 0.5)
+        check_param(
+            name,
+            "validationFraction",
+            self.getOrDefault(self.validationFraction),
+            "a number in (0, 0.5]",
+            lambda v: 0 < v <= 0.5,
+        )
 
     def classifier(self, workers: int, validation: bool) -> Any:
         """The ``SparkXGBClassifier`` these params describe."""
@@ -111,15 +135,30 @@ class XGBoostLeafEncoder(Estimator, _XGBoostParams, DefaultParamsReadable, Defau
         get = self.getOrDefault
         stopping = get(self.earlyStoppingRounds)
         return SparkXGBClassifier(
-            features_col=self.getFeaturesCol(), label_col=self.getLabelCol(), num_workers=workers,
-            tree_method="hist", n_estimators=get(self.numTrees), max_depth=get(self.maxDepth),
-            max_leaves=get(self.maxLeaves), grow_policy=get(self.growPolicy), learning_rate=get(self.learningRate),
-            min_child_weight=get(self.minChildWeight), reg_alpha=get(self.regAlpha), reg_lambda=get(self.regLambda),
-            subsample=get(self.subsample), colsample_bytree=get(self.colsampleBytree),
-            scale_pos_weight=get(self.scalePosWeight), max_bin=get(self.maxBin), random_state=self.getSeed(),
-            eval_metric="logloss", missing=float("nan"), verbosity=0, verbose=False,
+            features_col=self.getFeaturesCol(),
+            label_col=self.getLabelCol(),
+            num_workers=workers,
+            tree_method="hist",
+            n_estimators=get(self.numTrees),
+            max_depth=get(self.maxDepth),
+            max_leaves=get(self.maxLeaves),
+            grow_policy=get(self.growPolicy),
+            learning_rate=get(self.learningRate),
+            min_child_weight=get(self.minChildWeight),
+            reg_alpha=get(self.regAlpha),
+            reg_lambda=get(self.regLambda),
+            subsample=get(self.subsample),
+            colsample_bytree=get(self.colsampleBytree),
+            scale_pos_weight=get(self.scalePosWeight),
+            max_bin=get(self.maxBin),
+            random_state=self.getSeed(),
+            eval_metric="logloss",
+            missing=float("nan"),
+            verbosity=0,
+            verbose=False,
             feature_types=get(self.featureTypes) or None,
-            **({"early_stopping_rounds": stopping, "validation_indicator_col": VALIDATION_COL} if validation else {}))
+            **({"early_stopping_rounds": stopping, "validation_indicator_col": VALIDATION_COL} if validation else {}),
+        )
 
     def workers(self, dataset: DataFrame) -> int:
         """``numWorkers``, or one worker per ``rowsPerWorker`` rows of ``dataset`` (counted), at most the task
@@ -144,8 +183,9 @@ class XGBoostLeafEncoder(Estimator, _XGBoostParams, DefaultParamsReadable, Defau
         if validation:
             held_out = row_uniform(dataset, self.getSeed(), "xgboost validation")
             dataset = dataset.withColumn(VALIDATION_COL, held_out < self.getOrDefault(self.validationFraction))
-        with job_description(spark, f"gbdt_lr: fit {self.getOrDefault(self.numTrees)} XGBoost trees "
-                                    f"on {workers} workers"):
+        with job_description(
+            spark, f"gbdt_lr: fit {self.getOrDefault(self.numTrees)} XGBoost trees on {workers} workers"
+        ):
             fitted = self.classifier(workers, validation).fit(dataset)
         booster = fitted.get_booster()
         best = booster.attr("best_iteration")
@@ -212,7 +252,7 @@ class XGBoostLeafEncoderModel(Model, _XGBoostParams, ArrayModel):
         return self.booster.predict(dmatrix(features, self.booster), pred_contribs=True)
 
     def arrays(self) -> dict[str, np.ndarray | None]:
-        return {"booster": np.frombuffer(self.booster_raw, np.uint8)}     # UBJSON bytes
+        return {"booster": np.frombuffer(self.booster_raw, np.uint8)}  # UBJSON bytes
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray | None]) -> "XGBoostLeafEncoderModel":

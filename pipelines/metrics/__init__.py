@@ -14,6 +14,7 @@ GAUC as a Spark ML evaluator). Bad input raises :class:`MetricsInputError`; a mi
 Each metric reads its input two to four times (checks, then one shuffle or more): cache an input
 that is expensive to recompute.
 """
+
 from pipelines.metrics.binary import (
     ConfusionCounts,
     ProbabilityMetrics,
@@ -32,8 +33,28 @@ from pipelines.metrics.report import evaluation_report
 from pipelines.metrics.validation import MetricsInputError
 
 __all__ = [
-    "ConfusionCounts", "ExactBinaryEvaluator", "GroupedAUC", "MetricsInputError", "MulticlassMetrics",
-    "ProbabilityMetrics", "RankingMetrics", "best_f1_threshold", "calibration", "confusion_at_threshold",
-    "evaluation_report", "grouped_auc", "log_loss", "multiclass_metrics", "normalized_entropy", "plot_at_k",
-    "plot_calibration", "plot_pr", "plot_roc", "pr_auc", "pr_curve", "ranking_metrics", "roc_auc", "roc_curve",
+    "ConfusionCounts",
+    "ExactBinaryEvaluator",
+    "GroupedAUC",
+    "MetricsInputError",
+    "MulticlassMetrics",
+    "ProbabilityMetrics",
+    "RankingMetrics",
+    "best_f1_threshold",
+    "calibration",
+    "confusion_at_threshold",
+    "evaluation_report",
+    "grouped_auc",
+    "log_loss",
+    "multiclass_metrics",
+    "normalized_entropy",
+    "plot_at_k",
+    "plot_calibration",
+    "plot_pr",
+    "plot_roc",
+    "pr_auc",
+    "pr_curve",
+    "ranking_metrics",
+    "roc_auc",
+    "roc_curve",
 ]

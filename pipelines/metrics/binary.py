@@ -4,6 +4,7 @@ Each is one aggregate pass, fused with the input checks (see ``validation.prepar
 Metrics that need the score order (AUC, average precision, the F1-optimal threshold, curves)
 live in ``curves``.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,12 +39,19 @@ class ConfusionCounts(Record):
     accuracy: float
 
     @classmethod
-    def from_counts(cls, threshold: float, tp: float, fp: float, positives: float,
-                    negatives: float) -> ConfusionCounts:
+    def from_counts(cls, threshold: float, tp: float, fp: float, positives: float, negatives: float) -> ConfusionCounts:
         predicted = tp + fp
-        return cls(threshold=float(threshold), tp=tp, fp=fp, tn=negatives - fp, fn=positives - tp,
-                   precision=tp / predicted if predicted > 0 else 0.0, recall=tp / positives,
-                   f1=2 * tp / (predicted + positives), accuracy=(tp + negatives - fp) / (positives + negatives))
+        return cls(
+            threshold=float(threshold),
+            tp=tp,
+            fp=fp,
+            tn=negatives - fp,
+            fn=positives - tp,
+            precision=tp / predicted if predicted > 0 else 0.0,
+            recall=tp / positives,
+            f1=2 * tp / (predicted + positives),
+            accuracy=(tp + negatives - fp) / (positives + negatives),
+        )
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -67,10 +75,12 @@ def probability_sums() -> dict[str, Column]:
     """Row expressions whose sums give :class:`ProbabilityMetrics` (see ``prepare_binary``'s ``sums``)."""
     score, label, weight = F.col(SCORE), F.col(LABEL), F.col(WEIGHT)
     p = F.least(F.greatest(score, F.lit(EPS)), F.lit(1 - EPS))
-    return {"_log_loss": -weight * F.when(label == 1, F.log(p)).otherwise(F.log(1 - p)),
-            "_weight": weight,
-            "_predicted": weight * score,
-            "_out_of_range": ((score < 0) | (score > 1)).cast("int")}
+    return {
+        "_log_loss": -weight * F.when(label == 1, F.log(p)).otherwise(F.log(1 - p)),
+        "_weight": weight,
+        "_predicted": weight * score,
+        "_out_of_range": ((score < 0) | (score > 1)).cast("int"),
+    }
 
 
 def calibration_sums(bins: int) -> dict[str, Column]:
@@ -81,8 +91,13 @@ def calibration_sums(bins: int) -> dict[str, Column]:
     sums = {}
     for b in range(bins):
         inside = bin_of == b
-        sums.update({f"_cal{b}_weight": F.when(inside, weight), f"_cal{b}_predicted": F.when(inside, weight * score),
-                     f"_cal{b}_observed": F.when(inside, weight * label)})
+        sums.update(
+            {
+                f"_cal{b}_weight": F.when(inside, weight),
+                f"_cal{b}_predicted": F.when(inside, weight * score),
+                f"_cal{b}_observed": F.when(inside, weight * label),
+            }
+        )
     return sums
 
 
@@ -93,71 +108,123 @@ def calibration_bins_of(frame: BinaryFrame, bins: int) -> list[dict[str, float]]
     for b in range(bins):
         weight = frame.sums[f"_cal{b}_weight"]
         if weight > 0:
-            points.append({"low": b / bins, "high": (b + 1) / bins, "weight": weight,
-                           "predicted": frame.sums[f"_cal{b}_predicted"] / weight,
-                           "observed": frame.sums[f"_cal{b}_observed"] / weight})
+            points.append(
+                {
+                    "low": b / bins,
+                    "high": (b + 1) / bins,
+                    "weight": weight,
+                    "predicted": frame.sums[f"_cal{b}_predicted"] / weight,
+                    "observed": frame.sums[f"_cal{b}_observed"] / weight,
+                }
+            )
     return points
 
 
 def threshold_sums(threshold: float) -> dict[str, Column]:
     """Row expressions whose sums are the true and false positive weight at ``threshold``."""
     predicted = F.col(SCORE) >= F.lit(float(threshold))
-    return {"_tp": F.when(predicted & (F.col(LABEL) == 1), F.col(WEIGHT)),
-            "_fp": F.when(predicted & (F.col(LABEL) == 0), F.col(WEIGHT))}
+    return {
+        "_tp": F.when(predicted & (F.col(LABEL) == 1), F.col(WEIGHT)),
+        "_fp": F.when(predicted & (F.col(LABEL) == 0), F.col(WEIGHT)),
+    }
 
 
 def probability_metrics_of(frame: BinaryFrame, score_col: str) -> ProbabilityMetrics:
     """:class:`ProbabilityMetrics` from a frame prepared with :func:`probability_sums`."""
     outside = int(frame.sums["_out_of_range"])
     if outside:
-        raise MetricsInputError(f"column '{score_col}': {outside} rows with scores outside [0, 1]; "
-                                "log loss, normalized entropy and calibration need probabilities")
+        raise MetricsInputError(
+            f"column '{score_col}': {outside} rows with scores outside [0, 1]; "
+            "log loss, normalized entropy and calibration need probabilities"
+        )
     total = frame.sums["_weight"]
     mean_label = frame.positive_weight / total
     entropy = -(mean_label * math.log(mean_label) + (1 - mean_label) * math.log(1 - mean_label))
     loss = frame.sums["_log_loss"] / total
-    return ProbabilityMetrics(log_loss=loss, normalized_entropy=loss / entropy,
-                              calibration=frame.sums["_predicted"] / frame.positive_weight)
+    return ProbabilityMetrics(
+        log_loss=loss, normalized_entropy=loss / entropy, calibration=frame.sums["_predicted"] / frame.positive_weight
+    )
 
 
 def confusion_of(frame: BinaryFrame, threshold: float) -> ConfusionCounts:
     """:class:`ConfusionCounts` from a frame prepared with :func:`threshold_sums`."""
-    return ConfusionCounts.from_counts(threshold, frame.sums["_tp"], frame.sums["_fp"],
-                                       frame.positive_weight, frame.negative_weight)
+    return ConfusionCounts.from_counts(
+        threshold, frame.sums["_tp"], frame.sums["_fp"], frame.positive_weight, frame.negative_weight
+    )
 
 
-def _probability(df: DataFrame, score_col: str, label_col: str, weight_col: str | None,
-                 options: dict[str, Any]) -> ProbabilityMetrics:
+def _probability(
+    df: DataFrame, score_col: str, label_col: str, weight_col: str | None, options: dict[str, Any]
+) -> ProbabilityMetrics:
     frame = prepare_binary(df, score_col, label_col, weight_col, sums=probability_sums(), **options)
     return probability_metrics_of(frame, score_col)
 
 
-def log_loss(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-             positive_label: Any = 1, negative_label: Any = 0, drop_invalid: bool = False) -> float:
+def log_loss(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> float:
     """Mean (weighted) log loss of probability scores, clipped to [eps, 1-eps] as scikit-learn does."""
     options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
     return _probability(df, score_col, label_col, weight_col, options).log_loss
 
 
-def normalized_entropy(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-                       positive_label: Any = 1, negative_label: Any = 0, drop_invalid: bool = False) -> float:
+def normalized_entropy(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> float:
     """Log loss divided by the entropy of the mean label: below 1.0 beats predicting the base rate."""
     options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
     return _probability(df, score_col, label_col, weight_col, options).normalized_entropy
 
 
-def calibration(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-                positive_label: Any = 1, negative_label: Any = 0, drop_invalid: bool = False) -> float:
+def calibration(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> float:
     """Sum of predicted probabilities over the sum of labels (weighted): 1.0 is calibrated on average."""
     options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
     return _probability(df, score_col, label_col, weight_col, options).calibration
 
 
-def confusion_at_threshold(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-                           threshold: float = 0.5, positive_label: Any = 1, negative_label: Any = 0,
-                           drop_invalid: bool = False) -> ConfusionCounts:
+def confusion_at_threshold(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    threshold: float = 0.5,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> ConfusionCounts:
     """Confusion counts, precision, recall, F1 and accuracy when predicting positive at score >= threshold."""
-    frame = prepare_binary(df, score_col, label_col, weight_col, positive_label=positive_label,
-                           negative_label=negative_label, drop_invalid=drop_invalid,
-                           sums=threshold_sums(threshold))
+    frame = prepare_binary(
+        df,
+        score_col,
+        label_col,
+        weight_col,
+        positive_label=positive_label,
+        negative_label=negative_label,
+        drop_invalid=drop_invalid,
+        sums=threshold_sums(threshold),
+    )
     return confusion_of(frame, threshold)

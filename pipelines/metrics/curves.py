@@ -15,6 +15,7 @@ distinct scores ("blocks") with their positive and negative weight.
 
 Float64 arithmetic throughout: unweighted sums are integers, exact below 2**53.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,8 +41,10 @@ COMPACT_ROWS = 1 << 20
 SIGNED = "signed"
 
 _SUMMARY_SCHEMA = "lo double, positives double, negatives double, blocks long, mann_whitney double"
-_SWEEP_SCHEMA = ("precision_sum double, f1 double, f1_threshold double, f1_tp double, f1_fp double, "
-                 "thresholds array<double>, tps array<double>, fps array<double>")
+_SWEEP_SCHEMA = (
+    "precision_sum double, f1 double, f1_threshold double, f1_tp double, f1_fp double, "
+    "thresholds array<double>, tps array<double>, fps array<double>"
+)
 
 Blocks = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -102,12 +105,23 @@ def _summarise(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return
     score, pos, neg = blocks
     mann_whitney = float(np.dot(pos, exclusive_cumsum(neg) + 0.5 * neg))
-    yield pa.RecordBatch.from_pydict({"lo": [score[0]], "positives": [pos.sum()], "negatives": [neg.sum()],
-                                      "blocks": [score.size], "mann_whitney": [mann_whitney]})
+    yield pa.RecordBatch.from_pydict(
+        {
+            "lo": [score[0]],
+            "positives": [pos.sum()],
+            "negatives": [neg.sum()],
+            "blocks": [score.size],
+            "mann_whitney": [mann_whitney],
+        }
+    )
 
 
-def _sweep_partition(batches: Iterator[pa.RecordBatch], offsets: dict[float, tuple[float, float, int]],
-                     positives: float, selected: np.ndarray) -> Iterator[pa.RecordBatch]:
+def _sweep_partition(
+    batches: Iterator[pa.RecordBatch],
+    offsets: dict[float, tuple[float, float, int]],
+    positives: float,
+    selected: np.ndarray,
+) -> Iterator[pa.RecordBatch]:
     """Pass 2: precision sum, best F1 and the selected curve points of one partition.
 
     Blocks are walked from the highest score down; at a block's threshold everything scoring at
@@ -128,9 +142,17 @@ def _sweep_partition(batches: Iterator[pa.RecordBatch], offsets: dict[float, tup
     lo, hi = np.searchsorted(selected, [first, first + score.size])
     take = selected[lo:hi] - first
     yield pa.RecordBatch.from_pydict(
-        {"precision_sum": [float(np.dot(pos, tp / (tp + fp)))], "f1": [f1[best]], "f1_threshold": [score[best]],
-         "f1_tp": [tp[best]], "f1_fp": [fp[best]],
-         "thresholds": [score[take]], "tps": [tp[take]], "fps": [fp[take]]})
+        {
+            "precision_sum": [float(np.dot(pos, tp / (tp + fp)))],
+            "f1": [f1[best]],
+            "f1_threshold": [score[best]],
+            "f1_tp": [tp[best]],
+            "f1_fp": [fp[best]],
+            "thresholds": [score[take]],
+            "tps": [tp[take]],
+            "fps": [fp[take]],
+        }
+    )
 
 
 def curve_indices(blocks: int, points: int) -> np.ndarray:
@@ -168,15 +190,15 @@ class Sweep:
 
     def roc_table(self) -> pd.DataFrame:
         """Columns threshold, fpr, tpr; the first row (threshold inf) predicts nothing positive."""
-        return pd.DataFrame({"threshold": self.thresholds, "fpr": self.fps / self.negatives,
-                             "tpr": self.tps / self.positives})
+        return pd.DataFrame(
+            {"threshold": self.thresholds, "fpr": self.fps / self.negatives, "tpr": self.tps / self.positives}
+        )
 
     def pr_table(self) -> pd.DataFrame:
         """Columns threshold, precision, recall; at threshold inf precision is 1 by convention, as in scikit-learn."""
         predicted = self.tps + self.fps
         precision = np.divide(self.tps, predicted, out=np.ones_like(self.tps), where=predicted > 0)
-        return pd.DataFrame({"threshold": self.thresholds, "precision": precision,
-                             "recall": self.tps / self.positives})
+        return pd.DataFrame({"threshold": self.thresholds, "precision": precision, "recall": self.tps / self.positives})
 
 
 class ScoreOrder:
@@ -224,37 +246,57 @@ class ScoreOrder:
         pos_above, neg_above, blocks_above = 0.0, 0.0, 0
         for part in reversed(self.parts):
             offsets[part.lo] = (pos_above, neg_above, blocks_above)
-            pos_above, neg_above, blocks_above = (pos_above + part.positives, neg_above + part.negatives,
-                                                  blocks_above + part.blocks)
-        selected = (curve_indices(blocks_above, points) if points is not None else np.empty(0, np.int64))
+            pos_above, neg_above, blocks_above = (
+                pos_above + part.positives,
+                neg_above + part.negatives,
+                blocks_above + part.blocks,
+            )
+        selected = curve_indices(blocks_above, points) if points is not None else np.empty(0, np.int64)
         task = functools.partial(_sweep_partition, offsets=offsets, positives=self.positives, selected=selected)
         rows = self._ranked.mapInArrow(task, _SWEEP_SCHEMA).collect()
         best = max(rows, key=lambda row: (row.f1, row.f1_threshold))
-        thresholds, tps, fps = (np.concatenate([np.empty(0), *(row[name] for row in rows)])
-                                for name in ("thresholds", "tps", "fps"))
+        thresholds, tps, fps = (
+            np.concatenate([np.empty(0), *(row[name] for row in rows)]) for name in ("thresholds", "tps", "fps")
+        )
         if points is not None:  # the point that predicts nothing positive, as in scikit-learn
             thresholds, tps, fps = np.r_[np.inf, thresholds], np.r_[0.0, tps], np.r_[0.0, fps]
         order = np.argsort(-thresholds, kind="stable")
-        return Sweep(positives=self.positives, negatives=self.negatives,
-                     average_precision=math.fsum(row.precision_sum for row in rows) / self.positives,
-                     best_f1=ConfusionCounts.from_counts(best.f1_threshold, best.f1_tp, best.f1_fp,
-                                                         self.positives, self.negatives),
-                     thresholds=thresholds[order], tps=tps[order], fps=fps[order])
+        return Sweep(
+            positives=self.positives,
+            negatives=self.negatives,
+            average_precision=math.fsum(row.precision_sum for row in rows) / self.positives,
+            best_f1=ConfusionCounts.from_counts(
+                best.f1_threshold, best.f1_tp, best.f1_fp, self.positives, self.negatives
+            ),
+            thresholds=thresholds[order],
+            tps=tps[order],
+            fps=fps[order],
+        )
 
 
-def _order(df: DataFrame, score_col: str, label_col: str, weight_col: str | None, keep: bool,
-           options: dict[str, Any]) -> ScoreOrder:
+def _order(
+    df: DataFrame, score_col: str, label_col: str, weight_col: str | None, keep: bool, options: dict[str, Any]
+) -> ScoreOrder:
     return ScoreOrder(prepare_binary(df, score_col, label_col, weight_col, **options), keep=keep)
 
 
-def _sweep(df: DataFrame, score_col: str, label_col: str, weight_col: str | None, points: int | None,
-           options: dict[str, Any]) -> Sweep:
+def _sweep(
+    df: DataFrame, score_col: str, label_col: str, weight_col: str | None, points: int | None, options: dict[str, Any]
+) -> Sweep:
     with _order(df, score_col, label_col, weight_col, True, options) as order:
         return order.sweep(points)
 
 
-def roc_auc(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-            positive_label: Any = 1, negative_label: Any = 0, drop_invalid: bool = False) -> float:
+def roc_auc(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> float:
     """Exact ROC-AUC: the probability that a positive outscores a negative, ties counting half.
 
     Optional non-negative sample weights. One aggregate pass for the input checks, then one
@@ -265,8 +307,16 @@ def roc_auc(df: DataFrame, score_col: str, label_col: str, weight_col: str | Non
     return _order(df, score_col, label_col, weight_col, False, options).roc_auc()
 
 
-def pr_auc(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-           positive_label: Any = 1, negative_label: Any = 0, drop_invalid: bool = False) -> float:
+def pr_auc(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> float:
     """Average precision as scikit-learn defines it: sum over thresholds of recall gain times precision.
 
     Not the trapezoidal area under the PR curve, which is optimistic with ties and sparse curves.
@@ -275,17 +325,32 @@ def pr_auc(df: DataFrame, score_col: str, label_col: str, weight_col: str | None
     return _sweep(df, score_col, label_col, weight_col, None, options).average_precision
 
 
-def best_f1_threshold(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-                      positive_label: Any = 1, negative_label: Any = 0,
-                      drop_invalid: bool = False) -> ConfusionCounts:
+def best_f1_threshold(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> ConfusionCounts:
     """Confusion counts at the score threshold with the highest F1 (the highest such threshold on ties)."""
     options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
     return _sweep(df, score_col, label_col, weight_col, None, options).best_f1
 
 
-def roc_curve(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-              points: int = 200, positive_label: Any = 1, negative_label: Any = 0,
-              drop_invalid: bool = False) -> DataFrame:
+def roc_curve(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    points: int = 200,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> DataFrame:
     """ROC points (threshold, fpr, tpr) by descending threshold, at most ``points`` rows.
 
     With ``points`` above the number of distinct scores this is scikit-learn's
@@ -296,9 +361,17 @@ def roc_curve(df: DataFrame, score_col: str, label_col: str, weight_col: str | N
     return from_pandas(df.sparkSession, table, "threshold double, fpr double, tpr double")
 
 
-def pr_curve(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-             points: int = 200, positive_label: Any = 1, negative_label: Any = 0,
-             drop_invalid: bool = False) -> DataFrame:
+def pr_curve(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    points: int = 200,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> DataFrame:
     """Precision-recall points (threshold, precision, recall) by descending threshold, at most ``points`` rows.
 
     With ``points`` above the number of distinct scores this is scikit-learn's

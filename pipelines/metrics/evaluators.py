@@ -9,6 +9,7 @@ column (a classifier's ``probability`` or ``rawPrediction``) is read at index 1,
 holds what those functions hold: one row of sums per partition, never the rows. It saves and loads like Spark's
 evaluators (``DefaultParamsWritable``), also inside a saved ``CrossValidator``.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -36,18 +37,26 @@ def _gauc(df: DataFrame, score_col: str, label_col: str, group_col: str) -> floa
 
 # metricName -> (function of (df, score, label, weight or group), larger is better)
 METRICS: dict[str, tuple[Callable[..., float], bool]] = {
-    "areaUnderROC": (roc_auc, True), "areaUnderPR": (pr_auc, True), "logLoss": (log_loss, False),
-    "normalizedEntropy": (normalized_entropy, False), "gauc": (_gauc, True)}
+    "areaUnderROC": (roc_auc, True),
+    "areaUnderPR": (pr_auc, True),
+    "logLoss": (log_loss, False),
+    "normalizedEntropy": (normalized_entropy, False),
+    "gauc": (_gauc, True),
+}
 _POSITIVE = "_evaluator_positive_score"
 
 
-class ExactBinaryEvaluator(Evaluator, StageParams, HasLabelCol, HasWeightCol, DefaultParamsReadable,
-                           DefaultParamsWritable):
+class ExactBinaryEvaluator(
+    Evaluator, StageParams, HasLabelCol, HasWeightCol, DefaultParamsReadable, DefaultParamsWritable
+):
     """Exact ROC-AUC, average precision, log loss, normalized entropy or GAUC of a scored binary table."""
 
     metricName = param("areaUnderROC", f"metric: {' | '.join(METRICS)}")
-    scoreCol = param("probability", "score of the positive class: a number (a probability for logLoss and "
-                     "normalizedEntropy) or a vector read at index 1")
+    scoreCol = param(
+        "probability",
+        "score of the positive class: a number (a probability for logLoss and "
+        "normalizedEntropy) or a vector read at index 1",
+    )
     groupCol = param(None, "group of each row for gauc, e.g. the user id", TypeConverters.toString)
 
     def getGroupCol(self) -> str | None:

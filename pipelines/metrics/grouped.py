@@ -6,6 +6,7 @@ are skipped (and counted). How: rows are hash-partitioned by group, and each par
 every group's exact Mann-Whitney AUC at once with one sort in numpy (integer arithmetic, ties
 half), so millions of groups cost one shuffle and no per-group Python call.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,36 +64,65 @@ def _partition_gauc(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatc
     both = (group_pos > 0) & (group_neg > 0)
     size = group_pos + group_neg
     auc = twice_mann_whitney[both] / (2.0 * group_pos[both] * group_neg[both])
-    yield pa.RecordBatch.from_pydict({
-        "weighted_auc": [float(np.dot(auc, size[both]))], "groups": [int(both.sum())],
-        "rows": [int(size[both].sum())], "groups_skipped": [int((~both).sum())],
-        "rows_skipped": [int(size[~both].sum())]})
+    yield pa.RecordBatch.from_pydict(
+        {
+            "weighted_auc": [float(np.dot(auc, size[both]))],
+            "groups": [int(both.sum())],
+            "rows": [int(size[both].sum())],
+            "groups_skipped": [int((~both).sum())],
+            "rows_skipped": [int(size[~both].sum())],
+        }
+    )
 
 
 def grouped_auc_of(frame: BinaryFrame, group_col: str) -> GroupedAUC:
     """GAUC of a frame prepared with a group column (weights, if any, are not used)."""
     group_type = frame.df.schema[GROUP].dataType
     if isinstance(group_type, (T.ArrayType, T.MapType, T.StructType)):
-        raise MetricsInputError(f"column '{group_col}' must be of a primitive or string type, "
-                                f"got {group_type.simpleString()}")
-    rows = (frame.df.select(GROUP, SCORE, F.col(LABEL).cast("byte").alias(LABEL))
-            .repartition(partitions_for(frame), GROUP)
-            .mapInArrow(_partition_gauc, _SCHEMA).collect())
+        raise MetricsInputError(
+            f"column '{group_col}' must be of a primitive or string type, got {group_type.simpleString()}"
+        )
+    rows = (
+        frame.df.select(GROUP, SCORE, F.col(LABEL).cast("byte").alias(LABEL))
+        .repartition(partitions_for(frame), GROUP)
+        .mapInArrow(_partition_gauc, _SCHEMA)
+        .collect()
+    )
     used, skipped = sum(row.groups for row in rows), sum(row.groups_skipped for row in rows)
     if used == 0:
         raise MetricsInputError(f"column '{group_col}': none of the {skipped} groups has both classes")
     size = sum(row.rows for row in rows)
-    return GroupedAUC(gauc=math.fsum(row.weighted_auc for row in rows) / size, groups=used, rows=size,
-                      groups_skipped=skipped, rows_skipped=sum(row.rows_skipped for row in rows))
+    return GroupedAUC(
+        gauc=math.fsum(row.weighted_auc for row in rows) / size,
+        groups=used,
+        rows=size,
+        groups_skipped=skipped,
+        rows_skipped=sum(row.rows_skipped for row in rows),
+    )
 
 
-def grouped_auc(df: DataFrame, group_col: str, score_col: str, label_col: str, *, positive_label: Any = 1,
-                negative_label: Any = 0, drop_invalid: bool = False) -> GroupedAUC:
+def grouped_auc(
+    df: DataFrame,
+    group_col: str,
+    score_col: str,
+    label_col: str,
+    *,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+) -> GroupedAUC:
     """Impression-weighted mean of per-group exact AUC over groups that have both classes.
 
     Each group counts with its number of rows. The group column must be of a primitive or string
     type; a null group is bad input like a null score.
     """
-    frame = prepare_binary(df, score_col, label_col, group_col=group_col, positive_label=positive_label,
-                           negative_label=negative_label, drop_invalid=drop_invalid)
+    frame = prepare_binary(
+        df,
+        score_col,
+        label_col,
+        group_col=group_col,
+        positive_label=positive_label,
+        negative_label=negative_label,
+        drop_invalid=drop_invalid,
+    )
     return grouped_auc_of(frame, group_col)

@@ -1,4 +1,5 @@
 """The main of ``jobs/evaluate.py``: one evaluation report of a scored table, with plots, as an output."""
+
 from __future__ import annotations
 
 import json
@@ -30,17 +31,29 @@ def render_summary(report: dict[str, Any], source: str) -> str:
         lines.append(f"| {name} | {_number(report[name])} |")
     lines += ["", "| threshold | precision | recall | F1 | accuracy | TP | FP | FN | TN |", "|---" * 9 + "|"]
     for counts in (report["at_threshold"], report["best_f1"]):
-        lines.append("| " + " | ".join(_number(counts[k]) for k in (
-            "threshold", "precision", "recall", "f1", "accuracy", "tp", "fp", "fn", "tn")) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                _number(counts[k])
+                for k in ("threshold", "precision", "recall", "f1", "accuracy", "tp", "fp", "fn", "tn")
+            )
+            + " |"
+        )
     gauc = report.get("gauc")
     if gauc:
-        lines += ["", f"GAUC {_number(gauc['gauc'])} over {_number(gauc['groups'])} groups and "
-                      f"{_number(gauc['rows'])} rows ({_number(gauc['groups_skipped'])} groups, "
-                      f"{_number(gauc['rows_skipped'])} rows skipped: one class only)"]
+        lines += [
+            "",
+            f"GAUC {_number(gauc['gauc'])} over {_number(gauc['groups'])} groups and "
+            f"{_number(gauc['rows'])} rows ({_number(gauc['groups_skipped'])} groups, "
+            f"{_number(gauc['rows_skipped'])} rows skipped: one class only)",
+        ]
     if report.get("calibration_bins"):
         lines += ["", "| score bin | weight | mean predicted | observed rate |", "|---|---|---|---|"]
-        lines += [f"| {b['low']:.2f}-{b['high']:.2f} | {_number(b['weight'])} | {_number(b['predicted'])} | "
-                  f"{_number(b['observed'])} |" for b in report["calibration_bins"]]
+        lines += [
+            f"| {b['low']:.2f}-{b['high']:.2f} | {_number(b['weight'])} | {_number(b['predicted'])} | "
+            f"{_number(b['observed'])} |"
+            for b in report["calibration_bins"]
+        ]
     lines += [f"- note: {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -57,15 +70,26 @@ def evaluate_job(ctx: "JobContext") -> dict[str, Any]:
     ctx.log(f"evaluating {source}")
     with tempfile.TemporaryDirectory() as plots:
         report = evaluation_report(
-            data.select(*wanted), score_col=columns["score"], label_col=columns["label"],
-            weight_col=optional["weight"], group_col=optional["group"], threshold=cfg["threshold"],
-            curve_points=cfg["curve_points"], plot_dir=plots, drop_invalid=cfg["drop_invalid"],
-            positive_label=_or(cfg["positive_label"], 1), negative_label=_or(cfg["negative_label"], 0),
-            calibration_bins=cfg["calibration_bins"])
+            data.select(*wanted),
+            score_col=columns["score"],
+            label_col=columns["label"],
+            weight_col=optional["weight"],
+            group_col=optional["group"],
+            threshold=cfg["threshold"],
+            curve_points=cfg["curve_points"],
+            plot_dir=plots,
+            drop_invalid=cfg["drop_invalid"],
+            positive_label=_or(cfg["positive_label"], 1),
+            negative_label=_or(cfg["negative_label"], 0),
+            calibration_bins=cfg["calibration_bins"],
+        )
         images = {Path(path).name: Path(path).read_bytes() for path in report.pop("plots").values()}
     ctx.metrics["evaluation"] = report
     summary = render_summary(report, source)
-    ctx.stage_files("report", cfg["output"]["path"], {
-        "evaluation.json": json.dumps(report, indent=2) + "\n", "evaluation.md": summary, **images})
+    ctx.stage_files(
+        "report",
+        cfg["output"]["path"],
+        {"evaluation.json": json.dumps(report, indent=2) + "\n", "evaluation.md": summary, **images},
+    )
     print(summary)
     return report

@@ -4,6 +4,7 @@ confusion matrix.
 
 Uses matplotlib's object API with the Agg canvas: no pyplot state, no display needed.
 """
+
 from __future__ import annotations
 
 import io
@@ -45,8 +46,13 @@ def plot_roc(table: pd.DataFrame, path: str | os.PathLike, *, auc: float | None 
     return _save(figure, path)
 
 
-def plot_pr(table: pd.DataFrame, path: str | os.PathLike, *, average_precision: float | None = None,
-            base_rate: float | None = None) -> str:
+def plot_pr(
+    table: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    average_precision: float | None = None,
+    base_rate: float | None = None,
+) -> str:
     """Draw ``table`` (columns recall, precision, as from ``pr_curve``) to a PNG at ``path``; returns the path.
 
     ``base_rate`` (the positive share) draws the precision of a random ranking.
@@ -60,8 +66,9 @@ def plot_pr(table: pd.DataFrame, path: str | os.PathLike, *, average_precision: 
     return _save(figure, path)
 
 
-def plot_calibration(points: Sequence[Mapping[str, float]], path: str | os.PathLike, *,
-                     calibration: float | None = None) -> str:
+def plot_calibration(
+    points: Sequence[Mapping[str, float]], path: str | os.PathLike, *, calibration: float | None = None
+) -> str:
     """Reliability diagram of ``points`` (dicts with low, high, weight, predicted, observed, as from
     ``calibration_bins_of``): observed positive rate against mean prediction per score bin, the diagonal
     being perfect calibration; bars show each bin's share of the weight. Returns the path."""
@@ -69,8 +76,13 @@ def plot_calibration(points: Sequence[Mapping[str, float]], path: str | os.PathL
     figure, axes = _axes(title, "mean predicted probability", "observed positive rate")
     total = sum(p["weight"] for p in points) or 1.0
     share = axes.twinx()
-    share.bar([(p["low"] + p["high"]) / 2 for p in points], [p["weight"] / total for p in points],
-              width=[0.9 * (p["high"] - p["low"]) for p in points], color="grey", alpha=0.2)
+    share.bar(
+        [(p["low"] + p["high"]) / 2 for p in points],
+        [p["weight"] / total for p in points],
+        width=[0.9 * (p["high"] - p["low"]) for p in points],
+        color="grey",
+        alpha=0.2,
+    )
     share.set(ylim=(0, 1), ylabel="share of rows (bars)")
     axes.set_zorder(share.get_zorder() + 1)
     axes.patch.set_visible(False)
@@ -90,18 +102,19 @@ def at_k_panels(curves: Mapping[str, Mapping[int, float]]) -> dict[str, dict[str
     for name, points in curves.items():
         found = _MEASURE.search(name)
         measure = f"{found.group().lower()}@k" if found else name
-        series = re.sub(r"[._]+$|^[._]+", "", name[:found.start()] if found else "") or name
+        series = re.sub(r"[._]+$|^[._]+", "", name[: found.start()] if found else "") or name
         panels.setdefault(measure, {})[series] = points
     dotted = [n for panel in panels.values() for n in panel if "." in n]
     common = os.path.commonprefix(dotted) if len(dotted) > 1 else ""
-    common = common[:common.rfind(".") + 1]
-    if common:                                        # a shared dotted prefix ("evaluation.") says nothing
+    common = common[: common.rfind(".") + 1]
+    if common:  # a shared dotted prefix ("evaluation.") says nothing
         panels = {m: {n.removeprefix(common) or n: p for n, p in panel.items()} for m, panel in panels.items()}
     return panels
 
 
-def plot_at_k(curves: Mapping[str, Mapping[int, float]], path: str | os.PathLike, *,
-              title: str = "Metrics at k") -> str:
+def plot_at_k(
+    curves: Mapping[str, Mapping[int, float]], path: str | os.PathLike, *, title: str = "Metrics at k"
+) -> str:
     """Metrics at each cut-off k (e.g. ``{"ours.recall@k": {1: 0.3, 10: 0.8}, "ours.ndcg@k": ...}``): one panel
     per measure, one colour per series across the panels, the legend below them; a log k axis when the cut-offs
     span a factor of 10 or more. Returns the path."""
@@ -125,8 +138,14 @@ def plot_at_k(curves: Mapping[str, Mapping[int, float]], path: str | os.PathLike
     for axes in figure.axes:
         for handle, label in zip(*axes.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    figure.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
-                  ncol=min(3, len(handles)), fontsize=8, frameon=False)
+    figure.legend(
+        list(handles.values()),
+        list(handles.keys()),
+        loc="outside lower center",
+        ncol=min(3, len(handles)),
+        fontsize=8,
+        frameon=False,
+    )
     return _save(figure, path)
 
 
@@ -151,8 +170,15 @@ def confusion_png(labels: Sequence[Any], matrix: Sequence[Sequence[float]], titl
     if n <= 30:
         for (i, j), share in np.ndenumerate(shares):
             if share >= 0.005:
-                axes.text(j, i, f"{share:.2f}", ha="center", va="center", fontsize=font - 1,
-                          color="white" if share > 0.5 else "black")
+                axes.text(
+                    j,
+                    i,
+                    f"{share:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=font - 1,
+                    color="white" if share > 0.5 else "black",
+                )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()

@@ -12,6 +12,7 @@ binary. Per user, with ``hits`` the 0-based positions of relevant items in the t
 
 Everything is one join on user and array expressions in the JVM: no rows are exploded.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,9 +44,16 @@ def _sum(values: Column) -> Column:
     return F.aggregate(values, F.lit(0.0), lambda total, value: total + value)
 
 
-def ranking_metrics(recommendations: DataFrame, relevant: DataFrame, k: int, *, user_col: str = "user",
-                    items_col: str = "items", item_col: str = "item",
-                    drop_invalid: bool = False) -> RankingMetrics:
+def ranking_metrics(
+    recommendations: DataFrame,
+    relevant: DataFrame,
+    k: int,
+    *,
+    user_col: str = "user",
+    items_col: str = "items",
+    item_col: str = "item",
+    drop_invalid: bool = False,
+) -> RankingMetrics:
     """Precision, recall, NDCG, MAP and hit rate at ``k`` of ranked lists against held-out items.
 
     ``recommendations`` has one row per user with ``items_col`` an array in rank order (for ALS
@@ -59,24 +67,39 @@ def ranking_metrics(recommendations: DataFrame, relevant: DataFrame, k: int, *, 
     items_type = recommendations.schema[items_col].dataType
     if not isinstance(items_type, T.ArrayType):
         raise MetricsInputError(f"column '{items_col}' must be an array of items, got {items_type.simpleString()}")
-    checked = validate(relevant, [missing_check(relevant, user_col), missing_check(relevant, item_col)],
-                       drop_invalid=drop_invalid)
-    held_out = (checked.df.groupBy(user_col)
-                .agg(F.collect_set(F.col(item_col).cast(items_type.elementType)).alias("_relevant")))
+    checked = validate(
+        relevant, [missing_check(relevant, user_col), missing_check(relevant, item_col)], drop_invalid=drop_invalid
+    )
+    held_out = checked.df.groupBy(user_col).agg(
+        F.collect_set(F.col(item_col).cast(items_type.elementType)).alias("_relevant")
+    )
     ranked = recommendations.select(user_col, F.slice(F.array_distinct(items_col), 1, k).alias("_ranked"))
     joined = held_out.join(ranked, user_col, "left")
     top = F.coalesce(F.col("_ranked"), F.array().cast(items_type))
-    hits = F.filter(F.transform(top, lambda item, i: F.when(F.array_contains("_relevant", item), i)),
-                    lambda position: position.isNotNull())
+    hits = F.filter(
+        F.transform(top, lambda item, i: F.when(F.array_contains("_relevant", item), i)),
+        lambda position: position.isNotNull(),
+    )
     ideal = F.least(F.lit(k), F.size("_relevant"))
     dcg = _sum(F.transform(hits, lambda position: 1.0 / F.log2(position + 2)))
     idcg = _sum(F.transform(F.sequence(F.lit(1), ideal), lambda i: 1.0 / F.log2(i + 1)))
     average_precision = _sum(F.transform(hits, lambda position, j: (j + 1) / (position + 1))) / ideal
     row = joined.agg(
-        F.avg(F.size(hits) / k).alias("precision"), F.avg(F.size(hits) / F.size("_relevant")).alias("recall"),
-        F.avg(dcg / idcg).alias("ndcg"), F.avg(average_precision).alias("map"),
-        F.avg((F.size(hits) > 0).cast("double")).alias("hit_rate"), F.count(F.lit(1)).alias("users"),
-        F.count_if(F.col("_ranked").isNull()).alias("missing")).first()
-    return RankingMetrics(k=k, precision_at_k=row.precision, recall_at_k=row.recall, ndcg_at_k=row.ndcg,
-                          map_at_k=row.map, hit_rate_at_k=row.hit_rate, users=row.users,
-                          users_without_recommendations=row.missing)
+        F.avg(F.size(hits) / k).alias("precision"),
+        F.avg(F.size(hits) / F.size("_relevant")).alias("recall"),
+        F.avg(dcg / idcg).alias("ndcg"),
+        F.avg(average_precision).alias("map"),
+        F.avg((F.size(hits) > 0).cast("double")).alias("hit_rate"),
+        F.count(F.lit(1)).alias("users"),
+        F.count_if(F.col("_ranked").isNull()).alias("missing"),
+    ).first()
+    return RankingMetrics(
+        k=k,
+        precision_at_k=row.precision,
+        recall_at_k=row.recall,
+        ndcg_at_k=row.ndcg,
+        map_at_k=row.map,
+        hit_rate_at_k=row.hit_rate,
+        users=row.users,
+        users_without_recommendations=row.missing,
+    )

@@ -4,6 +4,7 @@ Passes: one aggregate (input checks, log loss, calibration and its bins, counts 
 shuffle with pass 1 (AUC) and pass 2 (average precision, best F1, curve points) over the
 persisted partitions, and for GAUC one hash shuffle by group.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,11 +30,21 @@ from pipelines.metrics.validation import MetricsInputError, prepare_binary
 PROBABILITY_METRICS = ("log_loss", "normalized_entropy", "calibration")
 
 
-def evaluation_report(df: DataFrame, *, score_col: str, label_col: str, weight_col: str | None = None,
-                      group_col: str | None = None, threshold: float = 0.5, curve_points: int = 200,
-                      plot_dir: str | os.PathLike | None = None, drop_invalid: bool = False,
-                      positive_label: Any = 1, negative_label: Any = 0,
-                      calibration_bins: int = 10) -> dict[str, Any]:
+def evaluation_report(
+    df: DataFrame,
+    *,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    group_col: str | None = None,
+    threshold: float = 0.5,
+    curve_points: int = 200,
+    plot_dir: str | os.PathLike | None = None,
+    drop_invalid: bool = False,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    calibration_bins: int = 10,
+) -> dict[str, Any]:
     """Binary metrics (and GAUC when ``group_col`` is given) as a JSON-serialisable dict.
 
     GAUC weighs each group by its rows and ignores ``weight_col``. ``calibration_bins`` equal-width score
@@ -49,16 +60,29 @@ def evaluation_report(df: DataFrame, *, score_col: str, label_col: str, weight_c
     if calibration_bins < 1:
         raise ValueError(f"calibration_bins must be at least 1, got {calibration_bins}")
     sums = {**probability_sums(), **threshold_sums(threshold), **calibration_sums(calibration_bins)}
-    frame = prepare_binary(df, score_col, label_col, weight_col, group_col=group_col, positive_label=positive_label,
-                           negative_label=negative_label, drop_invalid=drop_invalid, sums=sums)
+    frame = prepare_binary(
+        df,
+        score_col,
+        label_col,
+        weight_col,
+        group_col=group_col,
+        positive_label=positive_label,
+        negative_label=negative_label,
+        drop_invalid=drop_invalid,
+        sums=sums,
+    )
     with ScoreOrder(frame, keep=True) as order:
         auc = order.roc_auc()
         sweep = order.sweep(curve_points if plot_dir is not None else None)
     notes: list[str] = []
     report: dict[str, Any] = {
-        "rows": frame.rows, "rows_dropped": frame.rows_dropped,
-        "positive_weight": frame.positive_weight, "negative_weight": frame.negative_weight,
-        "roc_auc": auc, "pr_auc": sweep.average_precision}
+        "rows": frame.rows,
+        "rows_dropped": frame.rows_dropped,
+        "positive_weight": frame.positive_weight,
+        "negative_weight": frame.negative_weight,
+        "roc_auc": auc,
+        "pr_auc": sweep.average_precision,
+    }
     try:
         report.update(asdict(probability_metrics_of(frame, score_col)))
         report["calibration_bins"] = calibration_bins_of(frame, calibration_bins)
@@ -77,11 +101,16 @@ def evaluation_report(df: DataFrame, *, score_col: str, label_col: str, weight_c
         base_rate = frame.positive_weight / (frame.positive_weight + frame.negative_weight)
         report["plots"] = {
             "roc": plot_roc(sweep.roc_table(), os.path.join(plot_dir, "roc.png"), auc=auc),
-            "pr": plot_pr(sweep.pr_table(), os.path.join(plot_dir, "pr.png"),
-                          average_precision=sweep.average_precision, base_rate=base_rate)}
+            "pr": plot_pr(
+                sweep.pr_table(),
+                os.path.join(plot_dir, "pr.png"),
+                average_precision=sweep.average_precision,
+                base_rate=base_rate,
+            ),
+        }
         if report["calibration_bins"]:
-            report["plots"]["calibration"] = plot_calibration(report["calibration_bins"],
-                                                              os.path.join(plot_dir, "calibration.png"),
-                                                              calibration=report["calibration"])
+            report["plots"]["calibration"] = plot_calibration(
+                report["calibration_bins"], os.path.join(plot_dir, "calibration.png"), calibration=report["calibration"]
+            )
     report["notes"] = notes
     return report

@@ -7,6 +7,7 @@ raises :class:`MetricsInputError` naming each offending column and its row count
 Other bad values (infinite scores, labels outside the two classes, negative weights) always raise:
 they point at a wrong column or a broken model, not at a gap in the data.
 """
+
 from __future__ import annotations
 
 import functools
@@ -111,8 +112,9 @@ def weight_checks(df: DataFrame, weight_col: str | None) -> list[Check]:
     return [missing_check(df, weight_col), Check(weight_col, "negative or infinite weights", bad)]
 
 
-def validate(df: DataFrame, checks: list[Check], *, drop_invalid: bool,
-             sums: Mapping[str, Column] | None = None) -> Checked:
+def validate(
+    df: DataFrame, checks: list[Check], *, drop_invalid: bool, sums: Mapping[str, Column] | None = None
+) -> Checked:
     """Count every check's offending rows and sum ``sums`` over the valid rows, in one pass.
 
     Raises MetricsInputError listing each failed check with its column and row count. Droppable
@@ -124,17 +126,22 @@ def validate(df: DataFrame, checks: list[Check], *, drop_invalid: bool,
     aggs += [F.count_if(check.flag).alias(f"_check{i}") for i, check in enumerate(checks)]
     aggs += [F.sum(F.when(~invalid, expr)).alias(f"_sum{i}") for i, expr in enumerate((sums or {}).values())]
     row = df.agg(*aggs).first()
-    problems = [f"column '{check.column}': {row[f'_check{i}']} rows with {check.what}"
-                for i, check in enumerate(checks)
-                if row[f"_check{i}"] and not (drop_invalid and check.droppable)]
+    problems = [
+        f"column '{check.column}': {row[f'_check{i}']} rows with {check.what}"
+        for i, check in enumerate(checks)
+        if row[f"_check{i}"] and not (drop_invalid and check.droppable)
+    ]
     if problems:
         hint = f" ({DROP_HINT})" if any(check.droppable for check in checks) and not drop_invalid else ""
         raise MetricsInputError("; ".join(problems) + hint)
     dropped = int(row["_dropped"])
     rows = int(row["_rows"]) - dropped
     if rows == 0:
-        raise MetricsInputError(f"no valid rows: the input has {dropped} rows, all with null or NaN values"
-                                if dropped else "no rows: the input is empty")
+        raise MetricsInputError(
+            f"no valid rows: the input has {dropped} rows, all with null or NaN values"
+            if dropped
+            else "no rows: the input is empty"
+        )
     if dropped:
         logger.warning("excluded %d of %d rows with null or NaN values", dropped, rows + dropped)
     totals = {name: float(row[f"_sum{i}"] or 0.0) for i, name in enumerate((sums or {}).keys())}
@@ -150,9 +157,18 @@ def _literal(value: Any, dtype: T.DataType) -> Column:
     return F.lit(value)
 
 
-def prepare_binary(df: DataFrame, score_col: str, label_col: str, weight_col: str | None = None, *,
-                   group_col: str | None = None, positive_label: Any = 1, negative_label: Any = 0,
-                   drop_invalid: bool = False, sums: Mapping[str, Column] | None = None) -> BinaryFrame:
+def prepare_binary(
+    df: DataFrame,
+    score_col: str,
+    label_col: str,
+    weight_col: str | None = None,
+    *,
+    group_col: str | None = None,
+    positive_label: Any = 1,
+    negative_label: Any = 0,
+    drop_invalid: bool = False,
+    sums: Mapping[str, Column] | None = None,
+) -> BinaryFrame:
     """Validate a scored binary-classification table and return its canonical valid rows.
 
     ``sums`` are row expressions over the canonical columns (``score``, ``label``, ``weight``),
@@ -165,39 +181,57 @@ def prepare_binary(df: DataFrame, score_col: str, label_col: str, weight_col: st
     require_numeric(df, score_col)
     label_type = _dtype(df, label_col)
     pos, neg = _literal(positive_label, label_type), _literal(negative_label, label_type)
-    checks = [missing_check(df, score_col),
-              Check(score_col, "infinite values", infinite(df, score_col)),
-              missing_check(df, label_col),
-              Check(label_col, f"labels outside {{{negative_label}, {positive_label}}}",
-                    ~missing(df, label_col) & ~F.col(label_col).isin(pos, neg))]
+    checks = [
+        missing_check(df, score_col),
+        Check(score_col, "infinite values", infinite(df, score_col)),
+        missing_check(df, label_col),
+        Check(
+            label_col,
+            f"labels outside {{{negative_label}, {positive_label}}}",
+            ~missing(df, label_col) & ~F.col(label_col).isin(pos, neg),
+        ),
+    ]
     checks += weight_checks(df, weight_col)
     if group_col is not None:
         checks.append(missing_check(df, group_col))
     weight = F.col(weight_col).cast("double") if weight_col else F.lit(1.0)
-    canonical = [F.col(score_col).cast("double").alias(SCORE),
-                 F.when(F.col(label_col) == pos, 1).otherwise(0).alias(LABEL),
-                 weight.alias(WEIGHT)]
+    canonical = [
+        F.col(score_col).cast("double").alias(SCORE),
+        F.when(F.col(label_col) == pos, 1).otherwise(0).alias(LABEL),
+        weight.alias(WEIGHT),
+    ]
     if group_col is not None:
         canonical.append(F.col(group_col).alias(GROUP))
     # Checks read the user's columns, sums the canonical ones: project both, then validate.
     flags = [check.flag.alias(f"_flag{i}") for i, check in enumerate(checks)]
     projected = df.select(*canonical, *flags)
     flagged = [Check(c.column, c.what, F.col(f"_flag{i}"), c.droppable) for i, c in enumerate(checks)]
-    class_sums = {"_positives": F.col(LABEL), "_positive_weight": F.col(LABEL) * F.col(WEIGHT),
-                  "_negative_weight": (1 - F.col(LABEL)) * F.col(WEIGHT)}
+    class_sums = {
+        "_positives": F.col(LABEL),
+        "_positive_weight": F.col(LABEL) * F.col(WEIGHT),
+        "_negative_weight": (1 - F.col(LABEL)) * F.col(WEIGHT),
+    }
     checked = validate(projected, flagged, drop_invalid=drop_invalid, sums={**class_sums, **(sums or {})})
     positives = int(checked.sums["_positives"])
     if positives in (0, checked.rows):
         kind, value = ("negative", negative_label) if positives == 0 else ("positive", positive_label)
-        raise MetricsInputError(f"column '{label_col}': all {checked.rows} rows are {kind} (label {value}); "
-                                "the metric needs both classes")
-    for name, kind, count in (("_positive_weight", "positive", positives),
-                              ("_negative_weight", "negative", checked.rows - positives)):
+        raise MetricsInputError(
+            f"column '{label_col}': all {checked.rows} rows are {kind} (label {value}); the metric needs both classes"
+        )
+    for name, kind, count in (
+        ("_positive_weight", "positive", positives),
+        ("_negative_weight", "negative", checked.rows - positives),
+    ):
         if checked.sums[name] <= 0:
-            raise MetricsInputError(f"column '{weight_col}': all {count} {kind} rows have weight 0; "
-                                    "the metric needs weight in both classes")
-    return BinaryFrame(df=checked.df.select(*(c for c in projected.columns if not c.startswith("_flag"))),
-                       rows=checked.rows, rows_dropped=checked.rows_dropped,
-                       positive_weight=checked.sums["_positive_weight"],
-                       negative_weight=checked.sums["_negative_weight"], weighted=weight_col is not None,
-                       sums={k: v for k, v in checked.sums.items() if k not in class_sums})
+            raise MetricsInputError(
+                f"column '{weight_col}': all {count} {kind} rows have weight 0; the metric needs weight in both classes"
+            )
+    return BinaryFrame(
+        df=checked.df.select(*(c for c in projected.columns if not c.startswith("_flag"))),
+        rows=checked.rows,
+        rows_dropped=checked.rows_dropped,
+        positive_weight=checked.sums["_positive_weight"],
+        negative_weight=checked.sums["_negative_weight"],
+        weighted=weight_col is not None,
+        sums={k: v for k, v in checked.sums.items() if k not in class_sums},
+    )

@@ -12,6 +12,7 @@ trigger date), matching the cron line. The Spark master comes from the Airflow c
 The file imports only Airflow, and every value in it, the docstring included, is a Python literal written with
 ``repr``: a name, path or setting is never read as code.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,19 +33,29 @@ ENV_DIR = "environment"
 class Deployment:
     """Where a DAG's tasks find the code: the deploy root (``jobs/``, ``dist/``), the ``--py-files`` zip, a packed
     executor environment (optional) and the Python that runs drivers and executors (None: the cluster's)."""
+
     root: str
     py_files: str
     env_archive: str | None = None
     python: str | None = None
 
     @classmethod
-    def make(cls, root: str | None = None, py_files: str | None = None, env_archive: str | None = None,
-             python: str | None = None) -> "Deployment":
+    def make(
+        cls,
+        root: str | None = None,
+        py_files: str | None = None,
+        env_archive: str | None = None,
+        python: str | None = None,
+    ) -> "Deployment":
         """Defaults: this checkout as the root, its ``dist/`` zip and, with no root given, this interpreter."""
         here = checkout() or Path.cwd()
         base = (root or str(here)).rstrip("/")
-        return cls(base, py_files or f"{base}/dist/{pyfiles_zip().name}", env_archive,
-                   python or (None if root or env_archive else sys.executable))
+        return cls(
+            base,
+            py_files or f"{base}/dist/{pyfiles_zip().name}",
+            env_archive,
+            python or (None if root or env_archive else sys.executable),
+        )
 
     def path(self, local: str) -> str:
         """A path of this checkout as it is under the deploy root (others unchanged)."""
@@ -58,8 +69,9 @@ def _task(pipeline: Pipeline, name: str, conn_id: str, deployment: Deployment) -
     step = pipeline.steps[name]
     conf = {str(k): str(v) for k, v in (pipeline.spark.get("conf") or {}).items()}
     if deployment.env_archive:
-        conf.update({"spark.archives": f"{deployment.env_archive}#{ENV_DIR}",
-                     "spark.pyspark.python": f"./{ENV_DIR}/bin/python"})
+        conf.update(
+            {"spark.archives": f"{deployment.env_archive}#{ENV_DIR}", "spark.pyspark.python": f"./{ENV_DIR}/bin/python"}
+        )
     env = {}
     if deployment.python:
         # With a packed environment the executors run its Python; the driver still runs the deployment's.
@@ -67,60 +79,73 @@ def _task(pipeline: Pipeline, name: str, conn_id: str, deployment: Deployment) -
         if not deployment.env_archive:
             env["PYSPARK_PYTHON"] = deployment.python
     args = [deployment.path(a) for a in step.job_args(AIRFLOW_DS)]
-    return "\n".join([
-        f"    tasks[{name!r}] = SparkSubmitOperator(",
-        f"        task_id={name!r},",
-        f"        application={f'{deployment.root}/jobs/{step.job}.py'!r},",
-        f"        application_args={args!r},",
-        f"        py_files={deployment.py_files!r},",
-        f"        name={f'{pipeline.name}.{name}'!r},",
-        f"        conn_id={conn_id!r},",
-        f"        conf={conf!r},",
-        f"        env_vars={env!r},",
-        "    )",
-    ])
+    return "\n".join(
+        [
+            f"    tasks[{name!r}] = SparkSubmitOperator(",
+            f"        task_id={name!r},",
+            f"        application={f'{deployment.root}/jobs/{step.job}.py'!r},",
+            f"        application_args={args!r},",
+            f"        py_files={deployment.py_files!r},",
+            f"        name={f'{pipeline.name}.{name}'!r},",
+            f"        conn_id={conn_id!r},",
+            f"        conf={conf!r},",
+            f"        env_vars={env!r},",
+            "    )",
+        ]
+    )
 
 
-def render_dag(pipeline: Pipeline, conn_id: str = "spark_default", deployment: Deployment | None = None,
-               command: str = "") -> str:
+def render_dag(
+    pipeline: Pipeline, conn_id: str = "spark_default", deployment: Deployment | None = None, command: str = ""
+) -> str:
     """The Python source of the DAG (``spark-ml-pipelines airflow <pipeline> --deploy-root DIR > dag.py``)."""
     deployment = deployment or Deployment.make()
     start = dt.date.fromisoformat(pipeline.start_date)
-    edges = [f"    tasks[{dep!r}] >> tasks[{step.name!r}]"
-             for step in pipeline.steps.values() for dep in step.depends_on]
-    schedule = "None" if pipeline.schedule is None else \
-        f"CronDataIntervalTimetable({cron_schedule(pipeline.schedule)!r}, timezone='UTC')"
+    edges = [
+        f"    tasks[{dep!r}] >> tasks[{step.name!r}]" for step in pipeline.steps.values() for dep in step.depends_on
+    ]
+    schedule = (
+        "None"
+        if pipeline.schedule is None
+        else f"CronDataIntervalTimetable({cron_schedule(pipeline.schedule)!r}, timezone='UTC')"
+    )
     source = deployment.path(str(pipeline.source))
-    docstring = [f"Airflow DAG of pipeline {pipeline.name}, generated from {source}.\n", "\n",
-                 f"Regenerate rather than edit: {command or 'spark-ml-pipelines airflow ' + pipeline.name}\n",
-                 f"Deploy first: jobs/ and dist/ of `make dist` under {deployment.root} ({deployment.py_files}).\n"]
-    return "\n".join([
-        "(",  # the docstring, as literals like every other value: no text from the definition is read as code
-        *[f"    {line!r}" for line in docstring],
-        ")",
-        "import datetime",
-        "",
-        "from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator",
-        "from airflow.timetables.interval import CronDataIntervalTimetable",
-        "",
-        "try:",
-        "    from airflow.sdk import DAG",
-        "except ImportError:  # Airflow 2",
-        "    from airflow import DAG",
-        "",
-        "with DAG(",
-        f"    dag_id={pipeline.name!r},",
-        f"    description={pipeline.description!r},",
-        f"    schedule={schedule},",
-        f"    start_date=datetime.datetime({start.year}, {start.month}, {start.day}, tzinfo=datetime.timezone.utc),",
-        "    catchup=False,",
-        "    max_active_runs=1,",
-        f"    default_args={{'retries': {pipeline.retries!r}, "
-        f"'retry_delay': datetime.timedelta(minutes={pipeline.retry_delay_minutes!r})}},",
-        "    tags=['spark-ml-pipelines'],",
-        ") as dag:",
-        "    tasks = {}",
-        *[_task(pipeline, name, conn_id, deployment) for name in pipeline.steps],
-        *edges,
-        "",
-    ])
+    docstring = [
+        f"Airflow DAG of pipeline {pipeline.name}, generated from {source}.\n",
+        "\n",
+        f"Regenerate rather than edit: {command or 'spark-ml-pipelines airflow ' + pipeline.name}\n",
+        f"Deploy first: jobs/ and dist/ of `make dist` under {deployment.root} ({deployment.py_files}).\n",
+    ]
+    return "\n".join(
+        [
+            "(",  # the docstring, as literals like every other value: no text from the definition is read as code
+            *[f"    {line!r}" for line in docstring],
+            ")",
+            "import datetime",
+            "",
+            "from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator",
+            "from airflow.timetables.interval import CronDataIntervalTimetable",
+            "",
+            "try:",
+            "    from airflow.sdk import DAG",
+            "except ImportError:  # Airflow 2",
+            "    from airflow import DAG",
+            "",
+            "with DAG(",
+            f"    dag_id={pipeline.name!r},",
+            f"    description={pipeline.description!r},",
+            f"    schedule={schedule},",
+            f"    start_date=datetime.datetime({start.year}, {start.month}, {start.day}, "
+            "tzinfo=datetime.timezone.utc),",
+            "    catchup=False,",
+            "    max_active_runs=1,",
+            f"    default_args={{'retries': {pipeline.retries!r}, "
+            f"'retry_delay': datetime.timedelta(minutes={pipeline.retry_delay_minutes!r})}},",
+            "    tags=['spark-ml-pipelines'],",
+            ") as dag:",
+            "    tasks = {}",
+            *[_task(pipeline, name, conn_id, deployment) for name in pipeline.steps],
+            *edges,
+            "",
+        ]
+    )

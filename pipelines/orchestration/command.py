@@ -11,6 +11,7 @@ Airflow DAG or its cron line, render a run's report. A pipeline is a YAML file o
 
 Exit codes: 0 done, 1 a step failed (re-run the same command to resume), 2 a bad definition or argument.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ PROG = "spark-ml-pipelines"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a pipeline for a date or a date range (backfill)")
     run.add_argument("definition", help=f"a pipeline YAML, or a shipped pipeline: {', '.join(shipped_pipelines())}")
@@ -56,14 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     airflow = sub.choices["airflow"]
     airflow.add_argument("--deploy-root", help="where the tasks find jobs/ and dist/ (default: this checkout)")
     airflow.add_argument("--py-files", help="the --py-files zip (default: <deploy root>/dist/<zip>)")
-    airflow.add_argument("--env-archive", help="a packed executor environment (make dist), shipped as "
-                                               "spark.archives; executors run its bin/python")
-    airflow.add_argument("--python", help="PYSPARK_DRIVER_PYTHON (and PYSPARK_PYTHON without --env-archive) of the "
-                                          "jobs (default: this interpreter when no --deploy-root or archive is given, "
-                                          "else the cluster's own)")
-    job = sub.add_parser("job", help="run one job; `job JOB --help` lists its configuration",
-                         description="jobs:\n" + "\n".join(f"  {j.name:<20} {j.description}" for j in JOBS.values()),
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    airflow.add_argument(
+        "--env-archive",
+        help="a packed executor environment (make dist), shipped as spark.archives; executors run its bin/python",
+    )
+    airflow.add_argument(
+        "--python",
+        help="PYSPARK_DRIVER_PYTHON (and PYSPARK_PYTHON without --env-archive) of the "
+        "jobs (default: this interpreter when no --deploy-root or archive is given, "
+        "else the cluster's own)",
+    )
+    job = sub.add_parser(
+        "job",
+        help="run one job; `job JOB --help` lists its configuration",
+        description="jobs:\n" + "\n".join(f"  {j.name:<20} {j.description}" for j in JOBS.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     job.add_argument("job", choices=list(JOBS), metavar="JOB")
     job.add_argument("args", nargs=argparse.REMAINDER, help="the job's arguments (--conf, --set, --run-date, ...)")
     models = sub.add_parser("models", help="list a registered model's versions; --set moves its alias (rollback)")
@@ -100,8 +110,7 @@ def run_command(args: argparse.Namespace, dates: list[str], spark: Any = None, a
     try:
         run_dates(runner, dates, args.retries, args.retry_delay)
     except StepFailed as exc:
-        print(f"error: {pipeline.name}: {exc}; re-run the same command to resume at step '{exc.step}'",
-              file=sys.stderr)
+        print(f"error: {pipeline.name}: {exc}; re-run the same command to resume at step '{exc.step}'", file=sys.stderr)
         code = 1
     for manifest in runner.manifests:
         print(f"{manifest.data['run_date']} {manifest.data['status']} manifest: {manifest.path}")
@@ -109,8 +118,10 @@ def run_command(args: argparse.Namespace, dates: list[str], spark: Any = None, a
         if not args.no_report and local is not None:
             print(f"{manifest.data['run_date']} report: {write_report(local)}")
         elif not args.no_report:
-            print(f"{manifest.data['run_date']} report: not written (the root is not on this machine's file "
-                  f"system; render it with `python -m pipelines report` on a local copy of the manifest)")
+            print(
+                f"{manifest.data['run_date']} report: not written (the root is not on this machine's file "
+                f"system; render it with `python -m pipelines report` on a local copy of the manifest)"
+            )
     return code
 
 

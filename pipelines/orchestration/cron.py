@@ -6,6 +6,7 @@ The run date is yesterday (UTC), which is what Airflow's ``{{ ds }}`` is for a d
 value in the command is shell-quoted and every ``%`` escaped (cron would end the command there), and the
 schedule is checked field by field, so nothing from the definition can add a command or a crontab line.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,15 @@ from pathlib import Path
 from pipelines.orchestration.definition import Pipeline, PipelineError
 from pipelines.resources import checkout
 
-PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
-           "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
+PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*/,?#-]+")
 
 
@@ -42,11 +50,15 @@ def cron_line(pipeline: Pipeline, python: str | None = None, root_override: str 
     run += ["--retries", str(pipeline.retries), "--retry-delay", f"{pipeline.retry_delay_minutes * 60:g}"]
     lock = f"/tmp/pipelines-{pipeline.name}.lock"
     log = f"{pipeline.runs_dir}/cron.log"
-    workdir = checkout() or Path.cwd()     # where relative roots and conf paths of the definition resolve
-    command = (f"cd {shlex.quote(str(workdir))} && mkdir -p {shlex.quote(pipeline.runs_dir)} && "
-               f"flock -n {shlex.quote(lock)} {shlex.join(run)} --run-date \"$(date -u -d yesterday +%F)\" "
-               f">> {shlex.quote(log)} 2>&1").replace("%", "\\%")
+    workdir = checkout() or Path.cwd()  # where relative roots and conf paths of the definition resolve
+    command = (
+        f"cd {shlex.quote(str(workdir))} && mkdir -p {shlex.quote(pipeline.runs_dir)} && "
+        f'flock -n {shlex.quote(lock)} {shlex.join(run)} --run-date "$(date -u -d yesterday +%F)" '
+        f">> {shlex.quote(log)} 2>&1"
+    ).replace("%", "\\%")
     schedule = cron_schedule(pipeline.schedule)
-    return (f"# {pipeline.name}: {schedule} in cron's time zone (Airflow's is UTC); run date = yesterday "
-            f"(UTC), as Airflow's {{{{ ds }}}} (the data interval's start)\n"
-            f"{schedule} {command}")
+    return (
+        f"# {pipeline.name}: {schedule} in cron's time zone (Airflow's is UTC); run date = yesterday "
+        f"(UTC), as Airflow's {{{{ ds }}}} (the data interval's start)\n"
+        f"{schedule} {command}"
+    )

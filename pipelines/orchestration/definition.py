@@ -17,6 +17,7 @@ Loading validates everything that does not depend on a run date: pipeline and st
 start date, unknown keys, unknown jobs and placeholders, configuration overrides against the job's defaults,
 ``after`` names and cycles.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,9 +37,22 @@ from pipelines.tracking import settings as tracking_settings
 MODES = ("session", "subprocess")
 SUBMITTERS = ("python", "spark-submit")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
-_AIRFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")   # Airflow's KEY_REGEX ^[\w.-]+$ in ASCII, at most 250 long
-_PIPELINE_KEYS = {"name", "description", "root", "mode", "schedule", "start_date", "retries",
-                  "retry_delay_minutes", "spark", "datasets", "steps", "extends", "tracking"}
+_AIRFLOW_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")  # Airflow's KEY_REGEX ^[\w.-]+$ in ASCII, at most 250 long
+_PIPELINE_KEYS = {
+    "name",
+    "description",
+    "root",
+    "mode",
+    "schedule",
+    "start_date",
+    "retries",
+    "retry_delay_minutes",
+    "spark",
+    "datasets",
+    "steps",
+    "extends",
+    "tracking",
+}
 _BUILT_IN = ("root", "run_date")
 _SPARK_KEYS = {"conf_file", "submit", "master", "args", "conf"}
 _STEP_KEYS = {"job", "conf", "set", "inputs", "outputs", "after"}
@@ -64,8 +78,8 @@ def yaml_value(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Output:
-    path: str                  # the path the job writes ({run_date} may remain)
-    dated: bool = True         # committed to <path>/ds=<run_date>
+    path: str  # the path the job writes ({run_date} may remain)
+    dated: bool = True  # committed to <path>/ds=<run_date>
 
     def committed(self, run_date: str) -> str:
         return partition_path(expand(self.path, run_date), run_date if self.dated else None)
@@ -79,8 +93,8 @@ class Output:
 class Step:
     name: str
     job: str
-    conf: str | None                       # a job configuration YAML merged over conf/jobs/<job>.yaml
-    overrides: list[tuple[str, Any]]       # dotted key -> value, in order; strings may hold {run_date}
+    conf: str | None  # a job configuration YAML merged over conf/jobs/<job>.yaml
+    overrides: list[tuple[str, Any]]  # dotted key -> value, in order; strings may hold {run_date}
     inputs: list[str]
     outputs: list[Output]
     after: list[str]
@@ -124,7 +138,7 @@ class Pipeline:
     name: str
     source: Resource
     root: str
-    steps: dict[str, Step]                 # in dependency order
+    steps: dict[str, Step]  # in dependency order
     description: str = ""
     mode: str = "session"
     schedule: str | None = "@daily"
@@ -132,7 +146,7 @@ class Pipeline:
     retries: int = 0
     retry_delay_minutes: float = 5.0
     spark: dict[str, Any] = field(default_factory=dict)
-    tracking: dict[str, Any] = field(default_factory=tracking_settings)   # conf/tracking.yaml + `tracking:`
+    tracking: dict[str, Any] = field(default_factory=tracking_settings)  # conf/tracking.yaml + `tracking:`
 
     @property
     def runs_dir(self) -> str:
@@ -149,8 +163,10 @@ class Pipeline:
 def _check_id(what: str, value: Any, source: Path) -> str:
     """A pipeline or step name as Airflow takes a DAG or task id, since it becomes one (and a file name)."""
     if not _AIRFLOW_ID.fullmatch(str(value)):
-        raise PipelineError(f"The {what} in {source} must contain only letters, digits, '_', '-' and '.' "
-                            f"(at most 250). Got {value!r} instead.")
+        raise PipelineError(
+            f"The {what} in {source} must contain only letters, digits, '_', '-' and '.' "
+            f"(at most 250). Got {value!r} instead."
+        )
     return str(value)
 
 
@@ -187,6 +203,7 @@ def _check_placeholders(step: str, text: str, datasets: Mapping[str, Output]) ->
 def _refer(text: str, datasets: Mapping[str, Output], found: list[str] | None = None) -> str:
     """``text`` with each ``{dataset}`` replaced by the dataset's committed path (``{run_date}`` left in); the
     names replaced are appended to ``found``."""
+
     def replace(match: re.Match) -> str:
         name = match.group(1)
         if name not in datasets:
@@ -194,6 +211,7 @@ def _refer(text: str, datasets: Mapping[str, Output], found: list[str] | None = 
         if found is not None and name not in found:
             found.append(name)
         return datasets[name].template()
+
     return _PLACEHOLDER.sub(replace, text)
 
 
@@ -215,8 +233,9 @@ def _datasets(data: Any, root: str, source: Resource) -> dict[str, Output]:
             raise PipelineError(f"{where}: expected a path or {{path, dated}}, got {item!r}")
         for placeholder in _PLACEHOLDER.findall(path):
             if placeholder not in _BUILT_IN:
-                raise PipelineError(f"{where}: unknown placeholder '{{{placeholder}}}' in {path!r}; "
-                                    f"use {{root}} or {{run_date}}")
+                raise PipelineError(
+                    f"{where}: unknown placeholder '{{{placeholder}}}' in {path!r}; use {{root}} or {{run_date}}"
+                )
         datasets[str(name)] = Output(qualify(expand(path, root=root)), dated)
     return datasets
 
@@ -251,7 +270,7 @@ def _step(name: str, data: Any, root: str, jobs: list[str], datasets: Mapping[st
         else:
             outputs.append(Output(path(item)))
     referred: list[str] = []
-    overrides: dict[str, Any] = {}   # a key set twice (by an extended definition, then this one) keeps the last
+    overrides: dict[str, Any] = {}  # a key set twice (by an extended definition, then this one) keeps the last
     for key, value in _flatten(name, data.get("set") or {}, read_yaml(job_defaults(job))):
         _check_placeholders(name, yaml_value(value), datasets)
         overrides[key] = expand(_refer(value, datasets, referred), root=root) if isinstance(value, str) else value
@@ -259,9 +278,10 @@ def _step(name: str, data: Any, root: str, jobs: list[str], datasets: Mapping[st
     written = {o.template() for o in outputs}
     inputs += [t for t in (datasets[n].template() for n in referred) if t not in written and t not in inputs]
     after = data.get("after") or []
-    step = Step(name, job, conf, list(overrides.items()), inputs, outputs,
-                [after] if isinstance(after, str) else list(after))
-    step.resolved_config(SAMPLE_DATE)   # unknown keys and wrong types fail now, naming the step
+    step = Step(
+        name, job, conf, list(overrides.items()), inputs, outputs, [after] if isinstance(after, str) else list(after)
+    )
+    step.resolved_config(SAMPLE_DATE)  # unknown keys and wrong types fail now, naming the step
     return step
 
 
@@ -274,7 +294,7 @@ def _order(steps: dict[str, Step]) -> list[str]:
         if state.get(name) == "done":
             return
         if state.get(name) == "visiting":
-            cycle = trail[trail.index(name):] + [name]
+            cycle = trail[trail.index(name) :] + [name]
             raise PipelineError(f"step '{name}': dependency cycle {' -> '.join(cycle)}")
         state[name] = "visiting"
         for dep in steps[name].depends_on:
@@ -311,16 +331,26 @@ def build_pipeline(data: Mapping[str, Any], source: Resource, root: str | None =
     datasets = _datasets(data.get("datasets") or {}, root, source)
     names = [_check_id("step name", n, source) for n in raw_steps]
     steps = {n: _step(n, s, root, jobs, datasets) for n, s in zip(names, raw_steps.values())}
-    pipeline = Pipeline(name=name, source=source, root=root, steps=steps, description=data.get("description", ""),
-                        mode=mode, schedule=data.get("schedule", "@daily"),
-                        start_date=start_date, retries=int(data.get("retries", 0)),
-                        retry_delay_minutes=float(data.get("retry_delay_minutes", 5)), spark=spark,
-                        tracking=tracking)
+    pipeline = Pipeline(
+        name=name,
+        source=source,
+        root=root,
+        steps=steps,
+        description=data.get("description", ""),
+        mode=mode,
+        schedule=data.get("schedule", "@daily"),
+        start_date=start_date,
+        retries=int(data.get("retries", 0)),
+        retry_delay_minutes=float(data.get("retry_delay_minutes", 5)),
+        spark=spark,
+        tracking=tracking,
+    )
     for step in steps.values():
         for dep in step.after:
             if dep not in steps:
-                raise PipelineError(f"step '{step.name}': 'after' names unknown step '{dep}'; "
-                                    f"steps: {', '.join(steps)}")
+                raise PipelineError(
+                    f"step '{step.name}': 'after' names unknown step '{dep}'; steps: {', '.join(steps)}"
+                )
         inferred = {p for i in step.inputs for p in pipeline.producers(i)} - {step.name}
         step.depends_on = [n for n in steps if n in inferred or n in step.after]
     pipeline.steps = {n: steps[n] for n in _order(steps)}
@@ -356,11 +386,15 @@ def read_definition(source: Resource, chain: tuple[str, ...] = ()) -> dict[str, 
     if parent is None:
         return dict(data)
     beside = source.parent / str(parent) if isinstance(source, Path) else None
-    base_source = (beside.resolve() if beside is not None and beside.is_file()
-                   else pipeline_file(Path(str(parent)).name.removesuffix(".yaml")))
+    base_source = (
+        beside.resolve()
+        if beside is not None and beside.is_file()
+        else pipeline_file(Path(str(parent)).name.removesuffix(".yaml"))
+    )
     if isinstance(base_source, Path) and not base_source.is_file():
-        raise PipelineError(f"{source}: 'extends' names {parent!r}, which is neither a file beside it nor a "
-                            f"shipped definition")
+        raise PipelineError(
+            f"{source}: 'extends' names {parent!r}, which is neither a file beside it nor a shipped definition"
+        )
     base = {k: v for k, v in read_definition(base_source, (*chain, str(source))).items() if k not in ("name", "root")}
     return merge_definitions(base, {k: v for k, v in data.items() if k != "extends"})
 

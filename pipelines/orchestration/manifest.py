@@ -6,6 +6,7 @@ run's token for a committed output, else file count, bytes, newest mtime and a d
 commit tokens and metrics from
 each output's ``_metrics.json``, the resolved configuration, and the package version and git revision.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,16 @@ def git_revision() -> dict[str, Any] | None:
     if root is None:
         return None
     try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return {"revision": rev, "dirty": bool(dirty)}
@@ -48,10 +55,14 @@ def output_record(fs: FS, path: str) -> dict[str, Any]:
     record: dict[str, Any] = {"path": path, "committed": metrics is not None}
     if metrics:
         keys = [k for k, p in (metrics.get("outputs") or {}).items() if p == path]
-        rows = (metrics.get("rows_out") or {})
-        record.update(key=keys[0] if keys else None, rows=rows.get(keys[0]) if keys else None,
-                      job_run_date=metrics.get("run_date"), job_started_at=metrics.get("started_at"),
-                      token=lineage_of(metrics).get("token"))
+        rows = metrics.get("rows_out") or {}
+        record.update(
+            key=keys[0] if keys else None,
+            rows=rows.get(keys[0]) if keys else None,
+            job_run_date=metrics.get("run_date"),
+            job_started_at=metrics.get("started_at"),
+            token=lineage_of(metrics).get("token"),
+        )
     return record
 
 
@@ -64,8 +75,16 @@ def _metrics_of(fs: FS, outputs: list[dict[str, Any]]) -> dict[str, Any] | None:
 class Manifest:
     """The record of one run of one date, saved under ``<root>/_runs/ds=<date>/<run_id>/manifest.json``."""
 
-    def __init__(self, pipeline: Pipeline, run_date: str, mode: str, plan: list[PlannedStep], fs: FS,
-                 argv: list[str] | None = None, force: bool = False):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        run_date: str,
+        mode: str,
+        plan: list[PlannedStep],
+        fs: FS,
+        argv: list[str] | None = None,
+        force: bool = False,
+    ):
         now = time.time()
         self.fs = fs
         self.run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1e3) % 1000:03d}Z-{os.getpid()}"
@@ -73,11 +92,22 @@ class Manifest:
         self.path = f"{self.dir}/{MANIFEST_NAME}"
         self.started = now
         self.data: dict[str, Any] = {
-            "pipeline": pipeline.name, "definition": str(pipeline.source), "root": pipeline.root,
-            "run_id": self.run_id, "run_date": run_date, "mode": mode, "force": force, "status": "running",
-            "started_at": now_iso("milliseconds"), "finished_at": None, "duration_s": None,
-            "version": __version__, "git": git_revision(), "python": platform.python_version(),
-            "host": platform.node(), "command": argv if argv is not None else sys.argv,
+            "pipeline": pipeline.name,
+            "definition": str(pipeline.source),
+            "root": pipeline.root,
+            "run_id": self.run_id,
+            "run_date": run_date,
+            "mode": mode,
+            "force": force,
+            "status": "running",
+            "started_at": now_iso("milliseconds"),
+            "finished_at": None,
+            "duration_s": None,
+            "version": __version__,
+            "git": git_revision(),
+            "python": platform.python_version(),
+            "host": platform.node(),
+            "command": argv if argv is not None else sys.argv,
             "steps": [self._entry(fs, p, run_date) for p in plan],
         }
         self.save()
@@ -86,18 +116,33 @@ class Manifest:
     def _entry(fs: FS, planned: PlannedStep, run_date: str) -> dict[str, Any]:
         outputs = [output_record(fs, o) for o in planned.step.output_paths(run_date)]
         skipped = planned.action == "skip"
-        return {"name": planned.step.name, "job": planned.step.job, "depends_on": planned.step.depends_on,
-                "status": "skipped" if skipped else "pending", "reason": planned.reason,
-                "started_at": None, "duration_s": None, "inputs": [], "outputs": outputs,
-                "config": None, "metrics": _metrics_of(fs, outputs) if skipped else None, "error": None}
+        return {
+            "name": planned.step.name,
+            "job": planned.step.job,
+            "depends_on": planned.step.depends_on,
+            "status": "skipped" if skipped else "pending",
+            "reason": planned.reason,
+            "started_at": None,
+            "duration_s": None,
+            "inputs": [],
+            "outputs": outputs,
+            "config": None,
+            "metrics": _metrics_of(fs, outputs) if skipped else None,
+            "error": None,
+        }
 
     def step(self, name: str) -> dict[str, Any]:
         return next(s for s in self.data["steps"] if s["name"] == name)
 
     def start_step(self, planned: PlannedStep, run_date: str, config: dict[str, Any], command: list[str] | None):
         entry = self.step(planned.step.name)
-        entry.update(status="running", started_at=now_iso("milliseconds"), config=config, command=command,
-                     inputs=[{"path": p, **fingerprint(self.fs, p)} for p in planned.step.input_paths(run_date)])
+        entry.update(
+            status="running",
+            started_at=now_iso("milliseconds"),
+            config=config,
+            command=command,
+            inputs=[{"path": p, **fingerprint(self.fs, p)} for p in planned.step.input_paths(run_date)],
+        )
         entry["_t0"] = time.time()
         self.save()
 
@@ -112,14 +157,24 @@ class Manifest:
         return entry
 
     def finish(self, status: str) -> None:
-        self.data.update(status=status, finished_at=now_iso("milliseconds"),
-                         duration_s=round(time.time() - self.started, 3))
+        self.data.update(
+            status=status, finished_at=now_iso("milliseconds"), duration_s=round(time.time() - self.started, 3)
+        )
         self.save()
 
     def save(self) -> None:
         """Write atomically on a local root (a reader never sees half a file); through Hadoop on other stores."""
-        text = json.dumps({**self.data, "steps": [{k: v for k, v in s.items() if not k.startswith("_")}
-                                                  for s in self.data["steps"]]}, indent=2, default=str) + "\n"
+        text = (
+            json.dumps(
+                {
+                    **self.data,
+                    "steps": [{k: v for k, v in s.items() if not k.startswith("_")} for s in self.data["steps"]],
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n"
+        )
         local = local_file(self.path)
         if local is None:
             self.fs.write_text(self.path, text)
@@ -135,5 +190,6 @@ def manifests(pipeline: Pipeline, run_date: str) -> list[str]:
     base = local_file(f"{pipeline.runs_dir}/ds={run_date}")
     if base is None or not os.path.isdir(base):
         return []
-    return [f"{base}/{d}/{MANIFEST_NAME}" for d in sorted(os.listdir(base))
-            if os.path.isfile(f"{base}/{d}/{MANIFEST_NAME}")]
+    return [
+        f"{base}/{d}/{MANIFEST_NAME}" for d in sorted(os.listdir(base)) if os.path.isfile(f"{base}/{d}/{MANIFEST_NAME}")
+    ]

@@ -10,6 +10,7 @@ date is kept and not judged, so re-running an old date does not by itself replac
 path is read through the Hadoop FileSystem API, so ``hdfs://`` and ``s3a://`` roots plan like local ones.
 Inputs that no step produces must exist.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,19 +30,24 @@ from pipelines.resources import PACKAGE_PARENT, checkout, locate
 @dataclass
 class PlannedStep:
     step: Step
-    action: str        # run | skip
+    action: str  # run | skip
     reason: str
 
 
 def shown(pipeline: Pipeline, path: str) -> str:
     """A path as messages show it: relative to the pipeline's root when inside it."""
-    return path[len(pipeline.root) + 1:] if path.startswith(pipeline.root + "/") else path
+    return path[len(pipeline.root) + 1 :] if path.startswith(pipeline.root + "/") else path
 
 
 def missing_inputs(fs: FS, pipeline: Pipeline, step: Step, run_date: str) -> list[str]:
     """Inputs of ``step`` that no step produces and that do not exist."""
-    return [path for template in step.inputs if not pipeline.producers(template)
-            for path in [expand(template, run_date)] if not fs.exists(path)]
+    return [
+        path
+        for template in step.inputs
+        if not pipeline.producers(template)
+        for path in [expand(template, run_date)]
+        if not fs.exists(path)
+    ]
 
 
 def _plan_step(fs: FS, pipeline: Pipeline, step: Step, run_date: str, upstream: list[str]) -> tuple[str, str]:
@@ -66,8 +72,9 @@ def _plan_step(fs: FS, pipeline: Pipeline, step: Step, run_date: str, upstream: 
     if len({lineage_of(d).get("token") for d in documents}) > 1:
         return "run", "outputs committed by different runs (a commit cut short)"
     lineage = lineage_of(documents[0])
-    stale = why_stale(fs, lineage, step.resolved_config(run_date), step.input_paths(run_date),
-                      lambda p: shown(pipeline, p))
+    stale = why_stale(
+        fs, lineage, step.resolved_config(run_date), step.input_paths(run_date), lambda p: shown(pipeline, p)
+    )
     if stale:
         return "run", stale
     return "skip", f"outputs current (committed {str(lineage.get('committed_at'))[:16]})"
@@ -78,8 +85,9 @@ def make_plan(pipeline: Pipeline, run_date: str, fs: FS, force: bool = False) ->
     for step in pipeline.steps.values():
         missing = missing_inputs(fs, pipeline, step, run_date)
         if missing:
-            raise PipelineError(f"step '{step.name}': input {missing[0]} is not produced by any step "
-                                f"and does not exist")
+            raise PipelineError(
+                f"step '{step.name}': input {missing[0]} is not produced by any step and does not exist"
+            )
         upstream = [d for d in step.depends_on if planned[d].action == "run"]
         action, reason = ("run", "forced") if force else _plan_step(fs, pipeline, step, run_date, upstream)
         planned[step.name] = PlannedStep(step, action, reason)
@@ -106,6 +114,7 @@ def spark_submit_binary() -> str:
     if home:
         return str(Path(home) / "bin" / "spark-submit")
     import pyspark
+
     return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
 
 
@@ -121,8 +130,14 @@ def step_command(pipeline: Pipeline, step: Step, run_date: str) -> list[str]:
         submit += ["--master", str(spark["master"])]
     for key, value in (spark.get("conf") or {}).items():
         submit += ["--conf", f"{key}={value}"]
-    return [*submit, *[str(a) for a in spark.get("args") or []], "--py-files", str(pyfiles_zip()),
-            *entry_args(step.job), *step.job_args(run_date)]
+    return [
+        *submit,
+        *[str(a) for a in spark.get("args") or []],
+        "--py-files",
+        str(pyfiles_zip()),
+        *entry_args(step.job),
+        *step.job_args(run_date),
+    ]
 
 
 def date_range(start: str, end: str) -> list[str]:

@@ -13,6 +13,7 @@ The page holds the run's identity, a table of steps (status, timing, rows), the 
 
 Images are embedded as data URIs: the page is a single self-contained file with no script.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,19 +29,21 @@ from pipelines.fs import local_file
 from pipelines.tracking import log_report
 
 REPORT_NAME = "report.html"
-PLOTS_DIR = "plots"          # beside the report: the PNGs the report draws itself
-PLOT_ORDER = {"roc": 0, "pr": 1, "calibration": 2}   # then the other PNGs by name
+PLOTS_DIR = "plots"  # beside the report: the PNGs the report draws itself
+PLOT_ORDER = {"roc": 0, "pr": 1, "calibration": 2}  # then the other PNGs by name
 SAMPLE_ROWS = 8
-SAMPLE_READ_FACTOR = 10      # rows read per row shown: to prefer complete rows and to group ranked lists
+SAMPLE_READ_FACTOR = 10  # rows read per row shown: to prefer complete rows and to group ranked lists
 MAX_COLUMNS = 10
 MAX_LIST_ITEMS = 6
 MAX_RECORDS = 12
-_SKIP_METRICS = {"outputs", "rows_out", "job", "run_date"}        # shown in the outputs table or the header
-_RUN_DETAILS = {"version", "started_at", "duration_s", "spark"}   # folded away under "run details"
+_SKIP_METRICS = {"outputs", "rows_out", "job", "run_date"}  # shown in the outputs table or the header
+_RUN_DETAILS = {"version", "started_at", "duration_s", "spark"}  # folded away under "run details"
 # Leaf names of quality figures for the run's key metrics; paths through these keys are details, not headlines.
-_HEADLINE = re.compile(r"^(auc|roc_auc|pr_auc|gauc|log_loss|normalized_entropy|calibration|accuracy|.*_accuracy|"
-                       r"spearman|.*_spearman|same_category_share|chance|mse|.*recall.*|.*ndcg.*|.*hit_rate.*|"
-                       r"map_at_k|mrr|precision_at_k|r\d+|.*@\d+)$")
+_HEADLINE = re.compile(
+    r"^(auc|roc_auc|pr_auc|gauc|log_loss|normalized_entropy|calibration|accuracy|.*_accuracy|"
+    r"spearman|.*_spearman|same_category_share|chance|mse|.*recall.*|.*ndcg.*|.*hit_rate.*|"
+    r"map_at_k|mrr|precision_at_k|r\d+|.*@\d+)$"
+)
 _NOT_HEADLINE = {"at_threshold", "best_f1", "chosen", "calibration_bins", "ingest", "datagen", "rows_in"}
 # A metric family at several cut-offs: its name with one integer replaced by {k} names a ranking measure.
 _INTEGER = re.compile(r"(?<![0-9.])\d+(?![0-9.])")
@@ -128,8 +131,10 @@ def metric_blocks(metrics: Mapping[str, Any], prefix: str = "") -> tuple[list[tu
     matrix_keys = {k for members in groups.values() if len(members) > 1 for k in members}
     for columns, members in groups.items():
         if len(members) > 1:
-            tables.append(f"<h4>{_esc(prefix.rstrip('.') or 'metrics')}</h4>"
-                          + table(["", *columns], [[m, *metrics[m].values()] for m in members], "metrics"))
+            tables.append(
+                f"<h4>{_esc(prefix.rstrip('.') or 'metrics')}</h4>"
+                + table(["", *columns], [[m, *metrics[m].values()] for m in members], "metrics")
+            )
     for key, value in metrics.items():
         name = f"{prefix}{key}"
         if key in matrix_keys:
@@ -138,11 +143,17 @@ def metric_blocks(metrics: Mapping[str, Any], prefix: str = "") -> tuple[list[tu
             more_scalars, more_tables = metric_blocks(value, f"{name}.")
             scalars += more_scalars
             tables += more_tables
-        elif (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
-              and len({tuple(v) for v in value}) == 1):
+        elif (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) for v in value)
+            and len({tuple(v) for v in value}) == 1
+        ):
             more = f" (first {MAX_RECORDS} of {len(value)})" if len(value) > MAX_RECORDS else ""
-            tables.append(f"<h4>{_esc(name)}{more}</h4>"
-                          + table(list(value[0]), [list(v.values()) for v in value[:MAX_RECORDS]], "metrics"))
+            tables.append(
+                f"<h4>{_esc(name)}{more}</h4>"
+                + table(list(value[0]), [list(v.values()) for v in value[:MAX_RECORDS]], "metrics")
+            )
         else:
             scalars.append((name, value))
     return scalars, tables
@@ -150,9 +161,14 @@ def metric_blocks(metrics: Mapping[str, Any], prefix: str = "") -> tuple[list[tu
 
 def headline_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """The quality figures of one step's metrics (AUC, log loss, recall@k, NDCG, Spearman, ...) by dotted name."""
-    return [(name, value) for name, value in flatten(metrics)
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            and _HEADLINE.match(name.rsplit(".", 1)[-1]) and not _NOT_HEADLINE.intersection(name.split("."))]
+    return [
+        (name, value)
+        for name, value in flatten(metrics)
+        if isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and _HEADLINE.match(name.rsplit(".", 1)[-1])
+        and not _NOT_HEADLINE.intersection(name.split("."))
+    ]
 
 
 def key_metrics(steps: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
@@ -164,8 +180,9 @@ def key_metrics(steps: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]
             subject, _, measure = name.rpartition(".")
             rows.setdefault((step["name"], subject), {})[measure] = value
     columns = list(dict.fromkeys(m for values in rows.values() for m in values))
-    return ["step", "of", *columns], [[step, subject, *[values.get(c) for c in columns]]
-                                      for (step, subject), values in rows.items()]
+    return ["step", "of", *columns], [
+        [step, subject, *[values.get(c) for c in columns]] for (step, subject), values in rows.items()
+    ]
 
 
 def at_k_curves(metrics: Mapping[str, Any]) -> dict[str, dict[int, float]]:
@@ -176,7 +193,7 @@ def at_k_curves(metrics: Mapping[str, Any]) -> dict[str, dict[int, float]]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         for match in _INTEGER.finditer(name):
-            template = f"{name[:match.start()]}{{k}}{name[match.end():]}"
+            template = f"{name[: match.start()]}{{k}}{name[match.end() :]}"
             if _AT_K_FAMILY.search(template):
                 families.setdefault(template, {})[int(match.group())] = float(value)
     curves = {}
@@ -189,8 +206,10 @@ def at_k_curves(metrics: Mapping[str, Any]) -> dict[str, dict[int, float]]:
 
 def _png_figure(png: Path, caption: str) -> str:
     data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{_esc(png.name)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{_esc(png.name)} <small>({_esc(caption)})</small></figcaption></figure>")
+    return (
+        f'<figure><img alt="{_esc(png.name)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_esc(png.name)} <small>({_esc(caption)})</small></figcaption></figure>"
+    )
 
 
 def _images(paths: list[str]) -> list[str]:
@@ -219,15 +238,17 @@ def sample_rows(path: str, limit: int = SAMPLE_ROWS) -> tuple[list[str], list[li
     if local is None or not os.path.isdir(local) or _is_model(local):
         return None
     files = [p for p in Path(local).rglob("*") if p.is_file() and not p.name.startswith(("_", "."))]
-    fmt = next((f for f, ext in (("parquet", ".parquet"), ("csv", ".csv")) if any(p.suffix == ext for p in files)),
-               None)
+    fmt = next(
+        (f for f, ext in (("parquet", ".parquet"), ("csv", ".csv")) if any(p.suffix == ext for p in files)), None
+    )
     if fmt is None:
         return None
     import pyarrow.dataset as ds
 
     try:
-        head = ds.dataset(local, format=fmt, exclude_invalid_files=False,
-                          ignore_prefixes=["_", "."]).head(limit * SAMPLE_READ_FACTOR)
+        head = ds.dataset(local, format=fmt, exclude_invalid_files=False, ignore_prefixes=["_", "."]).head(
+            limit * SAMPLE_READ_FACTOR
+        )
     except Exception:  # noqa: BLE001 - a sample is a nicety; an unreadable output just has none
         return None
     columns = head.column_names[:MAX_COLUMNS]
@@ -258,8 +279,9 @@ def _samples(outputs: list[dict[str, Any]]) -> str:
         sample = sample_rows(output["path"])
         if sample:
             total = f" ({output['rows']:,} rows in all)" if output.get("rows") else ""
-            parts.append(f"<h4>Sample of <code>{_esc(output['path'])}</code>{total}</h4>"
-                         + table(sample[0], sample[1], "sample"))
+            parts.append(
+                f"<h4>Sample of <code>{_esc(output['path'])}</code>{total}</h4>" + table(sample[0], sample[1], "sample")
+            )
     return "".join(parts)
 
 
@@ -274,24 +296,42 @@ def _metrics_section(metrics: Mapping[str, Any]) -> str:
             parts.append(table(["metric", "value"], scalars, "metrics"))
         parts += tables
     if details:
-        parts.append("<details><summary>run details (Spark, timing, version)</summary>"
-                     + table(["", ""], flatten(details), "details") + "</details>")
+        parts.append(
+            "<details><summary>run details (Spark, timing, version)</summary>"
+            + table(["", ""], flatten(details), "details")
+            + "</details>"
+        )
     return "".join(parts)
 
 
 def _step_section(step: dict[str, Any], plot_dir: Path) -> str:
     outputs = step.get("outputs") or []
-    parts = [f'<section id="step-{_esc(step["name"])}"><h2>{_esc(step["name"])} '
-             f'<small>(job {_esc(step["job"])}, <span class="status-{_esc(step["status"])}">'
-             f'{_esc(step["status"])}</span>)</small></h2>']
+    parts = [
+        f'<section id="step-{_esc(step["name"])}"><h2>{_esc(step["name"])} '
+        f'<small>(job {_esc(step["job"])}, <span class="status-{_esc(step["status"])}">'
+        f"{_esc(step['status'])}</span>)</small></h2>"
+    ]
     if step.get("error"):
         parts.append(f'<p class="status-failed">Error: {_esc(step["error"])}</p>')
-    parts.append(table(["output", "rows", "committed"], [[o["path"], o.get("rows"), o.get("committed")]
-                                                          for o in outputs]))
+    parts.append(
+        table(["output", "rows", "committed"], [[o["path"], o.get("rows"), o.get("committed")] for o in outputs])
+    )
     if step.get("inputs"):
-        parts.append(table(["input", "files", "bytes", "newest mtime", "producer"],
-                           [[i["path"], i.get("files"), i.get("bytes"), i.get("newest_mtime"),
-                             json.dumps(i.get("producer")) if i.get("producer") else ""] for i in step["inputs"]]))
+        parts.append(
+            table(
+                ["input", "files", "bytes", "newest mtime", "producer"],
+                [
+                    [
+                        i["path"],
+                        i.get("files"),
+                        i.get("bytes"),
+                        i.get("newest_mtime"),
+                        json.dumps(i.get("producer")) if i.get("producer") else "",
+                    ]
+                    for i in step["inputs"]
+                ],
+            )
+        )
     metrics = step.get("metrics") or {}
     parts.append(_metrics_section(metrics))
     figures = _images([o["path"] for o in outputs])
@@ -303,7 +343,7 @@ def _step_section(step: dict[str, Any], plot_dir: Path) -> str:
         png = Path(plot_at_k(curves, plot_dir / f"{step['name']}_at_k.png", title=f"{step['name']}: metrics at k"))
         figures.append(_png_figure(png, "drawn by the report from the step's metrics"))
     if figures:
-        parts.append(f"<h3>Plots</h3><div class=\"plots\">{''.join(figures)}</div>")
+        parts.append(f'<h3>Plots</h3><div class="plots">{"".join(figures)}</div>')
     parts.append(_samples(outputs))
     return "".join(parts) + "</section>"
 
@@ -317,26 +357,46 @@ def render_html(manifest: dict[str, Any], plot_dir: str | os.PathLike | None = N
     plots = Path(plot_dir)
     git = manifest.get("git") or {}
     title = f"{manifest['pipeline']} {manifest['run_date']}"
-    meta = [["status", manifest["status"]], ["run id", manifest["run_id"]], ["mode", manifest["mode"]],
-            ["started", manifest["started_at"]], ["duration (s)", manifest.get("duration_s")],
-            ["version", manifest["version"]],
-            ["git revision", f"{git.get('revision', 'n/a')}{' (dirty)' if git.get('dirty') else ''}"],
-            ["definition", manifest["definition"]], ["root", manifest["root"]]]
-    steps = [[i, s["name"], s["job"], s["status"], s["reason"], s.get("duration_s"),
-              sum(o.get("rows") or 0 for o in s.get("outputs") or [])]
-             for i, s in enumerate(manifest["steps"], 1)]
+    meta = [
+        ["status", manifest["status"]],
+        ["run id", manifest["run_id"]],
+        ["mode", manifest["mode"]],
+        ["started", manifest["started_at"]],
+        ["duration (s)", manifest.get("duration_s")],
+        ["version", manifest["version"]],
+        ["git revision", f"{git.get('revision', 'n/a')}{' (dirty)' if git.get('dirty') else ''}"],
+        ["definition", manifest["definition"]],
+        ["root", manifest["root"]],
+    ]
+    steps = [
+        [
+            i,
+            s["name"],
+            s["job"],
+            s["status"],
+            s["reason"],
+            s.get("duration_s"),
+            sum(o.get("rows") or 0 for o in s.get("outputs") or []),
+        ]
+        for i, s in enumerate(manifest["steps"], 1)
+    ]
     key_header, key_rows = key_metrics(manifest["steps"])
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
-        f'<h1>Pipeline {_esc(manifest["pipeline"])} &mdash; run date {_esc(manifest["run_date"])} '
-        f'<span class="status-{_esc(manifest["status"])}">{_esc(manifest["status"])}</span></h1>',
-        table(["", ""], meta, "meta"),
-        "<h2>Steps</h2>",
-        table(["#", "step", "job", "status", "why", "duration (s)", "rows out"], steps, "steps"),
-        *(["<h2>Key metrics</h2>", table(key_header, key_rows, "key-metrics")] if key_rows else []),
-        *[_step_section(s, plots) for s in manifest["steps"]],
-        "</body></html>", ""])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
+            f"<h1>Pipeline {_esc(manifest['pipeline'])} &mdash; run date {_esc(manifest['run_date'])} "
+            f'<span class="status-{_esc(manifest["status"])}">{_esc(manifest["status"])}</span></h1>',
+            table(["", ""], meta, "meta"),
+            "<h2>Steps</h2>",
+            table(["#", "step", "job", "status", "why", "duration (s)", "rows out"], steps, "steps"),
+            *(["<h2>Key metrics</h2>", table(key_header, key_rows, "key-metrics")] if key_rows else []),
+            *[_step_section(s, plots) for s in manifest["steps"]],
+            "</body></html>",
+            "",
+        ]
+    )
 
 
 def write_report(manifest_path: str | os.PathLike) -> str:

@@ -8,6 +8,7 @@ Steps whose committed outputs are current are skipped (``orchestration.plan`` sa
 the same command again resumes at that step. In subprocess mode the runner plans through a small local
 session of its own (``local[1]``), since the plan reads the outputs through the Hadoop FileSystem API.
 """
+
 from __future__ import annotations
 
 import collections
@@ -42,8 +43,16 @@ class Runner:
     Each date is an MLflow run (``pipelines.tracking``), a child of ``parent_run`` when given (the demo's job run).
     """
 
-    def __init__(self, pipeline: Pipeline, mode: str | None = None, force: bool = False, spark: Any = None,
-                 argv: list[str] | None = None, err: TextIO | None = None, parent_run: Run | None = None):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        mode: str | None = None,
+        force: bool = False,
+        spark: Any = None,
+        argv: list[str] | None = None,
+        err: TextIO | None = None,
+        parent_run: Run | None = None,
+    ):
         self.pipeline = pipeline
         self.mode = mode or pipeline.mode
         self.force = force
@@ -59,12 +68,14 @@ class Runner:
         """The session of session-mode steps, or the planning session in subprocess mode (built once)."""
         if self.spark is None:
             from pipelines.session import get_spark
+
             conf_file = self.pipeline.spark.get("conf_file")
             overrides = dict(self.pipeline.spark.get("conf") or {})
             if self.mode == "subprocess":
                 overrides.update({"spark.master": "local[1]", "spark.ui.enabled": "false"})
-            self.spark = get_spark(f"pipeline-{self.pipeline.name}", locate(conf_file) if conf_file else None,
-                                   overrides)
+            self.spark = get_spark(
+                f"pipeline-{self.pipeline.name}", locate(conf_file) if conf_file else None, overrides
+            )
         return self.spark
 
     @property
@@ -87,8 +98,11 @@ class Runner:
         self.manifests.append(manifest)
         self.tracked = start_pipeline(self.pipeline, run_date, self.mode, self.force, self.parent_run)
         manifest.data["tracking"] = self.tracked.describe()
-        self.log(run_date, f"{sum(p.action == 'run' for p in plan)} of {len(plan)} steps to run, "
-                           f"mode {self.mode}; manifest {manifest.path}")
+        self.log(
+            run_date,
+            f"{sum(p.action == 'run' for p in plan)} of {len(plan)} steps to run, "
+            f"mode {self.mode}; manifest {manifest.path}",
+        )
         ran: set[str] = set()
         for i, planned in enumerate(plan, 1):
             step = planned.step
@@ -106,17 +120,22 @@ class Runner:
                 manifest.finish("failed")
                 finish_pipeline(self.tracked, manifest, ok=False)
                 self.log(run_date, f"{label}: FAILED after {entry['duration_s']:.1f}s: {error}")
-                self.log(run_date, f"re-run the same command to resume at step '{step.name}' "
-                                   f"(finished steps are skipped)")
+                self.log(
+                    run_date, f"re-run the same command to resume at step '{step.name}' (finished steps are skipped)"
+                )
                 raise StepFailed(step.name, error)
             ran.add(step.name)
-            rows = ", ".join(f"{o['key'] or os.path.basename(o['path'])}={o['rows']:,}"
-                             for o in entry["outputs"] if o.get("rows") is not None)
+            rows = ", ".join(
+                f"{o['key'] or os.path.basename(o['path'])}={o['rows']:,}"
+                for o in entry["outputs"]
+                if o.get("rows") is not None
+            )
             self.log(run_date, f"{label}: done in {entry['duration_s']:.1f}s" + (f" (rows {rows})" if rows else ""))
         manifest.finish("succeeded")
         finish_pipeline(self.tracked, manifest, ok=True)
-        self.log(run_date, f"done in {manifest.data['duration_s']:.1f}s; "
-                           f"{len(ran)} ran, {len(plan) - len(ran)} skipped")
+        self.log(
+            run_date, f"done in {manifest.data['duration_s']:.1f}s; {len(ran)} ran, {len(plan) - len(ran)} skipped"
+        )
         return manifest
 
     def _run_step(self, planned: PlannedStep, run_date: str, manifest: Manifest) -> str | None:
@@ -125,8 +144,7 @@ class Runner:
         config = step.resolved_config(run_date)
         command = step_command(self.pipeline, step, run_date) if self.mode == "subprocess" else None
         manifest.start_step(planned, run_date, config, command)
-        error = (self._in_session(step, config, run_date) if command is None
-                 else self._in_subprocess(command, step.name))
+        error = self._in_session(step, config, run_date) if command is None else self._in_subprocess(command, step.name)
         if error is None:
             absent = [p for p in step.output_paths(run_date) if read_metrics(self.fs, p) is None]
             if absent:
@@ -155,11 +173,15 @@ class Runner:
         failure from its last lines."""
         if "--py-files" in command:
             ensure_pyfiles(pyfiles_zip())
-        env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
-               **self.tracked.child_env(step)}
+        env = {
+            **os.environ,
+            "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+            **self.tracked.child_env(step),
+        }
         tail: collections.deque[str] = collections.deque(maxlen=40)
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                              cwd=os.getcwd(), bufsize=1) as proc:
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=os.getcwd(), bufsize=1
+        ) as proc:
             for line in proc.stdout:
                 self.err.write(f"    | {line}")
                 tail.append(line.rstrip())

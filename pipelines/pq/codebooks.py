@@ -40,9 +40,7 @@ def kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return centroids
 
 
-def _update(
-    x: np.ndarray, labels: np.ndarray, k: int, old: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def _update(x: np.ndarray, labels: np.ndarray, k: int, old: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Means of the assigned points; empty clusters take half of the largest cluster (perturbed split)."""
     counts = np.bincount(labels, minlength=k)
     order = np.argsort(labels, kind="stable")
@@ -80,9 +78,7 @@ def kmeans(
     for inner-product metrics): nearest by L2 is then nearest by inner product."""
     x = np.ascontiguousarray(x, np.float32)
     rng = np.random.default_rng(seed)
-    centroids = (
-        kmeans_pp(x, k, rng) if init == "k-means++" else x[rng.choice(len(x), k, replace=False)].copy()
-    )
+    centroids = kmeans_pp(x, k, rng) if init == "k-means++" else x[rng.choice(len(x), k, replace=False)].copy()
     for _ in range(n_iter):
         if spherical:
             centroids = _unit_rows(centroids)
@@ -90,9 +86,7 @@ def kmeans(
     return _unit_rows(centroids) if spherical else centroids
 
 
-def train_codebooks(
-    x: np.ndarray, m: int, k: int, n_iter: int, seed: int, init: str = "random"
-) -> np.ndarray:
+def train_codebooks(x: np.ndarray, m: int, k: int, n_iter: int, seed: int, init: str = "random") -> np.ndarray:
     """``(M, K, dsub)`` codebooks: an independent k-means in each of the M sub-spaces of ``x``."""
     dsub = x.shape[1] // m
     return np.stack([kmeans(x[:, j * dsub : (j + 1) * dsub], k, n_iter, seed + j, init) for j in range(m)])
@@ -114,9 +108,7 @@ def train_opq(x: np.ndarray, m: int, k: int, n_iter: int, pq_iter: int, seed: in
     return rotation
 
 
-def _train_group(
-    key: tuple, pdf: pd.DataFrame, k: int, n_iter: int, seed: int, dsub: int, init: str
-) -> pd.DataFrame:
+def _train_group(key: tuple, pdf: pd.DataFrame, k: int, n_iter: int, seed: int, dsub: int, init: str) -> pd.DataFrame:
     """``applyInPandas`` body: k-means of one sub-space, rows in training-sample order."""
     sub = int(key[0])
     x = stack_vectors(pdf.sort_values("_row")["_sub"], dsub)

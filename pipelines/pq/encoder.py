@@ -58,16 +58,23 @@ class _PQParams(StageParams, HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
     nbits = param(8, "bits per sub-space code, 4 to 8 (2^nbits centroids each)")
     metric = param("l2", "'l2', 'ip' (inner product) or 'cosine' (vectors normalised)")
     sampleSize = param(65536, "maximum number of training vectors sampled from the input")
-    distributedMinRows = param(200000, "train the sub-space k-means as Spark tasks (one per sub-space) when the "
-                               "sample has at least this many rows; smaller samples train on the driver")
+    distributedMinRows = param(
+        200000,
+        "train the sub-space k-means as Spark tasks (one per sub-space) when the "
+        "sample has at least this many rows; smaller samples train on the driver",
+    )
     opq = param(False, "learn an OPQ rotation before quantising (driver-side training)")
     opqIter = param(20, "OPQ alternations (rotation / PQ re-training)")
     nlist = param(0, "IVF coarse centroids (0: no IVF); transform then fills listCol")
     listCol = param("list_id", "output column of the IVF list id")
-    byResidual = param(True, "with IVF, quantise each vector minus its list's coarse centroid (Faiss's IndexIVFPQ "
-                       "by_residual); ignored when nlist is 0")
-    initMode = param("random", "k-means initialisation: 'random' (distinct training points, Faiss's default and "
-                     "ours) or 'k-means++'")
+    byResidual = param(
+        True,
+        "with IVF, quantise each vector minus its list's coarse centroid (Faiss's IndexIVFPQ "
+        "by_residual); ignored when nlist is 0",
+    )
+    initMode = param(
+        "random", "k-means initialisation: 'random' (distinct training points, Faiss's default and ours) or 'k-means++'"
+    )
 
     @property
     def residual(self) -> bool:
@@ -183,8 +190,9 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         vec = encoder_input(dataset, self.getInputCol())  # wrong-length and NaN/inf rows get null codes in numpy
-        codes = encode_udf(self.dim, self.codebooks, self.rotation, self.coarse, self.getMetric(), self.getNbits(),
-                           self.residual)
+        codes = encode_udf(
+            self.dim, self.codebooks, self.rotation, self.coarse, self.getMetric(), self.getNbits(), self.residual
+        )
         if self.coarse is None:
             return dataset.withColumn(self.getOutputCol(), codes(vec))
         return (
@@ -214,4 +222,3 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
     def loaded(self, metadata: Mapping[str, Any]) -> None:
         if "byResidual" not in {**metadata["paramMap"], **metadata.get("defaultParamMap", {})}:
             self._set(byResidual=False)  # saved before residual IVF existed: its lists hold raw-vector codes
-

@@ -74,11 +74,7 @@ def reconstruction_mse(model: PQEncoderModel, coded: DataFrame, vector_col: str 
     parts = coded.select(
         float_array(coded, vector_col).alias("_v"), F.col(model.getOutputCol()).alias("_c"), lists.alias("_l")
     )
-    row = (
-        parts.mapInPandas(body, "sse double, n long")
-        .agg(F.sum("sse").alias("sse"), F.sum("n").alias("n"))
-        .first()
-    )
+    row = parts.mapInPandas(body, "sse double, n long").agg(F.sum("sse").alias("sse"), F.sum("n").alias("n")).first()
     return float(row["sse"] / row["n"]) if row["n"] else float("nan")
 
 

@@ -29,8 +29,9 @@ def _faiss() -> Any:
     return faiss
 
 
-def _ivf_index(model: PQEncoderModel, metric: int, codes: np.ndarray | None, ids: np.ndarray | None,
-               lists: np.ndarray | None) -> Any:
+def _ivf_index(
+    model: PQEncoderModel, metric: int, codes: np.ndarray | None, ids: np.ndarray | None, lists: np.ndarray | None
+) -> Any:
     """``IndexIVFPQ`` of an IVF model, its codes added to their ``lists`` (Faiss's list-number prefix)."""
     faiss = _faiss()
     d, nlist = model.dim, len(model.coarse)
@@ -111,16 +112,12 @@ def collect_codes(
     try:
         ids = pdf[id_col].to_numpy(np.int64)
     except (TypeError, ValueError):
-        raise PQError(
-            f"Faiss needs integer item ids; column '{id_col}' is {coded.schema[id_col].dataType}"
-        ) from None
+        raise PQError(f"Faiss needs integer item ids; column '{id_col}' is {coded.schema[id_col].dataType}") from None
     lists = pdf[model.getListCol()].to_numpy(np.int64) if ivf else None
     return ids, series_to_codes(pdf[model.getOutputCol()], model.code_size), lists
 
 
-def export_faiss(
-    model: PQEncoderModel, path: str, coded: DataFrame | None = None, id_col: str = "item_id"
-) -> str:
+def export_faiss(model: PQEncoderModel, path: str, coded: DataFrame | None = None, id_col: str = "item_id") -> str:
     """Write the model (and the codes of ``coded``, if given) as a Faiss index file at ``path``."""
     ids, codes, lists = (None, None, None) if coded is None else collect_codes(model, coded, id_col)
     _faiss().write_index(to_faiss(model, codes, ids, lists), path)

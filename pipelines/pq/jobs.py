@@ -44,9 +44,7 @@ def checked_vectors(
 ) -> Checked:
     """Split off bad vectors, commit them to quarantine, record counts, enforce the limit."""
     checked = split_vectors(df, "vector", dim)
-    committed = (
-        ctx.commit_now(f"{key}_quarantine", checked.bad, quarantine_path) if checked.rows_bad else None
-    )
+    committed = ctx.commit_now(f"{key}_quarantine", checked.bad, quarantine_path) if checked.rows_bad else None
     ctx.metrics.setdefault("input", {})[key] = {
         "source": qualify(source),
         "rows_in": checked.rows_in,

@@ -112,11 +112,7 @@ def _result_schema(query_type: T.DataType, item_type: T.DataType) -> T.StructTyp
 def _rank(candidates: DataFrame, k: int) -> DataFrame:
     """Global merge: the ``k`` nearest per query over all pairs' candidates, ranked 1..k."""
     order = Window.partitionBy("query_id").orderBy("distance", "item_id")
-    return (
-        candidates.withColumn("rank", F.row_number().over(order))
-        .filter(F.col("rank") <= k)
-        .select(*RESULT_COLUMNS)
-    )
+    return candidates.withColumn("rank", F.row_number().over(order)).filter(F.col("rank") <= k).select(*RESULT_COLUMNS)
 
 
 def _query_blocks(

@@ -95,8 +95,7 @@ def check_list_col(df: DataFrame, col: str) -> str:
     returns ``col``."""
     if col not in df.columns:
         raise PQError(
-            f"IVF codes need their list column '{col}' (written by transform beside the codes); "
-            f"columns: {df.columns}"
+            f"IVF codes need their list column '{col}' (written by transform beside the codes); columns: {df.columns}"
         )
     return col
 

@@ -1,4 +1,5 @@
 """Members of a zip archive (a downloaded data set) as files of staged outputs, one directory each."""
+
 from __future__ import annotations
 
 import zipfile

@@ -4,6 +4,7 @@ Popularity ranks items by events in the context; ALS (``implicitPrefs``, confide
 user-item) is tuned on the validation target over a small grid (NDCG@k), refitted on the test context
 and asked for ``n`` + the user's seen count items, so that ``n`` remain after the seen ones are dropped.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -37,11 +38,17 @@ def popularity_lists(context: DataFrame, users: DataFrame, seen: DataFrame | Non
     The recall route of the same name (``routes.popularity_route``) on one split: each user is offered the top
     ``n + n_seen`` items, so the work is linear in users and seen events.
     """
+
     def one_split(df: DataFrame) -> DataFrame:
         return df.withColumn(SPLIT, F.lit(TEST))
 
-    route = popularity_route(one_split(context.select(USER, ITEM)), one_split(users.select(USER)),
-                             None if seen is None else one_split(seen.select(USER, ITEM).distinct()), n, "popularity")
+    route = popularity_route(
+        one_split(context.select(USER, ITEM)),
+        one_split(users.select(USER)),
+        None if seen is None else one_split(seen.select(USER, ITEM).distinct()),
+        n,
+        "popularity",
+    )
     return ranked_lists(route, [F.col("route_rank")], n, "popularity")
 
 
@@ -51,8 +58,9 @@ def check_int_ids(df: DataFrame, columns: list[str], where: str) -> None:
     for c in columns:
         lo, hi = row[f"lo_{c}"], row[f"hi_{c}"]
         if lo is not None and (lo < 0 or hi > INT_MAX):
-            raise RecsysError(f"{where}: column '{c}' holds ids outside 0..{INT_MAX} ({lo}..{hi}); "
-                              f"Spark's ALS needs int ids")
+            raise RecsysError(
+                f"{where}: column '{c}' holds ids outside 0..{INT_MAX} ({lo}..{hi}); Spark's ALS needs int ids"
+            )
 
 
 @dataclass(frozen=True)
@@ -65,11 +73,21 @@ class ALSParams:
 def fit_als(context: DataFrame, params: ALSParams, max_iter: int, seed: int, blocks: int = 10) -> Any:
     """Implicit ALS on ``context`` events (confidence = events per user-item); ``blocks`` user and item blocks."""
     ratings = context.groupBy(USER, ITEM).agg(F.count(F.lit(1)).cast("float").alias("events"))
-    als = ALS(rank=params.rank, regParam=params.reg_param, alpha=params.alpha, maxIter=max_iter,
-              implicitPrefs=True, userCol=USER, itemCol=ITEM, ratingCol="events", seed=seed,
-              coldStartStrategy="drop", numUserBlocks=blocks, numItemBlocks=blocks)
-    return als.fit(ratings.select(F.col(USER).cast("int").alias(USER), F.col(ITEM).cast("int").alias(ITEM),
-                                  "events"))
+    als = ALS(
+        rank=params.rank,
+        regParam=params.reg_param,
+        alpha=params.alpha,
+        maxIter=max_iter,
+        implicitPrefs=True,
+        userCol=USER,
+        itemCol=ITEM,
+        ratingCol="events",
+        seed=seed,
+        coldStartStrategy="drop",
+        numUserBlocks=blocks,
+        numItemBlocks=blocks,
+    )
+    return als.fit(ratings.select(F.col(USER).cast("int").alias(USER), F.col(ITEM).cast("int").alias(ITEM), "events"))
 
 
 def als_lists(model: Any, users: DataFrame, seen: DataFrame | None, n: int, item_type: Any) -> DataFrame:
@@ -83,17 +101,32 @@ def als_lists(model: Any, users: DataFrame, seen: DataFrame | None, n: int, item
     subset = users.select(F.col(USER).cast("int").alias(USER)).distinct()
     recs = model.recommendForUserSubset(subset, n + widest).select(
         F.col(USER).cast(users.schema[USER].dataType).alias(USER),
-        F.transform("recommendations", lambda r: r[ITEM].cast(item_type)).alias("_recs"))
+        F.transform("recommendations", lambda r: r[ITEM].cast(item_type)).alias("_recs"),
+    )
     if seen is not None:
         seen_sets = seen.groupBy(USER).agg(F.collect_set(ITEM).alias("_seen"))
-        recs = recs.join(seen_sets, USER, "left").select(USER, F.filter(
-            "_recs", lambda item: F.coalesce(~F.array_contains(F.col("_seen"), item), F.lit(True))).alias("_recs"))
+        recs = recs.join(seen_sets, USER, "left").select(
+            USER,
+            F.filter("_recs", lambda item: F.coalesce(~F.array_contains(F.col("_seen"), item), F.lit(True))).alias(
+                "_recs"
+            ),
+        )
     return recs.select(F.lit("als").alias("method"), USER, F.slice("_recs", 1, n).alias("items"))
 
 
-def tune_als(context: DataFrame, users: DataFrame, targets: DataFrame, seen: DataFrame | None, n: int, k: int,
-             grid: Mapping[str, Any], max_iter: int, seed: int, item_type: Any,
-             log: Callable[[str], None] = print) -> tuple[ALSParams, list[dict[str, Any]]]:
+def tune_als(
+    context: DataFrame,
+    users: DataFrame,
+    targets: DataFrame,
+    seen: DataFrame | None,
+    n: int,
+    k: int,
+    grid: Mapping[str, Any],
+    max_iter: int,
+    seed: int,
+    item_type: Any,
+    log: Callable[[str], None] = print,
+) -> tuple[ALSParams, list[dict[str, Any]]]:
     """Fit every grid point on ``context``; the best NDCG@``k`` on ``targets`` wins (ties: first)."""
     results = []
     for rank, reg, alpha in itertools.product(grid["ranks"], grid["reg_params"], grid["alphas"]):
@@ -102,9 +135,16 @@ def tune_als(context: DataFrame, users: DataFrame, targets: DataFrame, seen: Dat
         model = fit_als(context, params, max_iter, seed, grid.get("blocks", 10))
         lists = als_lists(model, users, seen, n, item_type)
         quality = position_metrics(target_positions(lists, targets), [k])["als"]
-        results.append({"rank": params.rank, "reg_param": params.reg_param, "alpha": params.alpha,
-                        f"ndcg@{k}": quality[f"ndcg@{k}"], f"recall@{k}": quality[f"recall@{k}"],
-                        "seconds": round(time.time() - started, 2)})
+        results.append(
+            {
+                "rank": params.rank,
+                "reg_param": params.reg_param,
+                "alpha": params.alpha,
+                f"ndcg@{k}": quality[f"ndcg@{k}"],
+                f"recall@{k}": quality[f"recall@{k}"],
+                "seconds": round(time.time() - started, 2),
+            }
+        )
         log(f"  ALS rank={rank} reg={reg} alpha={alpha}: validation NDCG@{k} {quality[f'ndcg@{k}']:.4f}")
     best = max(results, key=lambda r: r[f"ndcg@{k}"])
     return ALSParams(best["rank"], best["reg_param"], best["alpha"]), results

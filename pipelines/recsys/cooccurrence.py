@@ -4,6 +4,7 @@
 item ``a``: O(events x window) rows, built from array slices in the JVM (no self-join on the user).
 Sequences are one per ``keys`` group: (split, user) by default, (split, user, session) for sessions.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -18,8 +19,9 @@ from pipelines.recsys.tables import ITEM, SPLIT, TS, USER
 def time_ordered(contexts: DataFrame, keys: Sequence[str] = (SPLIT, USER)) -> DataFrame:
     """``(*keys, seq)``: each group's items in time order (ties as in the split)."""
     events = F.sort_array(F.collect_list(F.struct(F.col(TS), tie_break().alias("tie"), F.col(ITEM))))
-    return (contexts.groupBy(*keys).agg(events.alias("ev"))
-            .select(*keys, F.transform("ev", lambda e: e[ITEM]).alias("seq")))
+    return (
+        contexts.groupBy(*keys).agg(events.alias("ev")).select(*keys, F.transform("ev", lambda e: e[ITEM]).alias("seq"))
+    )
 
 
 def sequence_pairs(contexts: DataFrame, window: int, keys: Sequence[str] = (SPLIT, USER)) -> DataFrame:
@@ -30,10 +32,16 @@ def sequence_pairs(contexts: DataFrame, window: int, keys: Sequence[str] = (SPLI
 
     def shifted(d):
         length = F.greatest(size - d, F.lit(0))
-        return F.zip_with(F.slice(seq, 1, length), F.slice(seq, d + 1, length),
-                          lambda a, b: F.struct(a.alias("a"), b.alias("b")))
+        return F.zip_with(
+            F.slice(seq, 1, length), F.slice(seq, d + 1, length), lambda a, b: F.struct(a.alias("a"), b.alias("b"))
+        )
 
     pairs = F.flatten(F.transform(F.sequence(F.lit(1), F.lit(window)), shifted))
-    return (time_ordered(contexts, keys).select(SPLIT, F.explode(pairs).alias("p"))
-            .select(SPLIT, "p.a", "p.b").filter(F.col("a") != F.col("b"))
-            .groupBy(SPLIT, "a", "b").agg(F.count(F.lit(1)).alias("n")))
+    return (
+        time_ordered(contexts, keys)
+        .select(SPLIT, F.explode(pairs).alias("p"))
+        .select(SPLIT, "p.a", "p.b")
+        .filter(F.col("a") != F.col("b"))
+        .groupBy(SPLIT, "a", "b")
+        .agg(F.count(F.lit(1)).alias("n"))
+    )

@@ -8,6 +8,7 @@ figures at every k, one more the recall@k curve. AUC and GAUC (group = user) com
 ``pipelines.metrics`` on the scored test candidates. Diversity (category coverage and intra-list diversity of
 each top k) comes from the lists and the items' categories, in Spark aggregates too.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,8 +30,9 @@ def target_positions(lists: DataFrame, targets: DataFrame) -> DataFrame:
     wanted = targets.select(USER, F.col(ITEM).alias("_target")).crossJoin(methods)
     joined = wanted.join(lists, ["method", USER], "left")
     position = F.coalesce(F.array_position(F.col("items"), F.col("_target")), F.lit(0))
-    return joined.select("method", USER, position.cast("int").alias("position"),
-                         F.col("items").isNotNull().cast("int").alias("listed"))
+    return joined.select(
+        "method", USER, position.cast("int").alias("position"), F.col("items").isNotNull().cast("int").alias("listed")
+    )
 
 
 def position_metrics(positions: DataFrame, ks: list[int]) -> dict[str, dict[str, float]]:
@@ -39,18 +41,30 @@ def position_metrics(positions: DataFrame, ks: list[int]) -> dict[str, dict[str,
     aggs = [F.count(F.lit(1)).alias("users"), F.sum(F.col("listed")).alias("listed")]
     for k in ks:
         hit = (pos >= 1) & (pos <= k)
-        aggs += [F.avg(hit.cast("double")).alias(f"recall@{k}"),
-                 F.avg(F.when(hit, 1.0 / F.log2(pos + 1)).otherwise(0.0)).alias(f"ndcg@{k}")]
+        aggs += [
+            F.avg(hit.cast("double")).alias(f"recall@{k}"),
+            F.avg(F.when(hit, 1.0 / F.log2(pos + 1)).otherwise(0.0)).alias(f"ndcg@{k}"),
+        ]
     rows = positions.groupBy("method").agg(*aggs).collect()
-    return {r["method"]: {**{f"{m}@{k}": r[f"{m}@{k}"] for k in ks for m in ("recall", "ndcg")},
-                          "users": r["users"], "users_without_list": r["users"] - r["listed"]} for r in rows}
+    return {
+        r["method"]: {
+            **{f"{m}@{k}": r[f"{m}@{k}"] for k in ks for m in ("recall", "ndcg")},
+            "users": r["users"],
+            "users_without_list": r["users"] - r["listed"],
+        }
+        for r in rows
+    }
 
 
 def recall_curves(positions: DataFrame, max_k: int) -> dict[str, list[float]]:
     """``{method: [recall@1, ..., recall@max_k]}`` from the positions (at most methods x max_k rows collected)."""
     users = {r["method"]: r["n"] for r in positions.groupBy("method").agg(F.count(F.lit(1)).alias("n")).collect()}
-    hits = (positions.filter((F.col("position") >= 1) & (F.col("position") <= max_k))
-            .groupBy("method", "position").agg(F.count(F.lit(1)).alias("n")).collect())
+    hits = (
+        positions.filter((F.col("position") >= 1) & (F.col("position") <= max_k))
+        .groupBy("method", "position")
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    )
     curves = {}
     for method, n_users in users.items():
         at = np.zeros(max_k + 1)
@@ -65,9 +79,14 @@ def ranker_quality(scored: DataFrame, score_col: str, label_col: str) -> dict[st
     """ROC-AUC and GAUC (group = user) of the ranker's scores on the test candidates."""
     rows = scored.select(USER, score_col, label_col)
     gauc = grouped_auc(rows, USER, score_col, label_col)
-    return {"auc": roc_auc(rows, score_col, label_col), "gauc": gauc.gauc, "gauc_users": gauc.groups,
-            "gauc_users_skipped": gauc.groups_skipped, "rows": rows.count(),
-            "positives": rows.agg(F.sum(label_col)).first()[0]}
+    return {
+        "auc": roc_auc(rows, score_col, label_col),
+        "gauc": gauc.gauc,
+        "gauc_users": gauc.groups,
+        "gauc_users_skipped": gauc.groups_skipped,
+        "rows": rows.count(),
+        "positives": rows.agg(F.sum(label_col)).first()[0],
+    }
 
 
 def diversity_metrics(lists: DataFrame, items: DataFrame, k: int) -> dict[str, dict[str, float]]:
@@ -81,21 +100,35 @@ def diversity_metrics(lists: DataFrame, items: DataFrame, k: int) -> dict[str, d
     """
     n_categories = items.select(F.explode("categories").alias("c")).distinct().count()
     cats = items.select(ITEM, "categories")
-    top = (lists.select("method", USER, F.posexplode(F.slice("items", 1, k)).alias("pos", ITEM))
-           .join(cats, ITEM, "left")
-           .select("method", USER, "pos", F.coalesce("categories", F.array().cast(cats.schema["categories"].dataType))
-                   .alias("cats")))
-    coverage = (top.groupBy("method", USER)
-                .agg((F.size(F.array_distinct(F.flatten(F.collect_list("cats")))) / F.lit(max(n_categories, 1)))
-                     .alias("coverage")))
+    top = (
+        lists.select("method", USER, F.posexplode(F.slice("items", 1, k)).alias("pos", ITEM))
+        .join(cats, ITEM, "left")
+        .select(
+            "method",
+            USER,
+            "pos",
+            F.coalesce("categories", F.array().cast(cats.schema["categories"].dataType)).alias("cats"),
+        )
+    )
+    coverage = top.groupBy("method", USER).agg(
+        (F.size(F.array_distinct(F.flatten(F.collect_list("cats")))) / F.lit(max(n_categories, 1))).alias("coverage")
+    )
     a = top.select("method", USER, F.col("pos").alias("pa"), F.col("cats").alias("ca"))
     b = top.select("method", USER, F.col("pos").alias("pb"), F.col("cats").alias("cb"))
     union = F.size(F.array_union("ca", "cb"))
     similarity = F.when(union > 0, F.size(F.array_intersect("ca", "cb")) / union).otherwise(0.0)
-    ild = (a.join(b, ["method", USER]).filter(F.col("pa") < F.col("pb"))
-           .groupBy("method", USER).agg(F.avg(1.0 - similarity).alias("ild")))
-    rows = (coverage.join(ild, ["method", USER], "left").groupBy("method")
-            .agg(F.avg("coverage").alias("coverage"), F.avg("ild").alias("ild"), F.count(F.lit(1)).alias("users"))
-            .collect())
-    return {r["method"]: {f"coverage@{k}": r["coverage"], f"ild@{k}": r["ild"], "diversity_users": r["users"]}
-            for r in rows}
+    ild = (
+        a.join(b, ["method", USER])
+        .filter(F.col("pa") < F.col("pb"))
+        .groupBy("method", USER)
+        .agg(F.avg(1.0 - similarity).alias("ild"))
+    )
+    rows = (
+        coverage.join(ild, ["method", USER], "left")
+        .groupBy("method")
+        .agg(F.avg("coverage").alias("coverage"), F.avg("ild").alias("ild"), F.count(F.lit(1)).alias("users"))
+        .collect()
+    )
+    return {
+        r["method"]: {f"coverage@{k}": r["coverage"], f"ild@{k}": r["ild"], "diversity_users": r["users"]} for r in rows
+    }

@@ -6,6 +6,7 @@ similarity with a popularity prior, in one maximum-inner-product PQ search. ``di
 (one PQ sub-space when ``dims`` = vector size / m) hold the prior; ``w = 0`` with ``dims = 0`` is plain cosine.
 Popularity is counted on the history the vectors were trained on.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
@@ -30,8 +31,9 @@ def index_vectors(vectors: DataFrame, history: DataFrame, weight: float, dims: i
     events = history.groupBy(item_key(ITEM).alias("word")).agg(F.count(F.lit(1)).alias("events"))
     joined = vectors.select("word", "vector").join(events, "word", "left").fillna(0, ["events"])
     prior = F.lit(weight) * F.log1p(F.col("events").cast("double"))
-    return joined.select(F.col("word").alias(ITEM), extend(unit(F.col("vector")), prior, dims).alias("vector"),
-                         "events")
+    return joined.select(
+        F.col("word").alias(ITEM), extend(unit(F.col("vector")), prior, dims).alias("vector"), "events"
+    )
 
 
 def index_query(query: Column, dims: int) -> Column:

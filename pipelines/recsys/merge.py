@@ -7,6 +7,7 @@ the route did not find it) and ``score_<route>`` (0 when missing; the flag says 
 it, then by item id (a round-robin over the routes); the first ``budget`` rows per user are kept.
 ``distance`` is the PQ distance (null for items the PQ route did not find; the ranker imputes it).
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -40,11 +41,15 @@ def merge_routes(routes: DataFrame, quotas: Mapping[str, int], budget: int) -> D
     here = {r: F.col("route") == r for r in ROUTES}
     merged = kept.groupBy(SPLIT, USER, ITEM).agg(
         *[F.max(here[r].cast("int")).alias(f"in_{r}") for r in ROUTES],
-        *[F.coalesce(F.min(F.when(here[r], F.col("route_rank"))), F.lit(MISSING_RANK)).alias(f"rank_{r}")
-          for r in ROUTES],
+        *[
+            F.coalesce(F.min(F.when(here[r], F.col("route_rank"))), F.lit(MISSING_RANK)).alias(f"rank_{r}")
+            for r in ROUTES
+        ],
         *[F.coalesce(F.max(F.when(here[r], F.col("score"))), F.lit(0.0)).alias(f"score_{r}") for r in ROUTES],
-        F.countDistinct("route").alias("n_routes"), F.min("route_rank").alias("_best"),
-        F.max(F.when(here["pq"], -F.col("score"))).alias("distance"))
+        F.countDistinct("route").alias("n_routes"),
+        F.min("route_rank").alias("_best"),
+        F.max(F.when(here["pq"], -F.col("score"))).alias("distance"),
+    )
     ranked = rank_within_user(merged, [F.col("_best"), F.col("n_routes").desc(), F.col(ITEM)], budget)
     return ranked.select(*CANDIDATE_COLUMNS, *ROUTE_FEATURES)
 
@@ -53,9 +58,13 @@ def target_share(candidates: DataFrame, targets: DataFrame, by: tuple[str, ...] 
     """Share of each split's targets found in ``candidates``, per ``by`` group of candidates (e.g. the route):
     ``{split: share}`` or ``{split: {group: share}}``; the driver holds one row per split and group."""
     totals = {r[SPLIT]: r["n"] for r in targets.groupBy(SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()}
-    hits = (targets.select(SPLIT, USER, ITEM).join(candidates.select(SPLIT, USER, ITEM, *by).distinct(),
-                                                   [SPLIT, USER, ITEM])
-            .groupBy(SPLIT, *by).agg(F.count(F.lit(1)).alias("n")).collect())
+    hits = (
+        targets.select(SPLIT, USER, ITEM)
+        .join(candidates.select(SPLIT, USER, ITEM, *by).distinct(), [SPLIT, USER, ITEM])
+        .groupBy(SPLIT, *by)
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    )
     if not by:
         found = {r[SPLIT]: r["n"] for r in hits}
         return {s: found.get(s, 0) / n for s, n in totals.items()}

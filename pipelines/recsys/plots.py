@@ -1,4 +1,5 @@
 """The recall@k curves of the compared methods as a PNG."""
+
 from __future__ import annotations
 
 import io

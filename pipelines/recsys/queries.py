@@ -5,6 +5,7 @@ item vectors are unit-normalised first, so every item counts by its weight, not 
 Events whose item has no vector (below item2vec's ``min_count``) are skipped; a user none of whose recent
 items has a vector gets no query (and so no candidates).
 """
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, Window
@@ -20,8 +21,11 @@ def recent_items(contexts: DataFrame, n_recent: int) -> DataFrame:
     if n_recent < 1:
         raise ValueError(f"n_recent must be at least 1, got {n_recent}")
     latest_first = Window.partitionBy(SPLIT, USER).orderBy(F.col(TS).desc(), tie_break().desc())
-    return (contexts.withColumn("recency", F.row_number().over(latest_first) - 1)
-            .filter(F.col("recency") < n_recent).select(SPLIT, USER, ITEM, TS, "recency"))
+    return (
+        contexts.withColumn("recency", F.row_number().over(latest_first) - 1)
+        .filter(F.col("recency") < n_recent)
+        .select(SPLIT, USER, ITEM, TS, "recency")
+    )
 
 
 def unit_item_vectors(vectors: DataFrame) -> DataFrame:
@@ -33,8 +37,11 @@ def user_queries(recent: DataFrame, item_vectors: DataFrame, decay: float) -> Da
     """``(split, user_id, vector)``: the recency-weighted mean of the unit vectors of the recent items."""
     if not 0 < decay <= 1:
         raise ValueError(f"decay must be in (0, 1], got {decay}")
-    weighted = (recent.join(item_vectors, item_key() == F.col("item"))
-                .select(SPLIT, USER, F.struct(F.pow(F.lit(decay), F.col("recency")).alias("w"),
-                                               F.col("uvec").alias("v")).alias("part")))
-    return (weighted.groupBy(SPLIT, USER).agg(F.collect_list("part").alias("parts"))
-            .select(SPLIT, USER, weighted_mean(F.col("parts")).cast("array<float>").alias("vector")))
+    weighted = recent.join(item_vectors, item_key() == F.col("item")).select(
+        SPLIT, USER, F.struct(F.pow(F.lit(decay), F.col("recency")).alias("w"), F.col("uvec").alias("v")).alias("part")
+    )
+    return (
+        weighted.groupBy(SPLIT, USER)
+        .agg(F.collect_list("part").alias("parts"))
+        .select(SPLIT, USER, weighted_mean(F.col("parts")).cast("array<float>").alias("vector"))
+    )

@@ -4,6 +4,7 @@ Label 1 marks the candidate that is the split's target. The LR-only and trees-on
 ``pipelines.gbdt_lr.model.train`` fits alongside score the test rows too, so the ranked lists of all three
 can be compared.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
@@ -30,7 +31,7 @@ def score_candidates(models: TrainedModels, rows: DataFrame, keep: list[str]) ->
     """``rows``' keys, ``keep`` columns and one score column per model (``score`` is GBDT+LR), from one
     preparation of ``rows`` (the three models share it)."""
     scored = models.gbdt_lr.stages["prep"].transform(rows)
-    for name in ("lr_only", "trees_only", "gbdt_lr"):    # GBDT+LR last: its ``score`` keeps the name
+    for name in ("lr_only", "trees_only", "gbdt_lr"):  # GBDT+LR last: its ``score`` keeps the name
         scored = getattr(models, name).score_prepared(scored, scored.columns).drop("probability")
         if name != "gbdt_lr":
             scored = scored.withColumnRenamed(SCORE, f"score_{name}")

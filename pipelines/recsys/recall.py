@@ -6,6 +6,7 @@ the driver). To exclude seen items and still return K per user, users are search
 has seen) neighbours, capped at the number of items, so one heavy user only widens its own block's search;
 the seen ones are then dropped with an anti-join and the rest ranked again.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,16 @@ def rank_within_user(df: DataFrame, order: list, k: int, name: str = "recall_ran
     return df.withColumn(name, F.row_number().over(window)).filter(F.col(name) <= k)
 
 
-def pq_candidates(model: PQEncoderModel, codes: DataFrame, queries: DataFrame, seen: DataFrame | None, k: int,
-                  item_type: T.DataType, block_users: int = 50_000, partitions: int = 0) -> DataFrame:
+def pq_candidates(
+    model: PQEncoderModel,
+    codes: DataFrame,
+    queries: DataFrame,
+    seen: DataFrame | None,
+    k: int,
+    item_type: T.DataType,
+    block_users: int = 50_000,
+    partitions: int = 0,
+) -> DataFrame:
     """``(split, user_id, item_id, distance, recall_rank)``: each query's ``k`` nearest unseen items.
 
     ``codes`` is build_pq's ``(item_id, code)`` table keyed by the item2vec word; ``queries`` has
@@ -55,11 +64,16 @@ def pq_candidates(model: PQEncoderModel, codes: DataFrame, queries: DataFrame, s
         batch = keyed.filter(F.col("block") == block).select("query_id", "vector")
         found.append(search(model, codes, batch, min(n_items, k + most_seen), partitions=partitions))
     if not found:
-        return spark.createDataFrame([], f"{SPLIT} STRING, {USER} {queries.schema[USER].dataType.simpleString()}, "
-                                         f"{ITEM} {item_type.simpleString()}, distance DOUBLE, recall_rank INT")
-    hits = (reduce(DataFrame.unionByName, found)
-            .join(keyed.select("query_id", SPLIT, USER), "query_id")
-            .select(SPLIT, USER, F.col("item_id").cast(item_type).alias(ITEM), "distance"))
+        return spark.createDataFrame(
+            [],
+            f"{SPLIT} STRING, {USER} {queries.schema[USER].dataType.simpleString()}, "
+            f"{ITEM} {item_type.simpleString()}, distance DOUBLE, recall_rank INT",
+        )
+    hits = (
+        reduce(DataFrame.unionByName, found)
+        .join(keyed.select("query_id", SPLIT, USER), "query_id")
+        .select(SPLIT, USER, F.col("item_id").cast(item_type).alias(ITEM), "distance")
+    )
     if seen is not None:
         hits = hits.join(seen.select(SPLIT, USER, ITEM).distinct(), [SPLIT, USER, ITEM], "left_anti")
     return rank_within_user(hits, ["distance", ITEM], k).select(*CANDIDATE_COLUMNS)

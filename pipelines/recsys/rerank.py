@@ -8,6 +8,7 @@ is ``2 ** (-age / half_life)`` and age the days from the item's first event in t
 end (0 = off). Similarity is the Jaccard index of the two items' category sets (0 when either has none).
 Each user's candidates (a few hundred) are re-ranked in one ``applyInPandas`` group by numpy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,10 +26,10 @@ DAY = 86400.0
 
 @dataclass(frozen=True)
 class RerankSettings:
-    lam: float = 0.8                  # weight of relevance against similarity (1 = the ranker's order)
-    exclude_seen: bool = True         # drop candidates the user has in the context
-    freshness_weight: float = 0.0     # added relevance of a brand-new item (0 = off)
-    half_life_days: float = 30.0      # age at which the freshness boost halves
+    lam: float = 0.8  # weight of relevance against similarity (1 = the ranker's order)
+    exclude_seen: bool = True  # drop candidates the user has in the context
+    freshness_weight: float = 0.0  # added relevance of a brand-new item (0 = off)
+    half_life_days: float = 30.0  # age at which the freshness boost halves
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lam <= 1.0:
@@ -40,10 +41,9 @@ class RerankSettings:
 def jaccard_matrix(categories: list) -> np.ndarray:
     """``(n, n)`` Jaccard index of the items' category sets (0 where either set is empty)."""
     sizes = [len(c) for c in categories]
-    codes, inverse = np.unique(np.array([str(c) for cats in categories for c in cats], dtype=str),
-                               return_inverse=True)
+    codes, inverse = np.unique(np.array([str(c) for cats in categories for c in cats], dtype=str), return_inverse=True)
     onehot = np.zeros((len(categories), len(codes)))
-    onehot[np.repeat(np.arange(len(categories)), sizes), inverse] = 1.0   # a repeated category counts once
+    onehot[np.repeat(np.arange(len(categories)), sizes), inverse] = 1.0  # a repeated category counts once
     inter = onehot @ onehot.T
     counts = onehot.sum(axis=1)
     union = counts[:, None] + counts[None, :] - inter
@@ -74,8 +74,7 @@ def _rerank_fn(settings: RerankSettings, n: int, method: str) -> Callable[[pd.Da
         relevance = (score - score.min()) / spread if spread > 0 else np.zeros(len(score))
         relevance = relevance + settings.freshness_weight * group["_fresh"].to_numpy(float)
         order = mmr_order(relevance, jaccard_matrix(group["categories"].to_list()), settings.lam, n)
-        return pd.DataFrame({"method": [method], USER: [group[USER].iloc[0]],
-                             "items": [group[ITEM].to_numpy()[order]]})
+        return pd.DataFrame({"method": [method], USER: [group[USER].iloc[0]], "items": [group[ITEM].to_numpy()[order]]})
 
     return rerank
 
@@ -88,8 +87,15 @@ def item_freshness(context: DataFrame, half_life_days: float) -> DataFrame:
     return first.crossJoin(end).select(ITEM, F.pow(F.lit(2.0), -age_days / half_life_days).alias("_fresh"))
 
 
-def mmr_lists(scored: DataFrame, score_col: str, items: DataFrame, context: DataFrame, settings: RerankSettings,
-              n: int, method: str = "ours_reranked") -> DataFrame:
+def mmr_lists(
+    scored: DataFrame,
+    score_col: str,
+    items: DataFrame,
+    context: DataFrame,
+    settings: RerankSettings,
+    n: int,
+    method: str = "ours_reranked",
+) -> DataFrame:
     """``(method, user_id, items)``: each user's scored candidates re-ranked by MMR, the first ``n``.
 
     ``scored``: ``(user_id, item_id, <score_col>)``; ``items``: ``(item_id, categories)``; ``context``: the
@@ -103,10 +109,13 @@ def mmr_lists(scored: DataFrame, score_col: str, items: DataFrame, context: Data
     else:
         rows = rows.withColumn("_fresh", F.lit(0.0))
     cats = items.select(ITEM, "categories")
-    rows = rows.join(cats, ITEM, "left").withColumn("categories", F.coalesce("categories", F.array().cast(
-        cats.schema["categories"].dataType)))
-    schema = (f"method STRING, {USER} {scored.schema[USER].dataType.simpleString()}, "
-              f"items ARRAY<{scored.schema[ITEM].dataType.simpleString()}>")
+    rows = rows.join(cats, ITEM, "left").withColumn(
+        "categories", F.coalesce("categories", F.array().cast(cats.schema["categories"].dataType))
+    )
+    schema = (
+        f"method STRING, {USER} {scored.schema[USER].dataType.simpleString()}, "
+        f"items ARRAY<{scored.schema[ITEM].dataType.simpleString()}>"
+    )
     return rows.groupBy(USER).applyInPandas(_rerank_fn(settings, n, method), schema)
 
 

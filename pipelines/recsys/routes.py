@@ -14,6 +14,7 @@ Every statistic is computed from each split's own context (all users, not only t
 Spark aggregates and joins; seen items are dropped before ranking when exclusion is on. The driver holds
 one number per split (the largest seen count, to size the popularity pool).
 """
+
 from __future__ import annotations
 
 from functools import reduce
@@ -41,8 +42,14 @@ def as_route(scored: DataFrame, name: str, k: int) -> DataFrame:
 
 def pq_route(candidates: DataFrame) -> DataFrame:
     """``pq_candidates``' rows in the route shape (its ranking kept)."""
-    return candidates.select(SPLIT, USER, ITEM, F.lit("pq").alias("route"), (-F.col("distance")).alias("score"),
-                             F.col("recall_rank").alias("route_rank"))
+    return candidates.select(
+        SPLIT,
+        USER,
+        ITEM,
+        F.lit("pq").alias("route"),
+        (-F.col("distance")).alias("score"),
+        F.col("recall_rank").alias("route_rank"),
+    )
 
 
 def _drop_seen(rows: DataFrame, seen: DataFrame | None) -> DataFrame:
@@ -52,10 +59,10 @@ def _drop_seen(rows: DataFrame, seen: DataFrame | None) -> DataFrame:
 def session_contexts(history: DataFrame, targets: DataFrame) -> DataFrame:
     """Both split contexts with ``session_id`` (the validation target, in the test context, has none)."""
     events = history.select(USER, ITEM, TS, SESSION)
-    valid = (targets.filter(F.col(SPLIT) == VALID)
-             .select(USER, ITEM, TS, F.lit(None).cast(events.schema[SESSION].dataType).alias(SESSION)))
-    return (events.withColumn(SPLIT, F.lit(VALID))
-            .unionByName(events.unionByName(valid).withColumn(SPLIT, F.lit(TEST))))
+    valid = targets.filter(F.col(SPLIT) == VALID).select(
+        USER, ITEM, TS, F.lit(None).cast(events.schema[SESSION].dataType).alias(SESSION)
+    )
+    return events.withColumn(SPLIT, F.lit(VALID)).unionByName(events.unionByName(valid).withColumn(SPLIT, F.lit(TEST)))
 
 
 def _top_neighbours(pairs: DataFrame, weight: Column, n: int) -> DataFrame:
@@ -63,19 +70,27 @@ def _top_neighbours(pairs: DataFrame, weight: Column, n: int) -> DataFrame:
     if n < 1:
         raise ValueError(f"neighbours must be at least 1, got {n}")
     best = Window.partitionBy(SPLIT, "a").orderBy(F.col("weight").desc(), F.col("b"))
-    return (pairs.withColumn("weight", weight).withColumn("_r", F.row_number().over(best))
-            .filter(F.col("_r") <= n).select(SPLIT, "a", "b", "weight"))
+    return (
+        pairs.withColumn("weight", weight)
+        .withColumn("_r", F.row_number().over(best))
+        .filter(F.col("_r") <= n)
+        .select(SPLIT, "a", "b", "weight")
+    )
 
 
 def cooccurrence_neighbours(sessions: DataFrame, window: int, n: int) -> DataFrame:
     """``(split, a, b, weight)``: cosine ``n_ab / sqrt(n_a n_b)`` of items within ``window`` positions of one
     session (either order; ``n_a`` = the item's events), the ``n`` largest per item."""
     pairs = sequence_pairs(sessions, window, (SPLIT, USER, SESSION))
-    both = (pairs.unionByName(pairs.select(SPLIT, F.col("b").alias("a"), F.col("a").alias("b"), "n"))
-            .groupBy(SPLIT, "a", "b").agg(F.sum("n").alias("n")))
+    both = (
+        pairs.unionByName(pairs.select(SPLIT, F.col("b").alias("a"), F.col("a").alias("b"), "n"))
+        .groupBy(SPLIT, "a", "b")
+        .agg(F.sum("n").alias("n"))
+    )
     events = sessions.groupBy(SPLIT, ITEM).agg(F.count(F.lit(1)).alias("_e"))
-    joined = (both.join(events.select(SPLIT, F.col(ITEM).alias("a"), F.col("_e").alias("_ea")), [SPLIT, "a"])
-              .join(events.select(SPLIT, F.col(ITEM).alias("b"), F.col("_e").alias("_eb")), [SPLIT, "b"]))
+    joined = both.join(events.select(SPLIT, F.col(ITEM).alias("a"), F.col("_e").alias("_ea")), [SPLIT, "a"]).join(
+        events.select(SPLIT, F.col(ITEM).alias("b"), F.col("_e").alias("_eb")), [SPLIT, "b"]
+    )
     return _top_neighbours(joined, F.col("n") / F.sqrt(F.col("_ea") * F.col("_eb")), n)
 
 
@@ -87,20 +102,25 @@ def transition_neighbours(contexts: DataFrame, n: int) -> DataFrame:
     return _top_neighbours(pairs, F.col("n") / out_of_a, n)
 
 
-def neighbour_route(recent: DataFrame, neighbours: DataFrame, decay: float, seen: DataFrame | None, k: int,
-                    name: str) -> DataFrame:
+def neighbour_route(
+    recent: DataFrame, neighbours: DataFrame, decay: float, seen: DataFrame | None, k: int, name: str
+) -> DataFrame:
     """Route ``name`` from ``recent`` ``(split, user_id, item_id, recency)``: the sum over the recent items ``a``
     of ``decay ** recency * weight(a, b)`` for every neighbour ``b``."""
     if not 0 < decay <= 1:
         raise ValueError(f"route {name}: decay must be in (0, 1], got {decay}")
-    scored = (recent.select(SPLIT, USER, F.col(ITEM).alias("a"), "recency").join(neighbours, [SPLIT, "a"])
-              .groupBy(SPLIT, USER, F.col("b").alias(ITEM))
-              .agg(F.sum(F.pow(F.lit(decay), F.col("recency")) * F.col("weight")).alias("score")))
+    scored = (
+        recent.select(SPLIT, USER, F.col(ITEM).alias("a"), "recency")
+        .join(neighbours, [SPLIT, "a"])
+        .groupBy(SPLIT, USER, F.col("b").alias(ITEM))
+        .agg(F.sum(F.pow(F.lit(decay), F.col("recency")) * F.col("weight")).alias("score"))
+    )
     return as_route(_drop_seen(scored, seen), name, k)
 
 
-def popularity_route(contexts: DataFrame, users: DataFrame, seen: DataFrame | None, k: int, name: str,
-                     days: float | None = None) -> DataFrame:
+def popularity_route(
+    contexts: DataFrame, users: DataFrame, seen: DataFrame | None, k: int, name: str, days: float | None = None
+) -> DataFrame:
     """Route ``name``: items by events in each split context (only its last ``days`` when given), the same list
     for every user of ``users`` ``(split, user_id)`` minus what they have seen.
 
@@ -119,9 +139,10 @@ def popularity_route(contexts: DataFrame, users: DataFrame, seen: DataFrame | No
     widest = reach.agg(F.max("n_seen")).first()[0] or 0
     by_count = Window.partitionBy(SPLIT).orderBy(F.col("score").desc(), F.col(ITEM))
     pool = counts.withColumn("_pos", F.row_number().over(by_count)).filter(F.col("_pos") <= k + widest)
-    offered = (reach.join(F.broadcast(pool.withColumnRenamed(SPLIT, "_s")),
-                          (F.col(SPLIT) == F.col("_s")) & (F.col("_pos") <= F.col("n_seen") + k))
-               .select(SPLIT, USER, ITEM, "score"))
+    offered = reach.join(
+        F.broadcast(pool.withColumnRenamed(SPLIT, "_s")),
+        (F.col(SPLIT) == F.col("_s")) & (F.col("_pos") <= F.col("n_seen") + k),
+    ).select(SPLIT, USER, ITEM, "score")
     return as_route(_drop_seen(offered, seen), name, k)
 
 

@@ -1,4 +1,5 @@
 """Session ids from time gaps, for interaction logs that have none (e.g. MovieLens ratings)."""
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, Window

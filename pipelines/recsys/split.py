@@ -6,6 +6,7 @@ and the validation-time features see. At test time the context is history plus t
 Ties in time are broken by a hash of (user, item), so the order does not depend on file order.
 Users with fewer than ``min_history + 2`` interactions get no targets; their interactions stay in history.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ def tie_break() -> Column:
 
 @dataclass
 class Split:
-    history: DataFrame      # user_id, item_id, ts, session_id
-    targets: DataFrame      # user_id, item_id, ts, split (valid | test)
+    history: DataFrame  # user_id, item_id, ts, session_id
+    targets: DataFrame  # user_id, item_id, ts, split (valid | test)
 
 
 def leave_last_out(events: DataFrame, min_history: int = 1) -> Split:
@@ -32,11 +33,13 @@ def leave_last_out(events: DataFrame, min_history: int = 1) -> Split:
     if min_history < 1:
         raise ValueError(f"min_history must be at least 1, got {min_history}")
     latest_first = Window.partitionBy(USER).orderBy(F.col(TS).desc(), tie_break().desc())
-    ranked = (events.withColumn("_pos", F.row_number().over(latest_first))
-              .withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy(USER))))
+    ranked = events.withColumn("_pos", F.row_number().over(latest_first)).withColumn(
+        "_n", F.count(F.lit(1)).over(Window.partitionBy(USER))
+    )
     held_out = (F.col("_n") >= min_history + 2) & (F.col("_pos") <= 2)
-    labelled = ranked.withColumn(SPLIT, F.when(held_out, F.when(F.col("_pos") == 1, F.lit(TEST))
-                                               .otherwise(F.lit(VALID))))
+    labelled = ranked.withColumn(
+        SPLIT, F.when(held_out, F.when(F.col("_pos") == 1, F.lit(TEST)).otherwise(F.lit(VALID)))
+    )
     history = labelled.filter(F.col(SPLIT).isNull()).select(USER, ITEM, TS, SESSION)
     targets = labelled.filter(F.col(SPLIT).isNotNull()).select(USER, ITEM, TS, SPLIT)
     return Split(history, targets)
@@ -47,12 +50,14 @@ def context(history: DataFrame, targets: DataFrame, split: str) -> DataFrame:
     if split == VALID:
         return history.select(USER, ITEM, TS)
     if split == TEST:
-        return history.select(USER, ITEM, TS).unionByName(
-            targets.filter(F.col(SPLIT) == VALID).select(USER, ITEM, TS))
+        return history.select(USER, ITEM, TS).unionByName(targets.filter(F.col(SPLIT) == VALID).select(USER, ITEM, TS))
     raise ValueError(f"split must be '{VALID}' or '{TEST}', got {split!r}")
 
 
 def with_splits(history: DataFrame, targets: DataFrame) -> DataFrame:
     """Both contexts in one frame, tagged with the ``split`` they serve (rows of history appear twice)."""
-    return (context(history, targets, VALID).withColumn(SPLIT, F.lit(VALID))
-            .unionByName(context(history, targets, TEST).withColumn(SPLIT, F.lit(TEST))))
+    return (
+        context(history, targets, VALID)
+        .withColumn(SPLIT, F.lit(VALID))
+        .unionByName(context(history, targets, TEST).withColumn(SPLIT, F.lit(TEST)))
+    )

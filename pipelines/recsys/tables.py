@@ -3,6 +3,7 @@
 After the split every table uses ``user_id``, ``item_id``, ``ts`` (seconds since the epoch, BIGINT) and
 ``session_id``; the raw input's own names are configuration of the split job only.
 """
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -16,7 +17,7 @@ from pipelines.frames import require_columns
 from pipelines.fs import file_system, require_input
 
 USER, ITEM, TS, SESSION, SPLIT = "user_id", "item_id", "ts", "session_id", "split"
-VALID, TEST = "valid", "test"          # the ranker's training target (second to last) and the test target (last)
+VALID, TEST = "valid", "test"  # the ranker's training target (second to last) and the test target (last)
 
 
 class RecsysError(UserError):
@@ -40,8 +41,9 @@ def epoch_seconds(df: DataFrame, col: str, where: str) -> Column:
         return F.unix_seconds(F.col(col).cast("timestamp"))
     if isinstance(dtype, T.NumericType):
         return F.col(col).cast("bigint")
-    raise RecsysError(f"{where}: column '{col}' must be a timestamp, date or number of seconds, "
-                      f"got {dtype.simpleString()}")
+    raise RecsysError(
+        f"{where}: column '{col}' must be a timestamp, date or number of seconds, got {dtype.simpleString()}"
+    )
 
 
 def item_key(col: str = ITEM) -> Column:

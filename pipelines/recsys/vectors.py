@@ -1,4 +1,5 @@
 """Array-column vector arithmetic in the JVM (no Python UDF): norms, unit vectors, dot products, means."""
+
 from __future__ import annotations
 
 from pyspark.sql import Column

@@ -12,6 +12,7 @@ model turns raw text into a predicted label string.
 fitted on the rest), then TF-IDF and the chosen regression are refitted on all training rows. The driver holds the
 fitted vocabulary, idf and coefficients (classes x terms) and a classes x classes confusion matrix per candidate.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,9 +46,16 @@ Builder = Callable[[DataFrame, Mapping[str, Any], Log], tuple[list[Transformer],
 
 
 def _logistic_regression(cfg: Mapping[str, Any], reg_param: float, elastic_net_param: float) -> LogisticRegression:
-    return LogisticRegression(featuresCol=FEATURES, labelCol=LABEL_INDEX, family="multinomial", regParam=reg_param,
-                              elasticNetParam=elastic_net_param, maxIter=cfg["max_iter"], tol=cfg["tol"],
-                              standardization=cfg["standardization"])
+    return LogisticRegression(
+        featuresCol=FEATURES,
+        labelCol=LABEL_INDEX,
+        family="multinomial",
+        regParam=reg_param,
+        elasticNetParam=elastic_net_param,
+        maxIter=cfg["max_iter"],
+        tol=cfg["tol"],
+        standardization=cfg["standardization"],
+    )
 
 
 def fit_tfidf_lr(train: DataFrame, cfg: Mapping[str, Any], log: Log) -> tuple[list[Transformer], dict[str, Any]]:
@@ -64,21 +72,32 @@ def fit_tfidf_lr(train: DataFrame, cfg: Mapping[str, Any], log: Log) -> tuple[li
         for elastic_net_param in section["elastic_net_param"]:
             fitted = _logistic_regression(section, reg_param, elastic_net_param).fit(fit_rows)
             scores = multiclass_metrics(fitted.transform(held_rows), LABEL_INDEX, PREDICTION)
-            candidates.append({"reg_param": reg_param, "elastic_net_param": elastic_net_param,
-                               "accuracy": scores.accuracy, "macro_f1": scores.macro_f1})
-            log(f"tfidf_lr validation: reg_param {reg_param:g}, elastic_net_param {elastic_net_param:g}: "
-                f"accuracy {scores.accuracy:.4f}, macro-F1 {scores.macro_f1:.4f}")
+            candidates.append(
+                {
+                    "reg_param": reg_param,
+                    "elastic_net_param": elastic_net_param,
+                    "accuracy": scores.accuracy,
+                    "macro_f1": scores.macro_f1,
+                }
+            )
+            log(
+                f"tfidf_lr validation: reg_param {reg_param:g}, elastic_net_param {elastic_net_param:g}: "
+                f"accuracy {scores.accuracy:.4f}, macro-F1 {scores.macro_f1:.4f}"
+            )
     fit_rows.unpersist()
     held_rows.unpersist()
-    best = max(candidates, key=lambda c: c[validation["metric"]])   # max keeps the first of equals
+    best = max(candidates, key=lambda c: c[validation["metric"]])  # max keeps the first of equals
     tfidf, rows = fit_tfidf(train, None, settings, TOKENS, FEATURES)
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     lr = _logistic_regression(section, best["reg_param"], best["elastic_net_param"]).fit(rows)
     rows.unpersist()
     vocabulary = getattr(tfidf.stages[0], "vocabulary", None)
-    return [*tfidf.stages, lr], {"validation": candidates, "chosen": best,
-                                 "features": len(vocabulary) if vocabulary is not None else settings.num_features,
-                                 "iterations": lr.summary.totalIterations if lr.hasSummary else None}
+    return [*tfidf.stages, lr], {
+        "validation": candidates,
+        "chosen": best,
+        "features": len(vocabulary) if vocabulary is not None else settings.num_features,
+        "iterations": lr.summary.totalIterations if lr.hasSummary else None,
+    }
 
 
 def fit_fasttext(train: DataFrame, cfg: Mapping[str, Any], log: Log) -> tuple[list[Transformer], dict[str, Any]]:
@@ -98,8 +117,9 @@ def check_settings(cfg: Mapping[str, Any]) -> None:
     if cfg["model"] not in BUILDERS:
         raise ValueError(f"model: expected one of {list(BUILDERS)}, got {cfg['model']!r}")
     if cfg["validation"]["metric"] not in TUNING_METRICS:
-        raise ValueError(f"validation.metric: expected one of {list(TUNING_METRICS)}, "
-                         f"got {cfg['validation']['metric']!r}")
+        raise ValueError(
+            f"validation.metric: expected one of {list(TUNING_METRICS)}, got {cfg['validation']['metric']!r}"
+        )
     if cfg["model"] == "tfidf_lr":
         section = cfg["tfidf_lr"]
         if not section["reg_param"] or not section["elastic_net_param"]:
@@ -112,8 +132,9 @@ def text_tokenizer(tokenizer: TextTokenizer) -> TextTokenizer:
     return tokenizer.copy().setParams(inputCol="text", outputCol=TOKENS)
 
 
-def fit_text_classifier(docs: DataFrame, tokenizer: TextTokenizer, cfg: Mapping[str, Any],
-                        log: Log) -> tuple[PipelineModel, dict[str, Any]]:
+def fit_text_classifier(
+    docs: DataFrame, tokenizer: TextTokenizer, cfg: Mapping[str, Any], log: Log
+) -> tuple[PipelineModel, dict[str, Any]]:
     """Fit the ``cfg["model"]`` classifier on ``docs`` (``tokens`` from ``tokenizer``, a ``text_tokenizer``, and
     ``label`` strings) and return the saved pipeline: the tokeniser, the label indexer (classes in alphabetical
     order; unseen labels kept as an extra index at prediction time), the builder's stages, and ``predicted_label``
@@ -125,7 +146,10 @@ def fit_text_classifier(docs: DataFrame, tokenizer: TextTokenizer, cfg: Mapping[
     names = IndexToString(inputCol=PREDICTION, outputCol=PREDICTED_LABEL, labels=indexer.labels)
     keep_unseen = indexer.copy({indexer.handleInvalid: "keep"})
     return PipelineModel([tokenizer, keep_unseen, *stages, names]), {
-        "model": cfg["model"], "classes": list(indexer.labels), **summary}
+        "model": cfg["model"],
+        "classes": list(indexer.labels),
+        **summary,
+    }
 
 
 def predict_labels(model: PipelineModel, docs: DataFrame, keep: list[str]) -> DataFrame:

@@ -11,6 +11,7 @@ The driver holds the vocabulary (one string and count per word), the sorted used
 (see ``fasttext_trainer``); a model is saved as ML metadata plus two Parquet tables written through the session
 (``data/input``: one row per input-matrix row with its word and count or its bucket; ``data/output``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -57,8 +58,9 @@ class _FastTextParams(RoundParams, HasLabelCol, HasPredictionCol, HasProbability
     bucket = param(2_000_000, "hash buckets of word n-grams (only those seen in training take memory)")
     loss = param("softmax", "softmax | hs (hierarchical softmax over a Huffman tree of class counts)")
     batchSize = param(32, "rows per vectorised SGD step of the numpy kernel")
-    epochsPerSync = param(1, "epochs each partition trains between synchronisations (>1: local SGD over whole "
-                          "shards, fewer rounds)")
+    epochsPerSync = param(
+        1, "epochs each partition trains between synchronisations (>1: local SGD over whole shards, fewer rounds)"
+    )
     combine = param("average", "average | rows | sum of the partitions' deltas (see fasttext_trainer)")
 
     def buckets_in_use(self) -> int:
@@ -75,8 +77,18 @@ class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, Defa
         if v("minCount") < 1 or v("wordNgrams") < 1 or v("bucket") < 0:
             raise FastTextError("fasttext: minCount and wordNgrams must be at least 1, bucket at least 0")
         try:
-            return FastTextSettings(v("dim"), v("lr"), v("epoch"), v("loss"), v("batchSize"), v("numPartitions"),
-                                    v("syncsPerEpoch"), v("epochsPerSync"), v("combine"), v("seed"))
+            return FastTextSettings(
+                v("dim"),
+                v("lr"),
+                v("epoch"),
+                v("loss"),
+                v("batchSize"),
+                v("numPartitions"),
+                v("syncsPerEpoch"),
+                v("epochsPerSync"),
+                v("combine"),
+                v("seed"),
+            )
         except ValueError as exc:
             raise FastTextError(f"fasttext: {exc}") from None
 
@@ -86,8 +98,10 @@ class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, Defa
         counts = labels.groupBy(F.col(label).alias("label")).count().toPandas().sort_values("label")
         values = counts["label"].to_numpy(np.float64)
         if counts.empty or np.isnan(values).any() or (values < 0).any() or (values != np.round(values)).any():
-            raise FastTextError(f"label column '{label}': expected class indices 0, 1, ... (doubles, no nulls, e.g. "
-                                f"StringIndexer's output), got {values[:5].tolist()}")
+            raise FastTextError(
+                f"label column '{label}': expected class indices 0, 1, ... (doubles, no nulls, e.g. "
+                f"StringIndexer's output), got {values[:5].tolist()}"
+            )
         if len(values) < 2:
             raise FastTextError(f"label column '{label}': expected at least 2 classes, got {len(values)}")
         out = np.zeros(int(values.max()) + 1, np.int64)
@@ -99,22 +113,29 @@ class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, Defa
         spark = dataset.sparkSession
         rows = dataset.select(F.col(self.getInputCol()).alias("tokens"), F.col(self.getLabelCol()).alias("label"))
         counts = self._class_counts(rows.withColumnRenamed("label", self.getLabelCol()))
-        lines = rows.select(F.concat(F.coalesce("tokens", F.array().cast("array<string>")),
-                                     F.array(F.lit(EOS))).alias("tokens"))
+        lines = rows.select(
+            F.concat(F.coalesce("tokens", F.array().cast("array<string>")), F.array(F.lit(EOS))).alias("tokens")
+        )
         vocab = build_vocabulary(lines, "tokens", self.value("minCount"))
         words = pa.array(vocab.words, pa.string())
         words_bc = share(spark, words, "the fastText vocabulary")
-        ids = rows.select(F.col("label"), ids_udf(words_bc, self.value("wordNgrams"),
-                                                 self.buckets_in_use())("tokens").alias("ids"))
+        ids = rows.select(
+            F.col("label"), ids_udf(words_bc, self.value("wordNgrams"), self.buckets_in_use())("tokens").alias("ids")
+        )
         try:
-            w_in, w_out, buckets, summary = train_fasttext(ids, len(words), counts, vocab.corpus_tokens, settings,
-                                                           log=_log)
+            w_in, w_out, buckets, summary = train_fasttext(
+                ids, len(words), counts, vocab.corpus_tokens, settings, log=_log
+            )
         finally:
             words_bc.destroy()
-        model = self._copyValues(FastTextClassificationModel(vocab.words, vocab.counts, buckets, w_in, w_out,
-                                                             counts))
-        model.summary = {"words": len(vocab), "buckets_used": int(len(buckets)), "classes": int(len(counts)),
-                         "rows": int(counts.sum()), **summary}
+        model = self._copyValues(FastTextClassificationModel(vocab.words, vocab.counts, buckets, w_in, w_out, counts))
+        model.summary = {
+            "words": len(vocab),
+            "buckets_used": int(len(buckets)),
+            "classes": int(len(counts)),
+            "rows": int(counts.sum()),
+            **summary,
+        }
         return model
 
 
@@ -128,9 +149,15 @@ class FastTextClassificationModel(Model, _FastTextParams, SavedModel):
     """The trained matrices: input rows for the vocabulary words (most frequent first) then the used n-gram
     buckets (sorted), output rows per class (softmax) or inner tree node (hs); class counts for the tree."""
 
-    def __init__(self, words: list[str] | None = None, counts: np.ndarray | None = None,
-                 buckets: np.ndarray | None = None, w_in: np.ndarray | None = None, w_out: np.ndarray | None = None,
-                 class_counts: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        words: list[str] | None = None,
+        counts: np.ndarray | None = None,
+        buckets: np.ndarray | None = None,
+        w_in: np.ndarray | None = None,
+        w_out: np.ndarray | None = None,
+        class_counts: np.ndarray | None = None,
+    ) -> None:
         super().__init__()
         self.words = list(words or [])
         self.counts = np.asarray(counts if counts is not None else [], np.int64)
@@ -147,18 +174,29 @@ class FastTextClassificationModel(Model, _FastTextParams, SavedModel):
     def scorer(self) -> Scorer:
         """The model as the prediction UDF uses it."""
         tree = Tree.build(self.class_counts) if self.value("loss") == "hs" else None
-        return Scorer(pa.array(self.words, pa.string()), self.buckets, self.w_in, self.w_out,
-                      self.value("wordNgrams"), self.buckets_in_use(), self.value("loss"), tree)
+        return Scorer(
+            pa.array(self.words, pa.string()),
+            self.buckets,
+            self.w_in,
+            self.w_out,
+            self.value("wordNgrams"),
+            self.buckets_in_use(),
+            self.value("loss"),
+            tree,
+        )
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         bc = share(dataset.sparkSession, self.scorer(), "the fastText model")
         tmp = f"__{self.uid}_scores"
         scored = dataset.withColumn(tmp, predict_udf(bc)(F.col(self.getInputCol())))
-        return (scored.withColumn(self.getRawPredictionCol(), array_to_vector(F.col(f"{tmp}.logProbability")))
-                .withColumn(self.getProbabilityCol(),
-                            array_to_vector(F.transform(f"{tmp}.logProbability", lambda x: F.exp(x))))
-                .withColumn(self.getPredictionCol(), F.col(f"{tmp}.prediction"))
-                .drop(tmp))
+        return (
+            scored.withColumn(self.getRawPredictionCol(), array_to_vector(F.col(f"{tmp}.logProbability")))
+            .withColumn(
+                self.getProbabilityCol(), array_to_vector(F.transform(f"{tmp}.logProbability", lambda x: F.exp(x)))
+            )
+            .withColumn(self.getPredictionCol(), F.col(f"{tmp}.prediction"))
+            .drop(tmp)
+        )
 
     def extra_metadata(self) -> dict[str, Any]:
         return {"classCounts": self.class_counts.tolist(), "summary": self.summary}
@@ -167,23 +205,31 @@ class FastTextClassificationModel(Model, _FastTextParams, SavedModel):
         """The input rows (``data/input``: words with their counts, then buckets) and the output rows
         (``data/output``) as Parquet."""
         nwords, rows = len(self.words), len(self.w_in)
-        table = pd.DataFrame({
-            "index": np.arange(rows, dtype=np.int32), "word": self.words + [None] * (rows - nwords),
-            "count": pd.array(list(self.counts) + [None] * (rows - nwords), "Int64"),
-            "bucket": pd.array([None] * nwords + list(self.buckets), "Int32"), "vector": list(self.w_in)})
+        table = pd.DataFrame(
+            {
+                "index": np.arange(rows, dtype=np.int32),
+                "word": self.words + [None] * (rows - nwords),
+                "count": pd.array(list(self.counts) + [None] * (rows - nwords), "Int64"),
+                "bucket": pd.array([None] * nwords + list(self.buckets), "Int32"),
+                "vector": list(self.w_in),
+            }
+        )
         from_pandas(spark, table, INPUT_SCHEMA).write.parquet(f"{path}/data/input")
         output = pd.DataFrame({"index": np.arange(len(self.w_out), dtype=np.int32), "vector": list(self.w_out)})
         from_pandas(spark, output, OUTPUT_SCHEMA).write.parquet(f"{path}/data/output")
 
     @classmethod
-    def load_data(cls, path: str, spark: SparkSession,
-                  metadata: Mapping[str, Any]) -> "FastTextClassificationModel":
+    def load_data(cls, path: str, spark: SparkSession, metadata: Mapping[str, Any]) -> "FastTextClassificationModel":
         table = spark.read.parquet(f"{path}/data/input").orderBy("index").toArrow()
         word = table.column("word").is_valid().to_numpy(zero_copy_only=False)
         is_word, is_bucket = pa.array(word), pa.array(~word)
-        model = cls(table.column("word").filter(is_word).to_pylist(), table.column("count").filter(is_word).to_numpy(),
-                    table.column("bucket").filter(is_bucket).to_numpy(), vector_matrix(table),
-                    vector_matrix(spark.read.parquet(f"{path}/data/output").orderBy("index").toArrow()),
-                    metadata["classCounts"])
+        model = cls(
+            table.column("word").filter(is_word).to_pylist(),
+            table.column("count").filter(is_word).to_numpy(),
+            table.column("bucket").filter(is_bucket).to_numpy(),
+            vector_matrix(table),
+            vector_matrix(spark.read.parquet(f"{path}/data/output").orderBy("index").toArrow()),
+            metadata["classCounts"],
+        )
         model.summary = metadata.get("summary", {})
         return model

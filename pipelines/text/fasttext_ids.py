@@ -13,6 +13,7 @@ Everything here is numpy over whole batches: the distinct tokens of a batch are 
 positions (at most the longest token's length), looked up in the vocabulary by Arrow's hash join, and n-grams are
 built by shifting the flat hash array.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,7 @@ FNV_OFFSET, FNV_PRIME = np.uint32(2166136261), np.uint32(16777619)
 def fnv_hashes(strings: pa.Array) -> np.ndarray:
     """fastText's ``Dictionary::hash`` of each string (uint32), bytes sign-extended as in the C++ code."""
     strings = pc.cast(strings, pa.large_binary())
-    offsets = np.frombuffer(strings.buffers()[1], np.int64)[strings.offset:strings.offset + len(strings) + 1]
+    offsets = np.frombuffer(strings.buffers()[1], np.int64)[strings.offset : strings.offset + len(strings) + 1]
     data = np.frombuffer(strings.buffers()[2], np.uint8) if strings.buffers()[2] is not None else np.zeros(0, np.uint8)
     starts, lengths = offsets[:-1], np.diff(offsets)
     hashes = np.full(len(strings), FNV_OFFSET, np.uint32)
@@ -58,8 +59,9 @@ def token_codes(tokens: pa.ListArray, vocabulary: pa.Array) -> tuple[np.ndarray,
     return lengths + 1, ids[out].astype(np.int64), hashes[out]
 
 
-def line_ids(tokens: pa.ListArray, vocabulary: pa.Array, word_ngrams: int,
-             bucket: int) -> tuple[np.ndarray, np.ndarray]:
+def line_ids(
+    tokens: pa.ListArray, vocabulary: pa.Array, word_ngrams: int, bucket: int
+) -> tuple[np.ndarray, np.ndarray]:
     """fastText's ids of each row (``getLine`` of the row's tokens joined by spaces, a line of a file):
     ``(row lengths, flat int64 ids)``, per row its words' ids in order, then its n-grams' ``nwords + bucket`` ids
     ordered by first word, then length. ``vocabulary`` holds the words in id order (``</s>`` among them)."""
@@ -74,10 +76,16 @@ def line_ids(tokens: pa.ListArray, vocabulary: pa.Array, word_ngrams: int,
         signed = hashes.view(np.int32).astype(np.int64).view(np.uint64)
         h = signed.copy()
         for k in range(1, word_ngrams):
-            h = h[:len(h) - 1] * NGRAM_MULTIPLIER + signed[k:]
-            first = np.flatnonzero(position[:len(h)] + k < lengths[rows[:len(h)]])
-            parts.append((rows[first], position[first], np.full(len(first), k, np.int64),
-                          nwords + (h[first] % np.uint64(bucket)).astype(np.int64)))
+            h = h[: len(h) - 1] * NGRAM_MULTIPLIER + signed[k:]
+            first = np.flatnonzero(position[: len(h)] + k < lengths[rows[: len(h)]])
+            parts.append(
+                (
+                    rows[first],
+                    position[first],
+                    np.full(len(first), k, np.int64),
+                    nwords + (h[first] % np.uint64(bucket)).astype(np.int64),
+                )
+            )
     rows_all, first_all, order_all, ids_all = (np.concatenate(column) for column in zip(*parts))
     # words (order 0) before n-grams; n-grams by first word, then length, as addWordNgrams pushes them
     sort = np.lexsort((order_all, first_all, order_all > 0, rows_all))

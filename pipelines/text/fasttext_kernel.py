@@ -8,6 +8,7 @@ output-layer update is ``lr (target - p) x hidden`` and the gradient reaching it
 number of ids and added to each id's input row (``scatter_add``, as ``normalizeGradient`` does for supervised
 models). The learning rate falls linearly from row to row by tokens, as fastText's does by progress.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,9 +23,9 @@ class Tree:
     """fastText's Huffman tree over classes (``HierarchicalSoftmaxLoss::buildTree``): per class its path of inner
     nodes (rows of the output matrix, leaf to root) and binary codes, padded to the deepest path (``mask``)."""
 
-    paths: np.ndarray       # (K, depth) int64
-    codes: np.ndarray       # (K, depth) float32, 1 = right child
-    mask: np.ndarray        # (K, depth) bool
+    paths: np.ndarray  # (K, depth) int64
+    codes: np.ndarray  # (K, depth) float32, 1 = right child
+    mask: np.ndarray  # (K, depth) bool
 
     @classmethod
     def build(cls, counts: np.ndarray) -> "Tree":
@@ -89,7 +90,7 @@ def log_probabilities(w_out: np.ndarray, h: np.ndarray, loss: str, tree: Tree | 
     if loss == "softmax":
         scores = scores - scores.max(axis=1, keepdims=True)
         return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
-    node = scores[:, tree.paths]                                   # (B, K, depth)
+    node = scores[:, tree.paths]  # (B, K, depth)
     sign = 2.0 * tree.codes - 1.0
     return np.where(tree.mask, -np.logaddexp(0.0, -sign * node), 0.0).sum(axis=2)
 
@@ -109,15 +110,15 @@ def scatter_add(target: np.ndarray, rows: np.ndarray, values: np.ndarray) -> Non
 def _softmax_step(w_out: np.ndarray, h: np.ndarray, labels: np.ndarray, lr: np.ndarray) -> np.ndarray:
     p = np.exp(log_probabilities(w_out, h, "softmax", None))
     p[np.arange(len(labels)), labels] -= 1.0
-    g = -lr[:, None] * p                                           # lr (target - p)
+    g = -lr[:, None] * p  # lr (target - p)
     grad = g @ w_out
     w_out += g.T @ h
     return grad
 
 
 def _hs_step(w_out: np.ndarray, h: np.ndarray, labels: np.ndarray, lr: np.ndarray, tree: Tree) -> np.ndarray:
-    nodes, mask = tree.paths[labels], tree.mask[labels]            # (B, depth)
-    rows = w_out[nodes]                                            # (B, depth, d)
+    nodes, mask = tree.paths[labels], tree.mask[labels]  # (B, depth)
+    rows = w_out[nodes]  # (B, depth, d)
     f = 1.0 / (1.0 + np.exp(-np.einsum("bd,bkd->bk", h, rows)))
     g = (lr[:, None] * (tree.codes[labels] - f) * mask).astype(np.float32)
     grad = np.einsum("bk,bkd->bd", g, rows)
@@ -125,8 +126,17 @@ def _hs_step(w_out: np.ndarray, h: np.ndarray, labels: np.ndarray, lr: np.ndarra
     return grad
 
 
-def train_rows(w_in: np.ndarray, w_out: np.ndarray, lengths: np.ndarray, ids: np.ndarray, labels: np.ndarray,
-               alphas: tuple[float, float], loss: str, tree: Tree | None, batch_size: int) -> int:
+def train_rows(
+    w_in: np.ndarray,
+    w_out: np.ndarray,
+    lengths: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    alphas: tuple[float, float],
+    loss: str,
+    tree: Tree | None,
+    batch_size: int,
+) -> int:
     """One pass of SGD over the rows in order, updating ``w_in`` and ``w_out`` in place, the learning rate going
     linearly from ``alphas[0]`` to ``alphas[1]`` by tokens; returns the tokens (ids) trained. Rows without ids
     are skipped, as fastText skips them."""
@@ -139,11 +149,11 @@ def train_rows(w_in: np.ndarray, w_out: np.ndarray, lengths: np.ndarray, ids: np
     done = np.cumsum(lengths) - lengths
     lr_rows = (alphas[0] + (alphas[1] - alphas[0]) * done / total).astype(np.float32)
     for lo in range(0, len(lengths), batch_size):
-        lens, first = lengths[lo:lo + batch_size], starts[lo:lo + batch_size]
+        lens, first = lengths[lo : lo + batch_size], starts[lo : lo + batch_size]
         batch_ids = ids[np.repeat(first - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())]
         h = hidden(w_in, lens, batch_ids)
-        lr = lr_rows[lo:lo + batch_size]
-        y = labels[lo:lo + batch_size]
+        lr = lr_rows[lo : lo + batch_size]
+        y = labels[lo : lo + batch_size]
         grad = _softmax_step(w_out, h, y, lr) if loss == "softmax" else _hs_step(w_out, h, y, lr, tree)
         scatter_add(w_in, batch_ids, np.repeat(grad / lens[:, None].astype(np.float32), lens, axis=0))
     return total

@@ -30,6 +30,7 @@ buckets affordable (fastText allocates them all: 800 MB at dim 100). At predicti
 seen in training counts in a row's mean as a zero row, where fastText would add that bucket's small random start
 (uniform in +-1/dim, zero on average). A task holds the broadcast and its trained copy.
 """
+
 from __future__ import annotations
 
 import time
@@ -80,13 +81,18 @@ class FastTextSettings:
             raise ValueError(f"loss: expected one of {list(LOSSES)}, got {self.loss!r}")
         if self.combine not in COMBINES:
             raise ValueError(f"combine: expected one of {list(COMBINES)}, got {self.combine!r}")
-        if min(self.dim, self.epoch, self.batch_size, self.num_partitions, self.epochs_per_sync) < 1 \
-                or self.syncs_per_epoch < 0:
-            raise ValueError("dim, epoch, batchSize, numPartitions and epochsPerSync must be at least 1, "
-                             "syncsPerEpoch at least 0")
+        if (
+            min(self.dim, self.epoch, self.batch_size, self.num_partitions, self.epochs_per_sync) < 1
+            or self.syncs_per_epoch < 0
+        ):
+            raise ValueError(
+                "dim, epoch, batchSize, numPartitions and epochsPerSync must be at least 1, syncsPerEpoch at least 0"
+            )
         if self.epochs_per_sync > 1 and self.syncs_per_epoch > 1:
-            raise ValueError("epochsPerSync > 1 trains whole shards between synchronisations: syncsPerEpoch must "
-                             f"be 0 or 1, got {self.syncs_per_epoch}")
+            raise ValueError(
+                "epochsPerSync > 1 trains whole shards between synchronisations: syncsPerEpoch must "
+                f"be 0 or 1, got {self.syncs_per_epoch}"
+            )
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
 
@@ -95,15 +101,16 @@ class FastTextSettings:
         else as configured, or ``sgns``'s automatic choice for ``tokens`` tokens."""
         if self.epochs_per_sync > 1:
             return 1
-        return SgnsSettings(num_partitions=self.num_partitions, syncs_per_epoch=self.syncs_per_epoch,
-                            combine=self.combine).sync_rounds(tokens)
+        return SgnsSettings(
+            num_partitions=self.num_partitions, syncs_per_epoch=self.syncs_per_epoch, combine=self.combine
+        ).sync_rounds(tokens)
 
     @property
     def gain(self) -> float:
         return SgnsSettings(num_partitions=self.num_partitions, combine=self.combine).gain
 
 
-DRIVER_COMBINE_BYTES = 2 ** 28      # a round's deltas combine on the driver while P of them (bfloat16) fit in this
+DRIVER_COMBINE_BYTES = 2**28  # a round's deltas combine on the driver while P of them (bfloat16) fit in this
 
 
 def initial_weights(rows: int, classes: int, settings: FastTextSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -127,8 +134,9 @@ def _parse(lines: Iterable[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.nd
 def shard_rows(rows: DataFrame, nwords: int, partitions: int, chunks: int, seed: int) -> tuple[RDD, np.ndarray]:
     """``rows (label, raw ids)`` as ``partitions x chunks`` cached RDD partitions of one parsed tuple each, and
     the sorted n-gram buckets they use, found in the same Spark job (a tree of ``np.union1d``)."""
-    lines = rows.select(F.concat(F.array(F.col("label").cast("int").cast("string")),
-                                 F.col("ids").cast("array<string>")).alias("line"))
+    lines = rows.select(
+        F.concat(F.array(F.col("label").cast("int").cast("string")), F.col("ids").cast("array<string>")).alias("line")
+    )
     text = shard_sentences(lines, "line", partitions, chunks, seed)
     parsed = text.mapPartitions(_parse, preservesPartitioning=True).persist(StorageLevel.MEMORY_AND_DISK)
     buckets = parsed.map(lambda pack: np.unique(pack[2][pack[2] >= nwords]) - nwords).treeReduce(np.union1d)
@@ -136,11 +144,21 @@ def shard_rows(rows: DataFrame, nwords: int, partitions: int, chunks: int, seed:
     return parsed, buckets.astype(np.int64)
 
 
-def _train_round(chunk: RDD, weights_bc: Broadcast, buckets_bc: Broadcast, nwords: int, settings: FastTextSettings,
-                 tree: Tree | None, alphas: tuple[float, float], passes: int, block: int) -> RDD:
+def _train_round(
+    chunk: RDD,
+    weights_bc: Broadcast,
+    buckets_bc: Broadcast,
+    nwords: int,
+    settings: FastTextSettings,
+    tree: Tree | None,
+    alphas: tuple[float, float],
+    passes: int,
+    block: int,
+) -> RDD:
     """One round: each partition compacts its raw ids (``compact_ids``), trains its chunk ``passes`` times from
     the broadcast weights (the learning rate going ``alphas[0] -> alphas[1]`` over them) and emits its
     ``delta_blocks``, then ``((STATS, 0, part), [ids trained, seconds training, seconds in the task])``."""
+
     def run(part: int, packs: Iterable[tuple]) -> Iterator[tuple[tuple[int, int, int], object]]:
         t0 = time.time()
         start = weights_bc.value
@@ -151,8 +169,7 @@ def _train_round(chunk: RDD, weights_bc: Broadcast, buckets_bc: Broadcast, nword
             t1 = time.time()
             for j in range(passes):
                 step = tuple(alphas[0] + (alphas[1] - alphas[0]) * x / passes for x in (j, j + 1))
-                trained += train_rows(w_in, w_out, lengths, ids, labels, step, settings.loss, tree,
-                                      settings.batch_size)
+                trained += train_rows(w_in, w_out, lengths, ids, labels, step, settings.loss, tree, settings.batch_size)
             seconds += time.time() - t1
         yield from delta_blocks(zip((w_in, w_out), start), part, block)
         yield (STATS, 0, part), np.array([trained, seconds, time.time() - t0])
@@ -160,8 +177,9 @@ def _train_round(chunk: RDD, weights_bc: Broadcast, buckets_bc: Broadcast, nword
     return chunk.mapPartitionsWithIndex(run)
 
 
-def combined_deltas(records: RDD, shapes: list[tuple[int, int]], block: int, settings: FastTextSettings,
-                    on_driver: bool) -> RDD | Iterator[tuple[tuple[int, int], object]]:
+def combined_deltas(
+    records: RDD, shapes: list[tuple[int, int]], block: int, settings: FastTextSettings, on_driver: bool
+) -> RDD | Iterator[tuple[tuple[int, int], object]]:
     """A round's combined delta blocks and figures (``trainer_sgns.combine_records``), for ``add_combined``: on
     the driver from the tasks' collected records (one Spark stage; collected when first read), or by
     ``combine_blocks``' reducers on the executors (a second stage, for deltas too large to hold
@@ -172,11 +190,18 @@ def combined_deltas(records: RDD, shapes: list[tuple[int, int]], block: int, set
     def collected() -> Iterator[tuple[tuple[int, int], object]]:
         ordered = sorted(records.collect(), key=lambda record: record[0])
         yield from combine_records(ordered, shapes, block, settings.combine, settings.num_partitions)
+
     return collected()
 
 
-def train_fasttext(rows: DataFrame, nwords: int, class_counts: np.ndarray, tokens: int, settings: FastTextSettings,
-                   log: Callable[[str], None] = print) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def train_fasttext(
+    rows: DataFrame,
+    nwords: int,
+    class_counts: np.ndarray,
+    tokens: int,
+    settings: FastTextSettings,
+    log: Callable[[str], None] = print,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Train on ``rows`` (``label`` int-valued, ``ids`` fastText's raw ids, ``fasttext_ids.line_ids``; ``tokens``
     of them in all, which sizes the automatic synchronisations) with the input matrix compacted to ``nwords``
     words and the n-gram buckets the rows use; returns (input, output, sorted used buckets, figures)."""
@@ -188,7 +213,7 @@ def train_fasttext(rows: DataFrame, nwords: int, class_counts: np.ndarray, token
     shards, buckets = shard_rows(rows, nwords, P, S, settings.seed)
     weights = initial_weights(nwords + len(buckets), len(class_counts), settings)
     shapes = [w.shape for w in weights]
-    on_driver = P * sum(w.size for w in weights) * 2 <= DRIVER_COMBINE_BYTES     # bfloat16 deltas, at most
+    on_driver = P * sum(w.size for w in weights) * 2 <= DRIVER_COMBINE_BYTES  # bfloat16 deltas, at most
     tree = Tree.build(class_counts) if settings.loss == "hs" else None
     buckets_bc = sc.broadcast(buckets)
     chunks = [partitions_of(shards, [p * S + chunk for p in range(P)]) for chunk in range(S)]
@@ -199,22 +224,33 @@ def train_fasttext(rows: DataFrame, nwords: int, class_counts: np.ndarray, token
     block, trained, sharded = block_rows(settings.dim), 0, time.time() - started
     try:
         for r in range(rounds):
-            alphas = tuple(settings.gain * settings.lr * (1.0 - x) for x in progress[r:r + 2])
+            alphas = tuple(settings.gain * settings.lr * (1.0 - x) for x in progress[r : r + 2])
             passes = int(round((progress[r + 1] - progress[r]) * settings.epoch)) if E > 1 else 1
             t0 = time.time()
             weights_bc = sc.broadcast(weights)
-            records = _train_round(chunks[r % S], weights_bc, buckets_bc, nwords, settings, tree, alphas, passes,
-                                   block)
+            records = _train_round(chunks[r % S], weights_bc, buckets_bc, nwords, settings, tree, alphas, passes, block)
             combined = combined_deltas(records, shapes, block, settings, on_driver)
             stats, _ = add_combined(spark, combined, weights, block, f"fasttext round {r + 1}/{rounds}")
             trained += int(stats[0])
             weights_bc.destroy()
-            log(f"fasttext round {r + 1}/{rounds} (to epoch {progress[r + 1] * settings.epoch:.2f}, lr "
+            log(
+                f"fasttext round {r + 1}/{rounds} (to epoch {progress[r + 1] * settings.epoch:.2f}, lr "
                 f"{alphas[1]:.5f}): round {time.time() - t0:.1f}s, tasks {stats[2]:.1f}s of which kernel "
-                f"{stats[1]:.1f}s, summed over tasks")
+                f"{stats[1]:.1f}s, summed over tasks"
+            )
     finally:
         buckets_bc.destroy()
         shards.unpersist()
-    return weights[0], weights[1], buckets, {
-        "rounds": rounds, "syncs_per_epoch": S, "combine_on": "driver" if on_driver else "executors",
-        "trained_ids": trained, "shard_s": round(sharded, 3), "train_s": round(time.time() - started, 3)}
+    return (
+        weights[0],
+        weights[1],
+        buckets,
+        {
+            "rounds": rounds,
+            "syncs_per_epoch": S,
+            "combine_on": "driver" if on_driver else "executors",
+            "trained_ids": trained,
+            "shard_s": round(sharded, 3),
+            "train_s": round(time.time() - started, 3),
+        },
+    )

@@ -9,6 +9,7 @@ indexed document (``mode: corpus``) or of new documents (``mode: query``).
 ``test_predictions`` and ``report`` (confusion matrix PNG, per-class table) under ``output.path``, with the
 multiclass metrics in every ``_metrics.json``; ``predict_text`` applies such a model to a corpus.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
@@ -52,9 +53,15 @@ MODES = ("corpus", "query")
 def tokenizer_from_config(cfg: Mapping[str, Any]) -> TextTokenizer:
     """The tokeniser described by a job's ``tokenizer`` section."""
     try:
-        return TextTokenizer(segmenter=cfg["segmenter"], pattern=cfg["pattern"], normalization=cfg["normalization"],
-                             lowercase=cfg["lowercase"], ngramMax=cfg["ngram_max"], userDict=cfg["user_dict"],
-                             stopWords=stop_words(cfg["stop_words"], cfg["extra_stop_words"]))
+        return TextTokenizer(
+            segmenter=cfg["segmenter"],
+            pattern=cfg["pattern"],
+            normalization=cfg["normalization"],
+            lowercase=cfg["lowercase"],
+            ngramMax=cfg["ngram_max"],
+            userDict=cfg["user_dict"],
+            stopWords=stop_words(cfg["stop_words"], cfg["extra_stop_words"]),
+        )
     except ValueError as exc:
         raise ConfigError(f"tokenizer: {exc}") from None
 
@@ -62,17 +69,34 @@ def tokenizer_from_config(cfg: Mapping[str, Any]) -> TextTokenizer:
 def read_documents(ctx: "JobContext", key: str, source: Mapping[str, Any], section: str = "input") -> DataFrame:
     """Read the corpus of config section ``section`` as ``(doc_id, text[, label])``, repaired and checked
     (``clean_corpus``, ``check_invalid``); counts go to metrics."""
-    ingested = read_corpus(ctx.spark, source["path"], source["format"], source["id_col"], source["text_col"],
-                           source["id_type"], source["options"], **corpus_reading(source))
+    ingested = read_corpus(
+        ctx.spark,
+        source["path"],
+        source["format"],
+        source["id_col"],
+        source["text_col"],
+        source["id_type"],
+        source["options"],
+        **corpus_reading(source),
+    )
     docs, counts = clean_corpus(ingested.data)
-    ctx.metrics.setdefault("text", {})[key] = {**counts.as_dict(), "malformed_records": ingested.rows_malformed,
-                                               "encoding": source["encoding"], "duplicates": ingested.duplicates}
-    ctx.log(f"{key}: {counts.documents} documents, {counts.empty_documents} empty, {counts.invalid_documents} with "
-            f"bytes invalid in {source['encoding']}, {ingested.rows_malformed} malformed records skipped, "
-            f"{ingested.duplicates} byte-identical duplicates dropped")
+    ctx.metrics.setdefault("text", {})[key] = {
+        **counts.as_dict(),
+        "malformed_records": ingested.rows_malformed,
+        "encoding": source["encoding"],
+        "duplicates": ingested.duplicates,
+    }
+    ctx.log(
+        f"{key}: {counts.documents} documents, {counts.empty_documents} empty, {counts.invalid_documents} with "
+        f"bytes invalid in {source['encoding']}, {ingested.rows_malformed} malformed records skipped, "
+        f"{ingested.duplicates} byte-identical duplicates dropped"
+    )
     root = qualify(source["path"])
-    example = f"{root.rstrip('/')}/{counts.invalid_example}" if source["format"] == "files" else \
-        f"document {counts.invalid_example!r}"
+    example = (
+        f"{root.rstrip('/')}/{counts.invalid_example}"
+        if source["format"] == "files"
+        else f"document {counts.invalid_example!r}"
+    )
     check_invalid(counts, root, example, section, source["encoding"], source["max_invalid_fraction"])
     return docs.persist(StorageLevel.MEMORY_AND_DISK)
 
@@ -89,12 +113,16 @@ def build_tfidf_job(ctx: "JobContext") -> None:
     model, transformed = fit_tfidf(docs, tokenizer, settings, TOKENS)
     vectors = idf_model(model).getOutputCol()
     transformed = transformed.select("doc_id", TOKENS, vectors)
-    stats = transformed.agg(F.sum(F.size(TOKENS)).alias("tokens"),
-                            F.count_if(F.size(TOKENS) == 0).alias("empty_vectors")).first()
+    stats = transformed.agg(
+        F.sum(F.size(TOKENS)).alias("tokens"), F.count_if(F.size(TOKENS) == 0).alias("empty_vectors")
+    ).first()
     counter = term_counter(model)
     ctx.metrics["text"]["tfidf"] = {
-        "mode": settings.mode, "tokens": stats["tokens"], "empty_vectors": stats["empty_vectors"],
-        "features": len(counter.vocabulary) if settings.mode == "vocabulary" else settings.num_features}
+        "mode": settings.mode,
+        "tokens": stats["tokens"],
+        "empty_vectors": stats["empty_vectors"],
+        "features": len(counter.vocabulary) if settings.mode == "vocabulary" else settings.num_features,
+    }
     root = cfg["output"]["path"].rstrip("/")
     ctx.stage_model("model", model, f"{root}/model", dated=True)
     features = transformed.select("doc_id", vectors)
@@ -129,36 +157,57 @@ def similar_docs_job(ctx: "JobContext") -> None:
         new_docs = read_documents(ctx, "queries", cfg["query"], "query")
         queries = vector_entries(tfidf_features(model, new_docs), vectors, unit=True)
     try:
-        neighbours = similar_documents(corpus, cfg["k"], queries, cfg["method"], cfg["max_df_fraction"],
-                                       cfg["candidates"], cfg["block_size"], cfg["exact_max_docs"],
-                                       IvfSettings(**cfg["ivf"]))
+        neighbours = similar_documents(
+            corpus,
+            cfg["k"],
+            queries,
+            cfg["method"],
+            cfg["max_df_fraction"],
+            cfg["candidates"],
+            cfg["block_size"],
+            cfg["exact_max_docs"],
+            IvfSettings(**cfg["ivf"]),
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    ctx.metrics["similar"] = {key: cfg[key] for key in ("mode", "k", "method", "exact_max_docs", "block_size",
-                                                        "ivf", "max_df_fraction", "candidates")}
+    ctx.metrics["similar"] = {
+        key: cfg[key]
+        for key in ("mode", "k", "method", "exact_max_docs", "block_size", "ivf", "max_df_fraction", "candidates")
+    }
     ctx.stage("neighbours", neighbours, cfg["output"]["path"])
 
 
 def labelled(docs: DataFrame, where: str, section: str = "input") -> DataFrame:
     """``docs`` when every document has a label, else an error naming how many lack one and an example."""
-    missing = docs.agg(F.count_if(F.col(LABEL).isNull()).alias("n"),
-                       F.min(F.when(F.col(LABEL).isNull(), F.col("doc_id"))).alias("example")).first()
+    missing = docs.agg(
+        F.count_if(F.col(LABEL).isNull()).alias("n"),
+        F.min(F.when(F.col(LABEL).isNull(), F.col("doc_id"))).alias("example"),
+    ).first()
     if missing["n"]:
-        raise TextInputError(f"{where}: {missing['n']} documents have no label (e.g. {missing['example']!r}); "
-                             f"files take it from their folder or {section}.label_pattern, json/parquet rows from "
-                             f"{section}.label_col")
+        raise TextInputError(
+            f"{where}: {missing['n']} documents have no label (e.g. {missing['example']!r}); "
+            f"files take it from their folder or {section}.label_pattern, json/parquet rows from "
+            f"{section}.label_col"
+        )
     return docs
 
 
 def report_markdown(report: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     """The test figures and the per-class table of a trained classifier."""
-    lines = [f"# {summary['model']} on the test split", "",
-             f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
-             f"weighted F1 {report['weighted_f1']:.4f}, {report['rows']} documents", "",
-             "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# {summary['model']} on the test split",
+        "",
+        f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
+        f"weighted F1 {report['weighted_f1']:.4f}, {report['rows']} documents",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for i, label in enumerate(report["labels"]):
-        lines.append(f"| {label} | {report['precision'][i]:.4f} | {report['recall'][i]:.4f} | {report['f1'][i]:.4f} "
-                     f"| {report['support'][i]:.0f} |")
+        lines.append(
+            f"| {label} | {report['precision'][i]:.4f} | {report['recall'][i]:.4f} | {report['f1'][i]:.4f} "
+            f"| {report['support'][i]:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -171,8 +220,10 @@ def train_text_classifier_job(ctx: "JobContext") -> None:
         raise ConfigError(str(exc)) from None
     source, split = cfg["input"], cfg["split"]
     if source["format"] != "files" and not source["label_col"]:
-        raise ConfigError(f"input.label_col: name the label field of the {source['format']} corpus (format files "
-                          f"takes labels from folders or input.label_pattern)")
+        raise ConfigError(
+            f"input.label_col: name the label field of the {source['format']} corpus (format files "
+            f"takes labels from folders or input.label_pattern)"
+        )
     tokenizer = text_tokenizer(tokenizer_from_config(cfg["tokenizer"]))
     docs = labelled(read_documents(ctx, "corpus", source), qualify(source["path"]))
     if split["test_path"]:
@@ -187,19 +238,29 @@ def train_text_classifier_job(ctx: "JobContext") -> None:
     model, summary = fit_text_classifier(train, tokenizer, cfg, ctx.log)
     scored = predict_labels(model, test, ["doc_id", LABEL]).persist(StorageLevel.MEMORY_AND_DISK)
     if scored.isEmpty():
-        raise TextInputError(f"{qualify(split['test_path'] or source['path'])}: the test split is empty; give "
-                             f"split.test_path or a larger split.test_fraction")
+        raise TextInputError(
+            f"{qualify(split['test_path'] or source['path'])}: the test split is empty; give "
+            f"split.test_path or a larger split.test_fraction"
+        )
     report = evaluate(scored)
     ctx.metrics.update({"classifier": summary, "test": report})
-    ctx.log(f"test: accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
-            f"weighted F1 {report['weighted_f1']:.4f} on {report['rows']} documents")
+    ctx.log(
+        f"test: accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
+        f"weighted F1 {report['weighted_f1']:.4f} on {report['rows']} documents"
+    )
     root = cfg["output"]["path"].rstrip("/")
     ctx.stage_model("model", model, f"{root}/model")
     ctx.stage("test_predictions", scored, f"{root}/test_predictions")
-    ctx.stage_files("report", f"{root}/report", {
-        "report.md": report_markdown(report, summary),
-        "confusion.png": confusion_png(report["labels"], report["confusion_matrix"],
-                                       f"{summary['model']}: confusion matrix (rows sum to 1)")})
+    ctx.stage_files(
+        "report",
+        f"{root}/report",
+        {
+            "report.md": report_markdown(report, summary),
+            "confusion.png": confusion_png(
+                report["labels"], report["confusion_matrix"], f"{summary['model']}: confusion matrix (rows sum to 1)"
+            ),
+        },
+    )
 
 
 def predict_text_job(ctx: "JobContext") -> None:
@@ -208,8 +269,10 @@ def predict_text_job(ctx: "JobContext") -> None:
     path = qualify(cfg["model_path"])
     model = load_model(PipelineModel.load, path)
     if not is_text_classifier(model):
-        raise ModelError(f"{path}: not a text classifier (expected a train_text_classifier model, whose last stage "
-                         f"writes '{PREDICTED_LABEL}')")
+        raise ModelError(
+            f"{path}: not a text classifier (expected a train_text_classifier model, whose last stage "
+            f"writes '{PREDICTED_LABEL}')"
+        )
     docs = read_documents(ctx, "corpus", cfg["input"])
     keep = ["doc_id", *([LABEL] if LABEL in docs.columns else [])]
     ctx.metrics["model_path"] = path

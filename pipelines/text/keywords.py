@@ -1,4 +1,5 @@
 """Keywords: each document's top-k terms by TF-IDF weight, ties broken by term (alphabetically)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ from pipelines.text.tfidf import term_counter, vector_entries
 from udfs.text import vector_entries_udf
 
 
-def term_index(model: PipelineModel, tokens: DataFrame, tokens_col: str = "tokens",
-               id_col: str = "doc_id") -> DataFrame:
+def term_index(
+    model: PipelineModel, tokens: DataFrame, tokens_col: str = "tokens", id_col: str = "doc_id"
+) -> DataFrame:
     """Which term a feature index stands for.
 
     Vocabulary mode: ``(index, term)`` from the fitted vocabulary (already on the driver, like any
@@ -25,8 +27,9 @@ def term_index(model: PipelineModel, tokens: DataFrame, tokens_col: str = "token
     spark = tokens.sparkSession
     if isinstance(counter, CountVectorizerModel):
         vocabulary = counter.vocabulary
-        table = pd.DataFrame({"index": np.arange(len(vocabulary), dtype=np.int32),
-                              "term": pd.Series(vocabulary, dtype=object)})
+        table = pd.DataFrame(
+            {"index": np.arange(len(vocabulary), dtype=np.int32), "term": pd.Series(vocabulary, dtype=object)}
+        )
         return from_pandas(spark, table, "index INT, term STRING")
     terms = tokens.select(id_col, F.explode(F.array_distinct(tokens_col)).alias("term"))
     hasher = HashingTF(inputCol="_term", outputCol="_hashed", numFeatures=counter.getNumFeatures())
@@ -35,8 +38,9 @@ def term_index(model: PipelineModel, tokens: DataFrame, tokens_col: str = "token
     return hashed.select(id_col, F.element_at(vector_entries_udf("_hashed")["indices"], 1).alias("index"), "term")
 
 
-def keyword_entries(model: PipelineModel, features: DataFrame, k: int, vector_col: str = "tfidf",
-                    id_col: str = "doc_id") -> DataFrame:
+def keyword_entries(
+    model: PipelineModel, features: DataFrame, k: int, vector_col: str = "tfidf", id_col: str = "doc_id"
+) -> DataFrame:
     """The entries ``(id_col, index, weight)`` that can be among a document's ``k`` keywords.
 
     Vocabulary mode: each vector's ``k`` heaviest, equal weights by term, cut inside the Arrow batch

@@ -42,6 +42,7 @@ with probes x list_size per query).
 Use ``blocked`` (``auto``'s choice) up to a few tens of thousands of documents, where its fixed cost is
 lower; ``ivf`` above, where blocked's quadratic cost dominates.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,8 +64,7 @@ def _top(scored: DataFrame, score: str, n: int) -> DataFrame:
     return scored.withColumn("rank", F.row_number().over(order)).filter(F.col("rank") <= n)
 
 
-def _dot(left: DataFrame, right: DataFrame, keys: list[str], name: str,
-         condition: Column | None = None) -> DataFrame:
+def _dot(left: DataFrame, right: DataFrame, keys: list[str], name: str, condition: Column | None = None) -> DataFrame:
     """Sum of weight products per (doc_id, neighbour_id) over the entries that match on ``keys``."""
     joined = left.join(right, keys)
     if condition is not None:
@@ -78,8 +78,9 @@ def common_terms(corpus: DataFrame, max_df_fraction: float) -> DataFrame:
     return corpus.groupBy("index").count().filter(F.col("count") > max_df_fraction * n_docs).select("index")
 
 
-def inverted_index_scores(corpus: DataFrame, max_df_fraction: float, candidates: int,
-                          queries: DataFrame | None = None) -> DataFrame:
+def inverted_index_scores(
+    corpus: DataFrame, max_df_fraction: float, candidates: int, queries: DataFrame | None = None
+) -> DataFrame:
     """``(doc_id, neighbour_id, cosine)`` of the pairs sharing a term not skipped (see the module docstring)."""
     all_pairs = queries is None
     q = (corpus if all_pairs else queries).select("doc_id", "index", F.col("weight").alias("q_weight"))
@@ -89,8 +90,9 @@ def inverted_index_scores(corpus: DataFrame, max_df_fraction: float, candidates:
     q_kept, d_kept = q.join(common, "index", "left_anti"), d.join(common, "index", "left_anti")
     if all_pairs:
         half = _dot(q_kept, d_kept, ["index"], "cosine", F.col("doc_id") < F.col("neighbour_id"))
-        pairs = half.unionByName(half.select(F.col("neighbour_id").alias("doc_id"),
-                                             F.col("doc_id").alias("neighbour_id"), "cosine"))
+        pairs = half.unionByName(
+            half.select(F.col("neighbour_id").alias("doc_id"), F.col("doc_id").alias("neighbour_id"), "cosine")
+        )
     else:
         pairs = _dot(q_kept, d_kept, ["index"], "cosine")
     if not skipped:
@@ -98,10 +100,12 @@ def inverted_index_scores(corpus: DataFrame, max_df_fraction: float, candidates:
     shortlist = _top(pairs, "cosine", candidates).select("doc_id", "neighbour_id", F.col("cosine").alias("part"))
     q_common = q.join(common, "index")
     d_common = d.join(common, "index")
-    rest = _dot(shortlist.select("doc_id", "neighbour_id").join(q_common, "doc_id"), d_common,
-                ["neighbour_id", "index"], "rest")
-    return shortlist.join(rest, ["doc_id", "neighbour_id"], "left") \
-        .select("doc_id", "neighbour_id", (F.col("part") + F.coalesce(F.col("rest"), F.lit(0.0))).alias("cosine"))
+    rest = _dot(
+        shortlist.select("doc_id", "neighbour_id").join(q_common, "doc_id"), d_common, ["neighbour_id", "index"], "rest"
+    )
+    return shortlist.join(rest, ["doc_id", "neighbour_id"], "left").select(
+        "doc_id", "neighbour_id", (F.col("part") + F.coalesce(F.col("rest"), F.lit(0.0))).alias("cosine")
+    )
 
 
 def _count_docs(entries: DataFrame) -> int:
@@ -116,8 +120,9 @@ def _pack(keyed: DataFrame) -> DataFrame:
 def _blocks(entries: DataFrame, block_size: int) -> tuple[DataFrame, int]:
     """The documents of ``entries`` hashed into blocks of about ``block_size``, packed; and the number of blocks."""
     n_blocks = max(1, -(-_count_docs(entries) // block_size))
-    keyed = entries.select("doc_id", "index", "weight",
-                           F.pmod(F.xxhash64("doc_id"), F.lit(n_blocks)).cast("int").alias("block"))
+    keyed = entries.select(
+        "doc_id", "index", "weight", F.pmod(F.xxhash64("doc_id"), F.lit(n_blocks)).cast("int").alias("block")
+    )
     return _pack(keyed), n_blocks
 
 
@@ -132,9 +137,13 @@ def _prefixed(packed: DataFrame, prefix: str) -> DataFrame:
 def _block_pair_scores(joined: DataFrame, n_partitions: int, k: int) -> DataFrame:
     """Every row of ``joined`` (``q_*`` and ``d_*`` packed blocks, ``exclude_self``, ``mirror``) through the
     block kernel (``udfs.text.block_pair_top_k``) in ``n_partitions`` tasks: ``(doc_id, neighbour_id, cosine)``."""
-    schema = T.StructType([T.StructField("doc_id", joined.schema["q_ids"].dataType.elementType),
-                           T.StructField("neighbour_id", joined.schema["d_ids"].dataType.elementType),
-                           T.StructField("cosine", T.DoubleType())])
+    schema = T.StructType(
+        [
+            T.StructField("doc_id", joined.schema["q_ids"].dataType.elementType),
+            T.StructField("neighbour_id", joined.schema["d_ids"].dataType.elementType),
+            T.StructField("cosine", T.DoubleType()),
+        ]
+    )
     return joined.repartition(max(1, n_partitions), "q_block", "d_block").mapInPandas(block_pair_top_k(k), schema)
 
 
@@ -148,9 +157,12 @@ def blocked_scores(corpus: DataFrame, k: int, block_size: int, queries: DataFram
     all_pairs = F.lit(queries is None)
     if queries is None:
         pairs = pairs.filter(F.col("q_block") <= F.col("d_block"))
-    pairs = pairs.select("q_block", "d_block",
-                         (all_pairs & (F.col("q_block") == F.col("d_block"))).alias("exclude_self"),
-                         (all_pairs & (F.col("q_block") < F.col("d_block"))).alias("mirror"))
+    pairs = pairs.select(
+        "q_block",
+        "d_block",
+        (all_pairs & (F.col("q_block") == F.col("d_block"))).alias("exclude_self"),
+        (all_pairs & (F.col("q_block") < F.col("d_block"))).alias("mirror"),
+    )
     n_pairs = n_d * (n_d + 1) // 2 if queries is None else n_q * n_d
     joined = pairs.join(_prefixed(q, "q"), "q_block").join(_prefixed(d, "d"), "d_block")
     return _block_pair_scores(joined, n_pairs, k)
@@ -179,12 +191,16 @@ def _sketches(entries: DataFrame, settings: IvfSettings) -> DataFrame:
     cosines (a dense random projection to 128 dimensions blurred them: recall 0.63 on Wikipedia paragraphs)."""
     hashed = F.xxhash64(F.col("index"), F.lit(settings.seed))
     signed = F.when(F.pmod(F.shiftright(hashed, 32), F.lit(2)) == 0, F.col("weight")).otherwise(-F.col("weight"))
-    buckets = entries.groupBy("doc_id", F.pmod(hashed, F.lit(settings.dim)).cast("int").alias("bucket")) \
-        .agg(F.sum(signed).alias("value"))
+    buckets = entries.groupBy("doc_id", F.pmod(hashed, F.lit(settings.dim)).cast("int").alias("bucket")).agg(
+        F.sum(signed).alias("value")
+    )
     per_doc = buckets.groupBy("doc_id").agg(F.sort_array(F.collect_list(F.struct("bucket", "value"))).alias("s"))
     norm = F.sqrt(F.aggregate("s.value", F.lit(0.0), lambda total, v: total + v * v))
-    return per_doc.select("doc_id", F.col("s.bucket").alias("indices"),
-                          F.transform("s.value", lambda v: v / F.greatest(norm, F.lit(1e-300))).alias("values"))
+    return per_doc.select(
+        "doc_id",
+        F.col("s.bucket").alias("indices"),
+        F.transform("s.value", lambda v: v / F.greatest(norm, F.lit(1e-300))).alias("values"),
+    )
 
 
 def _centroids(sketches: DataFrame, n_docs: int, settings: IvfSettings) -> np.ndarray:
@@ -194,8 +210,9 @@ def _centroids(sketches: DataFrame, n_docs: int, settings: IvfSettings) -> np.nd
     n_lists = max(1, round(n_docs / settings.list_size))
     if n_lists == 1:
         return np.ones((1, settings.dim)) / np.sqrt(settings.dim)
-    kmeans = KMeans(k=n_lists, maxIter=settings.max_iter, seed=settings.seed, featuresCol="features",
-                    distanceMeasure="cosine")
+    kmeans = KMeans(
+        k=n_lists, maxIter=settings.max_iter, seed=settings.seed, featuresCol="features", distanceMeasure="cosine"
+    )
     vectors = sketches.select(sparse_vectors_udf(settings.dim)("indices", "values").alias("features"))
     centres = np.array(kmeans.fit(vectors).clusterCenters())
     return centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-300)
@@ -204,15 +221,22 @@ def _centroids(sketches: DataFrame, n_docs: int, settings: IvfSettings) -> np.nd
 def _chunked(entries: DataFrame, lists: DataFrame, block_size: int, n_chunks: str) -> tuple[DataFrame, DataFrame]:
     """``entries`` with their ``list`` (from ``lists``, ``(doc_id, list)``) and ``chunk``: each list's documents
     hashed into ``ceil(size / block_size)`` chunks; and the per-list sizes ``(list, <n_chunks>_docs, <n_chunks>)``."""
-    counts = lists.groupBy("list").agg(F.count(F.lit(1)).alias(f"{n_chunks}_docs")) \
+    counts = (
+        lists.groupBy("list")
+        .agg(F.count(F.lit(1)).alias(f"{n_chunks}_docs"))
         .withColumn(n_chunks, F.ceil(F.col(f"{n_chunks}_docs") / block_size).cast("int"))
-    keyed = entries.join(lists, "doc_id").join(F.broadcast(counts), "list") \
+    )
+    keyed = (
+        entries.join(lists, "doc_id")
+        .join(F.broadcast(counts), "list")
         .withColumn("chunk", F.pmod(F.xxhash64("doc_id"), F.col(n_chunks)).cast("int"))
+    )
     return keyed, counts
 
 
-def ivf_scores(corpus: DataFrame, k: int, block_size: int, settings: IvfSettings,
-               queries: DataFrame | None = None) -> DataFrame:
+def ivf_scores(
+    corpus: DataFrame, k: int, block_size: int, settings: IvfSettings, queries: DataFrame | None = None
+) -> DataFrame:
     """``(doc_id, neighbour_id, cosine)``: each query's exact top-k among the corpus documents of its probed
     lists (see the module docstring). Every (query, document) pair is scored at most once, in the document's list.
     The sketches are cached for KMeans and the probed lists ``(doc_id, lists)`` checkpointed: both are small."""
@@ -227,25 +251,45 @@ def ivf_scores(corpus: DataFrame, k: int, block_size: int, settings: IvfSettings
     q_probes = d_probes if queries is None else probes(_sketches(queries, settings))
     d_sketches.unpersist()
     d, d_counts = _chunked(corpus, d_probes.select("doc_id", F.col("lists")[0].alias("list")), block_size, "d_chunks")
-    q, q_counts = _chunked(corpus if queries is None else queries,
-                           q_probes.select("doc_id", F.explode("lists").alias("list")), block_size, "q_chunks")
-    sizes = d_counts.join(q_counts, "list").agg(F.max(F.greatest("d_chunks", "q_chunks")),
-                                                F.sum(F.col("d_chunks_docs") * F.col("q_chunks_docs"))).first()
+    q, q_counts = _chunked(
+        corpus if queries is None else queries,
+        q_probes.select("doc_id", F.explode("lists").alias("list")),
+        block_size,
+        "q_chunks",
+    )
+    sizes = (
+        d_counts.join(q_counts, "list")
+        .agg(F.max(F.greatest("d_chunks", "q_chunks")), F.sum(F.col("d_chunks_docs") * F.col("q_chunks_docs")))
+        .first()
+    )
     per_list, n_scores = sizes[0] or 1, sizes[1] or 0
 
     def packed(side: DataFrame, prefix: str) -> DataFrame:
         block = (F.col("list") * per_list + F.col("chunk")).cast("int").alias("block")
-        return _prefixed(_pack(side.select("doc_id", "index", "weight", block)), prefix) \
-            .withColumn("list", F.floor(F.col(f"{prefix}_block") / per_list))
+        return _prefixed(_pack(side.select("doc_id", "index", "weight", block)), prefix).withColumn(
+            "list", F.floor(F.col(f"{prefix}_block") / per_list)
+        )
 
-    joined = packed(q, "q").join(packed(d, "d"), "list") \
-        .withColumn("exclude_self", F.lit(queries is None)).withColumn("mirror", F.lit(False))
-    return _block_pair_scores(joined, -(-n_scores // block_size ** 2), k)  # a full block pair's scores per task
+    joined = (
+        packed(q, "q")
+        .join(packed(d, "d"), "list")
+        .withColumn("exclude_self", F.lit(queries is None))
+        .withColumn("mirror", F.lit(False))
+    )
+    return _block_pair_scores(joined, -(-n_scores // block_size**2), k)  # a full block pair's scores per task
 
 
-def similar_documents(corpus: DataFrame, k: int = 10, queries: DataFrame | None = None, method: str = "auto",
-                      max_df_fraction: float = 1.0, candidates: int = 100, block_size: int = 1000,
-                      exact_max_docs: int = 20000, ivf: IvfSettings = IvfSettings()) -> DataFrame:
+def similar_documents(
+    corpus: DataFrame,
+    k: int = 10,
+    queries: DataFrame | None = None,
+    method: str = "auto",
+    max_df_fraction: float = 1.0,
+    candidates: int = 100,
+    block_size: int = 1000,
+    exact_max_docs: int = 20000,
+    ivf: IvfSettings = IvfSettings(),
+) -> DataFrame:
     """``(doc_id, neighbour_id, cosine, rank)``: for each query document its ``k`` nearest corpus documents.
 
     ``corpus`` and ``queries`` are unit-length entries ``(doc_id, index, weight)``. Without ``queries``
@@ -265,8 +309,11 @@ def similar_documents(corpus: DataFrame, k: int = 10, queries: DataFrame | None 
             raise ValueError(f"need k >= 1 and block_size >= 1, got k={k}, block_size={block_size}")
         if method == "auto":
             method = "blocked" if _count_docs(corpus) <= exact_max_docs else "ivf"
-        pairs = (blocked_scores(corpus, k, block_size, queries) if method == "blocked" else
-                 ivf_scores(corpus, k, block_size, ivf, queries))
+        pairs = (
+            blocked_scores(corpus, k, block_size, queries)
+            if method == "blocked"
+            else ivf_scores(corpus, k, block_size, ivf, queries)
+        )
     return _top(pairs, "cosine", k).select(*NEIGHBOUR_COLUMNS[:3], F.col("rank").cast("int"))
 
 
@@ -276,8 +323,16 @@ def recall_at_k(found: DataFrame, exact: DataFrame, k: int) -> float:
     and aggregate; only the ratio reaches the driver."""
     exact = exact.filter(F.col("rank") <= k)
     per_query = exact.groupBy("doc_id").agg(F.count(F.lit(1)).alias("wanted"), F.min("cosine").alias("kth"))
-    hits = found.filter(F.col("rank") <= k).join(per_query, "doc_id") \
-        .filter(F.col("cosine") >= F.col("kth") - 1e-9).groupBy("doc_id").agg(F.count(F.lit(1)).alias("hits"))
-    totals = per_query.join(hits, "doc_id", "left").agg(
-        F.sum(F.least(F.coalesce(F.col("hits"), F.lit(0)), F.col("wanted"))), F.sum("wanted")).first()
+    hits = (
+        found.filter(F.col("rank") <= k)
+        .join(per_query, "doc_id")
+        .filter(F.col("cosine") >= F.col("kth") - 1e-9)
+        .groupBy("doc_id")
+        .agg(F.count(F.lit(1)).alias("hits"))
+    )
+    totals = (
+        per_query.join(hits, "doc_id", "left")
+        .agg(F.sum(F.least(F.coalesce(F.col("hits"), F.lit(0)), F.col("wanted"))), F.sum("wanted"))
+        .first()
+    )
     return totals[0] / totals[1] if totals[1] else 1.0

@@ -1,4 +1,5 @@
 """Shipped stop-word lists, read with ``pkgutil`` so they load from a ``--py-files`` zip as well as from disk."""
+
 from __future__ import annotations
 
 import pkgutil

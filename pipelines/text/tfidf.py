@@ -6,6 +6,7 @@ MLlib's ``IDF`` computes ``ln((n + 1) / (df + 1))``; scikit-learn's ``TfidfVecto
 options, so the same tokens give ``TfidfVectorizer``'s matrix, term by term. Document frequencies are
 counted by MLlib's ``IDF`` in the JVM; only the idf vector (one number per term) reaches the driver.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,8 +63,7 @@ class SklearnIdf(Estimator, _IdfParams, DefaultParamsReadable, DefaultParamsWrit
     def _fit(self, dataset: DataFrame) -> "SklearnIdfModel":
         counted = IDF(inputCol=self.getInputCol(), minDocFreq=0).fit(dataset)
         doc_freq = np.asarray(counted.docFreq, dtype=np.int64)
-        idf = idf_weights(doc_freq, counted.numDocs, self.getOrDefault(self.formula),
-                          self.getOrDefault(self.smoothIdf))
+        idf = idf_weights(doc_freq, counted.numDocs, self.getOrDefault(self.formula), self.getOrDefault(self.smoothIdf))
         model = SklearnIdfModel(idf=idf, docFreq=doc_freq, numDocs=counted.numDocs)
         return self._copyValues(model)
 
@@ -79,8 +79,11 @@ class SklearnIdfModel(Model, _IdfParams, ArrayModel):
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         self._validate()
-        weights = tfidf_udf(self.idf if self.getOrDefault(self.useIdf) else None,
-                            self.getOrDefault(self.sublinearTf), self.getOrDefault(self.norm))
+        weights = tfidf_udf(
+            self.idf if self.getOrDefault(self.useIdf) else None,
+            self.getOrDefault(self.sublinearTf),
+            self.getOrDefault(self.norm),
+        )
         return dataset.withColumn(self.getOutputCol(), weights(self.getInputCol()))
 
     def arrays(self) -> dict[str, np.ndarray | None]:
@@ -123,19 +126,34 @@ class TfidfSettings:
     def counter(self, input_col: str, output_col: str) -> Estimator | Transformer:
         """``CountVectorizer`` (vocabulary mode) or ``HashingTF`` (hashing mode)."""
         if self.mode == "hashing":
-            return HashingTF(inputCol=input_col, outputCol=output_col, numFeatures=self.num_features,
-                             binary=self.binary)
+            return HashingTF(
+                inputCol=input_col, outputCol=output_col, numFeatures=self.num_features, binary=self.binary
+            )
         max_df = float(_INT_MAX) if isinstance(self.max_df, float) and self.max_df >= 1.0 else float(self.max_df)
-        return CountVectorizer(inputCol=input_col, outputCol=output_col, minDF=float(self.min_df), maxDF=max_df,
-                               vocabSize=self.max_features or _INT_MAX, binary=self.binary)
+        return CountVectorizer(
+            inputCol=input_col,
+            outputCol=output_col,
+            minDF=float(self.min_df),
+            maxDF=max_df,
+            vocabSize=self.max_features or _INT_MAX,
+            binary=self.binary,
+        )
 
     def idf_stage(self, input_col: str, output_col: str) -> SklearnIdf:
-        return SklearnIdf(inputCol=input_col, outputCol=output_col, formula=self.idf, useIdf=self.use_idf,
-                          smoothIdf=self.smooth_idf, sublinearTf=self.sublinear_tf, norm=self.norm)
+        return SklearnIdf(
+            inputCol=input_col,
+            outputCol=output_col,
+            formula=self.idf,
+            useIdf=self.use_idf,
+            smoothIdf=self.smooth_idf,
+            sublinearTf=self.sublinear_tf,
+            norm=self.norm,
+        )
 
 
-def build_tfidf_pipeline(tokenizer: TextTokenizer | None, settings: TfidfSettings, tokens_col: str = "tokens",
-                         output_col: str = "tfidf") -> Pipeline:
+def build_tfidf_pipeline(
+    tokenizer: TextTokenizer | None, settings: TfidfSettings, tokens_col: str = "tokens", output_col: str = "tfidf"
+) -> Pipeline:
     """(tokeniser ->) term counts -> ``SklearnIdf``; without a tokeniser the input is ``tokens_col``."""
     if tokenizer is not None:
         tokenizer = tokenizer.copy().setParams(outputCol=tokens_col)
@@ -145,8 +163,13 @@ def build_tfidf_pipeline(tokenizer: TextTokenizer | None, settings: TfidfSetting
     return Pipeline(stages=stages)
 
 
-def fit_tfidf(docs: DataFrame, tokenizer: TextTokenizer | None, settings: TfidfSettings, tokens_col: str = "tokens",
-              output_col: str = "tfidf") -> tuple[PipelineModel, DataFrame]:
+def fit_tfidf(
+    docs: DataFrame,
+    tokenizer: TextTokenizer | None,
+    settings: TfidfSettings,
+    tokens_col: str = "tokens",
+    output_col: str = "tfidf",
+) -> tuple[PipelineModel, DataFrame]:
     """Fit ``build_tfidf_pipeline(...)`` on ``docs``, computing each stage's output once.
 
     ``Pipeline.fit`` re-runs every stage before an estimator for that estimator (the tokeniser for
@@ -188,8 +211,14 @@ def tokenizer_stage(model: PipelineModel) -> TextTokenizer | None:
     return next((s for s in model.stages if isinstance(s, TextTokenizer)), None)
 
 
-def vector_entries(features: DataFrame, vector_col: str = "tfidf", id_col: str = "doc_id",
-                   unit: bool = False, top: int = 0, order: np.ndarray | None = None) -> DataFrame:
+def vector_entries(
+    features: DataFrame,
+    vector_col: str = "tfidf",
+    id_col: str = "doc_id",
+    unit: bool = False,
+    top: int = 0,
+    order: np.ndarray | None = None,
+) -> DataFrame:
     """The non-zero entries of a sparse vector column as rows ``(id_col, index, weight)``.
 
     ``unit`` first scales each vector to l2 norm 1 (MLlib ``Normalizer``), so that dot products of
@@ -197,8 +226,13 @@ def vector_entries(features: DataFrame, vector_col: str = "tfidf", id_col: str =
     the ``top`` largest positive entries of each vector, equal weights by ``order[index]``.
     """
     if unit:
-        features = Normalizer(p=2.0, inputCol=vector_col, outputCol=f"{vector_col}_unit").transform(features) \
-            .drop(vector_col).withColumnRenamed(f"{vector_col}_unit", vector_col)
+        features = (
+            Normalizer(p=2.0, inputCol=vector_col, outputCol=f"{vector_col}_unit")
+            .transform(features)
+            .drop(vector_col)
+            .withColumnRenamed(f"{vector_col}_unit", vector_col)
+        )
     pairs = features.select(id_col, vector_entries_udf(vector_col, top, order).alias("e"))
-    return pairs.select(id_col, F.inline(F.arrays_zip(F.col("e.indices").alias("index"),
-                                                      F.col("e.values").alias("weight"))))
+    return pairs.select(
+        id_col, F.inline(F.arrays_zip(F.col("e.indices").alias("index"), F.col("e.values").alias("weight")))
+    )

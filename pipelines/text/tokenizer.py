@@ -12,6 +12,7 @@ Then, for both, stop words are removed (MLlib ``StopWordsRemover``) and n-grams 
 (MLlib ``NGram``), in scikit-learn's order: unigrams first, n-grams built after stop-word removal.
 Null text gives an empty array; invalid UTF-8 is replaced with U+FFFD before Python sees it.
 """
+
 from __future__ import annotations
 
 from pyspark.ml import Transformer
@@ -29,8 +30,12 @@ NORMALISATIONS = ("", "NFC", "NFKC", "NFD", "NFKD")
 # scikit-learn's default token pattern (Java needs (?U) for Unicode \w and \b); jieba segments: any word.
 DEFAULT_PATTERNS = {"regex": r"(?U)\b\w\w+\b", "jieba": r"(?U)\w+"}
 # ICU4J's (method, compatibility) for each form.
-_ICU_NORMALIZER = {"NFC": ("compose", False), "NFKC": ("compose", True), "NFD": ("decompose", False),
-                   "NFKD": ("decompose", True)}
+_ICU_NORMALIZER = {
+    "NFC": ("compose", False),
+    "NFKC": ("compose", True),
+    "NFD": ("decompose", False),
+    "NFKD": ("decompose", True),
+}
 
 
 def normalise(text: F.Column, form: str) -> F.Column:
@@ -84,8 +89,13 @@ class TextTokenizer(Transformer, StageParams, DefaultParamsReadable, DefaultPara
         stop = self.getOrDefault(self.stopWords)
         if stop:
             # Case-insensitive matching only matters when the text keeps its case.
-            remover = StopWordsRemover(inputCol=tmp, outputCol=f"{tmp}_kept", stopWords=stop,
-                                       caseSensitive=self.getOrDefault(self.lowercase), locale="en_US")
+            remover = StopWordsRemover(
+                inputCol=tmp,
+                outputCol=f"{tmp}_kept",
+                stopWords=stop,
+                caseSensitive=self.getOrDefault(self.lowercase),
+                locale="en_US",
+            )
             df = remover.transform(df).drop(tmp).withColumnRenamed(f"{tmp}_kept", tmp)
         grams = [F.col(tmp)]
         for n in range(2, self.getOrDefault(self.ngramMax) + 1):

@@ -7,6 +7,7 @@ count too, since readers and the decoding UDF of other encodings replace bad byt
 duplicate or null ids stop the job with an error that names an example, because every later join (keywords,
 neighbours) is keyed on the id.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ class CorpusCounts(Record):
 
     documents: int
     empty_documents: int
-    invalid_documents: int      # held invalid byte sequences (replaced by U+FFFD)
-    invalid_example: Any        # the smallest id among them, None when there are none
+    invalid_documents: int  # held invalid byte sequences (replaced by U+FFFD)
+    invalid_example: Any  # the smallest id among them, None when there are none
 
 
 def clean_corpus(docs: DataFrame, id_col: str = "doc_id", text_col: str = "text") -> tuple[DataFrame, CorpusCounts]:
@@ -52,19 +53,23 @@ def clean_corpus(docs: DataFrame, id_col: str = "doc_id", text_col: str = "text"
         F.count_if(F.col(id_col).isNull()).alias("null_ids"),
     ).first()
     if counts["null_ids"]:
-        raise TextInputError(f"{counts['null_ids']} document(s) have a null id in column '{id_col}'; "
-                             f"every document needs a unique id")
+        raise TextInputError(
+            f"{counts['null_ids']} document(s) have a null id in column '{id_col}'; every document needs a unique id"
+        )
     duplicate = docs.groupBy(id_col).count().filter(F.col("count") > 1).limit(1).collect()
     if duplicate:
         example, n = duplicate[0][id_col], duplicate[0]["count"]
-        raise TextInputError(f"duplicate document id {example!r} in column '{id_col}' ({n} documents share it); "
-                             f"document ids must be unique")
+        raise TextInputError(
+            f"duplicate document id {example!r} in column '{id_col}' ({n} documents share it); "
+            f"document ids must be unique"
+        )
     cleaned = docs.withColumn(text_col, F.coalesce(F.make_valid_utf8(raw), F.lit("")))
     return cleaned, CorpusCounts(counts["documents"], counts["empty"], counts["invalid"], counts["invalid_example"])
 
 
-def check_invalid(counts: CorpusCounts, where: str, example: str, section: str, encoding: str,
-                  max_fraction: float) -> None:
+def check_invalid(
+    counts: CorpusCounts, where: str, example: str, section: str, encoding: str, max_fraction: float
+) -> None:
     """Stop when more than ``max_fraction`` of the documents held invalid bytes: one line with the count, the
     example (``example``, a path or a document of ``where``) and the ``<section>.encoding`` option to change."""
     if counts.documents and counts.invalid_documents / counts.documents > max_fraction:
@@ -72,4 +77,5 @@ def check_invalid(counts: CorpusCounts, where: str, example: str, section: str, 
             f"{where}: {counts.invalid_documents} of {counts.documents} documents "
             f"({counts.invalid_documents / counts.documents:.2%}) hold byte sequences invalid in "
             f"{section}.encoding {encoding!r} (e.g. {example}), above {section}.max_invalid_fraction "
-            f"{max_fraction:.2%}; set {section}.encoding to the corpus's encoding (e.g. gb18030, big5, latin-1)")
+            f"{max_fraction:.2%}; set {section}.encoding to the corpus's encoding (e.g. gb18030, big5, latin-1)"
+        )

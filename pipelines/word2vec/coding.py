@@ -1,11 +1,12 @@
 """Tables derived from the vocabulary counts: the unigram^0.75 noise distribution and Huffman codes."""
+
 from __future__ import annotations
 
 import heapq
 
 import numpy as np
 
-NOISE_DOMAIN = 2 ** 31 - 1
+NOISE_DOMAIN = 2**31 - 1
 
 
 def noise_distribution(counts: np.ndarray, exponent: float = 0.75) -> np.ndarray:

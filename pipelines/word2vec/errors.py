@@ -1,4 +1,5 @@
 """Errors a user can act on, raised before any training starts."""
+
 from __future__ import annotations
 
 from pipelines.errors import UserError

@@ -1,6 +1,7 @@
 """Quality of word and item vectors: analogy accuracy (as gensim's ``evaluate_word_analogies`` with
 ``restrict_vocab``), Spearman correlation on word-pair similarity sets (WordSim353, SimLex-999), and for
 item vectors the share of an item's nearest neighbours that share its category."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,9 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["w1", "w2", "score"])
 
 
-def analogy_accuracy(spark: SparkSession, words: Sequence[str], vectors: np.ndarray, questions: pd.DataFrame,
-                     restrict_vocab: int = 30000) -> dict:
+def analogy_accuracy(
+    spark: SparkSession, words: Sequence[str], vectors: np.ndarray, questions: pd.DataFrame, restrict_vocab: int = 30000
+) -> dict:
     """Top-1 accuracy over the questions whose four words are among the ``restrict_vocab`` most frequent
     (``words`` is in frequency order); the others are skipped, as gensim does."""
     index = VectorIndex(spark, words, vectors, restrict_vocab)
@@ -58,8 +60,13 @@ def analogy_accuracy(spark: SparkSession, words: Sequence[str], vectors: np.ndar
         syn = scored.filter(F.col("section").startswith("gram")).agg(F.avg("ok")).first()[0]
     finally:
         index.close()
-    return {"accuracy": total["correct"] / total["n"], "questions": int(total["n"]),
-            "skipped": len(questions) - int(total["n"]), "semantic": sem, "syntactic": syn}
+    return {
+        "accuracy": total["correct"] / total["n"],
+        "questions": int(total["n"]),
+        "skipped": len(questions) - int(total["n"]),
+        "semantic": sem,
+        "syntactic": syn,
+    }
 
 
 def pair_spearman(words: Sequence[str], vectors: np.ndarray, pairs: pd.DataFrame, restrict_vocab: int = 300000) -> dict:
@@ -76,30 +83,43 @@ def pair_spearman(words: Sequence[str], vectors: np.ndarray, pairs: pd.DataFrame
     return {"spearman": float(rho), "pairs": int(ok.sum()), "oov_pairs": int((~ok).sum())}
 
 
-def evaluate_words(spark: SparkSession, words: Sequence[str], vectors: np.ndarray, eval_dir: str | Path,
-                   restrict_vocab: int = 30000) -> dict:
+def evaluate_words(
+    spark: SparkSession, words: Sequence[str], vectors: np.ndarray, eval_dir: str | Path, restrict_vocab: int = 30000
+) -> dict:
     """Analogy accuracy, WordSim353 and SimLex-999 Spearman with the files of ``eval_dir``."""
     root = Path(eval_dir)
     missing = [name for name in EVAL_FILES.values() if not (root / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{root}: evaluation files missing: {', '.join(missing)}")
-    return {"analogy": analogy_accuracy(spark, words, vectors, read_analogies(root / EVAL_FILES["analogy"]),
-                                        restrict_vocab),
-            "wordsim353": pair_spearman(words, vectors, read_pairs(root / EVAL_FILES["wordsim353"])),
-            "simlex999": pair_spearman(words, vectors, read_pairs(root / EVAL_FILES["simlex999"]))}
+    return {
+        "analogy": analogy_accuracy(
+            spark, words, vectors, read_analogies(root / EVAL_FILES["analogy"]), restrict_vocab
+        ),
+        "wordsim353": pair_spearman(words, vectors, read_pairs(root / EVAL_FILES["wordsim353"])),
+        "simlex999": pair_spearman(words, vectors, read_pairs(root / EVAL_FILES["simlex999"])),
+    }
 
 
-def category_neighbour_share(spark: SparkSession, words: Sequence[str], vectors: np.ndarray, categories: DataFrame,
-                             key_col: str = "item_id", category_col: str = "topic", k: int = 10) -> dict:
+def category_neighbour_share(
+    spark: SparkSession,
+    words: Sequence[str],
+    vectors: np.ndarray,
+    categories: DataFrame,
+    key_col: str = "item_id",
+    category_col: str = "topic",
+    k: int = 10,
+) -> dict:
     """Share of each item's ``k`` nearest neighbours in the same category, and the share expected by chance."""
     cats = categories.select(F.col(key_col).cast("string").alias("word"), F.col(category_col).alias("category"))
     index = VectorIndex(spark, words, vectors)
     try:
         queries = from_pandas(spark, pd.DataFrame({"word": list(index.words)}))
-        pairs = (index.most_similar(queries, k).select("word", F.posexplode("neighbours").alias("rank", "neighbour"))
-                 .join(cats, "word")
-                 .join(cats.withColumnRenamed("word", "neighbour").withColumnRenamed("category", "n_category"),
-                       "neighbour"))
+        pairs = (
+            index.most_similar(queries, k)
+            .select("word", F.posexplode("neighbours").alias("rank", "neighbour"))
+            .join(cats, "word")
+            .join(cats.withColumnRenamed("word", "neighbour").withColumnRenamed("category", "n_category"), "neighbour")
+        )
         share = pairs.agg(F.avg((F.col("category") == F.col("n_category")).cast("double"))).first()[0]
         sizes = cats.join(queries, "word").groupBy("category").count().toPandas()["count"].to_numpy(float)
     finally:

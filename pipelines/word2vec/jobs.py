@@ -1,4 +1,5 @@
 """Mains of ``jobs/train_word2vec.py`` and ``jobs/evaluate_embeddings.py``."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
@@ -21,12 +22,27 @@ if TYPE_CHECKING:
     from pipelines.job_runtime import JobContext
 
 KINDS = ("corpus", "sessions")
-MODEL_KEYS = {"trainer": "trainer", "vector_size": "vectorSize", "window": "window", "min_count": "minCount",
-              "max_vocab_size": "maxVocabSize", "sample": "sample", "architecture": "architecture", "loss": "loss",
-              "negative": "negative", "alpha": "alpha", "min_alpha": "minAlpha", "epochs": "epochs",
-              "num_partitions": "numPartitions", "syncs_per_epoch": "syncsPerEpoch", "combine": "combine",
-              "max_memory_fraction": "maxMemoryFraction", "ppmi_shift": "ppmiShift",
-              "ppmi_context_alpha": "ppmiContextAlpha", "seed": "seed"}
+MODEL_KEYS = {
+    "trainer": "trainer",
+    "vector_size": "vectorSize",
+    "window": "window",
+    "min_count": "minCount",
+    "max_vocab_size": "maxVocabSize",
+    "sample": "sample",
+    "architecture": "architecture",
+    "loss": "loss",
+    "negative": "negative",
+    "alpha": "alpha",
+    "min_alpha": "minAlpha",
+    "epochs": "epochs",
+    "num_partitions": "numPartitions",
+    "syncs_per_epoch": "syncsPerEpoch",
+    "combine": "combine",
+    "max_memory_fraction": "maxMemoryFraction",
+    "ppmi_shift": "ppmiShift",
+    "ppmi_context_alpha": "ppmiContextAlpha",
+    "seed": "seed",
+}
 SUBWORD_KEYS = {"min_n": "minN", "max_n": "maxN", "buckets": "buckets"}
 OOV_VECTOR = "_subword_vector"
 
@@ -49,9 +65,12 @@ def session_sequences(interactions: DataFrame, session_col: str, item_col: str, 
     """One ``tokens`` array per session: its item ids (as strings) ordered by time, ties by item."""
     require_columns(interactions, (session_col, item_col, time_col), "sessions")
     events = F.sort_array(F.collect_list(F.struct(F.col(time_col).alias("t"), F.col(item_col).alias("i"))))
-    return (interactions.filter(F.col(item_col).isNotNull())
-            .groupBy(session_col).agg(events.alias("events"))
-            .select(F.transform("events", lambda e: e["i"].cast("string")).alias("tokens")))
+    return (
+        interactions.filter(F.col(item_col).isNotNull())
+        .groupBy(session_col)
+        .agg(events.alias("events"))
+        .select(F.transform("events", lambda e: e["i"].cast("string")).alias("tokens"))
+    )
 
 
 def training_sequences(ctx: "JobContext", source: Mapping[str, Any], tokenizer_cfg: Mapping[str, Any]) -> DataFrame:
@@ -64,8 +83,9 @@ def training_sequences(ctx: "JobContext", source: Mapping[str, Any], tokenizer_c
     else:
         interactions = read_inferred(ctx, source)
         tokens = session_sequences(interactions, source["session_col"], source["item_col"], source["time_col"])
-    return tokens.select("tokens").filter(F.size("tokens") >= source["min_length"]) \
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    return (
+        tokens.select("tokens").filter(F.size("tokens") >= source["min_length"]).persist(StorageLevel.MEMORY_AND_DISK)
+    )
 
 
 def train_word2vec_job(ctx: "JobContext") -> None:
@@ -92,9 +112,10 @@ def _queries(ctx: "JobContext", model: Word2VecModel, cfg: Mapping[str, Any]) ->
     if cfg["mode"] == "most_similar":
         word_col = "word" if "word" in table.columns else None
         vector_col = "vector" if "vector" in table.columns else None
-        if model.ngrams is not None and word_col and not vector_col:      # subwords: words never seen answered too
-            table = with_oov_vectors(table, word_col, OOV_VECTOR, model.words, model.ngrams, model.value("minN"),
-                                     model.value("maxN"))
+        if model.ngrams is not None and word_col and not vector_col:  # subwords: words never seen answered too
+            table = with_oov_vectors(
+                table, word_col, OOV_VECTOR, model.words, model.ngrams, model.value("minN"), model.value("maxN")
+            )
             return index.most_similar(table, cfg["k"], word_col, OOV_VECTOR).drop(OOV_VECTOR)
         return index.most_similar(table, cfg["k"], word_col, vector_col)
     if cfg["mode"] == "analogy":
@@ -108,14 +129,17 @@ def evaluate_embeddings_job(ctx: "JobContext") -> None:
     model = load_model(Word2VecModel.load, require_input(ctx.fs, cfg["model_path"]))
     if cfg["kind"] == "words":
         quality = evaluate_words(ctx.spark, model.words, model.vectors, cfg["eval_dir"], cfg["restrict_vocab"])
-        figures = {"analogy_accuracy": quality["analogy"]["accuracy"],
-                   "wordsim353_spearman": quality["wordsim353"]["spearman"],
-                   "simlex999_spearman": quality["simlex999"]["spearman"]}
+        figures = {
+            "analogy_accuracy": quality["analogy"]["accuracy"],
+            "wordsim353_spearman": quality["wordsim353"]["spearman"],
+            "simlex999_spearman": quality["simlex999"]["spearman"],
+        }
     elif cfg["kind"] == "items":
         items = cfg["items"]
         categories = read_inferred(ctx, items)
-        quality = category_neighbour_share(ctx.spark, model.words, model.vectors, categories, items["key_col"],
-                                           items["category_col"], items["k"])
+        quality = category_neighbour_share(
+            ctx.spark, model.words, model.vectors, categories, items["key_col"], items["category_col"], items["k"]
+        )
         figures = {"same_category_share": quality["same_category_share"], "chance": quality["chance"]}
     else:
         raise ConfigError(f"kind: expected words or items, got {cfg['kind']!r}")

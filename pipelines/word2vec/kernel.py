@@ -8,6 +8,7 @@ weights and returns the trained weights; models are cached per Python worker (Sp
 subwords (``max_n > 0``) the model is gensim's ``FastText`` and its layers are the words' own input rows, the
 output layer and the n-gram buckets' input rows (``layers``).
 """
+
 from __future__ import annotations
 
 import gc
@@ -36,9 +37,9 @@ class KernelSettings:
     negative: int = 5
     ns_exponent: float = 0.75
     seed: int = 1
-    min_n: int = 3                  # subwords: character n-grams of min_n .. max_n characters
-    max_n: int = 0                  # 0: no subwords (word2vec); else fastText's skip-gram/CBOW
-    buckets: int = 200_000          # subwords: rows n-grams are hashed into
+    min_n: int = 3  # subwords: character n-grams of min_n .. max_n characters
+    max_n: int = 0  # 0: no subwords (word2vec); else fastText's skip-gram/CBOW
+    buckets: int = 200_000  # subwords: rows n-grams are hashed into
 
     @property
     def subwords(self) -> bool:
@@ -52,15 +53,27 @@ class KernelSettings:
         if self.vector_size < 1 or self.window < 1 or (self.loss == "negative" and self.negative < 1):
             raise ValueError("vector_size, window and negative must be positive")
         if self.subwords and not (1 <= self.min_n <= self.max_n and self.buckets >= 1):
-            raise ValueError(f"subwords: expected 1 <= min_n <= max_n and buckets >= 1, got min_n {self.min_n}, "
-                             f"max_n {self.max_n}, buckets {self.buckets}")
+            raise ValueError(
+                f"subwords: expected 1 <= min_n <= max_n and buckets >= 1, got min_n {self.min_n}, "
+                f"max_n {self.max_n}, buckets {self.buckets}"
+            )
 
     def gensim_kwargs(self) -> dict:
         hs = self.loss == "hierarchical"
-        return dict(vector_size=self.vector_size, window=self.window, sample=self.sample,
-                    sg=int(self.architecture == "skipgram"), hs=int(hs), negative=0 if hs else self.negative,
-                    ns_exponent=self.ns_exponent, seed=self.seed, min_count=1, sorted_vocab=0, workers=1,
-                    **(dict(min_n=self.min_n, max_n=self.max_n, bucket=self.buckets) if self.subwords else {}))
+        return dict(
+            vector_size=self.vector_size,
+            window=self.window,
+            sample=self.sample,
+            sg=int(self.architecture == "skipgram"),
+            hs=int(hs),
+            negative=0 if hs else self.negative,
+            ns_exponent=self.ns_exponent,
+            seed=self.seed,
+            min_count=1,
+            sorted_vocab=0,
+            workers=1,
+            **(dict(min_n=self.min_n, max_n=self.max_n, bucket=self.buckets) if self.subwords else {}),
+        )
 
 
 def make_gensim_model(words: Sequence[str], counts: np.ndarray, settings: KernelSettings):
@@ -114,9 +127,17 @@ def _cached_model(key: int, words: Sequence[str], counts: np.ndarray, settings: 
     return model
 
 
-def train_shard(sentences: list[list[str]], weights: tuple[np.ndarray, ...], vocab_key: int,
-                words: Sequence[str], counts: np.ndarray, settings: KernelSettings, start_alpha: float,
-                end_alpha: float, stream: tuple[int, ...]) -> tuple[tuple[np.ndarray, ...], int, tuple[float, float]]:
+def train_shard(
+    sentences: list[list[str]],
+    weights: tuple[np.ndarray, ...],
+    vocab_key: int,
+    words: Sequence[str],
+    counts: np.ndarray,
+    settings: KernelSettings,
+    start_alpha: float,
+    end_alpha: float,
+    stream: tuple[int, ...],
+) -> tuple[tuple[np.ndarray, ...], int, tuple[float, float]]:
     """Train on ``sentences`` from ``weights`` (the model's ``layers``) with alpha decaying ``start_alpha ->
     end_alpha``; return (trained layers, words trained, (seconds in all, seconds training)).
     The layers are the cached model's own arrays, valid until the worker's next call: the caller takes the
@@ -129,7 +150,13 @@ def train_shard(sentences: list[list[str]], weights: tuple[np.ndarray, ...], voc
     if not sentences:
         return layers(model), 0, (time.time() - started, 0.0)
     t0 = time.time()
-    trained, _ = model.train(sentences, total_examples=len(sentences), epochs=1, start_alpha=start_alpha,
-                             end_alpha=end_alpha, compute_loss=False)
+    trained, _ = model.train(
+        sentences,
+        total_examples=len(sentences),
+        epochs=1,
+        start_alpha=start_alpha,
+        end_alpha=end_alpha,
+        compute_loss=False,
+    )
     t1 = time.time()
     return layers(model), int(trained), (time.time() - started, t1 - t0)

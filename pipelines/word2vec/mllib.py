@@ -1,5 +1,6 @@
 """``mllib``: Spark's own ``pyspark.ml.feature.Word2Vec`` (skip-gram, hierarchical softmax), for comparison;
 its vectors are returned in our vocabulary order so every trainer's output has the same shape."""
+
 from __future__ import annotations
 
 import time
@@ -26,12 +27,20 @@ class MllibSettings:
     seed: int
 
 
-def train_mllib(corpus: DataFrame, vocab: Vocabulary, settings: MllibSettings,
-                tokens_col: str = "tokens") -> tuple[np.ndarray, dict]:
+def train_mllib(
+    corpus: DataFrame, vocab: Vocabulary, settings: MllibSettings, tokens_col: str = "tokens"
+) -> tuple[np.ndarray, dict]:
     started = time.time()
-    model = SparkWord2Vec(vectorSize=settings.vector_size, windowSize=settings.window, minCount=settings.min_count,
-                          numPartitions=settings.num_partitions, maxIter=settings.max_iter,
-                          stepSize=settings.step_size, seed=settings.seed, inputCol=tokens_col).fit(corpus)
+    model = SparkWord2Vec(
+        vectorSize=settings.vector_size,
+        windowSize=settings.window,
+        minCount=settings.min_count,
+        numPartitions=settings.num_partitions,
+        maxIter=settings.max_iter,
+        stepSize=settings.step_size,
+        seed=settings.seed,
+        inputCol=tokens_col,
+    ).fit(corpus)
     table = model.getVectors().select("word", vector_to_array("vector", "float32").alias("v")).toArrow()
     index = {w: i for i, w in enumerate(table.column("word").to_pylist())}
     found = np.array([index.get(w, -1) for w in vocab.words])

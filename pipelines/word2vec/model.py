@@ -4,6 +4,7 @@ vocabulary order, with counts), saved as ML metadata plus the vectors table in P
 The vectors table is ``(word, vector array<float>, count)``, one row per word, most frequent first (an
 ``index`` column keeps the order); ``to_word2vec_text`` is the word2vec/gensim text format.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -67,16 +68,34 @@ class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsW
             raise Word2VecError(f"word2vec: subwords (maxN {v('maxN')}) need trainer 'sgns', got {v('trainer')!r}")
         try:
             if v("trainer") == "sgns":
-                kernel = KernelSettings(v("vectorSize"), v("window"), v("sample"), v("architecture"), v("loss"),
-                                        v("negative"), seed=v("seed"), min_n=v("minN"), max_n=v("maxN"),
-                                        buckets=v("buckets"))
-                return SgnsSettings(kernel, v("epochs"), v("alpha"), v("minAlpha"), v("numPartitions"),
-                                    v("syncsPerEpoch"), v("combine"), v("maxMemoryFraction"))
+                kernel = KernelSettings(
+                    v("vectorSize"),
+                    v("window"),
+                    v("sample"),
+                    v("architecture"),
+                    v("loss"),
+                    v("negative"),
+                    seed=v("seed"),
+                    min_n=v("minN"),
+                    max_n=v("maxN"),
+                    buckets=v("buckets"),
+                )
+                return SgnsSettings(
+                    kernel,
+                    v("epochs"),
+                    v("alpha"),
+                    v("minAlpha"),
+                    v("numPartitions"),
+                    v("syncsPerEpoch"),
+                    v("combine"),
+                    v("maxMemoryFraction"),
+                )
             if v("trainer") == "ppmi":
                 return PpmiSettings(v("vectorSize"), v("window"), v("ppmiShift"), v("ppmiContextAlpha"), seed=v("seed"))
             if v("trainer") == "mllib":
-                return MllibSettings(v("vectorSize"), v("window"), v("minCount"), v("numPartitions"), v("epochs"),
-                                     v("alpha"), v("seed"))
+                return MllibSettings(
+                    v("vectorSize"), v("window"), v("minCount"), v("numPartitions"), v("epochs"), v("alpha"), v("seed")
+                )
         except ValueError as exc:
             raise Word2VecError(f"word2vec: {exc}") from None
         raise Word2VecError(f"trainer: expected one of {list(TRAINERS)}, got {v('trainer')!r}")
@@ -99,8 +118,12 @@ class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsW
         else:
             vectors, summary = train_mllib(corpus, vocab, settings)
         model = self._copyValues(Word2VecModel(vocab.words, vocab.counts, vectors, ngrams))
-        model.summary = {"vocabulary": len(vocab), "corpus_tokens": vocab.corpus_tokens,
-                         "sentences": vocab.sentences, **summary}
+        model.summary = {
+            "vocabulary": len(vocab),
+            "corpus_tokens": vocab.corpus_tokens,
+            "sentences": vocab.sentences,
+            **summary,
+        }
         return model
 
 
@@ -115,8 +138,13 @@ class Word2VecModel(Model, _Word2VecParams, SavedModel):
     subwords it keeps the n-gram buckets' rows too (``ngrams``): ``wordVector`` and ``findSynonyms`` then answer
     words out of the vocabulary from their character n-grams."""
 
-    def __init__(self, words: list[str] | None = None, counts: np.ndarray | None = None,
-                 vectors: np.ndarray | None = None, ngrams: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        words: list[str] | None = None,
+        counts: np.ndarray | None = None,
+        vectors: np.ndarray | None = None,
+        ngrams: np.ndarray | None = None,
+    ) -> None:
         super().__init__()
         self.words = list(words or [])
         self.counts = np.asarray(counts if counts is not None else [], np.int64)
@@ -130,8 +158,14 @@ class Word2VecModel(Model, _Word2VecParams, SavedModel):
 
     def vectors_frame(self, spark: SparkSession) -> DataFrame:
         """The vectors table ``(word, vector, count, index)``."""
-        pdf = pd.DataFrame({"word": self.words, "vector": list(self.vectors), "count": self.counts,
-                            "index": np.arange(len(self.words), dtype=np.int32)})
+        pdf = pd.DataFrame(
+            {
+                "word": self.words,
+                "vector": list(self.vectors),
+                "count": self.counts,
+                "index": np.arange(len(self.words), dtype=np.int32),
+            }
+        )
         return from_pandas(spark, pdf, VECTORS_SCHEMA)
 
     def to_word2vec_text(self) -> str:
@@ -156,8 +190,9 @@ class Word2VecModel(Model, _Word2VecParams, SavedModel):
         if i >= 0:
             return self.vectors[i]
         if self.ngrams is None:
-            raise Word2VecError(f"the word {word!r} is not in the vocabulary ({len(self.words)} words) and the "
-                                f"model has no subwords")
+            raise Word2VecError(
+                f"the word {word!r} is not in the vocabulary ({len(self.words)} words) and the model has no subwords"
+            )
         return compose([word], None, self.ngrams, self.value("minN"), self.value("maxN"))[0]
 
     def findSynonymsArray(self, word: str | Sequence[float], num: int) -> list[tuple[str, float]]:
@@ -173,13 +208,14 @@ class Word2VecModel(Model, _Word2VecParams, SavedModel):
             except Word2VecError as exc:
                 raise Word2VecError(f"findSynonyms: {exc}") from None
             if query.shape != (unit.shape[1],):
-                raise Word2VecError(f"findSynonyms: expected a vector of {unit.shape[1]} numbers, "
-                                    f"got shape {query.shape}")
+                raise Word2VecError(
+                    f"findSynonyms: expected a vector of {unit.shape[1]} numbers, got shape {query.shape}"
+                )
             query = query / max(float(np.linalg.norm(query)), 1e-12)
         scores = unit @ query
         if skip >= 0:
             scores[skip] = -np.inf
-        best = np.argsort(-scores, kind="stable")[:max(0, min(num, len(self.words) - (skip >= 0)))]
+        best = np.argsort(-scores, kind="stable")[: max(0, min(num, len(self.words) - (skip >= 0)))]
         return [(self.words[i], float(scores[i])) for i in best]
 
     def findSynonyms(self, word: str | Sequence[float], num: int) -> DataFrame:

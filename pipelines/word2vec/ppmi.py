@@ -2,6 +2,7 @@
 pre-aggregates its pairs with numpy), shifted positive PMI with context-distribution smoothing in
 Spark, then a truncated SVD of the sparse PPMI matrix on the driver (``scipy.sparse.linalg.svds``);
 vectors are ``U * sqrt(S)`` (symmetric eigenvalue weighting, Levy et al. 2015)."""
+
 from __future__ import annotations
 
 import time
@@ -21,16 +22,16 @@ from pipelines.word2vec.errors import ModelTooLargeError
 from pipelines.word2vec.vocabulary import Vocabulary
 
 PAIRS_SCHEMA = "w INT, c INT, n DOUBLE"
-FLUSH_PAIRS = 20_000_000    # pre-aggregate at most this many pairs at once in a Python worker
+FLUSH_PAIRS = 20_000_000  # pre-aggregate at most this many pairs at once in a Python worker
 
 
 @dataclass(frozen=True)
 class PpmiSettings:
     vector_size: int = 100
     window: int = 5
-    shift: float = 1.0             # k of "shifted" PPMI: max(PMI - log k, 0)
-    context_alpha: float = 0.75    # context-distribution smoothing exponent
-    max_vocab: int = 200000        # largest vocabulary factorised on the driver
+    shift: float = 1.0  # k of "shifted" PPMI: max(PMI - log k, 0)
+    context_alpha: float = 0.75  # context-distribution smoothing exponent
+    max_vocab: int = 200000  # largest vocabulary factorised on the driver
     seed: int = 1
 
 
@@ -42,10 +43,15 @@ def _pairs_fn(vocab_bc, window: int) -> Callable[[Iterator[pa.RecordBatch]], Ite
         key, inverse = np.unique(np.concatenate(keys), return_inverse=True)
         total = np.bincount(inverse, weights=np.concatenate(weights))
         for start in range(0, len(key), 1_000_000):
-            k = key[start:start + 1_000_000]
-            yield pa.RecordBatch.from_arrays([pa.array((k // size).astype(np.int32)),
-                                              pa.array((k % size).astype(np.int32)),
-                                              pa.array(total[start:start + 1_000_000])], names=["w", "c", "n"])
+            k = key[start : start + 1_000_000]
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array((k // size).astype(np.int32)),
+                    pa.array((k % size).astype(np.int32)),
+                    pa.array(total[start : start + 1_000_000]),
+                ],
+                names=["w", "c", "n"],
+            )
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         vocab = vocab_bc.value
@@ -75,14 +81,20 @@ def _pairs_fn(vocab_bc, window: int) -> Callable[[Iterator[pa.RecordBatch]], Ite
     return run
 
 
-def ppmi_matrix(corpus: DataFrame, vocab: Vocabulary, settings: PpmiSettings,
-                tokens_col: str = "tokens") -> sp.csr_matrix:
+def ppmi_matrix(
+    corpus: DataFrame, vocab: Vocabulary, settings: PpmiSettings, tokens_col: str = "tokens"
+) -> sp.csr_matrix:
     """Shifted PPMI as a sparse ``(V, V)`` matrix: counts and PMI in Spark, only positive cells collected."""
     spark = corpus.sparkSession
     vocab_bc = share(spark, pa.array(vocab.words, pa.string()), "the vocabulary")
     try:
-        pairs = (corpus.select(tokens_col).mapInArrow(_pairs_fn(vocab_bc, settings.window), PAIRS_SCHEMA)
-                 .groupBy("w", "c").agg(F.sum("n").alias("n")).cache())
+        pairs = (
+            corpus.select(tokens_col)
+            .mapInArrow(_pairs_fn(vocab_bc, settings.window), PAIRS_SCHEMA)
+            .groupBy("w", "c")
+            .agg(F.sum("n").alias("n"))
+            .cache()
+        )
         word = pairs.groupBy("w").agg(F.sum("n").alias("n_w"))
         context = pairs.groupBy("c").agg(F.pow(F.sum("n"), settings.context_alpha).alias("p_c"))
         total = pairs.agg(F.sum("n")).first()[0] or 0.0
@@ -90,8 +102,13 @@ def ppmi_matrix(corpus: DataFrame, vocab: Vocabulary, settings: PpmiSettings,
         if total <= 0:
             return sp.csr_matrix((len(vocab), len(vocab)), dtype=np.float32)
         pmi = F.log(F.col("n") * smoothed / (F.col("n_w") * F.col("p_c"))) - F.lit(float(np.log(settings.shift)))
-        cells = (pairs.join(F.broadcast(word), "w").join(F.broadcast(context), "c")
-                 .select("w", "c", pmi.cast("float").alias("v")).filter(F.col("v") > 0).toArrow())
+        cells = (
+            pairs.join(F.broadcast(word), "w")
+            .join(F.broadcast(context), "c")
+            .select("w", "c", pmi.cast("float").alias("v"))
+            .filter(F.col("v") > 0)
+            .toArrow()
+        )
         pairs.unpersist()
     finally:
         vocab_bc.destroy()
@@ -99,12 +116,19 @@ def ppmi_matrix(corpus: DataFrame, vocab: Vocabulary, settings: PpmiSettings,
     return sp.csr_matrix((vals, (rows, cols)), shape=(len(vocab), len(vocab)), dtype=np.float32)
 
 
-def train_ppmi(corpus: DataFrame, vocab: Vocabulary, settings: PpmiSettings, tokens_col: str = "tokens",
-               log: Callable[[str], None] = print) -> tuple[np.ndarray, dict]:
+def train_ppmi(
+    corpus: DataFrame,
+    vocab: Vocabulary,
+    settings: PpmiSettings,
+    tokens_col: str = "tokens",
+    log: Callable[[str], None] = print,
+) -> tuple[np.ndarray, dict]:
     """PPMI vectors ``(V, vector_size)`` in vocabulary order, and figures."""
     if len(vocab) > settings.max_vocab:
-        raise ModelTooLargeError(f"ppmi factorises the {len(vocab)}-word matrix on the driver; the limit is "
-                                 f"max_vocab={settings.max_vocab}: raise min_count or set max_vocab_size")
+        raise ModelTooLargeError(
+            f"ppmi factorises the {len(vocab)}-word matrix on the driver; the limit is "
+            f"max_vocab={settings.max_vocab}: raise min_count or set max_vocab_size"
+        )
     started = time.time()
     matrix = ppmi_matrix(corpus, vocab, settings, tokens_col)
     log(f"ppmi matrix {matrix.shape[0]} x {matrix.shape[1]}, {matrix.nnz} positive cells, {time.time() - started:.1f}s")

@@ -1,5 +1,6 @@
 """Batch queries over word vectors: ``most_similar`` (by word or by vector) and analogies, over tables
 of queries. The unit-normalised matrix is broadcast once; queries stay distributed (``mapInPandas``)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -12,8 +13,10 @@ from pipelines.connect import require_classic
 from pipelines.word2vec.kernel import broadcast_key
 from udfs.word2vec import analogy_fn, most_similar_fn, unit_rows
 
-ANSWER_FIELDS = [T.StructField("neighbours", T.ArrayType(T.StringType())),
-                 T.StructField("similarities", T.ArrayType(T.DoubleType()))]
+ANSWER_FIELDS = [
+    T.StructField("neighbours", T.ArrayType(T.StringType())),
+    T.StructField("similarities", T.ArrayType(T.DoubleType())),
+]
 _WORKER_INDEX: dict[int, tuple] = {}
 
 
@@ -21,8 +24,9 @@ class VectorIndex:
     """Words and their unit vectors, broadcast to the executors for top-k cosine queries."""
 
     def __init__(self, spark: SparkSession, words: Sequence[str], vectors: np.ndarray, restrict_vocab: int = 0):
-        require_classic(spark, "word vector queries (most_similar, analogies)",
-                        "executors cache the index by its broadcast's id")
+        require_classic(
+            spark, "word vector queries (most_similar, analogies)", "executors cache the index by its broadcast's id"
+        )
         n = len(words) if restrict_vocab <= 0 else min(restrict_vocab, len(words))
         self.words = np.asarray(list(words[:n]), dtype=object)
         self._bc = spark.sparkContext.broadcast((self.words, unit_rows(vectors[:n])))
@@ -40,8 +44,9 @@ class VectorIndex:
 
         return get
 
-    def most_similar(self, queries: DataFrame, k: int = 10, word_col: str | None = "word",
-                     vector_col: str | None = None) -> DataFrame:
+    def most_similar(
+        self, queries: DataFrame, k: int = 10, word_col: str | None = "word", vector_col: str | None = None
+    ) -> DataFrame:
         """Each query row plus ``neighbours`` (k words, best first) and their cosine ``similarities``."""
         schema = T.StructType(queries.schema.fields + ANSWER_FIELDS)
         return queries.mapInPandas(most_similar_fn(self.getter(), k, word_col, vector_col), schema)

@@ -8,6 +8,7 @@ vocabulary word's vector is the mean of its own row and its n-grams' rows; a wor
 the mean of its n-grams' rows (fastText's ``getWordVector``). gensim's ``FastText``, our training kernel, hashes
 the same way (``tests/test_word2vec_subwords.py`` checks both against the ``fasttext`` package).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -27,8 +28,12 @@ from pipelines.text.fasttext_ids import fnv_hashes
 def char_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
     """The character n-grams of ``<word>``, as fastText lists them (``get_subwords`` less the word itself)."""
     marked = f"<{word}>"
-    return [marked[i:i + n] for i in range(len(marked)) for n in range(min_n, max_n + 1)
-            if i + n <= len(marked) and not (n == 1 and (i == 0 or i + n == len(marked)))]
+    return [
+        marked[i : i + n]
+        for i in range(len(marked))
+        for n in range(min_n, max_n + 1)
+        if i + n <= len(marked) and not (n == 1 and (i == 0 or i + n == len(marked)))
+    ]
 
 
 def ngram_buckets(words: Sequence[str], min_n: int, max_n: int, buckets: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +44,9 @@ def ngram_buckets(words: Sequence[str], min_n: int, max_n: int, buckets: int) ->
     return lengths, (fnv_hashes(flat) % np.uint32(buckets)).astype(np.int64)
 
 
-def compose(words: Sequence[str], word_rows: np.ndarray | None, ngrams: np.ndarray, min_n: int,
-            max_n: int) -> np.ndarray:
+def compose(
+    words: Sequence[str], word_rows: np.ndarray | None, ngrams: np.ndarray, min_n: int, max_n: int
+) -> np.ndarray:
     """Word vectors as fastText composes them: the mean of each word's own row (``word_rows``, None for words
     out of the vocabulary) and its n-grams' rows of ``ngrams``. A word with neither gets zeros."""
     lengths, ids = ngram_buckets(words, min_n, max_n, len(ngrams))
@@ -48,14 +54,15 @@ def compose(words: Sequence[str], word_rows: np.ndarray | None, ngrams: np.ndarr
     rows = np.repeat(np.arange(len(words)), lengths)
     weights = 1.0 / np.maximum(lengths + own, 1)
     mean = sparse.csr_matrix((weights[rows].astype(np.float32), (rows, ids)), shape=(len(words), len(ngrams)))
-    vectors = np.asarray(mean @ ngrams, np.float32)       # duplicate (row, bucket) pairs add up, as fastText's
+    vectors = np.asarray(mean @ ngrams, np.float32)  # duplicate (row, bucket) pairs add up, as fastText's
     if word_rows is not None:
         vectors += word_rows * weights[:, None].astype(np.float32)
     return vectors
 
 
-def with_oov_vectors(table: DataFrame, word_col: str, out_col: str, words: Sequence[str], ngrams: np.ndarray,
-                     min_n: int, max_n: int) -> DataFrame:
+def with_oov_vectors(
+    table: DataFrame, word_col: str, out_col: str, words: Sequence[str], ngrams: np.ndarray, min_n: int, max_n: int
+) -> DataFrame:
     """``table`` plus ``out_col``: each word's vector from its n-grams when it is not one of ``words`` (null for
     the vocabulary's words and null words), computed in a pandas UDF against the shared n-gram rows."""
     shared = share(table.sparkSession, (frozenset(words), ngrams, min_n, max_n), "the n-gram rows")

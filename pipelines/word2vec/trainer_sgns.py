@@ -52,6 +52,7 @@ On 20K words x 100 with 4 partitions the driver received 7.6 MB a round instead 
 files stay on local disk until Spark's ContextCleaner removes them after a driver GC
 (``spark.cleaner.periodicGC.interval``, 30 minutes by default).
 """
+
 from __future__ import annotations
 
 import time
@@ -74,11 +75,11 @@ from pipelines.word2vec.subwords import compose
 from pipelines.word2vec.vocabulary import Vocabulary
 
 COMBINES = ("rows", "sum", "average")
-DENSE_SHARE = 0.5            # a delta that changed more rows than this share travels whole
-SYNC_MIN_TOKENS = 100_000    # auto syncs: a shard trains at least this many tokens between synchronisations
+DENSE_SHARE = 0.5  # a delta that changed more rows than this share travels whole
+SYNC_MIN_TOKENS = 100_000  # auto syncs: a shard trains at least this many tokens between synchronisations
 SEPARATOR = "\x1f"
-BLOCK_BYTES = 2 ** 20        # deltas are shuffled and combined in row blocks of about 1 MiB of float32
-STATS = -1                   # the "layer" of a task's figures (words trained, seconds) in the combine's keys
+BLOCK_BYTES = 2**20  # deltas are shuffled and combined in row blocks of about 1 MiB of float32
+STATS = -1  # the "layer" of a task's figures (words trained, seconds) in the combine's keys
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class SgnsSettings:
     alpha: float = 0.025
     min_alpha: float = 0.0001
     num_partitions: int = 2
-    syncs_per_epoch: int = 0        # 0: auto (see sync_rounds)
+    syncs_per_epoch: int = 0  # 0: auto (see sync_rounds)
     combine: str = "rows"
     max_memory_fraction: float = 0.5
 
@@ -116,36 +117,46 @@ class SgnsSettings:
 
 def _memory_bytes(text: str | None, default: str) -> int:
     value = (text or default).strip().lower()
-    units = {"k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
     if value[-1:] == "b":
         value = value[:-1]
     if value[-1:] in units:
         return int(float(value[:-1]) * units[value[-1]])
-    return int(float(value) * 2 ** 20)
+    return int(float(value) * 2**20)
 
 
-def check_model_memory(conf_get: Callable[[str, str | None], str | None], vocab_size: int, vector_size: int,
-                       partitions: int, fraction: float, buckets: int = 0) -> dict:
+def check_model_memory(
+    conf_get: Callable[[str, str | None], str | None],
+    vocab_size: int,
+    vector_size: int,
+    partitions: int,
+    fraction: float,
+    buckets: int = 0,
+) -> dict:
     """Fail before training when the model does not fit: the driver holds the weights, the broadcast and two
     reducers' share of the combined delta (bfloat16, ``toLocalIterator`` fetches one reducer ahead); a task holds
     the broadcast and the kernel's trained copy. In local mode the tasks' Python workers run beside the driver
     and ``spark.executor.memory`` means nothing: they are held to ``spark.executor.pyspark.memory``, else to
     the driver's memory."""
-    matrix = (2 * vocab_size + buckets) * vector_size * 4     # input + output layer (+ n-gram buckets), float32
+    matrix = (2 * vocab_size + buckets) * vector_size * 4  # input + output layer (+ n-gram buckets), float32
     need_driver, need_task = int(matrix * (2 + 1 / partitions)), matrix * 2
     driver_text = conf_get("spark.driver.memory", None)
     driver = _memory_bytes(driver_text, "1g")
     local = (conf_get("spark.master", None) or "").startswith("local")
-    executor = _memory_bytes(conf_get("spark.executor.pyspark.memory", None)
-                             or (driver_text if local else conf_get("spark.executor.memory", None)), "1g")
+    executor = _memory_bytes(
+        conf_get("spark.executor.pyspark.memory", None)
+        or (driver_text if local else conf_get("spark.executor.memory", None)),
+        "1g",
+    )
     figures = {"model_bytes": matrix, "driver_bytes_needed": need_driver, "task_bytes_needed": need_task}
     for name, need, have in (("driver", need_driver, driver), ("executor", need_task, executor)):
         if need > fraction * have:
             raise ModelTooLargeError(
-                f"model of {vocab_size} words x {vector_size} dimensions needs about {need / 2 ** 20:.0f} MiB "
+                f"model of {vocab_size} words x {vector_size} dimensions needs about {need / 2**20:.0f} MiB "
                 f"on the {name} ({partitions} partitions), over {fraction:.0%} of the configured "
-                f"{have / 2 ** 20:.0f} MiB: raise spark.{name}.memory, lower max_vocab_size/vector_size"
-                f"{'/subwords.buckets' if buckets else ''} or num_partitions")
+                f"{have / 2**20:.0f} MiB: raise spark.{name}.memory, lower max_vocab_size/vector_size"
+                f"{'/subwords.buckets' if buckets else ''} or num_partitions"
+            )
     return figures
 
 
@@ -160,9 +171,15 @@ def shard_sentences(corpus: DataFrame, tokens_col: str, partitions: int, chunks:
     keyed = corpus.filter(F.size(tokens_col) > 0).select(
         F.pmod(F.xxhash64(F.col(tokens_col), F.lit(seed)), F.lit(n)).cast("int").alias("key"),
         F.xxhash64(F.col(tokens_col), F.lit(seed + 1)).alias("order"),
-        F.concat_ws(SEPARATOR, tokens_col).alias("line"))
-    return (keyed.rdd.map(lambda row: (row[0], (row[1], row[2]))).partitionBy(n, lambda k: k).values()
-            .mapPartitions(_in_order, preservesPartitioning=True).persist(StorageLevel.MEMORY_AND_DISK))
+        F.concat_ws(SEPARATOR, tokens_col).alias("line"),
+    )
+    return (
+        keyed.rdd.map(lambda row: (row[0], (row[1], row[2])))
+        .partitionBy(n, lambda k: k)
+        .values()
+        .mapPartitions(_in_order, preservesPartitioning=True)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
 
 
 def _in_order(pairs: Iterable[tuple[int, str]]) -> Iterator[str]:
@@ -231,20 +248,26 @@ def block_rows(vector_size: int) -> int:
     return max(1, BLOCK_BYTES // (4 * vector_size))
 
 
-def delta_blocks(layers: Iterable[tuple[np.ndarray, np.ndarray]], part: int,
-                 rows: int) -> Iterator[tuple[tuple[int, int, int], Packed]]:
+def delta_blocks(
+    layers: Iterable[tuple[np.ndarray, np.ndarray]], part: int, rows: int
+) -> Iterator[tuple[tuple[int, int, int], Packed]]:
     """Partition ``part``'s deltas ``trained - start`` of each ``(trained, start)`` layer as
     ``((layer, block, part), packed block)``, taken one block at a time (a task never holds a whole delta) and
     only for blocks it changed."""
     for layer, (trained, start) in enumerate(layers):
         for block, lo in enumerate(range(0, len(start), rows)):
-            delta = trained[lo:lo + rows] - start[lo:lo + rows]
+            delta = trained[lo : lo + rows] - start[lo : lo + rows]
             if delta.any():
                 yield (layer, block, part), pack_delta(delta)
 
 
-def combine_records(records: Iterable[tuple[tuple[int, int, int], object]], shapes: Sequence[tuple[int, int]],
-                    rows: int, rule: str, partitions: int) -> Iterator[tuple[tuple[int, int], object]]:
+def combine_records(
+    records: Iterable[tuple[tuple[int, int, int], object]],
+    shapes: Sequence[tuple[int, int]],
+    rows: int,
+    rule: str,
+    partitions: int,
+) -> Iterator[tuple[tuple[int, int], object]]:
     """``train_round``'s records sorted by (layer, block, partition) as ``((layer, block), packed combined
     block)`` (a block's deltas combined in that order, ``combine_deltas``, and packed again for the trip to the
     driver) and ``((STATS, 0), the tasks' figures summed)``."""
@@ -261,11 +284,17 @@ def combine_blocks(records: RDD, shapes: Sequence[tuple[int, int]], rows: int, r
     """The executor combine of ``train_round``'s records: ``partitions`` reducers, blocks (of ``rows`` rows)
     dealt round-robin, each sort their input by (layer, block, partition) and ``combine_records`` them."""
     return records.repartitionAndSortWithinPartitions(partitions, lambda key: key[1]).mapPartitions(
-        lambda part: combine_records(part, shapes, rows, rule, partitions))
+        lambda part: combine_records(part, shapes, rows, rule, partitions)
+    )
 
 
-def add_combined(spark: SparkSession, combined: RDD | Iterable[tuple[tuple[int, int], Any]],
-                 weights: Sequence[np.ndarray], rows: int, description: str) -> tuple[np.ndarray, int]:
+def add_combined(
+    spark: SparkSession,
+    combined: RDD | Iterable[tuple[tuple[int, int], Any]],
+    weights: Sequence[np.ndarray],
+    rows: int,
+    description: str,
+) -> tuple[np.ndarray, int]:
     """Add a round's combined deltas (``combine_blocks``' output, or the same records combined on the driver) into
     ``weights`` on the driver, a block at a time as they arrive; returns the tasks' figures summed and the bytes of
     deltas received."""
@@ -276,7 +305,7 @@ def add_combined(spark: SparkSession, combined: RDD | Iterable[tuple[tuple[int, 
             if layer == STATS:
                 stats = value
             else:
-                add_packed(weights[layer][block * rows:(block + 1) * rows], value)
+                add_packed(weights[layer][block * rows : (block + 1) * rows], value)
                 received += sum(a.nbytes for a in value if a is not None)
     return stats, received
 
@@ -290,8 +319,15 @@ class RoundParams(StageParams):
     combine = param("rows", f"one of {COMBINES}: how the partitions' deltas are combined (see combine_deltas)")
 
 
-def train_round(chunk: RDD, weights_bc: Broadcast, vocab_bc: Broadcast, kernel: KernelSettings,
-                alphas: tuple[float, float], r: int, rows: int) -> RDD:
+def train_round(
+    chunk: RDD,
+    weights_bc: Broadcast,
+    vocab_bc: Broadcast,
+    kernel: KernelSettings,
+    alphas: tuple[float, float],
+    r: int,
+    rows: int,
+) -> RDD:
     """Round ``r``'s training, one task per partition of ``chunk`` from the broadcast weights with alpha decaying
     ``alphas[0] -> alphas[1]``: the task's ``delta_blocks`` records, then ``((STATS, 0, part), [words trained,
     seconds reading, loading the weights, in the kernel, training, in all])``."""
@@ -304,8 +340,9 @@ def train_round(chunk: RDD, weights_bc: Broadcast, vocab_bc: Broadcast, kernel: 
         t1 = time.time()
         start = weights_bc.value
         t2 = time.time()
-        trained, n, t_train = train_shard(sentences, start, vocab_key, words, counts, kernel, *alphas,
-                                          (kernel.seed, r, part))
+        trained, n, t_train = train_shard(
+            sentences, start, vocab_key, words, counts, kernel, *alphas, (kernel.seed, r, part)
+        )
         yield from delta_blocks(zip(trained, start), part, rows)
         yield (STATS, 0, part), np.array([n, t1 - t0, t2 - t1, *t_train, time.time() - t0])
 
@@ -316,14 +353,18 @@ def partitions_of(rdd: RDD, indices: Sequence[int]) -> RDD:
     """The RDD of ``rdd``'s partitions ``indices`` (ascending) only, through Spark's ``PartitionPruningRDD``,
     which PySpark does not wrap: a round runs one task per shard instead of one per chunk of every shard."""
     jvm = rdd.ctx._jvm
-    keep = jvm.PythonUtils.toSeq(list(indices)).toSet()          # a Scala Set is an Int => Boolean
+    keep = jvm.PythonUtils.toSeq(list(indices)).toSet()  # a Scala Set is an Int => Boolean
     pruned = jvm.org.apache.spark.rdd.PartitionPruningRDD.create(rdd._jrdd.rdd(), keep)
-    return RDD(jvm.org.apache.spark.api.java.JavaRDD(pruned, rdd._jrdd.classTag()), rdd.ctx,
-               rdd._jrdd_deserializer)
+    return RDD(jvm.org.apache.spark.api.java.JavaRDD(pruned, rdd._jrdd.classTag()), rdd.ctx, rdd._jrdd_deserializer)
 
 
-def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tokens_col: str = "tokens",
-               log: Callable[[str], None] = print) -> tuple[np.ndarray, dict, np.ndarray | None]:
+def train_sgns(
+    corpus: DataFrame,
+    vocab: Vocabulary,
+    settings: SgnsSettings,
+    tokens_col: str = "tokens",
+    log: Callable[[str], None] = print,
+) -> tuple[np.ndarray, dict, np.ndarray | None]:
     """Train and return the word vectors ``(V, vector_size)`` (vocabulary order), training figures and, with
     subwords, the n-gram buckets' rows ``(buckets, vector_size)``; the word vectors are then each word's own row
     composed with its n-grams' (``subwords.compose``)."""
@@ -332,8 +373,14 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
     sc = spark.sparkContext
     P, S = settings.num_partitions, settings.sync_rounds(vocab.retained_tokens)
     kernel = settings.kernel
-    memory = check_model_memory(lambda key, default: sc.getConf().get(key, default), len(vocab), kernel.vector_size,
-                                P, settings.max_memory_fraction, kernel.buckets if kernel.subwords else 0)
+    memory = check_model_memory(
+        lambda key, default: sc.getConf().get(key, default),
+        len(vocab),
+        kernel.vector_size,
+        P,
+        settings.max_memory_fraction,
+        kernel.buckets if kernel.subwords else 0,
+    )
     started = time.time()
     seed_model = make_gensim_model(vocab.words, vocab.counts, kernel)
     weights = tuple(layer.copy() for layer in layers(seed_model))
@@ -347,8 +394,9 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
     gain = settings.gain
     try:
         for r in range(rounds):
-            alphas = tuple(gain * (settings.alpha - (settings.alpha - settings.min_alpha) * x / rounds)
-                           for x in (r, r + 1))
+            alphas = tuple(
+                gain * (settings.alpha - (settings.alpha - settings.min_alpha) * x / rounds) for x in (r, r + 1)
+            )
             weights_bc = sc.broadcast(weights)
             records = train_round(chunks[r % S], weights_bc, vocab_bc, kernel, alphas, r, rows)
             combined = combine_blocks(records, [w.shape for w in weights], rows, settings.combine, P)
@@ -357,9 +405,11 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
             received += nbytes
             trained_words += int(tasks[0])
             weights_bc.destroy()
-            log(f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {alphas[1]:.5f}) "
+            log(
+                f"sgns round {r + 1}/{rounds} (epoch {r // S + 1}, alpha {alphas[1]:.5f}) "
                 f"{time.time() - started:.1f}s: round {time.time() - t0:.1f}s; task sums: read {tasks[1]:.1f}s, "
-                f"weights {tasks[2]:.1f}s, kernel {tasks[3]:.1f}s (train {tasks[4]:.1f}s), all {tasks[5]:.1f}s")
+                f"weights {tasks[2]:.1f}s, kernel {tasks[3]:.1f}s (train {tasks[4]:.1f}s), all {tasks[5]:.1f}s"
+            )
     finally:
         vocab_bc.destroy()
         rdd.unpersist()
@@ -367,5 +417,15 @@ def train_sgns(corpus: DataFrame, vocab: Vocabulary, settings: SgnsSettings, tok
     if kernel.subwords:
         ngrams = weights[2]
         vectors = compose(vocab.words, weights[0], ngrams, kernel.min_n, kernel.max_n)
-    return vectors, {"rounds": rounds, "syncs_per_epoch": S, "trained_words": trained_words,
-                     "train_s": round(time.time() - started, 3), "received_bytes": received, **memory}, ngrams
+    return (
+        vectors,
+        {
+            "rounds": rounds,
+            "syncs_per_epoch": S,
+            "trained_words": trained_words,
+            "train_s": round(time.time() - started, 3),
+            "received_bytes": received,
+            **memory,
+        },
+        ngrams,
+    )

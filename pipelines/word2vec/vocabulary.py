@@ -4,6 +4,7 @@ The corpus is a DataFrame with an ``array<string>`` column and stays distributed
 (one row per kept word) comes to the driver. Words are ordered by count (descending), ties by word, so
 index 0 is the most frequent word, as in word2vec and gensim.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ class Vocabulary:
     """Kept words with their counts, most frequent first, and the corpus totals they came from."""
 
     words: list[str]
-    counts: np.ndarray          # int64, descending
-    corpus_tokens: int          # all tokens, including words dropped by min_count
-    sentences: int              # non-empty token sequences
+    counts: np.ndarray  # int64, descending
+    corpus_tokens: int  # all tokens, including words dropped by min_count
+    sentences: int  # non-empty token sequences
 
     def __len__(self) -> int:
         return len(self.words)
@@ -40,30 +41,46 @@ class Vocabulary:
         import pandas as pd
 
         keep = keep_probabilities(self.counts, sample)
-        pdf = pd.DataFrame({"word": self.words, "count": self.counts.astype(np.int64),
-                            "index": np.arange(len(self), dtype=np.int32), "keep_probability": keep})
+        pdf = pd.DataFrame(
+            {
+                "word": self.words,
+                "count": self.counts.astype(np.int64),
+                "index": np.arange(len(self), dtype=np.int32),
+                "keep_probability": keep,
+            }
+        )
         return from_pandas(spark, pdf, "word STRING, count BIGINT, index INT, keep_probability DOUBLE")
 
 
-def build_vocabulary(corpus: DataFrame, tokens_col: str = "tokens", min_count: int = 5,
-                     max_vocab_size: int = 0) -> Vocabulary:
+def build_vocabulary(
+    corpus: DataFrame, tokens_col: str = "tokens", min_count: int = 5, max_vocab_size: int = 0
+) -> Vocabulary:
     """Count words with a Spark aggregate; keep those with ``count >= min_count``, then the
     ``max_vocab_size`` most frequent (0: all). Raises before any training on an empty corpus/vocabulary."""
     tokens = F.col(tokens_col)
-    totals = corpus.agg(F.coalesce(F.sum(F.size(tokens)), F.lit(0)).alias("tokens"),
-                        F.count_if(F.size(tokens) > 0).alias("sentences")).first()
+    totals = corpus.agg(
+        F.coalesce(F.sum(F.size(tokens)), F.lit(0)).alias("tokens"), F.count_if(F.size(tokens) > 0).alias("sentences")
+    ).first()
     if totals["tokens"] <= 0:
         raise EmptyCorpusError(f"the corpus has no tokens (column '{tokens_col}'): nothing to train on")
-    counts = (corpus.select(F.explode(tokens).alias("word")).groupBy("word").count()
-              .filter(F.col("count") >= min_count).orderBy(F.desc("count"), "word"))
+    counts = (
+        corpus.select(F.explode(tokens).alias("word"))
+        .groupBy("word")
+        .count()
+        .filter(F.col("count") >= min_count)
+        .orderBy(F.desc("count"), "word")
+    )
     if max_vocab_size > 0:
         counts = counts.limit(max_vocab_size)
     table = counts.toPandas()
     if table.empty:
-        raise EmptyVocabularyError(f"no word occurs at least min_count={min_count} times in "
-                                   f"{totals['tokens']} tokens; lower min_count or give more text")
-    return Vocabulary(table["word"].tolist(), table["count"].to_numpy(np.int64), int(totals["tokens"]),
-                      int(totals["sentences"]))
+        raise EmptyVocabularyError(
+            f"no word occurs at least min_count={min_count} times in "
+            f"{totals['tokens']} tokens; lower min_count or give more text"
+        )
+    return Vocabulary(
+        table["word"].tolist(), table["count"].to_numpy(np.int64), int(totals["tokens"]), int(totals["sentences"])
+    )
 
 
 def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:

@@ -1,5 +1,6 @@
 """One standalone cluster (master + two workers) for the whole cluster tier, started when a test first needs it,
 and what spark-submit ships to executors, built once for the tier."""
+
 from __future__ import annotations
 
 import subprocess
@@ -40,16 +41,23 @@ def packed_env(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("packed_env")
     try:
         return build_env(work / "dist", work / "build")
-    except PackagingError as exc:      # e.g. no package index reachable: this tier's own set-up could not run
+    except PackagingError as exc:  # e.g. no package index reachable: this tier's own set-up could not run
         pytest.skip(f"the packed environment could not be built: {exc}")
 
 
 @pytest.fixture
 def submit(cluster, pyfiles):
     """Run ``jobs/<job>.py`` with spark-submit on the cluster; fail the test with its stderr when it fails."""
+
     def run(job: str, *args: str, conf: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-        done = subprocess.run(spark_submit(cluster, pyfiles, job, list(args), conf), capture_output=True, text=True,
-                              env=cluster.env, timeout=timeout)
+        done = subprocess.run(
+            spark_submit(cluster, pyfiles, job, list(args), conf),
+            capture_output=True,
+            text=True,
+            env=cluster.env,
+            timeout=timeout,
+        )
         assert done.returncode == 0, f"{job} failed:\n{done.stderr[-5000:]}"
         return done
+
     return run

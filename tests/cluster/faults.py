@@ -9,6 +9,7 @@ back), and the next kill waits until the application has an executor on it again
 from the event log afterwards, per pipeline step (by when each step started, in the run's manifest): failed task
 attempts by reason, stage attempts run again, executors lost and added.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ from tests.cluster.standalone import (
 )
 
 FAULTS = ("executor", "worker")
-VICTIM = 0                    # the worker whose executor (or itself) is killed
+VICTIM = 0  # the worker whose executor (or itself) is killed
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,12 @@ class Driver:
             return None
         for s in self.get("stages?status=active"):
             done, tasks = s["numCompleteTasks"], s["numTasks"]
-            if (re.search(moment.job, s.get("description", "")) and tasks >= moment.tasks
-                    and s["numActiveTasks"] > 0 and done >= moment.tasks_done):
+            if (
+                re.search(moment.job, s.get("description", ""))
+                and tasks >= moment.tasks
+                and s["numActiveTasks"] > 0
+                and done >= moment.tasks_done
+            ):
                 return {"stage": s["stageId"], "job": s["description"], "tasks_done": f"{done}/{tasks}"}
         return None
 
@@ -98,8 +103,17 @@ def step_events(log_dir: Path, steps: list[dict]) -> dict[str, dict]:
     removed and added while it ran. An event belongs to the last step started before it (the manifest's start
     times are whole seconds: an event within a second of a step's start may go to the step before)."""
     starts = sorted((_ms(s["started_at"]), s["name"]) for s in steps if s.get("started_at"))
-    found = {name: {"tasks": 0, "failed_tasks": 0, "failed_by_reason": Counter(), "stage_attempts_rerun": 0,
-                    "executors_removed": 0, "executors_added": 0} for _, name in starts}
+    found = {
+        name: {
+            "tasks": 0,
+            "failed_tasks": 0,
+            "failed_by_reason": Counter(),
+            "stage_attempts_rerun": 0,
+            "executors_removed": 0,
+            "executors_added": 0,
+        }
+        for _, name in starts
+    }
 
     def at(ms: float) -> dict | None:
         before = [name for start, name in starts if start <= ms]
@@ -147,7 +161,7 @@ def _await(until, what: str, proc: subprocess.Popen, output: Path, deadline: flo
             found = until()
             if found:
                 return found
-        except (OSError, ValueError, IndexError, KeyError):    # the driver's UI or REST API is not up yet
+        except (OSError, ValueError, IndexError, KeyError):  # the driver's UI or REST API is not up yet
             pass
         time.sleep(0.05)
     raise TimeoutError(f"no {what} in time")
@@ -166,36 +180,65 @@ def _kill(cluster: StandaloneCluster, fault: str, app_id: str) -> dict:
     return {"fault": fault, "pythons": pythons}
 
 
-def run_pipeline(cluster: StandaloneCluster, pyfiles: Path, definition: Path, run_date: str, work: Path,
-                 moments: list[Moment] = (), fault: str | None = None, conf: dict | None = None,
-                 timeout: float = 900) -> Run:
+def run_pipeline(
+    cluster: StandaloneCluster,
+    pyfiles: Path,
+    definition: Path,
+    run_date: str,
+    work: Path,
+    moments: list[Moment] = (),
+    fault: str | None = None,
+    conf: dict | None = None,
+    timeout: float = 900,
+) -> Run:
     """``spark-submit jobs/run_pipeline.py definition`` once every worker is alive; with ``fault``, kill at each
     of ``moments`` in turn, each time once the application has an executor on every worker again. Fails the
     test unless the run exits 0."""
     cluster.wait_for_workers(cluster.size)
     logs, ui_port = work / "eventlog", free_port()
     logs.mkdir(parents=True)
-    conf = {"spark.ui.enabled": "true", "spark.ui.port": ui_port,
-            "spark.ui.liveUpdate.period": 0,                      # the REST API shows tasks when they start
-            "spark.ui.showConsoleProgress": "false", "spark.eventLog.enabled": "true",
-            "spark.eventLog.dir": logs.as_uri(), "spark.eventLog.compress": "false",
-            "spark.eventLog.rolling.enabled": "false", **(conf or {})}
-    output = work / "output.log"             # spark-submit passes the Python driver's stderr to its stdout
+    conf = {
+        "spark.ui.enabled": "true",
+        "spark.ui.port": ui_port,
+        "spark.ui.liveUpdate.period": 0,  # the REST API shows tasks when they start
+        "spark.ui.showConsoleProgress": "false",
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": logs.as_uri(),
+        "spark.eventLog.compress": "false",
+        "spark.eventLog.rolling.enabled": "false",
+        **(conf or {}),
+    }
+    output = work / "output.log"  # spark-submit passes the Python driver's stderr to its stdout
     started, kills = time.time(), []
     deadline = started + timeout
     with output.open("w") as log:
-        proc = subprocess.Popen(spark_submit(cluster, pyfiles, "run_pipeline", [str(definition), "--run-date",
-                                                                                  run_date], conf),
-                                stdout=log, stderr=subprocess.STDOUT, env=cluster.env, cwd=ROOT)
+        proc = subprocess.Popen(
+            spark_submit(cluster, pyfiles, "run_pipeline", [str(definition), "--run-date", run_date], conf),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=cluster.env,
+            cwd=ROOT,
+        )
     try:
         driver = Driver(ui_port)
         for moment in moments if fault else ():
-            _await(lambda: driver.executors() == cluster.size and cluster.executor_pids(driver.app_id)[VICTIM],
-                   "an executor on every worker", proc, output, deadline)
+            _await(
+                lambda: driver.executors() == cluster.size and cluster.executor_pids(driver.app_id)[VICTIM],
+                "an executor on every worker",
+                proc,
+                output,
+                deadline,
+            )
             kill = _await(lambda m=moment: driver.running_stage(m), f"moment {moment}", proc, output, deadline)
             at = time.time()
-            kills.append({"at_s": round(at - started, 1), "at_ms": int(at * 1000), **kill,
-                          **_kill(cluster, fault, driver.app_id)})
+            kills.append(
+                {
+                    "at_s": round(at - started, 1),
+                    "at_ms": int(at * 1000),
+                    **kill,
+                    **_kill(cluster, fault, driver.app_id),
+                }
+            )
         proc.wait(timeout=max(1.0, deadline - time.time()))
         seconds = time.time() - started
     finally:
@@ -206,5 +249,6 @@ def run_pipeline(cluster: StandaloneCluster, pyfiles: Path, definition: Path, ru
     text = output.read_text()
     assert proc.returncode == 0, f"the pipeline exited {proc.returncode} ({kills}):\n{text[-5000:]}"
     (manifest,) = (Path(yaml.safe_load(definition.read_text())["root"]) / "_runs" / f"ds={run_date}").glob(
-        "*/manifest.json")
+        "*/manifest.json"
+    )
     return Run(seconds, json.loads(manifest.read_text())["steps"], logs, kills)

@@ -4,6 +4,7 @@ The ALS baselines are left to the unit tier: each application costs a JVM and tw
 recommender's own steps are what must run on executors here. The generated data is made and ingested in the
 test session first (the runner then skips those committed steps, as it resumes any run).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ def recsys_definition() -> dict:
     """The tiny recommender definition without the ALS baselines."""
     data = tiny_definition()
     del data["steps"]["baselines"]
-    data["steps"]["evaluate"]["set"]["input"].update(popularity="", als="", ease="")   # no longer its inputs
+    data["steps"]["evaluate"]["set"]["input"].update(popularity="", als="", ease="")  # no longer its inputs
     return data
 
 

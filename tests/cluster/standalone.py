@@ -6,6 +6,7 @@ the checkout) with its own Python (``worker_env``: by default the runtime requir
 killed and started again (``kill_worker``, ``start_worker``), and an application's executor JVMs are found per
 worker (``executor_pids``).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,14 @@ HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_PYTHON = "CLUSTER_WORKER_PYTHON"
 # Two one-core executors of 1 GB, all registered before the first job.
-EXECUTORS = {"spark.executor.cores": 1, "spark.cores.max": 2, "spark.executor.memory": "1g",
-             "spark.driver.host": HOST, "spark.scheduler.minRegisteredResourcesRatio": 1.0,
-             "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s"}
+EXECUTORS = {
+    "spark.executor.cores": 1,
+    "spark.cores.max": 2,
+    "spark.executor.memory": "1g",
+    "spark.driver.host": HOST,
+    "spark.scheduler.minRegisteredResourcesRatio": 1.0,
+    "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s",
+}
 
 
 def free_port() -> int:
@@ -80,8 +86,14 @@ def cmdline(pid: int) -> str:
 class StandaloneCluster:
     """``spark-class`` master and workers under ``work``; ``start`` returns once every worker is alive."""
 
-    def __init__(self, work: Path, workers: int = 2, cores: int = 1, memory: str = "1500m",
-                 make_python: Callable[[Path], Path] = make_worker_python):
+    def __init__(
+        self,
+        work: Path,
+        workers: int = 2,
+        cores: int = 1,
+        memory: str = "1500m",
+        make_python: Callable[[Path], Path] = make_worker_python,
+    ):
         self.work, self.size, self.cores, self.memory = work, workers, cores, memory
         self.make_python = make_python
         self.port, self.ui_port = free_port(), free_port()
@@ -90,7 +102,7 @@ class StandaloneCluster:
         self.workers: dict[int, subprocess.Popen] = {}
         self.pythons: dict[int, Path] = {}
         self.ports: dict[int, int] = {}
-        self.orphans: list[tuple[int, str]] = []           # (pid, worker URL) of a killed worker's executors
+        self.orphans: list[tuple[int, str]] = []  # (pid, worker URL) of a killed worker's executors
         self.wrapper = work / "worker-python"
 
     @property
@@ -98,21 +110,45 @@ class StandaloneCluster:
         """Environment of the cluster's processes and of ``spark-submit``: the driver runs this interpreter,
         executors the wrapper."""
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", WORKER_PYTHON)}
-        return {**env, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": HOST, "SPARK_LOCAL_HOSTNAME": HOST,
-                "SPARK_LOG_DIR": str(self.work / "logs"), "SPARK_WORKER_DIR": str(self.work / "worker"),
-                "PYSPARK_PYTHON": str(self.wrapper), "PYSPARK_DRIVER_PYTHON": sys.executable}
+        return {
+            **env,
+            "SPARK_HOME": str(SPARK_HOME),
+            "SPARK_LOCAL_IP": HOST,
+            "SPARK_LOCAL_HOSTNAME": HOST,
+            "SPARK_LOG_DIR": str(self.work / "logs"),
+            "SPARK_WORKER_DIR": str(self.work / "worker"),
+            "PYSPARK_PYTHON": str(self.wrapper),
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+        }
 
     def _launch(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         with open(self.work / f"{name}.log", "a") as log:
-            return subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=log,
-                                    stderr=subprocess.STDOUT, env=env, cwd=self.work, start_new_session=True)
+            return subprocess.Popen(
+                [str(SPARK_HOME / "bin" / "spark-class"), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.work,
+                start_new_session=True,
+            )
 
     def start(self, timeout: float = 120) -> "StandaloneCluster":
         self.work.mkdir(parents=True, exist_ok=True)
         self.wrapper.write_text(f'#!/bin/sh\nexec "${{{WORKER_PYTHON}:?not run by a test worker}}" "$@"\n')
         self.wrapper.chmod(0o755)
-        self.master = self._launch("master", ["org.apache.spark.deploy.master.Master", "--host", HOST,
-                                              "--port", str(self.port), "--webui-port", str(self.ui_port)], self.env)
+        self.master = self._launch(
+            "master",
+            [
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--webui-port",
+                str(self.ui_port),
+            ],
+            self.env,
+        )
         with ThreadPoolExecutor(self.size) as pool:
             paths = pool.map(lambda i: self.make_python(self.work / f"python{i}"), range(self.size))
             self.pythons = dict(enumerate(paths))
@@ -125,10 +161,25 @@ class StandaloneCluster:
         """Start worker ``i`` (again, after ``kill_worker``) in work directory ``w<i>`` with its own Python."""
         self.ports[i] = free_port()
         self.workers[i] = self._launch(
-            f"worker{i}", ["org.apache.spark.deploy.worker.Worker", self.url, "--host", HOST,
-                           "--port", str(self.ports[i]), "--webui-port", str(free_port()), "--cores", str(self.cores),
-                           "--memory", self.memory, "--work-dir", str(self.work / f"w{i}")],
-            {**self.env, WORKER_PYTHON: str(self.pythons[i])})
+            f"worker{i}",
+            [
+                "org.apache.spark.deploy.worker.Worker",
+                self.url,
+                "--host",
+                HOST,
+                "--port",
+                str(self.ports[i]),
+                "--webui-port",
+                str(free_port()),
+                "--cores",
+                str(self.cores),
+                "--memory",
+                self.memory,
+                "--work-dir",
+                str(self.work / f"w{i}"),
+            ],
+            {**self.env, WORKER_PYTHON: str(self.pythons[i])},
+        )
         if wait:
             self.wait_for_workers(len(self.workers), timeout)
 
@@ -146,18 +197,25 @@ class StandaloneCluster:
             try:
                 if self.state().get("aliveworkers", 0) == alive:
                     return
-            except (OSError, ValueError):                  # the master's UI is not up yet
+            except (OSError, ValueError):  # the master's UI is not up yet
                 pass
             if time.time() > deadline:
-                raise TimeoutError(f"{alive} workers did not register with {self.url} in {timeout}s; "
-                                   f"logs in {self.work}")
+                raise TimeoutError(
+                    f"{alive} workers did not register with {self.url} in {timeout}s; logs in {self.work}"
+                )
             time.sleep(0.5)
 
     def executor_pids(self, app_id: str) -> dict[int, list[int]]:
         """Executor JVMs of application ``app_id`` per worker index (children of that worker's JVM)."""
-        return {i: [pid for pid in children(proc.pid)
-                    if "CoarseGrainedExecutorBackend" in cmdline(pid) and f" {app_id} " in cmdline(pid)]
-                for i, proc in self.workers.items() if proc.poll() is None}
+        return {
+            i: [
+                pid
+                for pid in children(proc.pid)
+                if "CoarseGrainedExecutorBackend" in cmdline(pid) and f" {app_id} " in cmdline(pid)
+            ]
+            for i, proc in self.workers.items()
+            if proc.poll() is None
+        }
 
     def kill_worker(self, i: int) -> None:
         """SIGKILL worker ``i``'s JVM (only it: its executors notice and exit, as on a lost node)."""
@@ -178,11 +236,25 @@ class StandaloneCluster:
             _stop(self.master)
 
 
-def spark_submit(cluster: StandaloneCluster, pyfiles: Path, job: str, args: list[str],
-                 conf: dict[str, object] | None = None, options: Sequence[str] = ()) -> list[str]:
+def spark_submit(
+    cluster: StandaloneCluster,
+    pyfiles: Path,
+    job: str,
+    args: list[str],
+    conf: dict[str, object] | None = None,
+    options: Sequence[str] = (),
+) -> list[str]:
     """The ``spark-submit`` command of ``jobs/<job>.py`` on two one-core executors of ``cluster``, with more
     spark-submit ``options`` (e.g. ``--archives``)."""
     settings = {**EXECUTORS, **(conf or {})}
-    return [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url, "--py-files", str(pyfiles),
-            *[a for k, v in settings.items() for a in ("--conf", f"{k}={v}")], *options,
-            str(ROOT / "jobs" / f"{job}.py"), *args]
+    return [
+        str(SPARK_HOME / "bin" / "spark-submit"),
+        "--master",
+        cluster.url,
+        "--py-files",
+        str(pyfiles),
+        *[a for k, v in settings.items() for a in ("--conf", f"{k}={v}")],
+        *options,
+        str(ROOT / "jobs" / f"{job}.py"),
+        *args,
+    ]

@@ -12,6 +12,7 @@ application, about 1.5 minutes here, and the tier may grow by at most 5. The fig
 seconds, seconds until an executor was back, failed task attempts, stage attempts run again) are printed and
 written to ``fault_figures.json`` in pytest's base temporary directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ def write_parts(df: pd.DataFrame, path: Path, files: int) -> None:
         pq.write_table(pa.Table.from_pandas(df.iloc[part], preserve_index=False), path / f"part-{i:03d}.parquet")
 
 
-def write_corpus(spark, path: Path, sentences: int = 6_000, length: int = 20, vocabulary: int = 2_000,
-                 seed: int = 5) -> None:
+def write_corpus(
+    spark, path: Path, sentences: int = 6_000, length: int = 20, vocabulary: int = 2_000, seed: int = 5
+) -> None:
     """Sentences of Zipf-distributed made-up words (letters only, as the default tokeniser keeps)."""
     rng = np.random.default_rng(seed)
     words = np.unique(["".join(w) for w in rng.choice(list("abcdefghijklmnopqrstuvwxyz"), (vocabulary, 8))])
@@ -76,31 +78,71 @@ class Case:
     write: Callable[..., None]
     settings: dict
     moment: Moment
-    tables: dict[str, list[str]]          # table under the root -> columns that may differ between runs
-    exact: str = ""                       # a table whose ``vector`` column is compared bit for bit
-    precision: float = 0.0                # tolerated difference of floating-point columns (0: none)
+    tables: dict[str, list[str]]  # table under the root -> columns that may differ between runs
+    exact: str = ""  # a table whose ``vector`` column is compared bit for bit
+    precision: float = 0.0  # tolerated difference of floating-point columns (0: none)
 
 
 CASES = [
-    Case("word2vec", "train_word2vec", write_corpus,
-         {"input.path": "{input}", "input.format": "parquet", "output.path": "{root}/word2vec",
-          "model.trainer": "sgns", "model.vector_size": 64, "model.window": 8, "model.negative": 10,
-          "model.sample": 0, "model.min_count": 1, "model.epochs": 2, "model.num_partitions": 2,
-          "model.syncs_per_epoch": 2, "model.seed": 3},
-         Moment(r"sgns round", jobs_done=2), {f"word2vec/vectors/ds={DATE}": []},
-         exact=f"word2vec/vectors/ds={DATE}"),
-    Case("pq", "build_pq", write_vectors,
-         {"input.path": "{input}", "output.codes_path": "{root}/pq/codes", "output.model_path": "{root}/pq/model",
-          "quantizer.m": 8, "quantizer.nbits": 8, "quantizer.max_iter": 5, "quantizer.train_sample_size": 4000,
-          "evaluate.mse_sample_size": 1000},
-         Moment(r"encode and write codes", tasks=8, tasks_done=2),
-         {f"pq/codes/ds={DATE}": [], f"pq/model/ds={DATE}/data": []}),
-    Case("gbdt_lr", "train_gbdt_lr", write_clicks,
-         {"input.path": "{input}", "output.path": "{root}/gbdt_lr", "trees.num_trees": 30, "trees.max_depth": 3,
-          "lr.reg_grid": [0.1], "lr.max_iter": 2, "lr.parallelism": 1, "features.hash_buckets": 256},
-         # XGBoost's barrier stage (or the shuffle that spreads rows over its workers): all its tasks start again.
-         Moment(r"XGBoost trees", tasks=2), {f"gbdt_lr/test_scores/ds={DATE}": ["model_version"]},
-         precision=1e-9),     # MLlib's LR adds partial sums in arrival order: scores differ by ~1e-15 between runs
+    Case(
+        "word2vec",
+        "train_word2vec",
+        write_corpus,
+        {
+            "input.path": "{input}",
+            "input.format": "parquet",
+            "output.path": "{root}/word2vec",
+            "model.trainer": "sgns",
+            "model.vector_size": 64,
+            "model.window": 8,
+            "model.negative": 10,
+            "model.sample": 0,
+            "model.min_count": 1,
+            "model.epochs": 2,
+            "model.num_partitions": 2,
+            "model.syncs_per_epoch": 2,
+            "model.seed": 3,
+        },
+        Moment(r"sgns round", jobs_done=2),
+        {f"word2vec/vectors/ds={DATE}": []},
+        exact=f"word2vec/vectors/ds={DATE}",
+    ),
+    Case(
+        "pq",
+        "build_pq",
+        write_vectors,
+        {
+            "input.path": "{input}",
+            "output.codes_path": "{root}/pq/codes",
+            "output.model_path": "{root}/pq/model",
+            "quantizer.m": 8,
+            "quantizer.nbits": 8,
+            "quantizer.max_iter": 5,
+            "quantizer.train_sample_size": 4000,
+            "evaluate.mse_sample_size": 1000,
+        },
+        Moment(r"encode and write codes", tasks=8, tasks_done=2),
+        {f"pq/codes/ds={DATE}": [], f"pq/model/ds={DATE}/data": []},
+    ),
+    Case(
+        "gbdt_lr",
+        "train_gbdt_lr",
+        write_clicks,
+        {
+            "input.path": "{input}",
+            "output.path": "{root}/gbdt_lr",
+            "trees.num_trees": 30,
+            "trees.max_depth": 3,
+            "lr.reg_grid": [0.1],
+            "lr.max_iter": 2,
+            "lr.parallelism": 1,
+            "features.hash_buckets": 256,
+        },
+        # XGBoost's barrier stage (or the shuffle that spreads rows over its workers): all its tasks start again.
+        Moment(r"XGBoost trees", tasks=2),
+        {f"gbdt_lr/test_scores/ds={DATE}": ["model_version"]},
+        precision=1e-9,
+    ),  # MLlib's LR adds partial sums in arrival order: scores differ by ~1e-15 between runs
 ]
 # A partition (and a task) per input file, and a shuffle partition per executor: these jobs are made of many
 # small Spark jobs, whose cost on the cluster grows with their tasks.
@@ -109,10 +151,22 @@ CONF = {"spark.sql.files.maxPartitionBytes": "1m", "spark.sql.shuffle.partitions
 
 def definition(root: Path, inputs: dict[str, Path]) -> dict:
     """The pipeline of the three steps on the cluster, in one session."""
-    steps = {c.step: {"job": c.job, "set": {k: v.replace("{input}", str(inputs[c.step])) if isinstance(v, str)
-                                            else v for k, v in c.settings.items()}} for c in CASES}
-    return {"name": "faults", "root": str(root), "mode": "session",
-            "spark": {"conf_file": "conf/spark/test.yaml"}, "steps": steps}
+    steps = {
+        c.step: {
+            "job": c.job,
+            "set": {
+                k: v.replace("{input}", str(inputs[c.step])) if isinstance(v, str) else v for k, v in c.settings.items()
+            },
+        }
+        for c in CASES
+    }
+    return {
+        "name": "faults",
+        "root": str(root),
+        "mode": "session",
+        "spark": {"conf_file": "conf/spark/test.yaml"},
+        "steps": steps,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +197,10 @@ def runs(standalone, pyfiles, spark, tmp_path_factory):
         pipeline = definition(work / "out", inputs)
         path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
         if fault:
-            done[fault] = (run_pipeline(standalone, pyfiles, path, DATE, work, [c.moment for c in CASES], fault,
-                                        CONF), work / "out")
+            done[fault] = (
+                run_pipeline(standalone, pyfiles, path, DATE, work, [c.moment for c in CASES], fault, CONF),
+                work / "out",
+            )
             return done[fault]
         before = {k: spark.conf.get(k, None) for k in CONF}
         for key, value in CONF.items():
@@ -156,13 +212,17 @@ def runs(standalone, pyfiles, spark, tmp_path_factory):
                 spark.conf.unset(key) if value is None else spark.conf.set(key, value)
         done[None] = (manifest.data["steps"], work / "out")
         return done[None]
+
     return run
+
 
 def assert_bit_equal(spark, table: str, expected: Path, got: Path) -> None:
     """Vectors of the two runs, ordered by vocabulary index, equal as float32 bits."""
+
     def bits(root: Path) -> np.ndarray:
         rows = spark.read.parquet(str(root / table)).orderBy("index").select("vector").toPandas()["vector"]
         return np.stack(rows.to_numpy()).astype(np.float32).view(np.uint32)
+
     want, have = bits(expected), bits(got)
     differ = np.any(want != have, axis=1) if want.shape == have.shape else np.ones(1, bool)
     assert not differ.any(), f"{differ.sum()} of {len(differ)} vectors differ from the undisturbed run's"
@@ -186,11 +246,17 @@ def test_job_survives_a_killed_executor_or_worker(case, fault, runs, standalone,
             assert_approx_df_equality(*tables, case.precision, ignore_row_order=True)
         else:
             assert_df_equality(*tables, ignore_row_order=True)
-    step_s = {name: next(s["duration_s"] for s in steps if s["name"] == case.step)
-              for name, steps in (("cluster", disturbed.steps), ("local", undisturbed))}
+    step_s = {
+        name: next(s["duration_s"] for s in steps if s["name"] == case.step)
+        for name, steps in (("cluster", disturbed.steps), ("local", undisturbed))
+    }
     figures[f"{case.job}/{fault}"] = row = {
-        **{k: v for k, v in kill.items() if k != "at_ms"}, "step_s": round(step_s["cluster"], 1),
+        **{k: v for k, v in kill.items() if k != "at_ms"},
+        "step_s": round(step_s["cluster"], 1),
         "undisturbed_local_step_s": round(step_s["local"], 1),
-        "executor_back_s": executor_back_s(disturbed.log_dir, kill["at_ms"]), **events,
-        "run_s": round(disturbed.seconds, 1), "outputs_equal": True}
+        "executor_back_s": executor_back_s(disturbed.log_dir, kill["at_ms"]),
+        **events,
+        "run_s": round(disturbed.seconds, 1),
+        "outputs_equal": True,
+    }
     print(f"\n{case.job} / {fault} killed: {json.dumps(row)}")

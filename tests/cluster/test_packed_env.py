@@ -10,6 +10,7 @@ eight of them, one per step, would add minutes. The driver keeps the test's inte
 (``spark.pyspark.driver.python``): ``spark.pyspark.python`` alone names the driver's Python too, relative to
 the driver's working directory, where no environment is unpacked.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,7 @@ def daemons(cluster: StandaloneCluster) -> set[tuple[str, str]]:
             try:
                 if "pyspark.daemon" in command:
                     found.add((command.split()[0], os.readlink(f"/proc/{daemon}/cwd")))
-            except OSError:                                    # it has just exited
+            except OSError:  # it has just exited
                 pass
     return found
 
@@ -60,24 +61,36 @@ def daemons(cluster: StandaloneCluster) -> set[tuple[str, str]]:
 def tables(root: Path) -> list[str]:
     """The run date's Parquet tables under ``root`` written on the cluster (not the raw and clean data made
     locally; not the undated models, whose stages are named by random ids)."""
-    return sorted(str(p.parent.relative_to(root)) for p in root.rglob(f"ds={DATE}/**/_SUCCESS")
-                  if p.parent.relative_to(root).parts[0] not in ("raw", "clean") and any(p.parent.glob("*.parquet")))
+    return sorted(
+        str(p.parent.relative_to(root))
+        for p in root.rglob(f"ds={DATE}/**/_SUCCESS")
+        if p.parent.relative_to(root).parts[0] not in ("raw", "clean") and any(p.parent.glob("*.parquet"))
+    )
 
 
 def test_recsys_steps_in_the_packed_environment(bare_cluster, pyfiles, packed_env, spark, tmp_path):
     for python in bare_cluster.pythons.values():
-        bare = subprocess.run([str(python), "-c", "import numpy"], env=bare_cluster.env, cwd=bare_cluster.work,
-                              capture_output=True, text=True)
+        bare = subprocess.run(
+            [str(python), "-c", "import numpy"],
+            env=bare_cluster.env,
+            cwd=bare_cluster.work,
+            capture_output=True,
+            text=True,
+        )
         assert "No module named 'numpy'" in bare.stderr, "the workers' own Python must not have the requirements"
     data, expected, got = recsys_definition(), tmp_path / "local", tmp_path / "cluster"
     run_locally(spark, data, expected)
     run_locally(spark, data, got, LOCAL_STEPS)
     definition = tmp_path / "recsys.yaml"
     definition.write_text(yaml.safe_dump(data, sort_keys=False))
-    command = spark_submit(bare_cluster, pyfiles, "run_pipeline",
-                           [str(definition), "--run-date", DATE, "--root", str(got)],
-                           {"spark.pyspark.python": ENV_PYTHON, "spark.pyspark.driver.python": sys.executable},
-                           ["--archives", f"{packed_env}#environment"])
+    command = spark_submit(
+        bare_cluster,
+        pyfiles,
+        "run_pipeline",
+        [str(definition), "--run-date", DATE, "--root", str(got)],
+        {"spark.pyspark.python": ENV_PYTHON, "spark.pyspark.driver.python": sys.executable},
+        ["--archives", f"{packed_env}#environment"],
+    )
     log, seen, deadline = tmp_path / "spark-submit.log", set(), time.time() + 900
     with log.open("w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=bare_cluster.env, cwd=ROOT)
@@ -90,7 +103,7 @@ def test_recsys_steps_in_the_packed_environment(bare_cluster, pyfiles, packed_en
 
     assert seen, "no Python daemon seen on an executor"
     assert {python for python, _ in seen} == {ENV_PYTHON}
-    for _, cwd in seen:               # an executor's directory under a worker's, with the archive unpacked there
+    for _, cwd in seen:  # an executor's directory under a worker's, with the archive unpacked there
         assert cwd.startswith(str(bare_cluster.work)) and list(Path(cwd).glob("environment/lib/*/site-packages/numpy"))
     assert_same_tables(spark, got, expected)
 

@@ -1,5 +1,6 @@
 """Cluster tier: the recommender pipeline in subprocess mode, every step a ``spark-submit --py-files`` job on
 a standalone master with two workers, at a tiny size (``tests/cluster/recsys.py``)."""
+
 import json
 import subprocess
 import sys
@@ -20,15 +21,21 @@ def test_recsys_pipeline_with_spark_submit_on_two_executors(cluster, spark, tmp_
     out = tmp_path / "out"
     run_locally(spark, data, out, LOCAL_STEPS)
     data["mode"] = "subprocess"
-    data["spark"].update(submit="spark-submit", master=cluster.url,
-                         conf={**EXECUTORS, "spark.sql.shuffle.partitions": 4})
+    data["spark"].update(
+        submit="spark-submit", master=cluster.url, conf={**EXECUTORS, "spark.sql.shuffle.partitions": 4}
+    )
     definition = tmp_path / "recsys_cluster.yaml"
     definition.write_text(yaml.safe_dump(data, sort_keys=False))
-    done = subprocess.run([sys.executable, "-m", "pipelines", "run", str(definition), "--run-date", DATE,
-                           "--root", str(out)], cwd=ROOT, env=cluster.env, capture_output=True, text=True,
-                          timeout=1200)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", str(definition), "--run-date", DATE, "--root", str(out)],
+        cwd=ROOT,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stderr[-5000:]
-    manifest_path = sorted((out / "_runs" / f"ds={DATE}").glob("*/manifest.json"))[-1]   # the cluster run's
+    manifest_path = sorted((out / "_runs" / f"ds={DATE}").glob("*/manifest.json"))[-1]  # the cluster run's
     manifest = json.loads(manifest_path.read_text())
     assert manifest["status"] == "succeeded" and manifest["mode"] == "subprocess"
     steps = {s["name"]: s for s in manifest["steps"]}

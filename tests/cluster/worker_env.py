@@ -4,6 +4,7 @@ Executors then run neither the driver's interpreter nor its site-packages (where
 put the working tree on ``sys.path``): ``pipelines`` reaches them only in the ``--py-files`` zip, and
 ``pyspark`` from ``SPARK_HOME``, as on a cluster node. Copying about 600 MB took 3-4 s a worker here.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,11 @@ def runtime_distributions() -> list[metadata.Distribution]:
         if name in seen or name in FROM_SPARK_HOME:
             continue
         seen[name] = dist = metadata.distribution(name)
-        todo += [_key(r.name) for r in map(Requirement, dist.requires or [])
-                 if not r.marker or r.marker.evaluate({"extra": ""})]
+        todo += [
+            _key(r.name)
+            for r in map(Requirement, dist.requires or [])
+            if not r.marker or r.marker.evaluate({"extra": ""})
+        ]
     return list(seen.values())
 
 
@@ -48,8 +52,14 @@ def make_bare_python(dest: Path) -> Path:
 def make_worker_python(dest: Path) -> Path:
     """A bare virtualenv at ``dest`` with its own copy of the runtime requirements; returns its ``python``."""
     python = make_bare_python(dest)
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     for dist in runtime_distributions():
         for file in dist.files or []:
             source = Path(dist.locate_file(file))

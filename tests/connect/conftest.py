@@ -4,6 +4,7 @@ The tier skips, saying why, when the Connect client extras are missing (``make t
 leaves the reason in ``.connect-install-failed`` when it cannot). A test process holds only Connect sessions:
 PySpark marks the whole process as Connect once it makes one, so classic reference runs are subprocesses.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -5,6 +5,7 @@
 classic local session with the same settings is a fair reference. Its Python workers run this interpreter with
 the repository on ``PYTHONPATH`` (the library's UDFs are imported by module on the executors).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ from pipelines.session import load_spark_yaml
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT_S = 180
-SPARK_SUBMIT = Path(pyspark.__file__).parent / "bin" / "spark-submit"   # the pip PySpark's, not $SPARK_HOME's
+SPARK_SUBMIT = Path(pyspark.__file__).parent / "bin" / "spark-submit"  # the pip PySpark's, not $SPARK_HOME's
 
 
 def free_port() -> int:
@@ -39,17 +40,32 @@ class ConnectServer:
         self.port = free_port()
         self.url = f"sc://127.0.0.1:{self.port}"
         self.log_path = log_path
-        conf = {**settings["conf"], "spark.connect.grpc.binding.address": "127.0.0.1",
-                "spark.connect.grpc.binding.port": self.port}
-        command = [str(SPARK_SUBMIT), "--master", settings["master"], "--class", SERVER_CLASS,
-                   *[arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")], "spark-internal"]
-        env = {**os.environ, "SPARK_HOME": str(SPARK_SUBMIT.parents[1]), "PYSPARK_PYTHON": sys.executable,
-               "SPARK_LOCAL_IP": "127.0.0.1",
-               "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        conf = {
+            **settings["conf"],
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": self.port,
+        }
+        command = [
+            str(SPARK_SUBMIT),
+            "--master",
+            settings["master"],
+            "--class",
+            SERVER_CLASS,
+            *[arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")],
+            "spark-internal",
+        ]
+        env = {
+            **os.environ,
+            "SPARK_HOME": str(SPARK_SUBMIT.parents[1]),
+            "PYSPARK_PYTHON": sys.executable,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        }
         env.pop("SPARK_REMOTE", None)
         with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+            )
 
     def wait_ready(self) -> None:
         """Until the port answers; a server that exits or stays silent fails with its log's last lines."""

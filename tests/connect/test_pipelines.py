@@ -5,6 +5,7 @@ Each pipeline runs twice at test size from the same definition: in a subprocess 
 the same Spark settings. Every committed table must be equal (scores and metrics to 1e-9: MLlib's sums may add in
 another order), and the work that cannot run over Connect must stop at once with one line.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ from tests.connect.server import ROOT
 from tests.pipeline_runs import TINY_TRAIN, run_pipeline, tiny_definition
 from tests.recsys_tiny import TINY as RECSYS_TINY
 
-OVER_CONNECT = {"trees.learner": "spark"}   # xgboost.spark needs RDD barrier mode, which Connect does not have
+OVER_CONNECT = {"trees.learner": "spark"}  # xgboost.spark needs RDD barrier mode, which Connect does not have
 
 pytestmark = pytest.mark.connect
 D = "2026-11-20"
@@ -43,9 +44,26 @@ def classic_env() -> dict[str, str]:
 
 def run_classic(definition: Path, root: Path) -> None:
     """The reference run: a new Python process with a classic local session."""
-    done = subprocess.run([sys.executable, "-m", "pipelines", "run", str(definition), "--root", str(root),
-                           "--run-date", D, "--mode", "session"], cwd=ROOT, env=classic_env(),
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "run",
+            str(definition),
+            "--root",
+            str(root),
+            "--run-date",
+            D,
+            "--mode",
+            "session",
+        ],
+        cwd=ROOT,
+        env=classic_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -71,8 +89,9 @@ def compare_output(spark, classic: Path, connect: Path, ignore_columns: list[str
     if any(classic.rglob("*.parquet")):
         expected, got = spark.read.parquet(str(classic)), spark.read.parquet(str(connect))
         drop = [c for c in ignore_columns if c in expected.columns]
-        assert_approx_df_equality(got.drop(*drop), expected.drop(*drop), PRECISION, ignore_row_order=True,
-                                  ignore_nullable=True)
+        assert_approx_df_equality(
+            got.drop(*drop), expected.drop(*drop), PRECISION, ignore_row_order=True, ignore_nullable=True
+        )
         return f"table of {expected.count()} rows"
     files = sorted(p.name for p in classic.glob("*.json") if not p.name.startswith("_"))
     for name in files:
@@ -80,8 +99,14 @@ def compare_output(spark, classic: Path, connect: Path, ignore_columns: list[str
     return f"JSON {files}"
 
 
-def run_and_compare(spark, tmp_path: Path, name: str, sets: dict[str, dict[str, Any]],
-                    ignore_columns: list[str] = (), drop_steps: tuple[str, ...] = ()) -> dict[str, str]:
+def run_and_compare(
+    spark,
+    tmp_path: Path,
+    name: str,
+    sets: dict[str, dict[str, Any]],
+    ignore_columns: list[str] = (),
+    drop_steps: tuple[str, ...] = (),
+) -> dict[str, str]:
     """Run pipeline ``name`` (less ``drop_steps``) both ways; compare every declared output; which outputs were
     compared how."""
     definition = tiny_definition(name, tmp_path, sets)
@@ -92,27 +117,49 @@ def run_and_compare(spark, tmp_path: Path, name: str, sets: dict[str, dict[str, 
     run_classic(definition, tmp_path / "classic")
     manifest, _ = run_pipeline(spark, definition, tmp_path / "connect", D)
     assert manifest["status"] == "succeeded"
-    outputs = {root: [Path(p) for step in load_pipeline(definition, str(tmp_path / root)).steps.values()
-                      for p in step.output_paths(D)] for root in ("classic", "connect")}
+    outputs = {
+        root: [
+            Path(p)
+            for step in load_pipeline(definition, str(tmp_path / root)).steps.values()
+            for p in step.output_paths(D)
+        ]
+        for root in ("classic", "connect")
+    }
     compared = {}
     for classic, connect in zip(outputs["classic"], outputs["connect"]):
         assert (connect / "_SUCCESS").is_file(), f"{connect} not committed over Connect"
         compared[str(connect.relative_to(tmp_path / "connect"))] = compare_output(
-            spark, classic, connect, list(ignore_columns))
+            spark, classic, connect, list(ignore_columns)
+        )
     return compared
 
 
 def test_clicks_demo_over_connect_equals_classic(connect_spark, tmp_path):
-    compared = run_and_compare(connect_spark, tmp_path, "clicks_demo",
-                               {"generate": {"size": 0.02}, "train": {**TINY_TRAIN, **OVER_CONNECT}},
-                               ["model_version"])
-    assert set(compared) == {"raw/clicks/ds=2026-11-20", "raw/corpus/ds=2026-11-20",
-                             "raw/interactions/ds=2026-11-20", "raw/items/ds=2026-11-20",
-                             "clean/clicks/ds=2026-11-20", "gbdt_lr/model", "gbdt_lr/test_scores/ds=2026-11-20",
-                             "gbdt_lr/report/ds=2026-11-20", "evaluation/ds=2026-11-20"}
-    quarantine = f"clean/clicks_quarantine/ds={D}"          # committed beside the declared output
-    assert compare_output(connect_spark, tmp_path / "classic" / quarantine, tmp_path / "connect" / quarantine,
-                          ["source_file"]) == "table of 7 rows"
+    compared = run_and_compare(
+        connect_spark,
+        tmp_path,
+        "clicks_demo",
+        {"generate": {"size": 0.02}, "train": {**TINY_TRAIN, **OVER_CONNECT}},
+        ["model_version"],
+    )
+    assert set(compared) == {
+        "raw/clicks/ds=2026-11-20",
+        "raw/corpus/ds=2026-11-20",
+        "raw/interactions/ds=2026-11-20",
+        "raw/items/ds=2026-11-20",
+        "clean/clicks/ds=2026-11-20",
+        "gbdt_lr/model",
+        "gbdt_lr/test_scores/ds=2026-11-20",
+        "gbdt_lr/report/ds=2026-11-20",
+        "evaluation/ds=2026-11-20",
+    }
+    quarantine = f"clean/clicks_quarantine/ds={D}"  # committed beside the declared output
+    assert (
+        compare_output(
+            connect_spark, tmp_path / "classic" / quarantine, tmp_path / "connect" / quarantine, ["source_file"]
+        )
+        == "table of 7 rows"
+    )
     assert compared["gbdt_lr/report/ds=2026-11-20"] == "JSON ['results.json']"
     assert compared["evaluation/ds=2026-11-20"] == "JSON ['evaluation.json']"
     summary = json.loads((tmp_path / "connect" / "evaluation" / f"ds={D}" / "_metrics.json").read_text())["spark"]
@@ -122,10 +169,19 @@ def test_clicks_demo_over_connect_equals_classic(connect_spark, tmp_path):
     scores = {}
     for root in ("classic", "connect"):
         out = tmp_path / "scores" / root
-        code = run_job("score", [
-            "--set", f"model_path={tmp_path / root / 'gbdt_lr' / 'model'}",
-            "--set", f"input.path={tmp_path / 'connect' / 'clean' / 'clicks' / f'ds={D}'}",
-            "--set", f"output.path={out}", "--run-date", D])
+        code = run_job(
+            "score",
+            [
+                "--set",
+                f"model_path={tmp_path / root / 'gbdt_lr' / 'model'}",
+                "--set",
+                f"input.path={tmp_path / 'connect' / 'clean' / 'clicks' / f'ds={D}'}",
+                "--set",
+                f"output.path={out}",
+                "--run-date",
+                D,
+            ],
+        )
         assert code == 0
         scores[root] = connect_spark.read.parquet(str(out / f"ds={D}")).drop("model_version")
     assert scores["connect"].count() == 993
@@ -134,25 +190,42 @@ def test_clicks_demo_over_connect_equals_classic(connect_spark, tmp_path):
 
 def test_xgboost_trees_stop_at_once_with_one_line(connect_spark):
     """xgboost.spark trains in RDD barrier mode: over Connect GBDTLR says so in one line and names the way out."""
-    clicks = connect_spark.createDataFrame([(i % 2, float(i), "a" if i % 3 else "b") for i in range(40)],
-                                           "label INT, x DOUBLE, c STRING")
+    clicks = connect_spark.createDataFrame(
+        [(i % 2, float(i), "a" if i % 3 else "b") for i in range(40)], "label INT, x DOUBLE, c STRING"
+    )
     with pytest.raises(ConnectUnsupported) as caught:
         GBDTLR(numericCols=["x"], categoricalCols=["c"], minCategoryCount=1, numTrees=2).fit(clicks)
     assert str(caught.value).startswith(
         "trees.learner 'xgboost' needs a classic SparkSession (xgboost.spark trains in RDD barrier mode; use "
-        "trees.learner: spark over Spark Connect); it cannot run over Spark Connect")
+        "trees.learner: spark over Spark Connect); it cannot run over Spark Connect"
+    )
 
 
 def test_sgns_stops_at_once_with_one_line(connect_server, tmp_path):
     """A job under plain python with SPARK_REMOTE set runs over Connect; sgns training refuses it in one line."""
     env = {**classic_env(), "SPARK_REMOTE": connect_server.url}
-    done = subprocess.run([sys.executable, "jobs/train_word2vec.py", "--set", f"input.path={tmp_path}/corpus",
-                           "--set", f"output.path={tmp_path}/w2v", "--set", "model.trainer=sgns"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "jobs/train_word2vec.py",
+            "--set",
+            f"input.path={tmp_path}/corpus",
+            "--set",
+            f"output.path={tmp_path}/w2v",
+            "--set",
+            "model.trainer=sgns",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: word2vec trainer 'sgns' needs a classic SparkSession (it trains on RDD partitions with broadcast "
-        f"weights); it cannot run over Spark Connect (spark.remote={connect_server.url})")
+        f"weights); it cannot run over Spark Connect (spark.remote={connect_server.url})"
+    )
     assert "Traceback" not in done.stderr
 
 
@@ -165,18 +238,33 @@ def test_recsys_demo_over_connect_equals_classic(connect_spark, tmp_path):
     sets["rank"]["model.trees.learner"] = "spark"
     compared = run_and_compare(connect_spark, tmp_path, "recsys_demo", sets, ["model_version"])
     exact = {k for k, v in compared.items() if v.startswith("table of ")}
-    assert {f"split/history/ds={D}", f"item2vec/vectors/ds={D}", f"index/ds={D}", f"pq/codes/ds={D}",
-            f"recall/candidates/ds={D}", f"features/ds={D}", f"ranker/scores/ds={D}"} <= exact, compared
+    assert {
+        f"split/history/ds={D}",
+        f"item2vec/vectors/ds={D}",
+        f"index/ds={D}",
+        f"pq/codes/ds={D}",
+        f"recall/candidates/ds={D}",
+        f"features/ds={D}",
+        f"ranker/scores/ds={D}",
+    } <= exact, compared
 
 
 def test_text_demo_tfidf_over_connect_equals_classic(connect_spark, tmp_path):
     """Ingest (JSON lines), TF-IDF, keywords and similar documents, word vectors (ppmi). evaluate_embeddings is
     left out: its batch queries need a classic session."""
-    compared = run_and_compare(connect_spark, tmp_path, "text_demo",
-                               {"generate": {"size": 0.1}, "word2vec": {"model.trainer": "ppmi"}},
-                               drop_steps=("evaluate_embeddings",))
+    compared = run_and_compare(
+        connect_spark,
+        tmp_path,
+        "text_demo",
+        {"generate": {"size": 0.1}, "word2vec": {"model.trainer": "ppmi"}},
+        drop_steps=("evaluate_embeddings",),
+    )
     assert {k for k, v in compared.items() if v.startswith("table of ")} >= {
-        f"tfidf/features/ds={D}", f"tfidf/keywords/ds={D}", f"similar_docs/ds={D}", f"word2vec/vectors/ds={D}"}
+        f"tfidf/features/ds={D}",
+        f"tfidf/keywords/ds={D}",
+        f"similar_docs/ds={D}",
+        f"word2vec/vectors/ds={D}",
+    }
 
 
 def test_text_corpus_line_numbers_over_connect(connect_spark, tmp_path):
