@@ -162,11 +162,6 @@ def read_table(
     return Ingested(good, bad, counts["n"], counts["bad"])
 
 
-def corpus_reading(source: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``read_corpus`` keywords a job's corpus source sets (``CORPUS_READING``; its conf states the defaults)."""
-    return {key: source[key] for key in CORPUS_READING if key in source}
-
-
 def check_encoding(encoding: str, key: str = "input.encoding") -> str:
     """A Python codec name, or an error naming ``key``."""
     try:
@@ -239,6 +234,22 @@ def read_corpus(
     return ingested
 
 
+def read_corpus_source(spark: SparkSession, source: Mapping[str, Any]) -> Ingested:
+    """``read_corpus`` of a job's corpus source section: its path, format, columns and options, and the
+    ``CORPUS_READING`` keywords it sets (its conf states the defaults)."""
+    reading = {key: source[key] for key in CORPUS_READING if key in source}
+    return read_corpus(
+        spark,
+        source["path"],
+        source["format"],
+        source["id_col"],
+        source["text_col"],
+        source["id_type"],
+        source["options"],
+        **reading,
+    )
+
+
 def _read_lines(spark: SparkSession, full: str, options: Mapping[str, str]) -> DataFrame:
     """Lines as raw text (Spark keeps a line's bytes as they are), numbered in path order."""
     lines = spark.read.options(**options).text(full)
@@ -309,16 +320,7 @@ def ingest_dataset(
     bad records where the error message says they are.
     """
     if source["kind"] == "corpus":
-        ingested = read_corpus(
-            ctx.spark,
-            source["path"],
-            source["format"],
-            source["id_col"],
-            source["text_col"],
-            source["id_type"],
-            source["options"],
-            **corpus_reading(source),
-        )
+        ingested = read_corpus_source(ctx.spark, source)
     elif source["kind"] == "table":
         if not source["schema"]:
             raise IngestError(

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from pipelines.config import ConfigError
 from pipelines.errors import ModelError, load_model
 from pipelines.fs import qualify
-from pipelines.ingest import corpus_reading, read_corpus
+from pipelines.ingest import read_corpus_source
 from pipelines.metrics.plots import confusion_png
 from pipelines.output import partition_path
 from pipelines.sampling import stratified_split
@@ -69,16 +69,7 @@ def tokenizer_from_config(cfg: Mapping[str, Any]) -> TextTokenizer:
 def read_documents(ctx: "JobContext", key: str, source: Mapping[str, Any], section: str = "input") -> DataFrame:
     """Read the corpus of config section ``section`` as ``(doc_id, text[, label])``, repaired and checked
     (``clean_corpus``, ``check_invalid``); counts go to metrics."""
-    ingested = read_corpus(
-        ctx.spark,
-        source["path"],
-        source["format"],
-        source["id_col"],
-        source["text_col"],
-        source["id_type"],
-        source["options"],
-        **corpus_reading(source),
-    )
+    ingested = read_corpus_source(ctx.spark, source)
     docs, counts = clean_corpus(ingested.data)
     ctx.metrics.setdefault("text", {})[key] = {
         **counts.as_dict(),
