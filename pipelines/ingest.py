@@ -96,9 +96,23 @@ def _csv_header(spark: SparkSession, path: str, options: Mapping[str, str]) -> l
 
 
 def _read_permissive(
-    spark: SparkSession, path: str, fmt: str, declared: T.StructType, options: Mapping[str, str]
+    spark: SparkSession,
+    path: str,
+    fmt: str,
+    declared: T.StructType,
+    options: Mapping[str, str],
+    decode: str | None = None,
 ) -> DataFrame:
-    """CSV/JSON read that keeps malformed records in ``_corrupt_record`` (cached: read once)."""
+    """CSV/JSON read that keeps malformed records in ``_corrupt_record`` (cached: read once). ``decode``: JSON lines
+    in a codec Spark's JSON reader does not take (GBK, Big5, ...), read as lines, decoded by the UDF and parsed by
+    ``from_json`` (those codecs never put a newline byte inside a character)."""
+    if decode:
+        schema = T.StructType(declared.fields + [T.StructField(CORRUPT_COL, T.StringType())])
+        lines = spark.read.options(**options).text(path).filter(F.length(F.trim("value")) > 0)
+        text = decode_udf(decode)(F.col("value").cast("binary"))
+        parsed = F.from_json(text, schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COL})
+        df = lines.select(parsed.alias("_r"), F.input_file_name().alias("_source_file")).select("_r.*", "_source_file")
+        return df.persist(StorageLevel.MEMORY_AND_DISK)
     read_schema = declared
     reader = spark.read.options(**options).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT_COL)
     if fmt == "csv":
@@ -134,9 +148,15 @@ def _check_columns(df: DataFrame, declared: T.StructType, path: str) -> None:
 
 
 def read_table(
-    spark: SparkSession, path: str, fmt: str, schema: str, options: Mapping[str, Any] | None = None
+    spark: SparkSession,
+    path: str,
+    fmt: str,
+    schema: str,
+    options: Mapping[str, Any] | None = None,
+    decode: str | None = None,
 ) -> Ingested:
-    """Read a table in ``fmt`` with the declared DDL ``schema``; malformed CSV/JSON records split off."""
+    """Read a table in ``fmt`` with the declared DDL ``schema``; malformed CSV/JSON records split off. ``decode``:
+    JSON lines in that Python codec, for codecs Spark's JSON reader does not take (see ``_read_permissive``)."""
     if fmt not in TABLE_FORMATS:
         raise IngestError(f"{path}: unknown table format '{fmt}', expected one of {list(TABLE_FORMATS)}")
     full = _require_path(spark, path)
@@ -150,7 +170,7 @@ def read_table(
         if rows == 0:
             raise IngestError(f"{full}: empty input, expected at least one record")
         return Ingested(data, None, rows, 0)
-    raw = _read_permissive(spark, full, fmt, declared, opts)
+    raw = _read_permissive(spark, full, fmt, declared, opts, decode)
     counts = raw.agg(F.count(F.lit(1)).alias("n"), F.count(CORRUPT_COL).alias("bad")).first()
     if counts["n"] == 0:
         raw.unpersist()
@@ -197,7 +217,8 @@ def read_corpus(
     of ``label_pattern`` found in that relative path, or the file's folder name.
     Text other than JSON's is decoded from its bytes in ``encoding``: UTF-8 by Spark (``clean_corpus`` repairs and
     counts invalid sequences), any other codec in a pandas UDF that replaces invalid sequences with U+FFFD (counted
-    the same way); JSON is decoded by Spark's reader, which takes the ``JSON_CHARSETS`` only. ``dedupe`` keeps one
+    the same way); JSON by Spark's reader in the ``JSON_CHARSETS``, in any other codec as lines decoded by the UDF
+    (invalid sequences replaced, as for text) and parsed by ``from_json``. ``dedupe`` keeps one
     document (the smallest id) of each set of byte-identical texts.
     """
     if fmt not in CORPUS_FORMATS:
@@ -211,12 +232,8 @@ def read_corpus(
         if ingested.rows_in == 0:
             raise IngestError(f"{full}: empty input, expected one document per {'file' if fmt == 'files' else 'line'}")
     else:
-        if fmt == "json" and codec not in JSON_CHARSETS:
-            raise IngestError(
-                f"input.encoding: {encoding!r} is not a charset Spark's JSON reader decodes (one of "
-                f"{sorted(set(JSON_CHARSETS))}); read such a corpus as format text or files"
-            )
-        if fmt == "json" and codec != "utf-8":
+        decode = codec if fmt == "json" and codec not in JSON_CHARSETS else None
+        if fmt == "json" and codec != "utf-8" and not decode:
             opts = {"encoding": JSON_CHARSETS[codec], "lineSep": "\n", **opts}
         label = f", `{label_col}` STRING" if label_col else ""
         text_type = "STRING"
@@ -224,7 +241,7 @@ def read_corpus(
             found = spark.read.options(**opts).parquet(_require_path(spark, path)).schema
             if text_col in found.fieldNames() and isinstance(found[text_col].dataType, T.BinaryType):
                 text_type = "BINARY"
-        ingested = read_table(spark, path, fmt, f"`{id_col}` {id_type}, `{text_col}` {text_type}{label}", opts)
+        ingested = read_table(spark, path, fmt, f"`{id_col}` {id_type}, `{text_col}` {text_type}{label}", opts, decode)
         columns = [F.col(id_col).alias("doc_id"), F.col(text_col).alias("text")]
         ingested.data = ingested.data.select(*columns, *([F.col(label_col).alias(LABEL)] if label_col else []))
     if dedupe:

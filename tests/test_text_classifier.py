@@ -45,8 +45,12 @@ def test_gbk_lines_latin1_json_and_big5_parquet_bytes_decode_with_the_same_optio
     (tmp_path / "docs.jsonl").write_bytes("\n".join(lines).encode("latin-1") + b"\n")
     got = read_corpus(spark, str(tmp_path / "docs.jsonl"), "json", encoding="latin-1", label_col="cls").data
     assert sorted(tuple(r) for r in got.collect()) == [(str(i), t, "a") for i, t in enumerate(latin)]
-    with pytest.raises(IngestError, match="input.encoding: 'gbk' is not a charset Spark's JSON reader decodes"):
-        read_corpus(spark, str(tmp_path / "docs.jsonl"), "json", encoding="gbk")
+    chinese = [json.dumps({"id": str(i), "text": t}, ensure_ascii=False) for i, t in enumerate(texts)]
+    (tmp_path / "gbk.jsonl").write_bytes("\n".join([*chinese, '{"id": "9", "te', ""]).encode("gbk") + b"\n")
+    got = read_corpus(spark, str(tmp_path / "gbk.jsonl"), "json", encoding="gbk")
+    assert sorted(tuple(r) for r in got.data.collect()) == [(str(i), t) for i, t in enumerate(texts)]
+    assert (got.rows_in, got.rows_malformed) == (4, 1)
+    assert [r.record for r in got.malformed.collect()] == ['{"id": "9", "te']
     spark.createDataFrame(
         [(i, t.encode("big5")) for i, t in enumerate(texts[2:])], "id INT, text BINARY"
     ).write.parquet(str(tmp_path / "big5"))
