@@ -81,13 +81,30 @@ def raw_files(tables: dict[str, DataFrame], seed: int = 42, malformed_fraction: 
     }
 
 
+def corpus_files(corpus: DataFrame) -> DataFrame:
+    """The corpus as a labelled corpus arrives, one file per document in a folder per class: rows to write as text
+    partitioned by ``topic`` and ``doc_id`` (``topic=<k>/doc_id=<id>/part-*.txt``, one line each)."""
+    return corpus.select("topic", "doc_id", "text")
+
+
 def write_demo_data(
-    ctx: "JobContext", output_path: str, size: float, seed: int, malformed_fraction: float, key_prefix: str = ""
+    ctx: "JobContext",
+    output_path: str,
+    size: float,
+    seed: int,
+    malformed_fraction: float,
+    key_prefix: str = "",
+    with_corpus_files: bool = False,
 ) -> dict[str, RawFile]:
-    """Stage every raw demo file under ``output_path/<table>``; returns what was written."""
-    files = raw_files(demo_tables(ctx.spark, size, seed), seed, malformed_fraction)
+    """Stage every raw demo file under ``output_path/<table>``, and with ``with_corpus_files`` the corpus once more
+    as one file per document (``output_path/corpus_files``, see ``corpus_files``); returns what was written."""
+    tables = demo_tables(ctx.spark, size, seed)
+    files = raw_files(tables, seed, malformed_fraction)
     for key, raw in files.items():
         ctx.stage(f"{key_prefix}{key}", raw.df, f"{output_path}/{key}", fmt=raw.fmt, options=raw.options)
+    if with_corpus_files:
+        path = f"{output_path}/corpus_files"
+        ctx.stage(f"{key_prefix}corpus_files", corpus_files(tables["corpus"]), path, "text", ["topic", "doc_id"])
     ctx.metrics["datagen"] = {
         "size": size,
         "seed": seed,
@@ -100,7 +117,8 @@ def write_demo_data(
 def generate_job(ctx: "JobContext") -> None:
     """``jobs/generate_demo_data.py``: the raw demo files, and each vocabulary word's topic (``words``, CSV)."""
     cfg = ctx.config
-    write_demo_data(ctx, cfg["output"]["path"], cfg["size"], cfg["seed"], cfg["malformed_fraction"])
+    out = cfg["output"]["path"]
+    write_demo_data(ctx, out, cfg["size"], cfg["seed"], cfg["malformed_fraction"], "", cfg["corpus_files"])
     words = word_topics(cfg["seed"])
     ctx.stage(
         "words",
