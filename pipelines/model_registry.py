@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from pipelines.config import leaf_keys
 from pipelines.errors import ModelError
 from pipelines.fs import FS, local_file
 from pipelines.output import METRICS_FILE
@@ -139,16 +138,24 @@ def resolve_config(
 ) -> dict[str, dict[str, str]]:
     """Replace every ``models:/`` value of ``config`` (in place) by its model directory; what was resolved, by
     dotted key (for the job's metrics)."""
-    resolved = {}
-    for dotted in leaf_keys(config):
-        *parents, leaf = dotted.split(".")
-        node = config
-        for part in parents:
-            node = node[part]
-        if is_model_uri(node[leaf]):
-            found = resolve_model(node[leaf], tracking_uri, fs)
-            node[leaf] = found.path
-            resolved[dotted] = {"uri": found.uri, "name": found.name, "version": found.version, "path": found.path}
+    resolved: dict[str, dict[str, str]] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        # the tree itself, not dotted names: keys may hold dots (unpack_archive's members: {ratings.csv: ...})
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif is_model_uri(value):
+                found = resolve_model(value, tracking_uri, fs)
+                node[key] = found.path
+                resolved[f"{prefix}{key}"] = {
+                    "uri": found.uri,
+                    "name": found.name,
+                    "version": found.version,
+                    "path": found.path,
+                }
+
+    walk(config, "")
     return resolved
 
 

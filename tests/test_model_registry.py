@@ -116,9 +116,12 @@ def test_a_reference_version_refuses_a_recommitted_path(tracking, tmp_path):
 
 def test_model_uris_in_a_configuration(tracking, tmp_path):
     register("configured", commit(tmp_path / "m", "t", "w", test={"gbdt_lr": {"roc_auc": 0.6}}), AUC)
-    config = {"model_path": "models:/configured@champion", "input": {"path": "in", "n": 3}}
+    members = {"ratings.csv": "ratings", "m.bin": "models:/configured@champion"}  # keys with dots (unpack_archive)
+    config = {"model_path": "models:/configured@champion", "input": {"path": "in", "n": 3}, "members": members}
     resolved = resolve_config(config)
     assert config["model_path"] == resolved["model_path"]["path"] and config["input"] == {"path": "in", "n": 3}
+    assert config["members"] == {"ratings.csv": "ratings", "m.bin": resolved["model_path"]["path"]}
+    assert set(resolved) == {"model_path", "members.m.bin"}
     assert resolved["model_path"]["version"] == "1"
     with pytest.raises(ModelError, match=r"^models:/configured@nope: not found in the model registry at sqlite:"):
         resolve_config({"model_path": "models:/configured@nope"})
