@@ -83,15 +83,23 @@ def date_argument(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
-def leaf_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of every settable key (an empty mapping is settable as a whole)."""
-    keys: list[str] = []
+def leaves(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Every settable key by dotted name, with its value (an empty mapping is settable as a whole).
+
+    Walks the tree rather than splitting names later: keys may hold dots (``members: {movies.csv: movies}``).
+    """
+    found: list[tuple[str, Any]] = []
     for key, value in config.items():
         if isinstance(value, dict) and value:
-            keys.extend(leaf_keys(value, f"{prefix}{key}."))
+            found.extend(leaves(value, f"{prefix}{key}."))
         else:
-            keys.append(f"{prefix}{key}")
-    return keys
+            found.append((f"{prefix}{key}", value))
+    return found
+
+
+def leaf_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of every settable key."""
+    return [dotted for dotted, _ in leaves(config, prefix)]
 
 
 def merge(defaults: Mapping[str, Any], updates: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

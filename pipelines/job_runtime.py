@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from pyspark.sql import DataFrame, SparkSession
 
 from pipelines import __version__
-from pipelines.config import ConfigError, date_argument, dump_config, leaf_keys, load_config, merge, read_yaml
+from pipelines.config import ConfigError, date_argument, dump_config, leaves, load_config, merge, read_yaml
 from pipelines.connect import default_parallelism, is_connect
 from pipelines.errors import UserError, describe_failure, spark_error_logs
 from pipelines.fs import file_system, qualify
@@ -67,10 +67,9 @@ def effective_settings(spark: SparkSession) -> dict[str, str]:
 def config_inputs(config: Mapping[str, Any]) -> list[str]:
     """Paths a job reads, from its configuration: non-empty ``*path`` keys outside the ``output`` section."""
     paths = []
-    for dotted in leaf_keys(config):
+    for dotted, value in leaves(config):
         if dotted.split(".")[0] == "output" or not dotted.rsplit(".", 1)[-1].endswith("path"):
             continue
-        value = _lookup(config, dotted)
         if isinstance(value, str) and value.strip():
             paths.append(qualify(value.strip()))
     return paths
@@ -278,18 +277,12 @@ class JobContext:
         self.leases.release_all()
 
 
-def _lookup(config: dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        config = config[part]
-    return config
-
-
 def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
     """``--help`` shows the job's purpose and every configuration key with its default."""
     defaults_path = job_defaults(name)
     try:
         defaults = read_yaml(defaults_path)
-        keys = "\n".join(f"  {k} = {json.dumps(_lookup(defaults, k), default=str)}" for k in leaf_keys(defaults))
+        keys = "\n".join(f"  {k} = {json.dumps(v, default=str)}" for k, v in leaves(defaults))
     except ConfigError as exc:
         keys = f"  ({exc})"
     parser = argparse.ArgumentParser(

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from pipelines import __version__
-from pipelines.config import dump_config, leaf_keys, merge, read_yaml
+from pipelines.config import dump_config, leaves, merge, read_yaml
 from pipelines.fs import local_file, qualify
 from pipelines.resources import CONF
 
@@ -68,13 +68,10 @@ def mlflow_name(name: str) -> str:
 
 def flat_params(config: Mapping[str, Any]) -> dict[str, str]:
     """Every leaf of a resolved configuration by dotted key; non-strings as JSON."""
-    params = {}
-    for dotted in leaf_keys(config):
-        value: Any = config
-        for part in dotted.split("."):
-            value = value[part]
-        params[mlflow_name(dotted)] = value if isinstance(value, str) else json.dumps(value, default=str)
-    return params
+    return {
+        mlflow_name(dotted): value if isinstance(value, str) else json.dumps(value, default=str)
+        for dotted, value in leaves(config)
+    }
 
 
 def flat_numbers(document: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -240,10 +240,16 @@ def test_an_unreachable_store_warns_once_and_the_job_commits(spark, scores, tmp_
 def test_params_are_flattened_and_cut_to_mlflows_limit(tmp_path, tracking_on, shared_store):
     conf = {**settings(), "uri": f"sqlite:///{shared_store}"}
     run = Run.start(conf, str(tmp_path), "limits", "limits", {"run_date": D1})
-    run.log_config({"model": {"name": "x" * 7000, "sizes": [1, 2]}, "empty": {}})
+    members = {"movies.csv": "movies"}  # keys may hold dots (unpack_archive)
+    run.log_config({"model": {"name": "x" * 7000, "sizes": [1, 2]}, "empty": {}, "members": members})
     run.log_numbers({"a": {"ndcg@10": 0.5, "flag": True, "n": 3}, "spark": {"executors": 2}, "rows": [1, 2]})
     run.finish(True)
     got = mlflow_tracking.MlflowClient(conf["uri"]).get_run(run.run_id).data
-    assert got.params == {"model.name": "x" * 6000, "model.sizes": "[1, 2]", "empty": "{}"}
+    assert got.params == {
+        "model.name": "x" * 6000,
+        "model.sizes": "[1, 2]",
+        "empty": "{}",
+        "members.movies.csv": "movies",
+    }
     assert got.metrics == {"a.ndcg_at_10": 0.5, "a.n": 3.0}
     assert not Run.start({**conf, "enabled": False}, str(tmp_path), "limits", "off", {})
