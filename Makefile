@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 AIRFLOW_VENV ?= .venv-airflow
 # Tiers with their own set-up (Airflow's virtualenv, Debian's chromium) run in their own targets only.
 OWN_SETUP := not airflow and not browser and not connect
+# The unit and slow tiers in this many pytest processes (pytest-xdist; each with its own local SparkSession, a
+# test file's tests in one of them): their tests mostly wait on Spark's small jobs, so two processes keep two cores
+# busy. 0: one process.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 # Keep Spark on the loopback interface: no traffic leaves this machine.
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
@@ -26,16 +31,17 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: check-env $(STAMP)
 	$(PY) jobs/demo.py --conf conf/jobs/demo.yaml
 
-# The unit tier: one local SparkSession for the whole run (under 10 minutes on 2 cores; the 15 slowest listed).
+# The unit tier: one local SparkSession per pytest process for the whole run (under 10 minutes on 2 cores; the 15
+# slowest listed).
 test: check-env $(STAMP)
-	$(PY) -m pytest tests -m "not slow and not cluster and $(OWN_SETUP)" -q --durations=15
+	$(PY) -m pytest tests -m "not slow and not cluster and $(OWN_SETUP)" -q --durations=15 $(XDIST)
 
 # The cluster tier: one standalone master and two workers for the whole run, jobs through spark-submit, faults.
 test-cluster: check-env $(STAMP)
 	$(PY) -m pytest tests -m cluster -q
 
 test-slow: check-env $(STAMP)
-	$(PY) -m pytest tests -m slow -q
+	$(PY) -m pytest tests -m slow -q --durations=10 $(XDIST)
 
 # The generated Airflow DAGs loaded by Airflow's DagBag: makes $(AIRFLOW_VENV) first (about 1 minute); when that
 # fails (e.g. no package index), the test skips and says why.
