@@ -1,9 +1,9 @@
 """Slow tier: conf/pipelines/recsys_movielens.yaml on ../shared/data/movielens_latest_small (skipped without it).
 
-The full grids, budgets and the comparison table are benchmarks/bench_recsys.py's; here the pipeline runs end to
-end with one-point ALS and EASE grids and half the recall budgets (the definition's took 20-25 minutes in this
-tier, most of it scoring 300 candidates per user and EASE's four inversions), and the ranked lists must beat
-popularity and the PQ order alone on NDCG@10.
+The full grids and the comparison table are benchmarks/bench_recsys.py's; here the pipeline runs end to end with
+one-point ALS and EASE grids, and the ranked lists must beat popularity and the PQ order alone on NDCG@10. It is
+the slow tier's longest test (about 23 minutes on a loaded 2-core machine), most of it in the recall step: with
+seen items excluded, every user's PQ search is widened by the most items any user of its block has seen.
 """
 
 import pytest
@@ -24,9 +24,8 @@ def test_movielens_pipeline_beats_popularity(spark, shared_data, tmp_path):
     data["spark"]["conf_file"] = "conf/spark/test.yaml"
     data["steps"]["unpack"]["set"]["archive"] = str(archive)
     data["steps"]["unpack"]["inputs"] = [str(archive)]
-    data["steps"]["baselines"]["set"]["als"] = {"ranks": [32], "reg_params": [0.1], "alphas": [10.0]}
+    data["steps"]["baselines"]["set"]["als"] = {"ranks": [64], "reg_params": [0.1], "alphas": [10.0]}
     data["steps"]["baselines"]["set"]["ease.lambdas"] = [100.0]
-    data["steps"]["recall"]["set"].update({"routes.pq.k": 100, "merge.budget": 300, "coarse.budget": 150})
     pipeline = build_pipeline(data, DEFINITION, str(tmp_path))
     manifest = Runner(pipeline, "session", spark=spark).run("2026-11-20").data
     steps = {s["name"]: s for s in manifest["steps"]}
