@@ -53,7 +53,10 @@ def test_buckets_match_gensims_so_training_and_queries_agree():
 
 def test_composed_vectors_match_the_official_fasttext(official):
     nwords = len(official.words)
-    matrix = official.get_input_matrix()
+    # known finite weights, not the trained ones: composition is what is compared (in one CI run the official
+    # model came back with values near 1e37 and NaN, which no tolerance compares)
+    matrix = np.random.default_rng(0).uniform(-1, 1, official.get_input_matrix().shape).astype(np.float32)
+    official.set_matrices(matrix, official.get_output_matrix())
     for word in ("where", "sat", "walking", "naïve"):
         i = official.get_word_id(word)
         own = None if i < 0 else matrix[i][None]
