@@ -28,7 +28,7 @@ from pipelines.datagen.criteo_like import criteo_like  # noqa: E402
 from pipelines.gbdt_lr.features import FeatureSpec, check_training_data  # noqa: E402
 from pipelines.gbdt_lr.job import stage_model_and_test_scores  # noqa: E402
 from pipelines.gbdt_lr.model import GBDTLR, SCORE, stratified_split, train  # noqa: E402
-from pipelines.gbdt_lr.report import MODELS, compare  # noqa: E402
+from pipelines.gbdt_lr.report import MODELS, compare, evaluate  # noqa: E402
 from pipelines.job_runtime import JobContext  # noqa: E402
 from pipelines.session import get_spark  # noqa: E402
 
@@ -61,7 +61,7 @@ def ours(spark, data, categorical, hashed, seed, overrides):
     models = train(train_df, spec, cfg, log=lambda m: print(m, flush=True))
     seconds = time.time() - started
     scored = {n: getattr(models, n).transform(test_df).select("Label", SCORE).cache() for n in MODELS}
-    return compare(scored, "Label"), seconds, train_df, test_df, models, cfg
+    return compare(evaluate(scored, "Label")), seconds, train_df, test_df, models, cfg
 
 
 def fresh_session_rescoring(spark, models, cfg, test_df) -> bool:
@@ -147,13 +147,11 @@ def at_scale(spark, rows, seed, overrides):
     train_df, test_df = train_df.cache(), test_df.cache()
     print(f"Criteo-like table: {train_df.count()} training rows, {test_df.count()} test rows", flush=True)
     model, seconds = gbdt_lr_fit(train_df, cfg)
-    result = compare(
-        {
-            "gbdt_lr": model.transform(test_df).select("Label", SCORE),
-            "trees_only": model.copy({model.mode: "trees_only"}).transform(test_df).select("Label", SCORE),
-        },
-        "Label",
-    )["gbdt_lr"]
+    scored = {
+        "gbdt_lr": model.transform(test_df).select("Label", SCORE),
+        "trees_only": model.copy({model.mode: "trees_only"}).transform(test_df).select("Label", SCORE),
+    }
+    result = compare(evaluate(scored, "Label"))["gbdt_lr"]
     lgb_result, lgb_s = lightgbm_reference(train_df.toPandas(), test_df.toPandas(), LIKE_CATEGORICAL, seed)
     data.unpersist()
     return result, seconds, lgb_result, lgb_s

@@ -196,6 +196,16 @@ def test_downsampled_curve_is_evenly_spaced_subset(spark, partitions):
     assert_df_equality(spark.createDataFrame(ours[["threshold"]]), spark.createDataFrame(expected[["threshold"]]))
     np.testing.assert_allclose(ours[["fpr", "tpr"]], expected[["fpr", "tpr"]], atol=TOL, rtol=0)
 
+    report = metrics.evaluation_report(
+        _frame(spark, pdf, partitions), score_col="score", label_col="label", curves=True, curve_points=50
+    )
+    np.testing.assert_allclose(
+        np.column_stack([report["roc_curve"]["fpr"], report["roc_curve"]["tpr"]]),
+        expected[["fpr", "tpr"]],
+        atol=TOL,
+        rtol=0,
+    )  # the report's own points (curves=True): the same 50 points from its pass
+
 
 def test_curve_indices():
     assert curves.curve_indices(3, 10).tolist() == [0, 1, 2, 3]

@@ -15,9 +15,9 @@ from pipelines.gbdt_lr.model import SCORE, GBDTLRModel, stratified_split, train
 from pipelines.gbdt_lr.report import (
     MODELS,
     calibration_plot,
-    calibration_table,
     compare,
     contributions,
+    evaluate,
     render_markdown,
     roc_plot,
 )
@@ -40,7 +40,8 @@ def train_job(ctx: "JobContext") -> None:
     models = train(train_df, spec, cfg, ctx.log)
     scored = {name: getattr(models, name).transform(test_df).select(spec.label, SCORE).cache() for name in MODELS}
     ctx.log("evaluating on the test split")
-    results = compare(scored, spec.label)
+    reports = evaluate(scored, spec.label)
+    results = compare(reports)
     importances = models.gbdt_lr.trees.importances(spec.tree_input_names())
     explained = contributions(models.gbdt_lr, test_df, spec.tree_input_names())
     version = f"gbdt_lr-{ctx.spark.conf.get('spark.app.id')}-{int(ctx.started)}"
@@ -57,8 +58,8 @@ def train_job(ctx: "JobContext") -> None:
         {
             "report.md": report,
             "results.json": json.dumps(results, indent=2) + "\n",
-            "roc.png": roc_plot(scored, spec.label, results),
-            "calibration.png": calibration_plot({n: calibration_table(df, spec.label) for n, df in scored.items()}),
+            "roc.png": roc_plot(reports),
+            "calibration.png": calibration_plot(reports),
         },
     )
     print(report)

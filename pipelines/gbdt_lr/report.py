@@ -9,22 +9,30 @@ import numpy as np
 from matplotlib.figure import Figure
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from pipelines.gbdt_lr.features import TREE_FEATURES
 from pipelines.gbdt_lr.model import GBDTLRModel
-from pipelines.metrics import evaluation_report, roc_curve
+from pipelines.metrics import evaluation_report
 
 # He et al. (2014), table 1: normalized entropy relative to trees-only, in percent.
 PAPER_RELATIVE_NE = {"gbdt_lr": 96.58, "lr_only": 99.43, "trees_only": 100.0}
 MODELS = ("gbdt_lr", "lr_only", "trees_only")
 
 
-def compare(scored: dict[str, DataFrame], label: str) -> dict[str, Any]:
-    """AUC, log loss, NE and calibration per model, with NE relative to trees-only as in the paper."""
+def evaluate(scored: dict[str, DataFrame], label: str) -> dict[str, dict[str, Any]]:
+    """``evaluation_report`` of each model's ``score``, with the ROC and calibration points its plots draw
+    (computed in the metrics' own passes, not again)."""
+    return {
+        name: evaluation_report(df, score_col="score", label_col=label, curves=True, curve_points=300)
+        for name, df in scored.items()
+    }
+
+
+def compare(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """AUC, log loss, NE and calibration per model (from ``evaluate``), with NE relative to trees-only as in
+    the paper."""
     results = {}
-    for name, df in scored.items():
-        r = evaluation_report(df, score_col="score", label_col=label)
+    for name, r in reports.items():
         results[name] = {
             k: r[k] for k in ("rows", "roc_auc", "pr_auc", "log_loss", "normalized_entropy", "calibration")
         }
@@ -55,40 +63,30 @@ def contributions(model: GBDTLRModel, rows: DataFrame, names: list[str], n: int 
     return result
 
 
-def calibration_table(df: DataFrame, label: str, bins: int = 10) -> list[dict[str, float]]:
-    """Mean prediction and observed rate per score decile (one small row per bin)."""
-    binned = df.withColumn("bin", F.least(F.floor(F.col("score") * bins), F.lit(bins - 1)))
-    rows = (
-        binned.groupBy("bin")
-        .agg(F.avg("score").alias("predicted"), F.avg(label).alias("observed"), F.count(F.lit(1)).alias("rows"))
-        .orderBy("bin")
-        .collect()
-    )
-    return [r.asDict() for r in rows]
-
-
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return buffer.getvalue()
 
 
-def roc_plot(scored: dict[str, DataFrame], label: str, results: dict[str, Any]) -> bytes:
+def roc_plot(reports: dict[str, dict[str, Any]]) -> bytes:
+    """Each model's ROC curve (``evaluate``'s points) in one axes."""
     figure = Figure(figsize=(5.5, 5))
     axes = figure.subplots()
-    for name, df in scored.items():
-        curve = roc_curve(df, "score", label, points=300).toPandas()
-        axes.plot(curve.fpr, curve.tpr, label=f"{name} (AUC {results[name]['roc_auc']:.4f})")
+    for name, r in reports.items():
+        axes.plot(r["roc_curve"]["fpr"], r["roc_curve"]["tpr"], label=f"{name} (AUC {r['roc_auc']:.4f})")
     axes.plot([0, 1], [0, 1], "--", color="grey")
     axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on the test split")
     axes.legend(loc="lower right")
     return _png(figure)
 
 
-def calibration_plot(tables: dict[str, list[dict[str, float]]]) -> bytes:
+def calibration_plot(reports: dict[str, dict[str, Any]]) -> bytes:
+    """Mean prediction against observed rate per score decile (``evaluate``'s calibration bins), per model."""
     figure = Figure(figsize=(5.5, 5))
     axes = figure.subplots()
-    for name, rows in tables.items():
+    for name, r in reports.items():
+        rows = r["calibration_bins"] or []
         axes.plot([r["predicted"] for r in rows], [r["observed"] for r in rows], "o-", label=name)
     axes.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
     axes.set(xlabel="mean predicted CTR", ylabel="observed CTR", title="Calibration by score decile")

@@ -44,13 +44,15 @@ def evaluation_report(
     positive_label: Any = 1,
     negative_label: Any = 0,
     calibration_bins: int = 10,
+    curves: bool = False,
 ) -> dict[str, Any]:
     """Binary metrics (and GAUC when ``group_col`` is given) as a JSON-serialisable dict.
 
     GAUC weighs each group by its rows and ignores ``weight_col``. ``calibration_bins`` equal-width score
     bins give the reliability-diagram points (``calibration_bins``, summed in the checks' pass). Writes
     ``roc.png`` and ``pr.png`` (``curve_points`` points each) and, for probabilities, ``calibration.png``
-    into ``plot_dir`` when given.
+    into ``plot_dir`` when given. ``curves`` adds the ROC points (``roc_curve``: ``fpr`` and ``tpr`` lists of at
+    most ``curve_points``) for a caller that draws its own plot, from the same pass.
     Metrics that do not apply are null with the reason under ``notes``: log loss, normalized
     entropy and calibration when scores are not probabilities, GAUC when no group has both classes.
     Bad input raises MetricsInputError as for the single metrics.
@@ -73,7 +75,7 @@ def evaluation_report(
     )
     with ScoreOrder(frame, keep=True) as order:
         auc = order.roc_auc()
-        sweep = order.sweep(curve_points if plot_dir is not None else None)
+        sweep = order.sweep(curve_points if plot_dir is not None or curves else None)
     notes: list[str] = []
     report: dict[str, Any] = {
         "rows": frame.rows,
@@ -89,6 +91,9 @@ def evaluation_report(
     except MetricsInputError as exc:
         report.update(dict.fromkeys(PROBABILITY_METRICS), calibration_bins=None)
         notes.append(str(exc))
+    if curves:
+        roc = sweep.roc_table()
+        report["roc_curve"] = {"fpr": roc.fpr.tolist(), "tpr": roc.tpr.tolist()}
     report["at_threshold"] = confusion_of(frame, threshold).as_dict()
     report["best_f1"] = sweep.best_f1.as_dict()
     if group_col is not None:
