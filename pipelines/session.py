@@ -14,15 +14,20 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import yaml
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
+from pyspark.util import inheritable_thread_target
 
 from pipelines.connect import is_connect
 from pipelines.resources import Resource, spark_settings
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 LOCAL_SPARK_CONF = spark_settings("local")
 
@@ -118,3 +123,11 @@ def job_description(spark: SparkSession, text: str) -> Iterator[None]:
         yield
     finally:
         sc.setLocalProperty("spark.job.description", previous)
+
+
+def thread_map(spark: SparkSession, fn: Callable[[T], R], items: Sequence[T], threads: int) -> list[R]:
+    """``fn`` over ``items`` from up to ``threads`` driver threads that keep this thread's Spark properties (job
+    description, scheduler pool), as ``pyspark.ml.tuning`` runs its fits: a chain of small Spark jobs alone
+    leaves the cores idle between its jobs."""
+    with ThreadPool(max(1, min(threads, len(items)))) as pool:
+        return pool.map(inheritable_thread_target(spark)(fn), items)

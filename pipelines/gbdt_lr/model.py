@@ -10,7 +10,6 @@ not trained on. The LR's regularisation is chosen by validation log loss. Trees 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from multiprocessing.pool import ThreadPool
 from typing import Any, Callable, Mapping
 
 from pyspark.ml import Estimator, Model, Pipeline, PipelineModel
@@ -21,7 +20,6 @@ from pyspark.ml.param import TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.util import inheritable_thread_target
 
 from pipelines.gbdt_lr.calibration import recalibrate
 from pipelines.gbdt_lr.features import LR_FEATURES, TREE_FEATURES, FeatureSpec, max_category_count, preparation_stages
@@ -29,6 +27,7 @@ from pipelines.gbdt_lr.leaves import GBTParams, LeafEncoder
 from pipelines.gbdt_lr.xgboost_leaves import BoosterParams, XGBoostLeafEncoder, require_xgboost_session
 from pipelines.metrics import log_loss
 from pipelines.sampling import hash_split, row_uniform
+from pipelines.session import thread_map
 from pipelines.stages import SavedModel, param
 from pipelines.validation import check_param
 
@@ -235,8 +234,7 @@ class GBDTLR(Estimator, _GBDTLRParams, DefaultParamsReadable, DefaultParamsWrita
             return log_loss(scored, SCORE, label)
 
         grid = [float(reg) for reg in self.value("regGrid")]
-        with ThreadPool(max(1, min(self.value("parallelism"), len(grid)))) as pool:
-            losses = dict(zip(grid, pool.map(inheritable_thread_target(fit.sparkSession)(validation_loss), grid)))
+        losses = dict(zip(grid, thread_map(fit.sparkSession, validation_loss, grid, self.value("parallelism"))))
         for reg, loss in losses.items():
             log(f"  {features}: regParam={reg} validation log loss {loss:.5f}")
         return min(losses, key=losses.get), losses

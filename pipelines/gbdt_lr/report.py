@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import io
-from multiprocessing.pool import ThreadPool
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
-from pyspark.util import inheritable_thread_target
 
 from pipelines.gbdt_lr.features import TREE_FEATURES
 from pipelines.gbdt_lr.model import GBDTLRModel
 from pipelines.metrics import evaluation_report
+from pipelines.session import thread_map
 
 # He et al. (2014), table 1: normalized entropy relative to trees-only, in percent.
 PAPER_RELATIVE_NE = {"gbdt_lr": 96.58, "lr_only": 99.43, "trees_only": 100.0}
@@ -25,15 +24,12 @@ def evaluate(scored: dict[str, DataFrame], label: str) -> dict[str, dict[str, An
     """``evaluation_report`` of each model's ``score``, with the ROC and calibration points its plots draw
     (computed in the metrics' own passes, not again). The models are evaluated at once from driver threads:
     each report is a chain of small Spark jobs that alone leaves the cores idle between them."""
-    if not scored:
-        return {}
+    names = list(scored)
 
     def report(name: str) -> dict[str, Any]:
         return evaluation_report(scored[name], score_col="score", label_col=label, curves=True, curve_points=300)
 
-    spark = next(iter(scored.values())).sparkSession
-    with ThreadPool(len(scored)) as pool:
-        return dict(zip(scored, pool.map(inheritable_thread_target(spark)(report), list(scored))))
+    return dict(zip(names, thread_map(scored[names[0]].sparkSession, report, names, len(names))))
 
 
 def compare(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
