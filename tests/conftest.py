@@ -7,9 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# The tests' JIT/GC options (conf/spark/test.yaml), for the JVMs that spark-submit or spark-class start.
+JAVA_OPTIONS = yaml.safe_load((ROOT / "conf" / "spark" / "test.yaml").read_text())["conf"][
+    "spark.driver.extraJavaOptions"
+]
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 # No MLflow run of the tests' jobs, in this process or the jobs it starts (tests/test_tracking.py turns it on, with

@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 
 from pipelines.session import load_spark_yaml
+from tests.conftest import JAVA_OPTIONS, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 # run_pipeline.py runs a pipeline definition (conf/pipelines/), not a job with conf/jobs/<job>.yaml.
 RUNNER = ROOT / "jobs" / "run_pipeline.py"
 JOBS = sorted(p for p in (ROOT / "jobs").glob("*.py") if p.name != "__init__.py" and p != RUNNER)
-# The tests' driver JIT/GC options (conf/spark/test.yaml), which spark-submit takes on its command line.
-DRIVER_JAVA_OPTIONS = load_spark_yaml(ROOT / "conf" / "spark" / "test.yaml")["conf"]["spark.driver.extraJavaOptions"]
 
 
 def _env():
@@ -74,7 +72,7 @@ def test_bad_conf_key_is_one_line_listing_valid_keys(job):
 
 def test_help_through_spark_submit():
     done = subprocess.run(
-        [spark_submit(), "--driver-java-options", DRIVER_JAVA_OPTIONS, str(ROOT / "jobs" / "ingest.py"), "--help"],
+        [spark_submit(), "--driver-java-options", JAVA_OPTIONS, str(ROOT / "jobs" / "ingest.py"), "--help"],
         capture_output=True,
         text=True,
         env=_env(),
@@ -91,7 +89,7 @@ def _submit_generate(out: Path, *spark_args: str, job_args: tuple[str, ...] = ()
             spark_submit(),
             *spark_args,
             "--driver-java-options",
-            DRIVER_JAVA_OPTIONS,
+            JAVA_OPTIONS,
             str(ROOT / "jobs" / "generate_demo_data.py"),
             "--set",
             "size=0.01",

@@ -1,5 +1,5 @@
 """One standalone cluster (master + two workers) for the whole cluster tier, started when a test first needs it,
-and what spark-submit ships to executors, built once for the tier."""
+what spark-submit ships to executors, built once for the tier, and the local run cluster runs are compared with."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.packaging import PackagingError, build_env, build_pyfiles
+from tests.cluster.recsys import recsys_definition, run_locally
 from tests.cluster.standalone import StandaloneCluster, spark_submit
 
 
@@ -61,3 +62,11 @@ def submit(cluster, pyfiles):
         return done
 
     return run
+
+
+@pytest.fixture(scope="session")
+def recsys_local(spark, tmp_path_factory) -> Path:
+    """The root of the whole pipeline's run in local mode in the test session, made once for the tier."""
+    root = tmp_path_factory.mktemp("recsys_local")
+    run_locally(spark, recsys_definition(), root)
+    return root

@@ -24,11 +24,16 @@ from pathlib import Path
 import pyspark
 
 from tests.cluster.worker_env import make_worker_python
+from tests.conftest import JAVA_OPTIONS
 
 SPARK_HOME = Path(pyspark.__file__).parent
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_PYTHON = "CLUSTER_WORKER_PYTHON"
+# The tests' JIT/GC options (C1 only, serial GC) for every JVM of the tier: master, workers, drivers and
+# executors. Seven JVMs share the 2 cores here, each short-lived or mostly idle, and C2's compiler
+# threads and G1's GC threads cost more than they save: a 10,000-row train_gbdt_lr application on two executors
+# took 114 s and 153 CPU-seconds with them, 152-164 s and 263-289 CPU-seconds without.
 # Two one-core executors of 1 GB, all registered before the first job.
 EXECUTORS = {
     "spark.executor.cores": 1,
@@ -37,6 +42,8 @@ EXECUTORS = {
     "spark.driver.host": HOST,
     "spark.scheduler.minRegisteredResourcesRatio": 1.0,
     "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s",
+    "spark.driver.extraJavaOptions": JAVA_OPTIONS,
+    "spark.executor.extraJavaOptions": JAVA_OPTIONS,
 }
 
 
@@ -116,6 +123,7 @@ class StandaloneCluster:
             "SPARK_LOCAL_IP": HOST,
             "SPARK_LOCAL_HOSTNAME": HOST,
             "SPARK_LOG_DIR": str(self.work / "logs"),
+            "SPARK_DAEMON_JAVA_OPTS": JAVA_OPTIONS,
             "SPARK_WORKER_DIR": str(self.work / "worker"),
             "PYSPARK_PYTHON": str(self.wrapper),
             "PYSPARK_DRIVER_PYTHON": sys.executable,

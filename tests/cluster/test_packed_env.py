@@ -21,17 +21,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chispa import assert_approx_df_equality
 
-from tests.cluster.recsys import DATE, LOCAL_STEPS, recsys_definition, run_locally
+from tests.cluster.recsys import DATE, LOCAL_STEPS, assert_same_tables, recsys_definition, run_locally, tables
 from tests.cluster.standalone import ROOT, StandaloneCluster, children, cmdline, spark_submit
 from tests.cluster.worker_env import make_bare_python
 
 pytestmark = pytest.mark.cluster
 ENV_PYTHON = "./environment/bin/python"
-# MLlib adds partial sums in the order tasks finish, so the ranker's scores (and what is computed from them) may
-# differ from local mode's in the last bits.
-PRECISION = 1e-9
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +54,7 @@ def daemons(cluster: StandaloneCluster) -> set[tuple[str, str]]:
     return found
 
 
-def tables(root: Path) -> list[str]:
-    """The run date's Parquet tables under ``root`` written on the cluster (not the raw and clean data made
-    locally; not the undated models, whose stages are named by random ids)."""
-    return sorted(
-        str(p.parent.relative_to(root))
-        for p in root.rglob(f"ds={DATE}/**/_SUCCESS")
-        if p.parent.relative_to(root).parts[0] not in ("raw", "clean") and any(p.parent.glob("*.parquet"))
-    )
-
-
-def test_recsys_steps_in_the_packed_environment(bare_cluster, pyfiles, packed_env, spark, tmp_path):
+def test_recsys_steps_in_the_packed_environment(bare_cluster, pyfiles, packed_env, recsys_local, spark, tmp_path):
     for python in bare_cluster.pythons.values():
         bare = subprocess.run(
             [str(python), "-c", "import numpy"],
@@ -78,8 +64,7 @@ def test_recsys_steps_in_the_packed_environment(bare_cluster, pyfiles, packed_en
             text=True,
         )
         assert "No module named 'numpy'" in bare.stderr, "the workers' own Python must not have the requirements"
-    data, expected, got = recsys_definition(), tmp_path / "local", tmp_path / "cluster"
-    run_locally(spark, data, expected)
+    data, got = recsys_definition(), tmp_path / "cluster"
     run_locally(spark, data, got, LOCAL_STEPS)
     definition = tmp_path / "recsys.yaml"
     definition.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -105,14 +90,5 @@ def test_recsys_steps_in_the_packed_environment(bare_cluster, pyfiles, packed_en
     assert {python for python, _ in seen} == {ENV_PYTHON}
     for _, cwd in seen:  # an executor's directory under a worker's, with the archive unpacked there
         assert cwd.startswith(str(bare_cluster.work)) and list(Path(cwd).glob("environment/lib/*/site-packages/numpy"))
-    assert_same_tables(spark, got, expected)
-
-
-def assert_same_tables(spark, got: Path, expected: Path) -> None:
-    """The run date's tables under ``got`` equal those under ``expected`` (floating-point numbers to
-    ``PRECISION``), the ranker's scores and the evaluation's lists and figures among them."""
-    assert tables(got) == tables(expected)
-    assert {f"ranker/scores/ds={DATE}", f"evaluation/lists/ds={DATE}"} < set(tables(got))
-    for table in tables(expected):
-        pair = [spark.read.parquet(str(root / table)) for root in (got, expected)]
-        assert_approx_df_equality(*pair, PRECISION, ignore_row_order=True)
+    assert tables(got) == tables(recsys_local)
+    assert_same_tables(spark, got, recsys_local)
