@@ -1,9 +1,9 @@
 """Pipelines through a Spark Connect session give what a classic session gives (issue 16 item 6).
 
-Each pipeline runs twice at test size from the same definition: in a subprocess with a classic local session
-(``python -m pipelines run --mode session``, the reference) and here through the connect tier's server, which has
-the same Spark settings. Every committed table must be equal (scores and metrics to 1e-9: MLlib's sums may add in
-another order), and the work that cannot run over Connect must stop at once with one line.
+Each pipeline runs twice at test size from the same definition, at the same time: in a subprocess with a classic
+local session (``python -m pipelines run --mode session``, the reference) and here through the connect tier's
+server, which has the same Spark settings. Every committed table must be equal (scores and metrics to 1e-9:
+MLlib's sums may add in another order), and the work that cannot run over Connect must stop at once with one line.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ def classic_env() -> dict[str, str]:
     return env
 
 
-def run_classic(definition: Path, root: Path) -> None:
-    """The reference run: a new Python process with a classic local session."""
-    done = subprocess.run(
+def start_classic(definition: Path, root: Path) -> subprocess.Popen:
+    """The reference run: a new Python process with a classic local session, started at once so that it runs
+    while the Connect run does (both are chains of small Spark jobs, mostly waiting on each other's latency)."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -60,11 +61,20 @@ def run_classic(definition: Path, root: Path) -> None:
         ],
         cwd=ROOT,
         env=classic_env(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=900,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def finish_classic(classic: subprocess.Popen) -> None:
+    """Wait for the reference run; its output's tail when it failed."""
+    try:
+        output, _ = classic.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        classic.kill()
+        output, _ = classic.communicate()
+    assert classic.returncode == 0, output[-6000:]
 
 
 def same_json(a: Any, b: Any, where: str) -> None:
@@ -114,8 +124,14 @@ def run_and_compare(
         data = yaml.safe_load(definition.read_text())
         data["steps"] = {k: v for k, v in data["steps"].items() if k not in drop_steps}
         definition.write_text(yaml.safe_dump(data, sort_keys=False))
-    run_classic(definition, tmp_path / "classic")
-    manifest, _ = run_pipeline(spark, definition, tmp_path / "connect", D)
+    classic = start_classic(definition, tmp_path / "classic")
+    try:
+        manifest, _ = run_pipeline(spark, definition, tmp_path / "connect", D)
+    except BaseException:
+        classic.kill()
+        classic.wait()
+        raise
+    finish_classic(classic)
     assert manifest["status"] == "succeeded"
     outputs = {
         root: [
