@@ -38,7 +38,7 @@ test: check-env $(STAMP)
 
 # The cluster tier: one standalone master and two workers for the whole run, jobs through spark-submit, faults.
 test-cluster: check-env $(STAMP)
-	$(PY) -m pytest tests -m cluster -q
+	$(PY) -m pytest tests -m cluster -q --durations=10
 
 test-slow: check-env $(STAMP)
 	$(PY) -m pytest tests -m slow -q --durations=10 $(XDIST)
@@ -59,7 +59,7 @@ test-report: check-env $(STAMP)
 # the Connect client extras first (setup.cfg's `connect`); when that fails, the tests skip and say why.
 test-connect: check-env $(STAMP)
 	-@bash scripts/connect_env.sh $(PY)
-	$(PY) -m pytest tests -m connect -q -rs
+	$(PY) -m pytest tests -m connect -q -rs --durations=10
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet 'ruff==0.17.6'
