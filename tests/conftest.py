@@ -7,14 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
+
+from pipelines.session import load_spark_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 # The tests' JIT/GC options (conf/spark/test.yaml), for the JVMs that spark-submit or spark-class start.
-JAVA_OPTIONS = yaml.safe_load((ROOT / "conf" / "spark" / "test.yaml").read_text())["conf"][
-    "spark.driver.extraJavaOptions"
-]
+JAVA_OPTIONS = load_spark_yaml(ROOT / "conf" / "spark" / "test.yaml")["conf"]["spark.driver.extraJavaOptions"]
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 # No MLflow run of the tests' jobs, in this process or the jobs it starts (tests/test_tracking.py turns it on, with

@@ -42,39 +42,40 @@ def classic_env() -> dict[str, str]:
     return env
 
 
-def start_classic(definition: Path, root: Path) -> subprocess.Popen:
+def start_classic(definition: Path, root: Path, log: Path) -> subprocess.Popen:
     """The reference run: a new Python process with a classic local session, started at once so that it runs
-    while the Connect run does (both are chains of small Spark jobs, mostly waiting on each other's latency)."""
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipelines",
-            "run",
-            str(definition),
-            "--root",
-            str(root),
-            "--run-date",
-            D,
-            "--mode",
-            "session",
-        ],
-        cwd=ROOT,
-        env=classic_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    while the Connect run does (both are chains of small Spark jobs, mostly waiting on each other's latency). Its
+    output goes to ``log``: a pipe nobody reads until the Connect run ends would stop it once the pipe is full."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipelines",
+                "run",
+                str(definition),
+                "--root",
+                str(root),
+                "--run-date",
+                D,
+                "--mode",
+                "session",
+            ],
+            cwd=ROOT,
+            env=classic_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
-def finish_classic(classic: subprocess.Popen) -> None:
+def finish_classic(classic: subprocess.Popen, log: Path) -> None:
     """Wait for the reference run; its output's tail when it failed."""
     try:
-        output, _ = classic.communicate(timeout=900)
+        classic.wait(timeout=900)
     except subprocess.TimeoutExpired:
         classic.kill()
-        output, _ = classic.communicate()
-    assert classic.returncode == 0, output[-6000:]
+        classic.wait()
+    assert classic.returncode == 0, log.read_text()[-6000:]
 
 
 def same_json(a: Any, b: Any, where: str) -> None:
@@ -124,14 +125,15 @@ def run_and_compare(
         data = yaml.safe_load(definition.read_text())
         data["steps"] = {k: v for k, v in data["steps"].items() if k not in drop_steps}
         definition.write_text(yaml.safe_dump(data, sort_keys=False))
-    classic = start_classic(definition, tmp_path / "classic")
+    log = tmp_path / "classic.log"
+    classic = start_classic(definition, tmp_path / "classic", log)
     try:
         manifest, _ = run_pipeline(spark, definition, tmp_path / "connect", D)
     except BaseException:
         classic.kill()
         classic.wait()
         raise
-    finish_classic(classic)
+    finish_classic(classic, log)
     assert manifest["status"] == "succeeded"
     outputs = {
         root: [
