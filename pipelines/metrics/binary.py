@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from pipelines.metrics.validation import LABEL, SCORE, WEIGHT, BinaryFrame, MetricsInputError, prepare_binary
+from pipelines.metrics.validation import (
+    LABEL,
+    SCORE,
+    WEIGHT,
+    BinaryFrame,
+    BinaryInput,
+    MetricsInputError,
+    binary_metric,
+)
 from pipelines.records import Record
 
 # scikit-learn clips probabilities to [eps, 1 - eps] with eps the float64 machine epsilon.
@@ -153,78 +160,29 @@ def confusion_of(frame: BinaryFrame, threshold: float) -> ConfusionCounts:
     )
 
 
-def _probability(
-    df: DataFrame, score_col: str, label_col: str, weight_col: str | None, options: dict[str, Any]
-) -> ProbabilityMetrics:
-    frame = prepare_binary(df, score_col, label_col, weight_col, sums=probability_sums(), **options)
-    return probability_metrics_of(frame, score_col)
+def _probability(data: BinaryInput) -> ProbabilityMetrics:
+    return probability_metrics_of(data.prepare(probability_sums()), data.score_col)
 
 
-def log_loss(
-    df: DataFrame,
-    score_col: str,
-    label_col: str,
-    weight_col: str | None = None,
-    *,
-    positive_label: Any = 1,
-    negative_label: Any = 0,
-    drop_invalid: bool = False,
-) -> float:
+@binary_metric
+def log_loss(data: BinaryInput) -> float:
     """Mean (weighted) log loss of probability scores, clipped to [eps, 1-eps] as scikit-learn does."""
-    options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
-    return _probability(df, score_col, label_col, weight_col, options).log_loss
+    return _probability(data).log_loss
 
 
-def normalized_entropy(
-    df: DataFrame,
-    score_col: str,
-    label_col: str,
-    weight_col: str | None = None,
-    *,
-    positive_label: Any = 1,
-    negative_label: Any = 0,
-    drop_invalid: bool = False,
-) -> float:
+@binary_metric
+def normalized_entropy(data: BinaryInput) -> float:
     """Log loss divided by the entropy of the mean label: below 1.0 beats predicting the base rate."""
-    options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
-    return _probability(df, score_col, label_col, weight_col, options).normalized_entropy
+    return _probability(data).normalized_entropy
 
 
-def calibration(
-    df: DataFrame,
-    score_col: str,
-    label_col: str,
-    weight_col: str | None = None,
-    *,
-    positive_label: Any = 1,
-    negative_label: Any = 0,
-    drop_invalid: bool = False,
-) -> float:
+@binary_metric
+def calibration(data: BinaryInput) -> float:
     """Sum of predicted probabilities over the sum of labels (weighted): 1.0 is calibrated on average."""
-    options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
-    return _probability(df, score_col, label_col, weight_col, options).calibration
+    return _probability(data).calibration
 
 
-def confusion_at_threshold(
-    df: DataFrame,
-    score_col: str,
-    label_col: str,
-    weight_col: str | None = None,
-    *,
-    threshold: float = 0.5,
-    positive_label: Any = 1,
-    negative_label: Any = 0,
-    drop_invalid: bool = False,
-) -> ConfusionCounts:
+@binary_metric
+def confusion_at_threshold(data: BinaryInput, *, threshold: float = 0.5) -> ConfusionCounts:
     """Confusion counts, precision, recall, F1 and accuracy when predicting positive at score >= threshold."""
-    frame = prepare_binary(
-        df,
-        score_col,
-        label_col,
-        weight_col,
-        positive_label=positive_label,
-        negative_label=negative_label,
-        drop_invalid=drop_invalid,
-        sums=threshold_sums(threshold),
-    )
-    return confusion_of(frame, threshold)
+    return confusion_of(data.prepare(threshold_sums(threshold)), threshold)

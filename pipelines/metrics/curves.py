@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 from pipelines.connect import default_parallelism
 from pipelines.frames import from_pandas
 from pipelines.metrics.binary import ConfusionCounts
-from pipelines.metrics.validation import LABEL, SCORE, WEIGHT, BinaryFrame, prepare_binary
+from pipelines.metrics.validation import LABEL, SCORE, WEIGHT, BinaryFrame, BinaryInput, binary_metric
 
 ROWS_PER_PARTITION = 2_000_000
 """At least one range partition per this many rows: bounds a task's numpy memory (about 100 MB)."""
@@ -274,109 +274,58 @@ class ScoreOrder:
         )
 
 
-def _order(
-    df: DataFrame, score_col: str, label_col: str, weight_col: str | None, keep: bool, options: dict[str, Any]
-) -> ScoreOrder:
-    return ScoreOrder(prepare_binary(df, score_col, label_col, weight_col, **options), keep=keep)
-
-
-def _sweep(
-    df: DataFrame, score_col: str, label_col: str, weight_col: str | None, points: int | None, options: dict[str, Any]
-) -> Sweep:
-    with _order(df, score_col, label_col, weight_col, True, options) as order:
+def _sweep(data: BinaryInput, points: int | None) -> Sweep:
+    with ScoreOrder(data.prepare(), keep=True) as order:
         return order.sweep(points)
 
 
-def roc_auc(
-    df: DataFrame,
-    score_col: str,
-    label_col: str,
-    weight_col: str | None = None,
-    *,
-    positive_label: Any = 1,
-    negative_label: Any = 0,
-    drop_invalid: bool = False,
-) -> float:
+def _curve_frame(data: BinaryInput, table: pd.DataFrame) -> DataFrame:
+    """A curve table (all columns double) as a Spark DataFrame in the input's session."""
+    schema = ", ".join(f"{name} double" for name in table.columns)
+    return from_pandas(data.df.sparkSession, table, schema)
+
+
+@binary_metric
+def roc_auc(data: BinaryInput) -> float:
     """Exact ROC-AUC: the probability that a positive outscores a negative, ties counting half.
 
     Optional non-negative sample weights. One aggregate pass for the input checks, then one
     range-partitioned pass; equal to scikit-learn's ``roc_auc_score`` up to float64 rounding,
     where Spark's evaluator bins scores by default.
     """
-    options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
-    return _order(df, score_col, label_col, weight_col, False, options).roc_auc()
+    return ScoreOrder(data.prepare()).roc_auc()
 
 
-def pr_auc(
-    df: DataFrame,
-    score_col: str,
-    label_col: str,
-    weight_col: str | None = None,
-    *,
-    positive_label: Any = 1,
-    negative_label: Any = 0,
-    drop_invalid: bool = False,
-) -> float:
+@binary_metric
+def pr_auc(data: BinaryInput) -> float:
     """Average precision as scikit-learn defines it: sum over thresholds of recall gain times precision.
 
     Not the trapezoidal area under the PR curve, which is optimistic with ties and sparse curves.
     """
-    options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
-    return _sweep(df, score_col, label_col, weight_col, None, options).average_precision
+    return _sweep(data, None).average_precision
 
 
-def best_f1_threshold(
-    df: DataFrame,
-    score_col: str,
-    label_col: str,
-    weight_col: str | None = None,
-    *,
-    positive_label: Any = 1,
-    negative_label: Any = 0,
-    drop_invalid: bool = False,
-) -> ConfusionCounts:
+@binary_metric
+def best_f1_threshold(data: BinaryInput) -> ConfusionCounts:
     """Confusion counts at the score threshold with the highest F1 (the highest such threshold on ties)."""
-    options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
-    return _sweep(df, score_col, label_col, weight_col, None, options).best_f1
+    return _sweep(data, None).best_f1
 
 
-def roc_curve(
-    df: DataFrame,
-    score_col: str,
-    label_col: str,
-    weight_col: str | None = None,
-    *,
-    points: int = 200,
-    positive_label: Any = 1,
-    negative_label: Any = 0,
-    drop_invalid: bool = False,
-) -> DataFrame:
+@binary_metric
+def roc_curve(data: BinaryInput, *, points: int = 200) -> DataFrame:
     """ROC points (threshold, fpr, tpr) by descending threshold, at most ``points`` rows.
 
     With ``points`` above the number of distinct scores this is scikit-learn's
     ``roc_curve(drop_intermediate=False)``; otherwise evenly spaced points of it, ends included.
     """
-    options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
-    table = _sweep(df, score_col, label_col, weight_col, points, options).roc_table()
-    return from_pandas(df.sparkSession, table, "threshold double, fpr double, tpr double")
+    return _curve_frame(data, _sweep(data, points).roc_table())
 
 
-def pr_curve(
-    df: DataFrame,
-    score_col: str,
-    label_col: str,
-    weight_col: str | None = None,
-    *,
-    points: int = 200,
-    positive_label: Any = 1,
-    negative_label: Any = 0,
-    drop_invalid: bool = False,
-) -> DataFrame:
+@binary_metric
+def pr_curve(data: BinaryInput, *, points: int = 200) -> DataFrame:
     """Precision-recall points (threshold, precision, recall) by descending threshold, at most ``points`` rows.
 
     With ``points`` above the number of distinct scores this is scikit-learn's
     ``precision_recall_curve`` reversed, its final (precision 1, recall 0) point at threshold inf.
     """
-    options = dict(positive_label=positive_label, negative_label=negative_label, drop_invalid=drop_invalid)
-    table = _sweep(df, score_col, label_col, weight_col, points, options).pr_table()
-    return from_pandas(df.sparkSession, table, "threshold double, precision double, recall double")
+    return _curve_frame(data, _sweep(data, points).pr_table())

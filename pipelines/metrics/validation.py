@@ -11,10 +11,11 @@ they point at a wrong column or a broken model, not at a gap in the data.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -27,6 +28,12 @@ logger = logging.getLogger(__name__)
 
 SCORE, LABEL, WEIGHT, GROUP = "score", "label", "weight", "group"
 DROP_HINT = "drop_invalid=True excludes rows with null or NaN values"
+COLUMNS = ("df", "score_col", "label_col", "weight_col")
+"""The positional arguments of every binary metric, as :func:`prepare_binary` names them."""
+LABEL_OPTIONS = ("positive_label", "negative_label", "drop_invalid")
+"""The keywords of :func:`prepare_binary` that say how to read the labels; every binary metric takes them too."""
+
+R = TypeVar("R")
 
 
 class MetricsInputError(UserError):
@@ -235,3 +242,47 @@ def prepare_binary(
         weighted=weight_col is not None,
         sums={k: v for k, v in checked.sums.items() if k not in class_sums},
     )
+
+
+@dataclass(frozen=True)
+class BinaryInput:
+    """A binary metric's arguments as the caller gave them: the table, its columns and the label options."""
+
+    df: DataFrame
+    score_col: str
+    label_col: str
+    weight_col: str | None
+    options: Mapping[str, Any]
+
+    def prepare(self, sums: Mapping[str, Column] | None = None) -> BinaryFrame:
+        """The canonical valid rows, with ``sums`` summed over them in the checks' pass (see :func:`prepare_binary`)."""
+        return prepare_binary(self.df, self.score_col, self.label_col, self.weight_col, sums=sums, **self.options)
+
+
+def binary_metric(compact: Callable[..., R]) -> Callable[..., R]:
+    """Decorator: give a metric written as ``compact(data: BinaryInput, *, <own keywords>)`` the public signature
+    ``(df, score_col, label_col, weight_col=None, *, <own keywords>, positive_label=1, negative_label=0,
+    drop_invalid=False)``.
+
+    The shared parameters are :func:`prepare_binary`'s, annotations and defaults included, so that they are
+    spelled once; the metric keeps ``compact``'s name and docstring, and ``inspect.signature`` (hence ``help``)
+    shows its public parameters.
+    """
+    shared = inspect.signature(prepare_binary).parameters
+    own = list(inspect.signature(compact).parameters.values())[1:]
+    signature = inspect.signature(compact).replace(
+        parameters=[*(shared[name] for name in COLUMNS), *own, *(shared[name] for name in LABEL_OPTIONS)]
+    )
+
+    @functools.wraps(compact)
+    def metric(*args: Any, **kwargs: Any) -> R:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments
+        options = {name: given.pop(name) for name in LABEL_OPTIONS}
+        return compact(BinaryInput(**{name: given.pop(name) for name in COLUMNS}, options=options), **given)
+
+    metric.__signature__ = signature  # type: ignore[attr-defined]
+    metric.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    metric.__annotations__["return"] = signature.return_annotation
+    return metric
