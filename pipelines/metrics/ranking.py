@@ -84,22 +84,14 @@ def ranking_metrics(
     dcg = _sum(F.transform(hits, lambda position: 1.0 / F.log2(position + 2)))
     idcg = _sum(F.transform(F.sequence(F.lit(1), ideal), lambda i: 1.0 / F.log2(i + 1)))
     average_precision = _sum(F.transform(hits, lambda position, j: (j + 1) / (position + 1))) / ideal
+    # Named as RankingMetrics' fields, so that the row is the result.
     row = joined.agg(
-        F.avg(F.size(hits) / k).alias("precision"),
-        F.avg(F.size(hits) / F.size("_relevant")).alias("recall"),
-        F.avg(dcg / idcg).alias("ndcg"),
-        F.avg(average_precision).alias("map"),
-        F.avg((F.size(hits) > 0).cast("double")).alias("hit_rate"),
+        F.avg(F.size(hits) / k).alias("precision_at_k"),
+        F.avg(F.size(hits) / F.size("_relevant")).alias("recall_at_k"),
+        F.avg(dcg / idcg).alias("ndcg_at_k"),
+        F.avg(average_precision).alias("map_at_k"),
+        F.avg((F.size(hits) > 0).cast("double")).alias("hit_rate_at_k"),
         F.count(F.lit(1)).alias("users"),
-        F.count_if(F.col("_ranked").isNull()).alias("missing"),
+        F.count_if(F.col("_ranked").isNull()).alias("users_without_recommendations"),
     ).first()
-    return RankingMetrics(
-        k=k,
-        precision_at_k=row.precision,
-        recall_at_k=row.recall,
-        ndcg_at_k=row.ndcg,
-        map_at_k=row.map,
-        hit_rate_at_k=row.hit_rate,
-        users=row.users,
-        users_without_recommendations=row.missing,
-    )
+    return RankingMetrics(k=k, **row.asDict())
