@@ -34,12 +34,11 @@ from pipelines.text.fasttext_ids import EOS
 from pipelines.text.fasttext_kernel import Tree
 from pipelines.text.fasttext_trainer import FastTextSettings, train_fasttext
 from pipelines.word2vec.trainer_sgns import RoundParams
-from pipelines.word2vec.vocab_model import VocabularyModel, progress_log
+from pipelines.word2vec.vocab_model import VocabularyModel, progress_log, read_rows, write_rows
 from pipelines.word2vec.vocabulary import build_vocabulary
 from udfs.fasttext import Scorer, ids_udf, predict_udf
 
 INPUT_SCHEMA = "index INT, word STRING, count BIGINT, bucket INT, vector ARRAY<FLOAT>"
-OUTPUT_SCHEMA = "index INT, vector ARRAY<FLOAT>"
 
 
 class FastTextError(UserError):
@@ -193,8 +192,7 @@ class FastTextClassificationModel(Model, _FastTextParams, VocabularyModel):
             }
         )
         from_pandas(spark, table, INPUT_SCHEMA).write.parquet(f"{path}/data/input")
-        output = pd.DataFrame({"index": np.arange(len(self.w_out), dtype=np.int32), "vector": list(self.w_out)})
-        from_pandas(spark, output, OUTPUT_SCHEMA).write.parquet(f"{path}/data/output")
+        write_rows(spark, self.w_out, f"{path}/data/output", "index")
 
     @classmethod
     def load_data(cls, path: str, spark: SparkSession, metadata: Mapping[str, Any]) -> "FastTextClassificationModel":
@@ -206,6 +204,6 @@ class FastTextClassificationModel(Model, _FastTextParams, VocabularyModel):
             table.column("count").filter(is_word).to_numpy(),
             table.column("bucket").filter(is_bucket).to_numpy(),
             vector_matrix(table),
-            vector_matrix(spark.read.parquet(f"{path}/data/output").orderBy("index").toArrow()),
+            read_rows(spark, f"{path}/data/output", "index"),
             metadata["classCounts"],
         )

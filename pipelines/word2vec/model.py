@@ -27,13 +27,12 @@ from pipelines.word2vec.ppmi import PpmiSettings, train_ppmi
 from pipelines.word2vec.queries import VectorIndex
 from pipelines.word2vec.subwords import compose
 from pipelines.word2vec.trainer_sgns import RoundParams, SgnsSettings, train_sgns
-from pipelines.word2vec.vocab_model import VocabularyModel, progress_log
+from pipelines.word2vec.vocab_model import VocabularyModel, progress_log, read_rows, write_rows
 from pipelines.word2vec.vocabulary import Vocabulary, build_vocabulary
 from udfs.word2vec import mean_vector_udf
 
 TRAINERS = ("sgns", "ppmi", "mllib")
 VECTORS_SCHEMA = "word STRING, vector ARRAY<FLOAT>, count BIGINT, index INT"
-NGRAMS_SCHEMA = "bucket INT, vector ARRAY<FLOAT>"
 
 
 class _Word2VecParams(RoundParams):
@@ -216,8 +215,7 @@ class Word2VecModel(Model, _Word2VecParams, VocabularyModel):
         (``ngrams/``)."""
         self.vectors_frame(spark).write.parquet(f"{path}/data")
         if self.ngrams is not None:
-            ngrams = pd.DataFrame({"bucket": np.arange(len(self.ngrams), dtype=np.int32), "vector": list(self.ngrams)})
-            from_pandas(spark, ngrams, NGRAMS_SCHEMA).write.parquet(f"{path}/ngrams")
+            write_rows(spark, self.ngrams, f"{path}/ngrams", "bucket")
 
     @classmethod
     def load_data(cls, path: str, spark: SparkSession, metadata: Mapping[str, Any]) -> "Word2VecModel":
@@ -225,5 +223,5 @@ class Word2VecModel(Model, _Word2VecParams, VocabularyModel):
         vectors = vector_matrix(table) if table.num_rows else None
         ngrams = None
         if {**metadata.get("defaultParamMap", {}), **metadata.get("paramMap", {})}.get("maxN", 0) > 0:
-            ngrams = vector_matrix(spark.read.parquet(f"{path}/ngrams").orderBy("bucket").toArrow())
+            ngrams = read_rows(spark, f"{path}/ngrams", "bucket")
         return cls(table.column("word").to_pylist(), table.column("count").to_numpy(), vectors, ngrams)

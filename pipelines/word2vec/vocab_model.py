@@ -1,5 +1,5 @@
 """What word2vec's and fastText's stages share besides ``RoundParams``: the model's vocabulary and training
-figures, and the trainers' progress log."""
+figures, the Parquet tables of its matrices, and the trainers' progress log."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
+from pyspark.sql import SparkSession
 
+from pipelines.frames import from_pandas, vector_matrix
 from pipelines.stages import SavedModel
 
 
@@ -31,6 +34,18 @@ class VocabularyModel(SavedModel):
 
     def loaded(self, metadata: Mapping[str, Any]) -> None:
         self.summary = metadata.get("summary", {})
+
+
+def write_rows(spark: SparkSession, matrix: np.ndarray, path: str, key: str) -> None:
+    """``matrix`` as Parquet at ``path``, one ``(key INT, vector ARRAY<FLOAT>)`` row per row, numbered by ``key``
+    (Parquet keeps no row order)."""
+    rows = pd.DataFrame({key: np.arange(len(matrix), dtype=np.int32), "vector": list(matrix)})
+    from_pandas(spark, rows, f"{key} INT, vector ARRAY<FLOAT>").write.parquet(path)
+
+
+def read_rows(spark: SparkSession, path: str, key: str) -> np.ndarray:
+    """The matrix ``write_rows`` wrote at ``path``, its rows in ``key`` order."""
+    return vector_matrix(spark.read.parquet(path).orderBy(key).toArrow())
 
 
 def progress_log(tag: str) -> Callable[[str], None]:
