@@ -60,6 +60,23 @@ def param(default: Any, doc: str, converter: Callable | None = None) -> StagePar
     return StageParam(default, doc, converter)
 
 
+def camel_case(key: str) -> str:
+    """The Param name of a snake_case config key: ``max_iter`` -> ``maxIter``."""
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def snake_case(name: str) -> str:
+    """The snake_case spelling of a Param name (configs', XGBoost's): ``maxDepth`` -> ``max_depth``."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def config_params(section: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    """The values of a config section's ``keys`` by Param name (``camel_case``): a job builds a stage from the
+    keys that name its Params without spelling each name twice."""
+    return {camel_case(key): section[key] for key in keys}
+
+
 def _accessors(name: str) -> dict[str, Callable]:
     suffix = name[0].upper() + name[1:]
     return {
@@ -108,6 +125,10 @@ class StageParams(Params):
     def value(self, name: str) -> Any:
         """The value of the Param ``name``, or its default."""
         return self.getOrDefault(name)
+
+    def values(self, *names: str) -> list[Any]:
+        """The values of the Params ``names``, in that order: the positional arguments of a settings class."""
+        return [self.getOrDefault(name) for name in names]
 
     def values_of(self, params: type) -> dict[str, Any]:
         """The values of the Params the Params class ``params`` declares (inherited ones too), by name: the

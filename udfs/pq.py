@@ -13,6 +13,7 @@ that smaller is always nearer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
@@ -23,6 +24,25 @@ if TYPE_CHECKING:
     from pyspark.sql import Column
 
 METRICS = ("l2", "ip", "cosine")
+
+
+@dataclass(frozen=True, eq=False)
+class Quantiser:
+    """A trained product quantiser as the kernels and UDFs take it: ``codebooks``, the OPQ ``rotation`` and IVF
+    ``coarse`` centroids (``None`` when absent), the metric, bits per sub-space code, and whether the codes
+    quantise residuals ``x - coarse[list]``."""
+
+    codebooks: np.ndarray
+    rotation: np.ndarray | None
+    coarse: np.ndarray | None
+    metric: str
+    nbits: int
+    by_residual: bool = False
+
+    @property
+    def residual_coarse(self) -> np.ndarray | None:
+        """The centroids the codes are relative to: ``coarse`` for residual codes, else ``None``."""
+        return self.coarse if self.by_residual else None
 
 
 def code_size(m: int, nbits: int) -> int:
@@ -226,29 +246,20 @@ def codes_to_arrow(packed: np.ndarray, valid: np.ndarray) -> pa.Array:
     )
 
 
-def encode_batch(
-    vectors: pa.Array,
-    dim: int,
-    codebooks: np.ndarray,
-    rotation: np.ndarray | None,
-    coarse: np.ndarray | None,
-    metric: str,
-    nbits: int,
-    by_residual: bool = False,
-) -> pa.Array:
+def encode_batch(vectors: pa.Array, dim: int, pq: Quantiser) -> pa.Array:
     """Arrow UDF body of ``PQEncoderModel.transform``: one batch of vectors (``array<float>``,
-    ``array<double>`` or binary) to packed codes (and IVF lists, as a struct; ``by_residual``: the codes quantise
-    ``x - coarse[list]``); null for a null,
+    ``array<double>`` or binary) to packed codes (and IVF lists, as a struct; ``pq.by_residual``: the codes
+    quantise ``x - coarse[list]``); null for a null,
     wrong-dimension or NaN/inf vector. Matrices in and out, no per-row objects. It lives here so that a
     Python worker imports only numpy and pyarrow for it (fewer objects for the worker's gc after each task)."""
     valid, raw = arrow_vectors(vectors, dim)
     finite = finite_rows(raw)
     valid[valid] = finite
-    x = prepare(raw if finite.all() else raw[finite], metric, rotation)
-    if coarse is None:
-        return codes_to_arrow(pack_codes(encode(x, codebooks), nbits), valid)
-    assigned, res = residuals(x, coarse)
-    codes = codes_to_arrow(pack_codes(encode(res if by_residual else x, codebooks), nbits), valid)
+    x = prepare(raw if finite.all() else raw[finite], pq.metric, pq.rotation)
+    if pq.coarse is None:
+        return codes_to_arrow(pack_codes(encode(x, pq.codebooks), pq.nbits), valid)
+    assigned, res = residuals(x, pq.coarse)
+    codes = codes_to_arrow(pack_codes(encode(res if pq.by_residual else x, pq.codebooks), pq.nbits), valid)
     lists = np.zeros(len(valid), np.int32)
     lists[valid] = assigned
     return pa.StructArray.from_arrays([codes, pa.array(lists, mask=~valid)], names=["code", "list_id"])
@@ -408,50 +419,33 @@ def concat_batches(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
-def reconstruct(
-    packed: np.ndarray,
-    lists: np.ndarray | None,
-    codebooks: np.ndarray,
-    rotation: np.ndarray | None,
-    coarse: np.ndarray | None,
-    nbits: int,
-) -> np.ndarray:
-    """Raw-space reconstructions of packed codes; with ``coarse`` (residual codes) plus their ``lists``' centroids."""
-    x = decode(unpack_codes(packed, codebooks.shape[0], nbits), codebooks)
-    if coarse is not None:
-        x = x + coarse[lists]
-    return x @ rotation.T if rotation is not None else x
+def reconstruct(packed: np.ndarray, lists: np.ndarray | None, pq: Quantiser) -> np.ndarray:
+    """Raw-space reconstructions of packed codes; residual codes plus their ``lists``' centroids."""
+    x = decode(unpack_codes(packed, pq.codebooks.shape[0], pq.nbits), pq.codebooks)
+    if pq.residual_coarse is not None:
+        x = x + pq.residual_coarse[lists]
+    return x @ pq.rotation.T if pq.rotation is not None else x
 
 
-def encode_udf(
-    dim: int,
-    codebooks: np.ndarray,
-    rotation: np.ndarray | None,
-    coarse: np.ndarray | None,
-    metric: str,
-    nbits: int,
-    by_residual: bool,
-) -> Callable[[Column], Column]:
+def encode_udf(dim: int, pq: Quantiser) -> Callable[[Column], Column]:
     """Arrow UDF of ``encode_batch``: vectors -> packed codes (``binary``), with IVF ``struct(code, list_id)``."""
     from pyspark.sql.functions import arrow_udf
 
     def codes(vectors: pa.Array) -> pa.Array:
-        return encode_batch(vectors, dim, codebooks, rotation, coarse, metric, nbits, by_residual)
+        return encode_batch(vectors, dim, pq)
 
-    return arrow_udf(codes, "binary" if coarse is None else "code binary, list_id int")
+    return arrow_udf(codes, "binary" if pq.coarse is None else "code binary, list_id int")
 
 
-def decode_udf(
-    codebooks: np.ndarray, rotation: np.ndarray | None, coarse: np.ndarray | None, nbits: int
-) -> Callable[[Column, Column], Column]:
+def decode_udf(pq: Quantiser) -> Callable[[Column, Column], Column]:
     """pandas UDF of ``reconstruct``: (packed codes, IVF lists) -> ``array<float>`` raw-space vectors."""
     from pyspark.sql import types as T
     from pyspark.sql.functions import pandas_udf
 
-    size = code_size(codebooks.shape[0], nbits)
+    size = code_size(pq.codebooks.shape[0], pq.nbits)
 
     def vectors(codes: pd.Series, lists: pd.Series) -> pd.Series:
-        x = reconstruct(series_to_codes(codes, size), lists.to_numpy(np.int64), codebooks, rotation, coarse, nbits)
+        x = reconstruct(series_to_codes(codes, size), lists.to_numpy(np.int64), pq)
         return vectors_to_series(x, codes.index)
 
     return pandas_udf(vectors, T.ArrayType(T.FloatType()))

@@ -155,23 +155,13 @@ def preparation_stages(
     )
     lr_inputs = [f"{c}__lr" for c in num] + [f"{c}__missing" for c in num]
     if cat:
-        stages.append(
-            OneHotEncoder(
-                inputCols=[f"{c}__idx" for c in cat],
-                outputCols=[f"{c}__ohe" for c in cat],
-                handleInvalid="keep",
-                dropLast=False,
-            )
-        )
-        lr_inputs += [f"{c}__ohe" for c in cat]
+        indices, one_hot = [f"{c}__idx" for c in cat], [f"{c}__ohe" for c in cat]
+        stages.append(OneHotEncoder(inputCols=indices, outputCols=one_hot, handleInvalid="keep", dropLast=False))
+        lr_inputs += one_hot
     if ids:
+        groups = [f"{c}__grp" for c in ids]
         stages.append(
-            FeatureHasher(
-                inputCols=[f"{c}__grp" for c in ids],
-                categoricalCols=[f"{c}__grp" for c in ids],
-                outputCol="ids__hashed",
-                numFeatures=hash_buckets,
-            )
+            FeatureHasher(inputCols=groups, categoricalCols=groups, outputCol="ids__hashed", numFeatures=hash_buckets)
         )
         lr_inputs.append("ids__hashed")
     stages.append(VectorAssembler(inputCols=lr_inputs, outputCol=LR_FEATURES))

@@ -25,12 +25,26 @@ from pipelines.connect import require_classic, share
 from pipelines.gbdt_lr.leaves import EncoderParams, TreeParams, encode_leaves
 from pipelines.sampling import row_uniform
 from pipelines.session import job_description
-from pipelines.stages import ArrayModel, param
+from pipelines.stages import ArrayModel, param, snake_case
 from pipelines.validation import check_param
 from udfs.xgboost import dmatrix, leaves_udf, load_booster, probability_udf
 
 VALIDATION_COL = "_xgb_validation"
 GROW_POLICIES = ("depthwise", "lossguide")
+# Params passed to SparkXGBClassifier under their snake_case names.
+BOOSTER_ARGS = (
+    "maxDepth",
+    "maxLeaves",
+    "growPolicy",
+    "learningRate",
+    "minChildWeight",
+    "regAlpha",
+    "regLambda",
+    "subsample",
+    "colsampleBytree",
+    "scalePosWeight",
+    "maxBin",
+)
 
 
 def leaf_tables(dump: list[str]) -> tuple[list[int], np.ndarray]:
@@ -140,23 +154,13 @@ class XGBoostLeafEncoder(Estimator, _XGBoostParams, DefaultParamsReadable, Defau
             num_workers=workers,
             tree_method="hist",
             n_estimators=get(self.numTrees),
-            max_depth=get(self.maxDepth),
-            max_leaves=get(self.maxLeaves),
-            grow_policy=get(self.growPolicy),
-            learning_rate=get(self.learningRate),
-            min_child_weight=get(self.minChildWeight),
-            reg_alpha=get(self.regAlpha),
-            reg_lambda=get(self.regLambda),
-            subsample=get(self.subsample),
-            colsample_bytree=get(self.colsampleBytree),
-            scale_pos_weight=get(self.scalePosWeight),
-            max_bin=get(self.maxBin),
             random_state=self.getSeed(),
             eval_metric="logloss",
             missing=float("nan"),
             verbosity=0,
             verbose=False,
             feature_types=get(self.featureTypes) or None,
+            **{snake_case(name): get(name) for name in BOOSTER_ARGS},
             **({"early_stopping_rounds": stopping, "validation_indicator_col": VALIDATION_COL} if validation else {}),
         )
 

@@ -75,13 +75,10 @@ def evaluate_job(ctx: "JobContext") -> dict[str, Any]:
             label_col=columns["label"],
             weight_col=optional["weight"],
             group_col=optional["group"],
-            threshold=cfg["threshold"],
-            curve_points=cfg["curve_points"],
             plot_dir=plots,
-            drop_invalid=cfg["drop_invalid"],
             positive_label=_or(cfg["positive_label"], 1),
             negative_label=_or(cfg["negative_label"], 0),
-            calibration_bins=cfg["calibration_bins"],
+            **{key: cfg[key] for key in ("threshold", "curve_points", "drop_invalid", "calibration_bins")},
         )
         images = {Path(path).name: Path(path).read_bytes() for path in report.pop("plots").values()}
     ctx.metrics["evaluation"] = report

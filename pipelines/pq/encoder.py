@@ -44,7 +44,17 @@ from pipelines.pq.validation import (
     problem,
 )
 from pipelines.stages import ArrayModel, StageParams, param
-from udfs.pq import METRICS, code_size, decode_udf, encode_udf, prepare, reconstruct, residuals, stack_vectors
+from udfs.pq import (
+    METRICS,
+    Quantiser,
+    code_size,
+    decode_udf,
+    encode_udf,
+    prepare,
+    reconstruct,
+    residuals,
+    stack_vectors,
+)
 
 
 class _PQParams(StageParams, HasInputCol, HasOutputCol, HasSeed, HasMaxIter):
@@ -177,22 +187,25 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
         """Bytes per encoded vector."""
         return code_size(self.getM(), self.getNbits())
 
+    @property
+    def quantiser(self) -> Quantiser:
+        """The trained arrays and the Params the numpy kernels and UDFs read."""
+        return Quantiser(self.codebooks, self.rotation, self.coarse, self.getMetric(), self.getNbits(), self.residual)
+
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """Raw vectors into the quantised space (normalised for cosine, OPQ-rotated)."""
         return prepare(x, self.getMetric(), self.rotation)
 
     def decode_array(self, packed: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
         """Raw-space reconstructions of packed codes (numpy, driver side); residual codes need their ``lists``."""
-        coarse = self.coarse if self.residual else None
-        if coarse is not None and lists is None:
+        pq = self.quantiser
+        if pq.residual_coarse is not None and lists is None:
             raise PQError("residual codes need their IVF list ids to be decoded")
-        return reconstruct(packed, lists, self.codebooks, self.rotation, coarse, self.getNbits())
+        return reconstruct(packed, lists, pq)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         vec = encoder_input(dataset, self.getInputCol())  # wrong-length and NaN/inf rows get null codes in numpy
-        codes = encode_udf(
-            self.dim, self.codebooks, self.rotation, self.coarse, self.getMetric(), self.getNbits(), self.residual
-        )
+        codes = encode_udf(self.dim, self.quantiser)
         if self.coarse is None:
             return dataset.withColumn(self.getOutputCol(), codes(vec))
         return (
@@ -205,9 +218,9 @@ class PQEncoderModel(Model, _PQParams, ArrayModel):
     def decode(self, dataset: DataFrame, output_col: str = "decoded") -> DataFrame:
         """Add ``output_col`` (``array<float>``): the vector each code stands for, in the raw space (residual
         codes: their list's centroid plus the decoded residual, so ``listCol`` must be present)."""
-        coarse = self.coarse if self.residual else None
-        lists = F.col(check_list_col(dataset, self.getListCol())) if coarse is not None else F.lit(0)
-        vectors = decode_udf(self.codebooks, self.rotation, coarse, self.getNbits())
+        pq = self.quantiser
+        lists = F.col(check_list_col(dataset, self.getListCol())) if pq.residual_coarse is not None else F.lit(0)
+        vectors = decode_udf(pq)
         return dataset.withColumn(output_col, vectors(F.col(self.getOutputCol()), lists))
 
     def arrays(self) -> dict[str, np.ndarray | None]:

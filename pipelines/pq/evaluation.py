@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from pipelines.pq.encoder import PQEncoderModel
 from pipelines.pq.validation import check_list_col, float_array
-from udfs.pq import decode, prepare, series_to_codes, stack_vectors, unpack_codes
+from udfs.pq import Quantiser, code_size, decode, prepare, series_to_codes, stack_vectors, unpack_codes
 
 RECALL_KS = (1, 10, 100)
 
@@ -34,23 +34,16 @@ def recall_at(found: DataFrame, truth: DataFrame, ks: Iterable[int] = RECALL_KS)
     return {f"r{k}": (counts[f"r{k}"] or 0) / n if n else 0.0 for k in ks}
 
 
-def _squared_errors(
-    batches: Iterator[pd.DataFrame],
-    codebooks: np.ndarray,
-    rotation: np.ndarray | None,
-    coarse: np.ndarray | None,
-    metric: str,
-    nbits: int,
-    size: int,
-) -> Iterator[pd.DataFrame]:
+def _squared_errors(batches: Iterator[pd.DataFrame], pq: Quantiser) -> Iterator[pd.DataFrame]:
     """``mapInPandas`` body: per batch, the sum of squared reconstruction errors and the row count
-    (``coarse``: residual codes, reconstructed as their list's centroid plus the decoded residual)."""
-    m, _, dsub = codebooks.shape
+    (residual codes are reconstructed as their list's centroid plus the decoded residual)."""
+    m, _, dsub = pq.codebooks.shape
+    size = code_size(m, pq.nbits)
     for frame in batches:
-        x = prepare(stack_vectors(frame["_v"], m * dsub), metric, rotation)
-        recon = decode(unpack_codes(series_to_codes(frame["_c"], size), m, nbits), codebooks)
-        if coarse is not None:
-            recon += coarse[frame["_l"].to_numpy(np.int64)]
+        x = prepare(stack_vectors(frame["_v"], m * dsub), pq.metric, pq.rotation)
+        recon = decode(unpack_codes(series_to_codes(frame["_c"], size), m, pq.nbits), pq.codebooks)
+        if pq.residual_coarse is not None:
+            recon += pq.residual_coarse[frame["_l"].to_numpy(np.int64)]
         err = np.einsum("nd,nd->n", x - recon, x - recon).astype(np.float64)
         yield pd.DataFrame({"sse": [float(err.sum())], "n": [len(frame)]})
 
@@ -61,15 +54,7 @@ def reconstruction_mse(model: PQEncoderModel, coded: DataFrame, vector_col: str 
     For cosine the error is measured on the normalised vectors (what is quantised); residual codes are read
     with the model's list column.
     """
-    body = functools.partial(
-        _squared_errors,
-        codebooks=model.codebooks,
-        rotation=model.rotation,
-        coarse=model.coarse if model.residual else None,
-        metric=model.getMetric(),
-        nbits=model.getNbits(),
-        size=model.code_size,
-    )
+    body = functools.partial(_squared_errors, pq=model.quantiser)
     lists = F.col(check_list_col(coded, model.getListCol())) if model.residual else F.lit(0)
     parts = coded.select(
         float_array(coded, vector_col).alias("_v"), F.col(model.getOutputCol()).alias("_c"), lists.alias("_l")

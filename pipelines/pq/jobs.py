@@ -29,6 +29,21 @@ from pipelines.pq.validation import (
     split_vectors,
 )
 from pipelines.session import job_description
+from pipelines.stages import config_params
+
+# quantizer settings named as PQEncoder's Params (in snake_case)
+ENCODER_KEYS = (
+    "m",
+    "nbits",
+    "metric",
+    "max_iter",
+    "seed",
+    "distributed_min_rows",
+    "opq",
+    "opq_iter",
+    "nlist",
+    "by_residual",
+)
 
 
 def read_vectors(ctx: JobContext, source: Mapping[str, Any], id_name: str) -> DataFrame:
@@ -78,19 +93,10 @@ def build_pq_job(ctx: JobContext) -> None:
     encoder = PQEncoder(
         inputCol="vector",
         outputCol="code",
-        m=q["m"],
-        nbits=q["nbits"],
-        metric=q["metric"],
-        maxIter=q["max_iter"],
-        seed=q["seed"],
-        sampleSize=q["train_sample_size"],
-        distributedMinRows=q["distributed_min_rows"],
-        opq=q["opq"],
-        opqIter=q["opq_iter"],
-        nlist=q["nlist"],
-        byResidual=q["by_residual"],
         listCol="list_id",
+        sampleSize=q["train_sample_size"],
         initMode=q["init"],
+        **config_params(q, *ENCODER_KEYS),
     )
     started = time.time()
     model = encoder.fit(good)

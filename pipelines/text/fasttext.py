@@ -29,16 +29,16 @@ from pyspark.sql import functions as F
 from pipelines.connect import share
 from pipelines.errors import UserError
 from pipelines.frames import from_pandas, vector_matrix
-from pipelines.stages import SavedModel, param
+from pipelines.stages import param
 from pipelines.text.fasttext_ids import EOS
 from pipelines.text.fasttext_kernel import Tree
 from pipelines.text.fasttext_trainer import FastTextSettings, train_fasttext
 from pipelines.word2vec.trainer_sgns import RoundParams
+from pipelines.word2vec.vocab_model import VocabularyModel, progress_log, read_rows, write_rows
 from pipelines.word2vec.vocabulary import build_vocabulary
 from udfs.fasttext import Scorer, ids_udf, predict_udf
 
 INPUT_SCHEMA = "index INT, word STRING, count BIGINT, bucket INT, vector ARRAY<FLOAT>"
-OUTPUT_SCHEMA = "index INT, vector ARRAY<FLOAT>"
 
 
 class FastTextError(UserError):
@@ -76,19 +76,10 @@ class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, Defa
         v = self.value
         if v("minCount") < 1 or v("wordNgrams") < 1 or v("bucket") < 0:
             raise FastTextError("fasttext: minCount and wordNgrams must be at least 1, bucket at least 0")
+        sgd = ("dim", "lr", "epoch", "loss", "batchSize")
+        rounds = ("numPartitions", "syncsPerEpoch", "epochsPerSync", "combine")
         try:
-            return FastTextSettings(
-                v("dim"),
-                v("lr"),
-                v("epoch"),
-                v("loss"),
-                v("batchSize"),
-                v("numPartitions"),
-                v("syncsPerEpoch"),
-                v("epochsPerSync"),
-                v("combine"),
-                v("seed"),
-            )
+            return FastTextSettings(*self.values(*sgd, *rounds, "seed"))
         except ValueError as exc:
             raise FastTextError(f"fasttext: {exc}") from None
 
@@ -124,28 +115,16 @@ class FastTextClassifier(Estimator, _FastTextParams, DefaultParamsReadable, Defa
         )
         try:
             w_in, w_out, buckets, summary = train_fasttext(
-                ids, len(words), counts, vocab.corpus_tokens, settings, log=_log
+                ids, len(words), counts, vocab.corpus_tokens, settings, log=progress_log("fasttext")
             )
         finally:
             words_bc.destroy()
         model = self._copyValues(FastTextClassificationModel(vocab.words, vocab.counts, buckets, w_in, w_out, counts))
-        model.summary = {
-            "words": len(vocab),
-            "buckets_used": int(len(buckets)),
-            "classes": int(len(counts)),
-            "rows": int(counts.sum()),
-            **summary,
-        }
-        return model
+        figures = {"words": len(vocab), "buckets_used": int(len(buckets)), "classes": int(len(counts))}
+        return model.trained({**figures, "rows": int(counts.sum()), **summary})
 
 
-def _log(message: str) -> None:
-    import sys
-
-    print(f"[fasttext] {message}", file=sys.stderr, flush=True)
-
-
-class FastTextClassificationModel(Model, _FastTextParams, SavedModel):
+class FastTextClassificationModel(Model, _FastTextParams, VocabularyModel):
     """The trained matrices: input rows for the vocabulary words (most frequent first) then the used n-gram
     buckets (sorted), output rows per class (softmax) or inner tree node (hs); class counts for the tree."""
 
@@ -159,13 +138,11 @@ class FastTextClassificationModel(Model, _FastTextParams, SavedModel):
         class_counts: np.ndarray | None = None,
     ) -> None:
         super().__init__()
-        self.words = list(words or [])
-        self.counts = np.asarray(counts if counts is not None else [], np.int64)
+        self.set_vocabulary(words, counts)
         self.buckets = np.asarray(buckets if buckets is not None else [], np.int64)
         self.w_in = np.asarray(w_in if w_in is not None else np.zeros((0, 0)), np.float32)
         self.w_out = np.asarray(w_out if w_out is not None else np.zeros((0, 0)), np.float32)
         self.class_counts = np.asarray(class_counts if class_counts is not None else [], np.int64)
-        self.summary: dict[str, Any] = {}
 
     @property
     def numClasses(self) -> int:
@@ -199,7 +176,7 @@ class FastTextClassificationModel(Model, _FastTextParams, SavedModel):
         )
 
     def extra_metadata(self) -> dict[str, Any]:
-        return {"classCounts": self.class_counts.tolist(), "summary": self.summary}
+        return {"classCounts": self.class_counts.tolist(), **super().extra_metadata()}
 
     def save_data(self, path: str, spark: SparkSession) -> None:
         """The input rows (``data/input``: words with their counts, then buckets) and the output rows
@@ -215,21 +192,18 @@ class FastTextClassificationModel(Model, _FastTextParams, SavedModel):
             }
         )
         from_pandas(spark, table, INPUT_SCHEMA).write.parquet(f"{path}/data/input")
-        output = pd.DataFrame({"index": np.arange(len(self.w_out), dtype=np.int32), "vector": list(self.w_out)})
-        from_pandas(spark, output, OUTPUT_SCHEMA).write.parquet(f"{path}/data/output")
+        write_rows(spark, self.w_out, f"{path}/data/output", "index")
 
     @classmethod
     def load_data(cls, path: str, spark: SparkSession, metadata: Mapping[str, Any]) -> "FastTextClassificationModel":
         table = spark.read.parquet(f"{path}/data/input").orderBy("index").toArrow()
         word = table.column("word").is_valid().to_numpy(zero_copy_only=False)
         is_word, is_bucket = pa.array(word), pa.array(~word)
-        model = cls(
+        return cls(
             table.column("word").filter(is_word).to_pylist(),
             table.column("count").filter(is_word).to_numpy(),
             table.column("bucket").filter(is_bucket).to_numpy(),
             vector_matrix(table),
-            vector_matrix(spark.read.parquet(f"{path}/data/output").orderBy("index").toArrow()),
+            read_rows(spark, f"{path}/data/output", "index"),
             metadata["classCounts"],
         )
-        model.summary = metadata.get("summary", {})
-        return model

@@ -26,6 +26,7 @@ from pipelines.ingest import read_corpus_source
 from pipelines.metrics.plots import confusion_png
 from pipelines.output import partition_path
 from pipelines.sampling import stratified_split
+from pipelines.stages import config_params
 from pipelines.text.classifier import (
     LABEL,
     PREDICTED_LABEL,
@@ -54,13 +55,8 @@ def tokenizer_from_config(cfg: Mapping[str, Any]) -> TextTokenizer:
     """The tokeniser described by a job's ``tokenizer`` section."""
     try:
         return TextTokenizer(
-            segmenter=cfg["segmenter"],
-            pattern=cfg["pattern"],
-            normalization=cfg["normalization"],
-            lowercase=cfg["lowercase"],
-            ngramMax=cfg["ngram_max"],
-            userDict=cfg["user_dict"],
             stopWords=stop_words(cfg["stop_words"], cfg["extra_stop_words"]),
+            **config_params(cfg, "segmenter", "pattern", "normalization", "lowercase", "ngram_max", "user_dict"),
         )
     except ValueError as exc:
         raise ConfigError(f"tokenizer: {exc}") from None

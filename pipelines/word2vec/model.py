@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from pipelines.connect import require_classic, share
 from pipelines.frames import from_pandas, vector_matrix
-from pipelines.stages import SavedModel, param
+from pipelines.stages import param
 from pipelines.word2vec.errors import Word2VecError
 from pipelines.word2vec.kernel import KernelSettings
 from pipelines.word2vec.mllib import MllibSettings, train_mllib
@@ -27,12 +27,12 @@ from pipelines.word2vec.ppmi import PpmiSettings, train_ppmi
 from pipelines.word2vec.queries import VectorIndex
 from pipelines.word2vec.subwords import compose
 from pipelines.word2vec.trainer_sgns import RoundParams, SgnsSettings, train_sgns
+from pipelines.word2vec.vocab_model import VocabularyModel, progress_log, read_rows, write_rows
 from pipelines.word2vec.vocabulary import Vocabulary, build_vocabulary
 from udfs.word2vec import mean_vector_udf
 
 TRAINERS = ("sgns", "ppmi", "mllib")
 VECTORS_SCHEMA = "word STRING, vector ARRAY<FLOAT>, count BIGINT, index INT"
-NGRAMS_SCHEMA = "bucket INT, vector ARRAY<FLOAT>"
 
 
 class _Word2VecParams(RoundParams):
@@ -69,32 +69,21 @@ class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsW
         try:
             if v("trainer") == "sgns":
                 kernel = KernelSettings(
-                    v("vectorSize"),
-                    v("window"),
-                    v("sample"),
-                    v("architecture"),
-                    v("loss"),
-                    v("negative"),
+                    *self.values("vectorSize", "window", "sample", "architecture", "loss", "negative"),
                     seed=v("seed"),
                     min_n=v("minN"),
                     max_n=v("maxN"),
                     buckets=v("buckets"),
                 )
-                return SgnsSettings(
-                    kernel,
-                    v("epochs"),
-                    v("alpha"),
-                    v("minAlpha"),
-                    v("numPartitions"),
-                    v("syncsPerEpoch"),
-                    v("combine"),
-                    v("maxMemoryFraction"),
-                )
+                rounds = ("epochs", "alpha", "minAlpha", "numPartitions", "syncsPerEpoch", "combine")
+                return SgnsSettings(kernel, *self.values(*rounds, "maxMemoryFraction"))
             if v("trainer") == "ppmi":
-                return PpmiSettings(v("vectorSize"), v("window"), v("ppmiShift"), v("ppmiContextAlpha"), seed=v("seed"))
+                return PpmiSettings(
+                    *self.values("vectorSize", "window", "ppmiShift", "ppmiContextAlpha"), seed=v("seed")
+                )
             if v("trainer") == "mllib":
                 return MllibSettings(
-                    v("vectorSize"), v("window"), v("minCount"), v("numPartitions"), v("epochs"), v("alpha"), v("seed")
+                    *self.values("vectorSize", "window", "minCount", "numPartitions", "epochs", "alpha", "seed")
                 )
         except ValueError as exc:
             raise Word2VecError(f"word2vec: {exc}") from None
@@ -112,28 +101,17 @@ class Word2Vec(Estimator, _Word2VecParams, DefaultParamsReadable, DefaultParamsW
         vocab = build_vocabulary(corpus, "tokens", self.value("minCount"), self.value("maxVocabSize"))
         ngrams = None
         if isinstance(settings, SgnsSettings):
-            vectors, summary, ngrams = train_sgns(corpus, vocab, settings, log=_log)
+            vectors, summary, ngrams = train_sgns(corpus, vocab, settings, log=progress_log("word2vec"))
         elif isinstance(settings, PpmiSettings):
-            vectors, summary = train_ppmi(corpus, vocab, settings, log=_log)
+            vectors, summary = train_ppmi(corpus, vocab, settings, log=progress_log("word2vec"))
         else:
             vectors, summary = train_mllib(corpus, vocab, settings)
         model = self._copyValues(Word2VecModel(vocab.words, vocab.counts, vectors, ngrams))
-        model.summary = {
-            "vocabulary": len(vocab),
-            "corpus_tokens": vocab.corpus_tokens,
-            "sentences": vocab.sentences,
-            **summary,
-        }
-        return model
+        figures = {"vocabulary": len(vocab), "corpus_tokens": vocab.corpus_tokens, "sentences": vocab.sentences}
+        return model.trained({**figures, **summary})
 
 
-def _log(message: str) -> None:
-    import sys
-
-    print(f"[word2vec] {message}", file=sys.stderr, flush=True)
-
-
-class Word2VecModel(Model, _Word2VecParams, SavedModel):
+class Word2VecModel(Model, _Word2VecParams, VocabularyModel):
     """Word vectors (rows in vocabulary order) with counts; ``transform`` averages a row's token vectors. With
     subwords it keeps the n-gram buckets' rows too (``ngrams``): ``wordVector`` and ``findSynonyms`` then answer
     words out of the vocabulary from their character n-grams."""
@@ -146,11 +124,9 @@ class Word2VecModel(Model, _Word2VecParams, SavedModel):
         ngrams: np.ndarray | None = None,
     ) -> None:
         super().__init__()
-        self.words = list(words or [])
-        self.counts = np.asarray(counts if counts is not None else [], np.int64)
+        self.set_vocabulary(words, counts)
         self.vectors = np.asarray(vectors if vectors is not None else np.zeros((0, 0)), np.float32)
         self.ngrams = None if ngrams is None else np.asarray(ngrams, np.float32)
-        self.summary: dict[str, Any] = {}
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -234,16 +210,12 @@ class Word2VecModel(Model, _Word2VecParams, SavedModel):
         mean = mean_vector_udf(bc)(F.col(self.getInputCol()))
         return dataset.withColumn(self.getOutputCol(), array_to_vector(mean))
 
-    def extra_metadata(self) -> dict[str, Any]:
-        return {"summary": self.summary}
-
     def save_data(self, path: str, spark: SparkSession) -> None:
         """The vectors table as Parquet (``data/``); with subwords the n-gram buckets' rows as ``(bucket, vector)``
         (``ngrams/``)."""
         self.vectors_frame(spark).write.parquet(f"{path}/data")
         if self.ngrams is not None:
-            ngrams = pd.DataFrame({"bucket": np.arange(len(self.ngrams), dtype=np.int32), "vector": list(self.ngrams)})
-            from_pandas(spark, ngrams, NGRAMS_SCHEMA).write.parquet(f"{path}/ngrams")
+            write_rows(spark, self.ngrams, f"{path}/ngrams", "bucket")
 
     @classmethod
     def load_data(cls, path: str, spark: SparkSession, metadata: Mapping[str, Any]) -> "Word2VecModel":
@@ -251,7 +223,5 @@ class Word2VecModel(Model, _Word2VecParams, SavedModel):
         vectors = vector_matrix(table) if table.num_rows else None
         ngrams = None
         if {**metadata.get("defaultParamMap", {}), **metadata.get("paramMap", {})}.get("maxN", 0) > 0:
-            ngrams = vector_matrix(spark.read.parquet(f"{path}/ngrams").orderBy("bucket").toArrow())
-        model = cls(table.column("word").to_pylist(), table.column("count").to_numpy(), vectors, ngrams)
-        model.summary = metadata.get("summary", {})
-        return model
+            ngrams = read_rows(spark, f"{path}/ngrams", "bucket")
+        return cls(table.column("word").to_pylist(), table.column("count").to_numpy(), vectors, ngrams)
