@@ -298,3 +298,37 @@ def test_many_range_partitions_are_used(spark, partitions):
     frame = prepare_binary(_frame(spark, _dataset("weighted"), partitions), "score", "label", "w")
     order = curves.ScoreOrder(frame)
     assert len(order.parts) >= 8
+
+
+OWN_KEYWORDS = {"confusion_at_threshold": ("threshold", 0.5), "roc_curve": ("points", 200), "pr_curve": ("points", 200)}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "log_loss",
+        "normalized_entropy",
+        "calibration",
+        "confusion_at_threshold",
+        "roc_auc",
+        "pr_auc",
+        "best_f1_threshold",
+        "roc_curve",
+        "pr_curve",
+    ],
+)
+def test_binary_metrics_keep_their_public_signature(name):
+    """binary_metric gives each metric the shared columns and label options around its own keywords."""
+    import inspect
+
+    metric = getattr(metrics, name)
+    params = inspect.signature(metric).parameters
+    own = [OWN_KEYWORDS[name]] if name in OWN_KEYWORDS else []
+    expected = [("df", inspect.Parameter.empty), ("score_col", inspect.Parameter.empty)]
+    expected += [("label_col", inspect.Parameter.empty), ("weight_col", None), *own]
+    expected += [("positive_label", 1), ("negative_label", 0), ("drop_invalid", False)]
+    assert [(p.name, p.default) for p in params.values()] == expected
+    assert [p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY] == [n for n, _ in expected[4:]]
+    assert metric.__name__ == name and metric.__doc__
+    with pytest.raises(TypeError):
+        metric(None, "score", "label", positive=1)  # a misspelt option is refused before any Spark work

@@ -170,6 +170,7 @@ def test_softmax_in_a_pipeline_learns_and_loads_back(spark, reviews, tmp_path):
     loaded = PipelineModel.load(str(tmp_path / "model"))
     stage = loaded.stages[-1]
     assert isinstance(stage, FastTextClassificationModel) and stage.value("wordNgrams") == 2
+    assert stage.summary == model.stages[-1].summary and stage.summary["classes"] == 2
     again = loaded.transform(reviews).select("probability").toPandas()
     np.testing.assert_array_equal(np.stack(again["probability"].map(lambda v: v.toArray())), probabilities)
 

@@ -40,6 +40,11 @@ class Quantiser:
     by_residual: bool = False
 
     @property
+    def code_size(self) -> int:
+        """Bytes per packed code."""
+        return code_size(self.codebooks.shape[0], self.nbits)
+
+    @property
     def residual_coarse(self) -> np.ndarray | None:
         """The centroids the codes are relative to: ``coarse`` for residual codes, else ``None``."""
         return self.coarse if self.by_residual else None
@@ -442,10 +447,8 @@ def decode_udf(pq: Quantiser) -> Callable[[Column, Column], Column]:
     from pyspark.sql import types as T
     from pyspark.sql.functions import pandas_udf
 
-    size = code_size(pq.codebooks.shape[0], pq.nbits)
-
     def vectors(codes: pd.Series, lists: pd.Series) -> pd.Series:
-        x = reconstruct(series_to_codes(codes, size), lists.to_numpy(np.int64), pq)
+        x = reconstruct(series_to_codes(codes, pq.code_size), lists.to_numpy(np.int64), pq)
         return vectors_to_series(x, codes.index)
 
     return pandas_udf(vectors, T.ArrayType(T.FloatType()))

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from pipelines.pq.encoder import PQEncoderModel
 from pipelines.pq.validation import check_list_col, float_array
-from udfs.pq import Quantiser, code_size, decode, prepare, series_to_codes, stack_vectors, unpack_codes
+from udfs.pq import Quantiser, decode, prepare, series_to_codes, stack_vectors, unpack_codes
 
 RECALL_KS = (1, 10, 100)
 
@@ -38,10 +38,9 @@ def _squared_errors(batches: Iterator[pd.DataFrame], pq: Quantiser) -> Iterator[
     """``mapInPandas`` body: per batch, the sum of squared reconstruction errors and the row count
     (residual codes are reconstructed as their list's centroid plus the decoded residual)."""
     m, _, dsub = pq.codebooks.shape
-    size = code_size(m, pq.nbits)
     for frame in batches:
         x = prepare(stack_vectors(frame["_v"], m * dsub), pq.metric, pq.rotation)
-        recon = decode(unpack_codes(series_to_codes(frame["_c"], size), m, pq.nbits), pq.codebooks)
+        recon = decode(unpack_codes(series_to_codes(frame["_c"], pq.code_size), m, pq.nbits), pq.codebooks)
         if pq.residual_coarse is not None:
             recon += pq.residual_coarse[frame["_l"].to_numpy(np.int64)]
         err = np.einsum("nd,nd->n", x - recon, x - recon).astype(np.float64)
