@@ -12,8 +12,12 @@ from pipelines.session import load_spark_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-# The tests' JIT/GC options (conf/spark/test.yaml), for the JVMs that spark-submit or spark-class start.
-JAVA_OPTIONS = load_spark_yaml(ROOT / "conf" / "spark" / "test.yaml")["conf"]["spark.driver.extraJavaOptions"]
+TEST_CONF = ROOT / "conf" / "spark" / "test.yaml"
+# The tests' JIT/GC options: the session's JVM and those that spark-submit or spark-class start. test.yaml's unless
+# PIPELINES_TEST_JAVA_OPTIONS says otherwise (the slow tier's long sessions keep the full JIT: see the Makefile).
+JAVA_OPTIONS = (
+    os.environ.get("PIPELINES_TEST_JAVA_OPTIONS") or load_spark_yaml(TEST_CONF)["conf"]["spark.driver.extraJavaOptions"]
+)
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 # No MLflow run of the tests' jobs, in this process or the jobs it starts (tests/test_tracking.py turns it on, with
@@ -25,7 +29,7 @@ os.environ["PIPELINES_TRACKING"] = "off"
 def spark():
     from pipelines.session import get_spark
 
-    session = get_spark("tests", ROOT / "conf" / "spark" / "test.yaml")
+    session = get_spark("tests", TEST_CONF, {"spark.driver.extraJavaOptions": JAVA_OPTIONS})
     yield session
     session.stop()
 

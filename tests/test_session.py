@@ -3,6 +3,7 @@
 import pytest
 
 from pipelines.session import LOCAL_SPARK_CONF, load_spark_yaml, under_spark_submit
+from tests.conftest import JAVA_OPTIONS
 
 
 def test_local_yaml_has_small_machine_defaults():
@@ -28,8 +29,9 @@ def test_fixture_session_follows_test_yaml(spark):
     assert conf.get("spark.sql.shuffle.partitions") == "4"
     assert conf.get("spark.ui.enabled") == "false"
     assert conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
-    # the driver JVM was started with test.yaml's JIT and GC options (the suite's CPU budget relies on them)
+    # the driver JVM was started with the tier's JIT and GC options (the suite's CPU budget relies on them)
     jvm_args = list(
         spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
     )
-    assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} <= set(jvm_args), jvm_args
+    assert set(JAVA_OPTIONS.split()) <= set(jvm_args), jvm_args
+    assert "-XX:+UseSerialGC" in jvm_args
